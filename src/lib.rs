@@ -1,0 +1,18 @@
+//! # metalearn
+//!
+//! Learning to learn in pure Rust: few-shot meta-learning (MAML, Reptile, ProtoNet, ...),
+//! multi-task learning and transfer learning, on our own tensor engine with reverse-mode
+//! automatic differentiation of any order.
+//!
+//! Rooms, one per concept (data flows top to bottom, never back):
+//! - [`tensor`]: storage, shapes and every op (forward kernel + backward rule),
+//! - [`autodiff`]: the graph, [`autodiff::grad`], no-grad scopes, gradient checks,
+//! - [`nn`]: functional layers over parameter lists, optimizers, checkpoints,
+//! - [`data`]: datasets, episode samplers, task families.
+
+pub mod autodiff;
+pub mod data;
+pub mod tensor;
+
+pub use autodiff::{grad, grad_with, no_grad, GradOptions};
+pub use tensor::{Device, Float, Tensor};

@@ -1,0 +1,321 @@
+//! Elementwise arithmetic with broadcasting, scalar arithmetic and pointwise functions.
+//!
+//! Backward rules (g = upstream gradient, y = output):
+//! `a+b: (g, g)`, `a-b: (g, -g)`, `a*b: (g b, g a)`, `a/b: (g/b, -g y/b)`, each summed back to
+//! its input's shape; `exp: g y`, `log: g/x`, `sqrt: g/(2y)`, `x^p: g p x^(p-1)`,
+//! `sigmoid: g y (1-y)`, `tanh: g (1-y^2)`, `relu, abs, clamp: g * mask` with a constant mask
+//! (ReLU'(0) = 0, as PyTorch).
+
+use super::shape::{broadcast_shapes, broadcast_strides};
+use super::view::for_each_offset;
+use super::{Float, Tensor};
+use crate::autodiff::{Backward, BackwardCtx};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BinaryKind {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinaryKind {
+    fn name(self) -> &'static str {
+        match self {
+            BinaryKind::Add => "add",
+            BinaryKind::Sub => "sub",
+            BinaryKind::Mul => "mul",
+            BinaryKind::Div => "div",
+        }
+    }
+}
+
+struct BinaryBackward(BinaryKind);
+
+impl<T: Float> Backward<T> for BinaryBackward {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let (a, b) = (&ctx.inputs[0], &ctx.inputs[1]);
+        let (ga, gb) = match self.0 {
+            BinaryKind::Add => (ctx.needs[0].then(|| g.clone()), ctx.needs[1].then(|| g.clone())),
+            BinaryKind::Sub => (ctx.needs[0].then(|| g.clone()), ctx.needs[1].then(|| g.neg())),
+            BinaryKind::Mul => (ctx.needs[0].then(|| g.mul(b)), ctx.needs[1].then(|| g.mul(a))),
+            BinaryKind::Div => (
+                ctx.needs[0].then(|| g.div(b)),
+                ctx.needs[1].then(|| g.mul(ctx.output).div(b).neg()),
+            ),
+        };
+        vec![ga.map(|t| t.sum_to(a.shape())), gb.map(|t| t.sum_to(b.shape()))]
+    }
+}
+
+fn binary<T: Float>(a: &Tensor<T>, b: &Tensor<T>, kind: BinaryKind) -> Tensor<T> {
+    let f = match kind {
+        BinaryKind::Add => |x: T, y: T| x + y,
+        BinaryKind::Sub => |x: T, y: T| x - y,
+        BinaryKind::Mul => |x: T, y: T| x * y,
+        BinaryKind::Div => |x: T, y: T| x / y,
+    };
+    let (ad, bd) = (a.data(), b.data());
+    let (data, shape) = if a.shape() == b.shape() {
+        (ad.iter().zip(bd).map(|(&x, &y)| f(x, y)).collect(), a.shape().to_vec())
+    } else if b.numel() == 1 && b.ndim() <= a.ndim() {
+        let y = bd[0];
+        (ad.iter().map(|&x| f(x, y)).collect(), a.shape().to_vec())
+    } else if a.numel() == 1 && a.ndim() <= b.ndim() {
+        let x = ad[0];
+        (bd.iter().map(|&y| f(x, y)).collect(), b.shape().to_vec())
+    } else {
+        let shape = broadcast_shapes(a.shape(), b.shape()).unwrap_or_else(|| {
+            panic!(
+                "{}: shapes {:?} and {:?} do not broadcast",
+                kind.name(),
+                a.shape(),
+                b.shape()
+            )
+        });
+        (broadcast_zip(ad, a.shape(), bd, b.shape(), &shape, f), shape)
+    };
+    Tensor::from_op(data, shape, &[a, b], || BinaryBackward(kind))
+}
+
+/// `f(a[i], b[i])` over the broadcast shape `out`.
+fn broadcast_zip<T: Float>(
+    ad: &[T],
+    ash: &[usize],
+    bd: &[T],
+    bsh: &[usize],
+    out: &[usize],
+    f: impl Fn(T, T) -> T,
+) -> Vec<T> {
+    let sa = broadcast_strides(ash, out);
+    let sb = broadcast_strides(bsh, out);
+    let n: usize = out.iter().product();
+    let mut res = Vec::with_capacity(n);
+    // Walk `b` offsets in lockstep with `a` offsets: combine strides into pairs.
+    let mut offs_b = Vec::with_capacity(n);
+    for_each_offset(out, &sb, |o| offs_b.push(o));
+    let mut i = 0;
+    for_each_offset(out, &sa, |o| {
+        res.push(f(ad[o], bd[offs_b[i]]));
+        i += 1;
+    });
+    res
+}
+
+#[derive(Clone, Copy, Debug)]
+enum UnaryKind {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Abs,
+    Relu,
+    Sigmoid,
+    Tanh,
+    Powf(f64),
+    AddScalar(f64),
+    MulScalar(f64),
+    Clamp(f64, f64),
+}
+
+impl UnaryKind {
+    fn name(self) -> &'static str {
+        match self {
+            UnaryKind::Neg => "neg",
+            UnaryKind::Exp => "exp",
+            UnaryKind::Log => "log",
+            UnaryKind::Sqrt => "sqrt",
+            UnaryKind::Abs => "abs",
+            UnaryKind::Relu => "relu",
+            UnaryKind::Sigmoid => "sigmoid",
+            UnaryKind::Tanh => "tanh",
+            UnaryKind::Powf(_) => "powf",
+            UnaryKind::AddScalar(_) => "add_scalar",
+            UnaryKind::MulScalar(_) => "mul_scalar",
+            UnaryKind::Clamp(_, _) => "clamp",
+        }
+    }
+}
+
+struct UnaryBackward(UnaryKind);
+
+impl<T: Float> Backward<T> for UnaryBackward {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let x = &ctx.inputs[0];
+        let y = ctx.output;
+        let gx = match self.0 {
+            UnaryKind::Neg => g.neg(),
+            UnaryKind::Exp => g.mul(y),
+            UnaryKind::Log => g.div(x),
+            UnaryKind::Sqrt => g.div(y).mul_scalar(0.5),
+            UnaryKind::Abs => g.mul(&mask_of(x, |v| if v > T::zero() { T::one() } else if v < T::zero() { -T::one() } else { T::zero() })),
+            UnaryKind::Relu => g.mul(&mask_of(x, |v| if v > T::zero() { T::one() } else { T::zero() })),
+            UnaryKind::Sigmoid => g.mul(&y.mul(&y.neg().add_scalar(1.0))),
+            UnaryKind::Tanh => g.mul(&y.mul(y).neg().add_scalar(1.0)),
+            UnaryKind::Powf(p) => g.mul(&x.powf(p - 1.0)).mul_scalar(p),
+            UnaryKind::AddScalar(_) => g.clone(),
+            UnaryKind::MulScalar(c) => g.mul_scalar(c),
+            UnaryKind::Clamp(lo, hi) => {
+                let (lo, hi) = (T::of(lo), T::of(hi));
+                g.mul(&mask_of(x, |v| if v >= lo && v <= hi { T::one() } else { T::zero() }))
+            }
+        };
+        vec![Some(gx)]
+    }
+}
+
+/// A constant (history-free) tensor `m(x)` elementwise.
+fn mask_of<T: Float>(x: &Tensor<T>, m: impl Fn(T) -> T) -> Tensor<T> {
+    Tensor::from_vec(x.data().iter().map(|&v| m(v)).collect(), x.shape())
+}
+
+fn unary<T: Float>(x: &Tensor<T>, kind: UnaryKind) -> Tensor<T> {
+    let d = x.data();
+    let data: Vec<T> = match kind {
+        UnaryKind::Neg => d.iter().map(|&v| -v).collect(),
+        UnaryKind::Exp => d.iter().map(|&v| v.exp()).collect(),
+        UnaryKind::Log => d.iter().map(|&v| v.ln()).collect(),
+        UnaryKind::Sqrt => d.iter().map(|&v| v.sqrt()).collect(),
+        UnaryKind::Abs => d.iter().map(|&v| v.abs()).collect(),
+        UnaryKind::Relu => d.iter().map(|&v| if v > T::zero() { v } else { T::zero() }).collect(),
+        UnaryKind::Sigmoid => d.iter().map(|&v| sigmoid(v)).collect(),
+        UnaryKind::Tanh => d.iter().map(|&v| v.tanh()).collect(),
+        UnaryKind::Powf(p) => {
+            let p = T::of(p);
+            d.iter().map(|&v| v.powf(p)).collect()
+        }
+        UnaryKind::AddScalar(c) => {
+            let c = T::of(c);
+            d.iter().map(|&v| v + c).collect()
+        }
+        UnaryKind::MulScalar(c) => {
+            let c = T::of(c);
+            d.iter().map(|&v| v * c).collect()
+        }
+        UnaryKind::Clamp(lo, hi) => {
+            let (lo, hi) = (T::of(lo), T::of(hi));
+            d.iter().map(|&v| v.max(lo).min(hi)).collect()
+        }
+    };
+    Tensor::from_op(data, x.shape().to_vec(), &[x], || UnaryBackward(kind))
+}
+
+/// The logistic function, computed without overflow for large |x|.
+#[inline]
+pub(crate) fn sigmoid<T: Float>(v: T) -> T {
+    if v >= T::zero() {
+        T::one() / (T::one() + (-v).exp())
+    } else {
+        let e = v.exp();
+        e / (T::one() + e)
+    }
+}
+
+impl<T: Float> Tensor<T> {
+    /// `self + other`, broadcasting.
+    pub fn add(&self, other: &Tensor<T>) -> Tensor<T> {
+        binary(self, other, BinaryKind::Add)
+    }
+    /// `self - other`, broadcasting.
+    pub fn sub(&self, other: &Tensor<T>) -> Tensor<T> {
+        binary(self, other, BinaryKind::Sub)
+    }
+    /// `self * other` elementwise, broadcasting.
+    pub fn mul(&self, other: &Tensor<T>) -> Tensor<T> {
+        binary(self, other, BinaryKind::Mul)
+    }
+    /// `self / other` elementwise, broadcasting.
+    pub fn div(&self, other: &Tensor<T>) -> Tensor<T> {
+        binary(self, other, BinaryKind::Div)
+    }
+    /// `-self`.
+    pub fn neg(&self) -> Tensor<T> {
+        unary(self, UnaryKind::Neg)
+    }
+    /// `e^x` elementwise.
+    pub fn exp(&self) -> Tensor<T> {
+        unary(self, UnaryKind::Exp)
+    }
+    /// Natural logarithm elementwise.
+    pub fn log(&self) -> Tensor<T> {
+        unary(self, UnaryKind::Log)
+    }
+    /// Square root elementwise.
+    pub fn sqrt(&self) -> Tensor<T> {
+        unary(self, UnaryKind::Sqrt)
+    }
+    /// `|x|` elementwise (gradient `sign(x)`, 0 at 0).
+    pub fn abs(&self) -> Tensor<T> {
+        unary(self, UnaryKind::Abs)
+    }
+    /// `max(x, 0)` elementwise (gradient 1 for x > 0, else 0).
+    pub fn relu(&self) -> Tensor<T> {
+        unary(self, UnaryKind::Relu)
+    }
+    /// `1 / (1 + e^-x)` elementwise.
+    pub fn sigmoid(&self) -> Tensor<T> {
+        unary(self, UnaryKind::Sigmoid)
+    }
+    /// Hyperbolic tangent elementwise.
+    pub fn tanh(&self) -> Tensor<T> {
+        unary(self, UnaryKind::Tanh)
+    }
+    /// `x^p` elementwise for a constant real `p`.
+    pub fn powf(&self, p: f64) -> Tensor<T> {
+        unary(self, UnaryKind::Powf(p))
+    }
+    /// `x^2` elementwise.
+    pub fn square(&self) -> Tensor<T> {
+        self.mul(self)
+    }
+    /// `x + c` for a constant `c`.
+    pub fn add_scalar(&self, c: f64) -> Tensor<T> {
+        unary(self, UnaryKind::AddScalar(c))
+    }
+    /// `c * x` for a constant `c`.
+    pub fn mul_scalar(&self, c: f64) -> Tensor<T> {
+        unary(self, UnaryKind::MulScalar(c))
+    }
+    /// `min(max(x, lo), hi)` elementwise (gradient 1 where `lo <= x <= hi`, as PyTorch).
+    pub fn clamp(&self, lo: f64, hi: f64) -> Tensor<T> {
+        unary(self, UnaryKind::Clamp(lo, hi))
+    }
+    /// `mask ? a : b` elementwise, with `mask` a constant tensor of 0s and 1s (broadcasting):
+    /// computed as `a * mask + b * (1 - mask)`, so gradients go to the selected side only.
+    pub fn where_mask(mask: &Tensor<T>, a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
+        assert!(!mask.requires_grad(), "where_mask: the mask must be a constant");
+        a.mul(mask).add(&b.mul(&mask.neg().add_scalar(1.0)))
+    }
+    /// A constant 0/1 tensor: 1 where `pred(x)` holds.
+    pub fn mask(&self, pred: impl Fn(T) -> bool) -> Tensor<T> {
+        mask_of(self, |v| if pred(v) { T::one() } else { T::zero() })
+    }
+}
+
+macro_rules! impl_std_op {
+    ($tr:ident, $m:ident) => {
+        impl<T: Float> std::ops::$tr<&Tensor<T>> for &Tensor<T> {
+            type Output = Tensor<T>;
+            fn $m(self, rhs: &Tensor<T>) -> Tensor<T> {
+                Tensor::$m(self, rhs)
+            }
+        }
+    };
+}
+impl_std_op!(Add, add);
+impl_std_op!(Sub, sub);
+impl_std_op!(Mul, mul);
+impl_std_op!(Div, div);
+
+impl<T: Float> std::ops::Neg for &Tensor<T> {
+    type Output = Tensor<T>;
+    fn neg(self) -> Tensor<T> {
+        Tensor::neg(self)
+    }
+}
