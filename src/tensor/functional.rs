@@ -1,1 +1,497 @@
-//! (being written)
+//! Softmax, batch normalisation and losses, each with a fused forward kernel.
+//!
+//! Backward rules (g = upstream gradient, y = output), all written with differentiable ops:
+//! - `softmax: y * (g - sum(g * y))`, `log_softmax: g - exp(y) * sum(g)` (sums along the axis),
+//! - `cross_entropy: (softmax(z) - onehot(labels)) * g / N`,
+//! - `mse_loss: x: 2 (x - t) g / n, t: -2 (x - t) g / n`,
+//! - `bce_with_logits: x: (sigmoid(x) - t) g / n, t: -x g / n`,
+//! - `normalize_channels: inv_std * (g - mean_c(g) - xhat * mean_c(g * xhat))`,
+//! - `channel_affine: x: g * gamma_c, gamma: sum_c(g * x), beta: sum_c(g)`.
+//!
+//! The two channel ops compute their backward with one fused kernel when the backward itself is
+//! not recorded (`create_graph = false`), and with differentiable ops when it is.
+
+use super::elementwise::sigmoid;
+use super::shape::normalize_axis;
+use super::{Float, Tensor};
+use crate::autodiff::{is_grad_enabled, Backward, BackwardCtx};
+use rayon::prelude::*;
+
+/// Above this many elements the channel kernels run in parallel.
+const PARALLEL_MIN: usize = 1 << 16;
+
+// ---------------------------------------------------------------------------------------------
+// softmax / log_softmax
+
+#[derive(Clone, Copy)]
+enum SoftmaxKind {
+    Softmax,
+    LogSoftmax,
+}
+
+/// The fused kernel: every lane along the middle axis of `[outer, n, inner]`.
+fn softmax_kernel<T: Float>(src: &[T], outer: usize, n: usize, inner: usize, kind: SoftmaxKind) -> Vec<T> {
+    let mut out = vec![T::zero(); src.len()];
+    let mut m = vec![T::zero(); inner];
+    let mut s = vec![T::zero(); inner];
+    for o in 0..outer {
+        let x = &src[o * n * inner..(o + 1) * n * inner];
+        let y = &mut out[o * n * inner..(o + 1) * n * inner];
+        m.copy_from_slice(&x[..inner]);
+        for j in 1..n {
+            for (mi, &v) in m.iter_mut().zip(&x[j * inner..(j + 1) * inner]) {
+                if v > *mi {
+                    *mi = v;
+                }
+            }
+        }
+        s.iter_mut().for_each(|v| *v = T::zero());
+        for j in 0..n {
+            let (xr, yr) = (&x[j * inner..(j + 1) * inner], &mut y[j * inner..(j + 1) * inner]);
+            for i in 0..inner {
+                let e = (xr[i] - m[i]).exp();
+                yr[i] = e;
+                s[i] += e;
+            }
+        }
+        match kind {
+            SoftmaxKind::Softmax => {
+                for j in 0..n {
+                    for (v, &si) in y[j * inner..(j + 1) * inner].iter_mut().zip(&s) {
+                        *v /= si;
+                    }
+                }
+            }
+            SoftmaxKind::LogSoftmax => {
+                for (mi, &si) in m.iter_mut().zip(&s) {
+                    *mi += si.ln(); // m becomes the log-sum-exp
+                }
+                for j in 0..n {
+                    let (xr, yr) = (&x[j * inner..(j + 1) * inner], &mut y[j * inner..(j + 1) * inner]);
+                    for i in 0..inner {
+                        yr[i] = xr[i] - m[i];
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+struct SoftmaxBackward {
+    axis: isize,
+    kind: SoftmaxKind,
+}
+impl<T: Float> Backward<T> for SoftmaxBackward {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            SoftmaxKind::Softmax => "softmax",
+            SoftmaxKind::LogSoftmax => "log_softmax",
+        }
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let y = ctx.output;
+        let gx = match self.kind {
+            SoftmaxKind::Softmax => y.mul(&g.sub(&g.mul(y).sum_axis(self.axis, true))),
+            SoftmaxKind::LogSoftmax => g.sub(&y.exp().mul(&g.sum_axis(self.axis, true))),
+        };
+        vec![Some(gx)]
+    }
+}
+
+fn softmax_op<T: Float>(x: &Tensor<T>, axis: isize, kind: SoftmaxKind, op: &str) -> Tensor<T> {
+    assert!(x.ndim() > 0, "{op}: a 0-d tensor has no axis {axis}");
+    let ax = normalize_axis(axis, x.ndim(), op);
+    let (outer, inner) = super::layout::outer_inner(x.shape(), ax);
+    let out = softmax_kernel(x.data(), outer, x.dim(ax), inner, kind);
+    Tensor::from_op(out, x.shape().to_vec(), &[x], || SoftmaxBackward {
+        axis: ax as isize,
+        kind,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// losses
+
+struct CrossEntropyBackward {
+    labels: Vec<usize>,
+}
+impl<T: Float> Backward<T> for CrossEntropyBackward {
+    fn name(&self) -> &'static str {
+        "cross_entropy"
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let z = &ctx.inputs[0];
+        let (n, c) = (z.dim(0), z.dim(1));
+        let mut onehot = vec![T::zero(); n * c];
+        for (i, &l) in self.labels.iter().enumerate() {
+            onehot[i * c + l] = T::one();
+        }
+        let onehot = Tensor::from_vec(onehot, &[n, c]);
+        let gz = z.softmax(1).sub(&onehot).mul(g).mul_scalar(1.0 / n.max(1) as f64);
+        vec![Some(gz)]
+    }
+}
+
+struct MseBackward;
+impl<T: Float> Backward<T> for MseBackward {
+    fn name(&self) -> &'static str {
+        "mse_loss"
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let (x, t) = (&ctx.inputs[0], &ctx.inputs[1]);
+        let gx = x.sub(t).mul(g).mul_scalar(2.0 / x.numel().max(1) as f64);
+        let gt = ctx.needs[1].then(|| gx.neg());
+        vec![ctx.needs[0].then_some(gx), gt]
+    }
+}
+
+struct BceBackward;
+impl<T: Float> Backward<T> for BceBackward {
+    fn name(&self) -> &'static str {
+        "bce_with_logits"
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let (x, t) = (&ctx.inputs[0], &ctx.inputs[1]);
+        let scale = 1.0 / x.numel().max(1) as f64;
+        let gx = ctx.needs[0].then(|| x.sigmoid().sub(t).mul(g).mul_scalar(scale));
+        let gt = ctx.needs[1].then(|| x.mul(g).mul_scalar(-scale));
+        vec![gx, gt]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// per-channel kernels for tensors shaped [N, C, rest...]
+
+/// (N, C, S) with S the product of the dimensions after the channel axis.
+fn ncs(shape: &[usize], op: &str) -> (usize, usize, usize) {
+    assert!(
+        shape.len() >= 2,
+        "{op}: expected an input shaped [N, C, ...], got {:?}",
+        shape
+    );
+    (shape[0], shape[1], shape[2..].iter().product())
+}
+
+/// For every channel `c`, the sum over samples `n` of `f(block, c)`, where `block` is the flat
+/// offset of the contiguous run `[n, c, :]` of length S.
+fn channel_sums<R, F>(n: usize, c: usize, s: usize, f: F) -> Vec<R>
+where
+    R: Send + Copy + Default + std::ops::AddAssign,
+    F: Fn(usize) -> R + Sync,
+{
+    let per_channel = |ch: usize| {
+        let mut acc = R::default();
+        for k in 0..n {
+            acc += f((k * c + ch) * s);
+        }
+        acc
+    };
+    if n * c * s >= PARALLEL_MIN && s >= 16 {
+        (0..c).into_par_iter().map(per_channel).collect()
+    } else {
+        (0..c).map(per_channel).collect()
+    }
+}
+
+/// Fills `out` (shaped [N, C, S]) by calling `f(block, c, run)` for every contiguous run
+/// `[n, c, :]`, where `block` is its flat offset.
+fn channel_fill<T: Float, F>(out: &mut [T], c: usize, s: usize, f: F)
+where
+    F: Fn(usize, usize, &mut [T]) + Sync,
+{
+    let cs = (c * s).max(1);
+    let sample = |(k, chunk): (usize, &mut [T])| {
+        for (ch, run) in chunk.chunks_mut(s.max(1)).enumerate() {
+            f(k * cs + ch * s, ch, run);
+        }
+    };
+    if out.len() >= PARALLEL_MIN {
+        out.par_chunks_mut(cs).enumerate().for_each(sample);
+    } else {
+        out.chunks_mut(cs).enumerate().for_each(sample);
+    }
+}
+
+/// The reduction axes `[0, 2, 3, ...]` of a `[N, C, ...]` shape.
+fn non_channel_axes(ndim: usize) -> Vec<isize> {
+    std::iter::once(0).chain(2..ndim as isize).collect()
+}
+
+/// Per-channel sums of `(a, b)` pairs, added as one.
+#[derive(Clone, Copy, Default)]
+struct Pair(f64, f64);
+impl std::ops::AddAssign for Pair {
+    fn add_assign(&mut self, o: Pair) {
+        self.0 += o.0;
+        self.1 += o.1;
+    }
+}
+
+struct NormalizeBackward<T> {
+    eps: f64,
+    /// `1 / sqrt(var_c + eps)` from the forward pass (used by the fused, unrecorded backward).
+    inv_std: Vec<T>,
+}
+impl<T: Float> Backward<T> for NormalizeBackward<T> {
+    fn name(&self) -> &'static str {
+        "normalize_channels"
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let x = &ctx.inputs[0];
+        let xhat = ctx.output;
+        let (n, c, s) = ncs(x.shape(), "normalize_channels");
+        let m = (n * s).max(1) as f64;
+        if !is_grad_enabled() {
+            // fused: two passes over g and xhat
+            let (gd, hd) = (g.data(), xhat.data());
+            let sums = channel_sums(n, c, s, |b| {
+                let (gr, hr) = (&gd[b..b + s], &hd[b..b + s]);
+                let mut sg = T::zero();
+                let mut sgh = T::zero();
+                for (&gv, &hv) in gr.iter().zip(hr) {
+                    sg += gv;
+                    sgh += gv * hv;
+                }
+                Pair(sg.as_f64(), sgh.as_f64())
+            });
+            let coef: Vec<(T, T)> = sums.iter().map(|p| (T::of(p.0 / m), T::of(p.1 / m))).collect();
+            let mut out = vec![T::zero(); gd.len()];
+            channel_fill(&mut out, c, s, |b, ch, run| {
+                let (mg, mgh) = coef[ch];
+                let inv = self.inv_std[ch];
+                for ((o, &gv), &hv) in run.iter_mut().zip(&gd[b..b + s]).zip(&hd[b..b + s]) {
+                    *o = inv * (gv - mg - hv * mgh);
+                }
+            });
+            return vec![Some(Tensor::from_vec(out, x.shape()))];
+        }
+        // recorded: differentiable ops, with inv_std recomputed from x so that second
+        // derivatives through it are exact
+        let axes = non_channel_axes(x.ndim());
+        let centered = x.sub(&x.mean_axes(&axes, true));
+        let inv_std = centered.square().mean_axes(&axes, true).add_scalar(self.eps).powf(-0.5);
+        let gx = g
+            .sub(&g.mean_axes(&axes, true))
+            .sub(&xhat.mul(&g.mul(xhat).mean_axes(&axes, true)))
+            .mul(&inv_std);
+        vec![Some(gx)]
+    }
+}
+
+struct ChannelAffineBackward;
+impl<T: Float> Backward<T> for ChannelAffineBackward {
+    fn name(&self) -> &'static str {
+        "channel_affine"
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let (x, gamma) = (&ctx.inputs[0], &ctx.inputs[1]);
+        let (n, c, s) = ncs(x.shape(), "channel_affine");
+        if !is_grad_enabled() {
+            let (gd, xd, gm) = (g.data(), x.data(), gamma.data());
+            let gx = ctx.needs[0].then(|| {
+                let mut out = vec![T::zero(); gd.len()];
+                channel_fill(&mut out, c, s, |b, ch, run| {
+                    let k = gm[ch];
+                    for (o, &gv) in run.iter_mut().zip(&gd[b..b + s]) {
+                        *o = gv * k;
+                    }
+                });
+                Tensor::from_vec(out, x.shape())
+            });
+            let (ggamma, gbeta) = if ctx.needs[1] || ctx.needs[2] {
+                let sums = channel_sums(n, c, s, |b| {
+                    let mut sg = T::zero();
+                    let mut sgx = T::zero();
+                    for (&gv, &xv) in gd[b..b + s].iter().zip(&xd[b..b + s]) {
+                        sg += gv;
+                        sgx += gv * xv;
+                    }
+                    Pair(sg.as_f64(), sgx.as_f64())
+                });
+                let ggamma = ctx.needs[1].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.1)).collect(), &[c]));
+                let gbeta = ctx.needs[2].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
+                (ggamma, gbeta)
+            } else {
+                (None, None)
+            };
+            return vec![gx, ggamma, gbeta];
+        }
+        let axes = non_channel_axes(x.ndim());
+        let gx = ctx.needs[0].then(|| g.channel_affine(gamma, &Tensor::zeros(&[c])));
+        let ggamma = ctx.needs[1].then(|| g.mul(x).sum_axes(&axes, false));
+        let gbeta = ctx.needs[2].then(|| g.sum_axes(&axes, false));
+        vec![gx, ggamma, gbeta]
+    }
+}
+
+impl<T: Float> Tensor<T> {
+    /// `softmax(x)_i = exp(x_i - m) / sum_j exp(x_j - m)` along `axis` (negative counts from
+    /// the end), with `m` the lane maximum for stability.
+    ///
+    /// Backward: `y * (g - sum(g * y))`.
+    pub fn softmax(&self, axis: isize) -> Tensor<T> {
+        softmax_op(self, axis, SoftmaxKind::Softmax, "softmax")
+    }
+
+    /// `log_softmax(x)_i = x_i - m - ln sum_j exp(x_j - m)` along `axis` (stable).
+    ///
+    /// Backward: `g - exp(y) * sum(g)`.
+    pub fn log_softmax(&self, axis: isize) -> Tensor<T> {
+        softmax_op(self, axis, SoftmaxKind::LogSoftmax, "log_softmax")
+    }
+
+    /// Mean cross-entropy of logits `[N, C]` against class labels:
+    /// `(1/N) sum_n (logsumexp(z_n) - z_n[labels[n]])`, as a 0-d tensor.
+    ///
+    /// Backward: `(softmax(z) - onehot) * g / N` (twice differentiable).
+    pub fn cross_entropy(&self, labels: &[usize]) -> Tensor<T> {
+        assert!(
+            self.ndim() == 2 && labels.len() == self.dim(0),
+            "cross_entropy: {} labels for logits of shape {:?} (expected [N, C] with N labels)",
+            labels.len(),
+            self.shape()
+        );
+        let (n, c) = (self.dim(0), self.dim(1));
+        if let Some(&bad) = labels.iter().find(|&&l| l >= c) {
+            panic!("cross_entropy: label {bad} out of range for logits of shape {:?}", self.shape());
+        }
+        let z = self.data();
+        let mut total = 0.0f64;
+        for (row, &l) in z.chunks(c.max(1)).zip(labels) {
+            let m = row.iter().copied().fold(T::neg_infinity(), T::max);
+            let s: T = row.iter().map(|&v| (v - m).exp()).sum();
+            total += (m + s.ln() - row[l]).as_f64();
+        }
+        let loss = T::of(total / n.max(1) as f64);
+        Tensor::from_op(vec![loss], vec![], &[self], || CrossEntropyBackward {
+            labels: labels.to_vec(),
+        })
+    }
+
+    /// Mean squared error `(1/n) sum (x - t)^2` (no 1/2 factor) as a 0-d tensor; `target` has
+    /// the same shape and may require a gradient too.
+    ///
+    /// Backward: `x: 2 (x - t) g / n`, `t: -2 (x - t) g / n`.
+    pub fn mse_loss(&self, target: &Tensor<T>) -> Tensor<T> {
+        assert_eq!(
+            self.shape(),
+            target.shape(),
+            "mse_loss: prediction shape {:?} differs from target shape {:?}",
+            self.shape(),
+            target.shape()
+        );
+        let s: f64 = self
+            .data()
+            .iter()
+            .zip(target.data())
+            .map(|(&x, &t)| {
+                let d = x - t;
+                (d * d).as_f64()
+            })
+            .sum();
+        let loss = T::of(s / self.numel().max(1) as f64);
+        Tensor::from_op(vec![loss], vec![], &[self, target], || MseBackward)
+    }
+
+    /// Mean binary cross-entropy of logits `x` against targets `t` in [0, 1] (same shape):
+    /// `(1/n) sum max(x, 0) - x t + ln(1 + exp(-|x|))` (stable), as a 0-d tensor.
+    ///
+    /// Backward: `x: (sigmoid(x) - t) g / n`, `t: -x g / n`.
+    pub fn bce_with_logits(&self, target: &Tensor<T>) -> Tensor<T> {
+        assert_eq!(
+            self.shape(),
+            target.shape(),
+            "bce_with_logits: logits shape {:?} differs from target shape {:?}",
+            self.shape(),
+            target.shape()
+        );
+        let s: f64 = self
+            .data()
+            .iter()
+            .zip(target.data())
+            .map(|(&x, &t)| (x.max(T::zero()) - x * t + (-x.abs()).exp().ln_1p()).as_f64())
+            .sum();
+        let loss = T::of(s / self.numel().max(1) as f64);
+        // `sigmoid` is used by the backward; keep the import meaningful for the kernel too.
+        let _ = sigmoid::<T>;
+        Tensor::from_op(vec![loss], vec![], &[self, target], || BceBackward)
+    }
+
+    /// Per-channel standardisation of `x` shaped `[N, C, ...]` with batch statistics:
+    /// `xhat = (x - mu_c) / sqrt(var_c + eps)`, `mu_c` and the BIASED `var_c` taken over every
+    /// axis but the channel axis 1. Fused forward (two passes per channel).
+    ///
+    /// Backward: `inv_std * (g - mean_c(g) - xhat * mean_c(g * xhat))`.
+    pub fn normalize_channels(&self, eps: f64) -> Tensor<T> {
+        let (n, c, s) = ncs(self.shape(), "normalize_channels");
+        let m = (n * s).max(1) as f64;
+        let x = self.data();
+        let mean: Vec<f64> = channel_sums(n, c, s, |b| x[b..b + s].iter().copied().sum::<T>().as_f64())
+            .into_iter()
+            .map(|v| v / m)
+            .collect();
+        let var = channel_sums(n, c, s, |b| {
+            let mu = T::of(mean[(b / s.max(1)) % c]);
+            x[b..b + s]
+                .iter()
+                .map(|&v| {
+                    let d = v - mu;
+                    d * d
+                })
+                .sum::<T>()
+                .as_f64()
+        });
+        let inv_std: Vec<T> = var.iter().map(|&v| T::of(1.0 / (v / m + eps).sqrt())).collect();
+        let mut out = vec![T::zero(); x.len()];
+        channel_fill(&mut out, c, s, |b, ch, run| {
+            let (mu, inv) = (T::of(mean[ch]), inv_std[ch]);
+            for (o, &v) in run.iter_mut().zip(&x[b..b + s]) {
+                *o = (v - mu) * inv;
+            }
+        });
+        Tensor::from_op(out, self.shape().to_vec(), &[self], || NormalizeBackward { eps, inv_std })
+    }
+
+    /// `y[n, c, ..] = x[n, c, ..] * gamma[c] + beta[c]` for `x` shaped `[N, C, ...]` and
+    /// `gamma`, `beta` shaped `[C]` (one fused pass).
+    ///
+    /// Backward: `x: g * gamma_c`, `gamma: sum over (n, ..) of g * x`, `beta: sum of g`.
+    pub fn channel_affine(&self, gamma: &Tensor<T>, beta: &Tensor<T>) -> Tensor<T> {
+        let (_, c, s) = ncs(self.shape(), "channel_affine");
+        assert!(
+            gamma.shape() == [c] && beta.shape() == [c],
+            "channel_affine: weight shape {:?} and bias shape {:?} do not match the {c} channels of input shape {:?}",
+            gamma.shape(),
+            beta.shape(),
+            self.shape()
+        );
+        let (x, gm, bt) = (self.data(), gamma.data(), beta.data());
+        let mut out = vec![T::zero(); x.len()];
+        channel_fill(&mut out, c, s, |b, ch, run| {
+            let (k, a) = (gm[ch], bt[ch]);
+            for (o, &v) in run.iter_mut().zip(&x[b..b + s]) {
+                *o = v * k + a;
+            }
+        });
+        Tensor::from_op(out, self.shape().to_vec(), &[self, gamma, beta], || ChannelAffineBackward)
+    }
+
+    /// Training-mode batch normalisation of `x` shaped `[N, C]` or `[N, C, H, W]` (any
+    /// `[N, C, ...]`): per channel over every other axis, `mu` and the BIASED `var`, and
+    /// `y = (x - mu) / sqrt(var + eps) * gamma + beta` (`gamma`, `beta` shaped `[C]`).
+    ///
+    /// Computed as [`Tensor::normalize_channels`] then [`Tensor::channel_affine`], both fused;
+    /// differentiable to any order with respect to `x`, `gamma` and `beta`.
+    pub fn batch_norm(&self, gamma: &Tensor<T>, beta: &Tensor<T>, eps: f64) -> Tensor<T> {
+        let (_, c, _) = ncs(self.shape(), "batch_norm");
+        assert!(
+            gamma.shape() == [c] && beta.shape() == [c],
+            "batch_norm: weight shape {:?} and bias shape {:?} do not match the {c} channels of input shape {:?}",
+            gamma.shape(),
+            beta.shape(),
+            self.shape()
+        );
+        self.normalize_channels(eps).channel_affine(gamma, beta)
+    }
+}

@@ -1,0 +1,157 @@
+//! The MAML inner loop (Finn et al. 2017) as a function of parameters.
+//!
+//! `phi_0 = theta`, `phi_{k+1} = phi_k - alpha * grad_phi L_support(phi_k)`. With
+//! [`Order::Second`] each inner gradient is taken with `create_graph`, so the query loss at
+//! `phi_K` differentiates back to `theta` through every step (`d phi_{k+1} / d phi_k =
+//! I - alpha H_k`). With [`Order::First`] the inner gradients are constants (first-order MAML).
+
+use super::Target;
+use crate::nn::{Model, Params};
+use crate::tensor::{Float, Tensor};
+
+/// Whether the meta-gradient differentiates through the inner gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// True second-order MAML.
+    Second,
+    /// First-order MAML: inner gradients are treated as constants.
+    First,
+}
+
+/// The result of adapting to a support set.
+pub struct Adapted<T: Float> {
+    /// The fast weights `phi_K`.
+    pub params: Params<T>,
+    /// The support loss before each inner step (`phi_0 .. phi_{K-1}`).
+    pub support_losses: Vec<f64>,
+}
+
+/// Runs `steps` SGD steps of size `lr` on the support set from `params`.
+///
+/// `lrs`, when given, holds one learning-rate tensor per parameter (Meta-SGD's learned step
+/// sizes, elementwise); otherwise every parameter uses `lr`. `adapt_mask[i] = false` keeps
+/// parameter `i` fixed (ANIL adapts only the head).
+#[allow(clippy::too_many_arguments)]
+pub fn adapt<T: Float>(
+    model: &dyn Model<T>,
+    params: &Params<T>,
+    support_x: &Tensor<T>,
+    support_y: &Target<T>,
+    steps: usize,
+    lr: f64,
+    order: Order,
+    lrs: Option<&Params<T>>,
+    adapt_mask: Option<&[bool]>,
+) -> Adapted<T> {
+    let mut phi = params.clone();
+    let mut support_losses = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let loss = support_y.loss(&model.forward(&phi, support_x));
+        support_losses.push(loss.item().as_f64());
+        let wrt: Vec<usize> = (0..phi.len()).filter(|&i| adapt_mask.is_none_or(|m| m[i])).collect();
+        let inputs: Vec<Tensor<T>> = wrt.iter().map(|&i| phi.at(i).clone()).collect();
+        let grads = crate::grad(&[loss], &inputs, order == Order::Second);
+        let mut next: Vec<Tensor<T>> = phi.tensors().to_vec();
+        for (g, &i) in grads.iter().zip(&wrt) {
+            let step = match lrs {
+                Some(l) => g.mul(l.at(i)),
+                None => g.mul_scalar(lr),
+            };
+            next[i] = phi.at(i).sub(&step);
+        }
+        phi = phi.with_tensors(next);
+    }
+    Adapted {
+        params: phi,
+        support_losses,
+    }
+}
+
+/// One task's contribution to the meta-gradient.
+pub struct TaskMetaGrad<T: Float> {
+    /// `d L_query(phi_K) / d theta` (second order), or `grad L_query` at `phi_K` (first order).
+    pub grads: Vec<Tensor<T>>,
+    /// The query loss after adaptation.
+    pub query_loss: f64,
+    /// The query prediction after adaptation (no history).
+    pub query_output: Tensor<T>,
+    /// Support losses before each step.
+    pub support_losses: Vec<f64>,
+    /// The fast weights (no history).
+    pub adapted: Params<T>,
+}
+
+/// Adapts on the support set, scores the query set, and returns the meta-gradient of the query
+/// loss with respect to `theta` (which must be leaves with gradients enabled).
+#[allow(clippy::too_many_arguments)]
+pub fn task_meta_grad<T: Float>(
+    model: &dyn Model<T>,
+    theta: &Params<T>,
+    support_x: &Tensor<T>,
+    support_y: &Target<T>,
+    query_x: &Tensor<T>,
+    query_y: &Target<T>,
+    steps: usize,
+    lr: f64,
+    order: Order,
+) -> TaskMetaGrad<T> {
+    let adapted = adapt(model, theta, support_x, support_y, steps, lr, order, None, None);
+    let out = model.forward(&adapted.params, query_x);
+    let loss = query_y.loss(&out);
+    let wrt: Vec<Tensor<T>> = match order {
+        Order::Second => theta.tensors().to_vec(),
+        Order::First => adapted.params.tensors().to_vec(),
+    };
+    let grads = crate::grad(std::slice::from_ref(&loss), &wrt, false);
+    TaskMetaGrad {
+        grads,
+        query_loss: loss.item().as_f64(),
+        query_output: out.detach(),
+        support_losses: adapted.support_losses,
+        adapted: adapted.params.detach(),
+    }
+}
+
+/// One task of a meta-batch: a support set to adapt on and a query set to score.
+#[derive(Clone, Debug)]
+pub struct TaskData<T: Float> {
+    /// Support inputs `[Ns, ...]`.
+    pub support_x: Tensor<T>,
+    /// Support targets.
+    pub support_y: Target<T>,
+    /// Query inputs `[Nq, ...]`.
+    pub query_x: Tensor<T>,
+    /// Query targets.
+    pub query_y: Target<T>,
+}
+
+/// The meta-gradient of a meta-batch: `(1/T) sum_t d L_query_t / d theta`, with tasks run in
+/// parallel (rayon), each on its own graph. Returns the gradients (one per parameter, in
+/// order) and the mean query loss.
+pub fn meta_gradient<T: Float>(
+    model: &dyn Model<T>,
+    theta: &Params<T>,
+    tasks: &[TaskData<T>],
+    steps: usize,
+    lr: f64,
+    order: Order,
+) -> (Vec<Tensor<T>>, f64) {
+    use rayon::prelude::*;
+    assert!(!tasks.is_empty(), "meta_gradient: empty meta-batch");
+    let theta = theta.requires_grad_();
+    let scale = 1.0 / tasks.len() as f64;
+    let (sum, loss) = tasks
+        .par_iter()
+        .map(|t| {
+            let r = task_meta_grad(model, &theta, &t.support_x, &t.support_y, &t.query_x, &t.query_y, steps, lr, order);
+            (r.grads, r.query_loss)
+        })
+        .reduce_with(|(ga, la), (gb, lb)| {
+            let g = crate::autodiff::no_grad(|| ga.iter().zip(&gb).map(|(a, b)| a.add(b)).collect());
+            (g, la + lb)
+        })
+        .expect("at least one task");
+    let grads = crate::autodiff::no_grad(|| sum.iter().map(|g| g.mul_scalar(scale)).collect());
+    (grads, loss * scale)
+}

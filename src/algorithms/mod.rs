@@ -1,0 +1,38 @@
+//! Learning algorithms. `maml` holds the differentiable inner loop that every gradient-based
+//! meta-learner (MAML, first-order MAML, Meta-SGD, ANIL) is built from.
+
+pub mod maml;
+
+use crate::tensor::{Float, Tensor};
+
+/// What a task's labels are, and so which loss scores a prediction.
+#[derive(Clone, Debug)]
+pub enum Target<T: Float> {
+    /// Class indices for cross-entropy on logits `[N, C]`.
+    Classes(Vec<usize>),
+    /// Real targets for mean squared error, same shape as the prediction.
+    Values(Tensor<T>),
+}
+
+impl<T: Float> Target<T> {
+    /// The loss of `prediction`: mean cross-entropy or mean squared error.
+    pub fn loss(&self, prediction: &Tensor<T>) -> Tensor<T> {
+        match self {
+            Target::Classes(labels) => prediction.cross_entropy(labels),
+            Target::Values(y) => prediction.mse_loss(y),
+        }
+    }
+
+    /// The number of examples.
+    pub fn len(&self) -> usize {
+        match self {
+            Target::Classes(l) => l.len(),
+            Target::Values(y) => y.shape().first().copied().unwrap_or(0),
+        }
+    }
+
+    /// Whether there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
