@@ -65,7 +65,8 @@ pub fn gradcheck(
 
 /// Checks second derivatives of `f` at `xs`: for random `u`, the gradient of
 /// `h(x) = <grad F(x), u>` (taken by differentiating the differentiable gradient) against
-/// finite differences of `h`. Also checks the derivative of the backward pass with respect to
+/// finite differences of `h`, after checking the recorded (`create_graph = true`) gradient
+/// itself against finite differences of `F`. Also checks the derivative of the backward pass with respect to
 /// the upstream weights `w` (the path MAML's inner gradient exercises for linear ops).
 pub fn gradgradcheck(
     f: &dyn Fn(&[Tensor<f64>]) -> Tensor<f64>,
@@ -99,6 +100,17 @@ pub fn gradgradcheck(
     let (_, second) = h(xs, &w0, true);
     let eps = 1e-5;
     let mut worst: f64 = 0.0;
+    // The recorded first-order rule (the one MAML's inner loop uses) must itself agree with
+    // finite differences: otherwise a wrong but smooth recorded rule would pass the check below.
+    let leaves: Vec<Tensor<f64>> = xs.iter().map(|x| x.detach().requires_grad_()).collect();
+    let recorded = crate::grad(&[weighted_sum(&f(&leaves), &w0)], &leaves, true);
+    for _ in 0..directions {
+        let dirs: Vec<Tensor<f64>> = xs.iter().map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, rng)).collect();
+        let analytic = dot_all(&recorded, &dirs);
+        let fp = weighted_sum(&f(&perturbed(xs, &dirs, 1e-6)), &w0).item();
+        let fm = weighted_sum(&f(&perturbed(xs, &dirs, -1e-6)), &w0).item();
+        worst = worst.max(rel(analytic, (fp - fm) / 2e-6));
+    }
     for _ in 0..directions {
         let dirs: Vec<Tensor<f64>> = xs.iter().map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, rng)).collect();
         let dw = Tensor::<f64>::rand_uniform(w0.shape(), -1.0, 1.0, rng);

@@ -11,7 +11,6 @@
 //! The two channel ops compute their backward with one fused kernel when the backward itself is
 //! not recorded (`create_graph = false`), and with differentiable ops when it is.
 
-use super::elementwise::sigmoid;
 use super::shape::normalize_axis;
 use super::{Float, Tensor};
 use crate::autodiff::{is_grad_enabled, Backward, BackwardCtx};
@@ -30,7 +29,13 @@ enum SoftmaxKind {
 }
 
 /// The fused kernel: every lane along the middle axis of `[outer, n, inner]`.
-fn softmax_kernel<T: Float>(src: &[T], outer: usize, n: usize, inner: usize, kind: SoftmaxKind) -> Vec<T> {
+fn softmax_kernel<T: Float>(
+    src: &[T],
+    outer: usize,
+    n: usize,
+    inner: usize,
+    kind: SoftmaxKind,
+) -> Vec<T> {
     let mut out = vec![T::zero(); src.len()];
     let mut m = vec![T::zero(); inner];
     let mut s = vec![T::zero(); inner];
@@ -47,7 +52,10 @@ fn softmax_kernel<T: Float>(src: &[T], outer: usize, n: usize, inner: usize, kin
         }
         s.iter_mut().for_each(|v| *v = T::zero());
         for j in 0..n {
-            let (xr, yr) = (&x[j * inner..(j + 1) * inner], &mut y[j * inner..(j + 1) * inner]);
+            let (xr, yr) = (
+                &x[j * inner..(j + 1) * inner],
+                &mut y[j * inner..(j + 1) * inner],
+            );
             for i in 0..inner {
                 let e = (xr[i] - m[i]).exp();
                 yr[i] = e;
@@ -67,7 +75,10 @@ fn softmax_kernel<T: Float>(src: &[T], outer: usize, n: usize, inner: usize, kin
                     *mi += si.ln(); // m becomes the log-sum-exp
                 }
                 for j in 0..n {
-                    let (xr, yr) = (&x[j * inner..(j + 1) * inner], &mut y[j * inner..(j + 1) * inner]);
+                    let (xr, yr) = (
+                        &x[j * inner..(j + 1) * inner],
+                        &mut y[j * inner..(j + 1) * inner],
+                    );
                     for i in 0..inner {
                         yr[i] = xr[i] - m[i];
                     }
@@ -128,7 +139,11 @@ impl<T: Float> Backward<T> for CrossEntropyBackward {
             onehot[i * c + l] = T::one();
         }
         let onehot = Tensor::from_vec(onehot, &[n, c]);
-        let gz = z.softmax(1).sub(&onehot).mul(g).mul_scalar(1.0 / n.max(1) as f64);
+        let gz = z
+            .softmax(1)
+            .sub(&onehot)
+            .mul(g)
+            .mul_scalar(1.0 / n.max(1) as f64);
         vec![Some(gz)]
     }
 }
@@ -213,9 +228,24 @@ where
     }
 }
 
-/// The reduction axes `[0, 2, 3, ...]` of a `[N, C, ...]` shape.
-fn non_channel_axes(ndim: usize) -> Vec<isize> {
-    std::iter::once(0).chain(2..ndim as isize).collect()
+struct ChannelSumBackward;
+impl<T: Float> Backward<T> for ChannelSumBackward {
+    fn name(&self) -> &'static str {
+        "channel_sum"
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        vec![Some(g.channel_broadcast(ctx.inputs[0].shape()))]
+    }
+}
+
+struct ChannelBroadcastBackward;
+impl<T: Float> Backward<T> for ChannelBroadcastBackward {
+    fn name(&self) -> &'static str {
+        "channel_broadcast"
+    }
+    fn backward(&self, _ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        vec![Some(g.channel_sum())]
+    }
 }
 
 /// Per-channel sums of `(a, b)` pairs, added as one.
@@ -255,7 +285,10 @@ impl<T: Float> Backward<T> for NormalizeBackward<T> {
                 }
                 Pair(sg.as_f64(), sgh.as_f64())
             });
-            let coef: Vec<(T, T)> = sums.iter().map(|p| (T::of(p.0 / m), T::of(p.1 / m))).collect();
+            let coef: Vec<(T, T)> = sums
+                .iter()
+                .map(|p| (T::of(p.0 / m), T::of(p.1 / m)))
+                .collect();
             let mut out = vec![T::zero(); gd.len()];
             channel_fill(&mut out, c, s, |b, ch, run| {
                 let (mg, mgh) = coef[ch];
@@ -266,15 +299,26 @@ impl<T: Float> Backward<T> for NormalizeBackward<T> {
             });
             return vec![Some(Tensor::from_vec(out, x.shape()))];
         }
-        // recorded: differentiable ops, with inv_std recomputed from x so that second
+        // recorded: differentiable (fused) ops, with inv_std recomputed from x so that second
         // derivatives through it are exact
-        let axes = non_channel_axes(x.ndim());
-        let centered = x.sub(&x.mean_axes(&axes, true));
-        let inv_std = centered.square().mean_axes(&axes, true).add_scalar(self.eps).powf(-0.5);
-        let gx = g
-            .sub(&g.mean_axes(&axes, true))
-            .sub(&xhat.mul(&g.mul(xhat).mean_axes(&axes, true)))
-            .mul(&inv_std);
+        let inv_m = 1.0 / m;
+        let ones = Tensor::ones(&[c]);
+        let zeros = Tensor::zeros(&[c]);
+        let mu = x.channel_sum().mul_scalar(inv_m);
+        let centered = x.channel_affine(&ones, &mu.neg());
+        let inv_std = centered
+            .square()
+            .channel_sum()
+            .mul_scalar(inv_m)
+            .add_scalar(self.eps)
+            .powf(-0.5);
+        let mg = g.channel_sum().mul_scalar(-inv_m);
+        let mgh = g.mul(xhat).channel_sum().mul_scalar(-inv_m);
+        // (g - mean_c(g) - xhat * mean_c(g * xhat)) * inv_std
+        let gx = xhat
+            .channel_affine(&mgh, &mg)
+            .add(g)
+            .channel_affine(&inv_std, &zeros);
         vec![Some(gx)]
     }
 }
@@ -309,18 +353,19 @@ impl<T: Float> Backward<T> for ChannelAffineBackward {
                     }
                     Pair(sg.as_f64(), sgx.as_f64())
                 });
-                let ggamma = ctx.needs[1].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.1)).collect(), &[c]));
-                let gbeta = ctx.needs[2].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
+                let ggamma = ctx.needs[1]
+                    .then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.1)).collect(), &[c]));
+                let gbeta = ctx.needs[2]
+                    .then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
                 (ggamma, gbeta)
             } else {
                 (None, None)
             };
             return vec![gx, ggamma, gbeta];
         }
-        let axes = non_channel_axes(x.ndim());
         let gx = ctx.needs[0].then(|| g.channel_affine(gamma, &Tensor::zeros(&[c])));
-        let ggamma = ctx.needs[1].then(|| g.mul(x).sum_axes(&axes, false));
-        let gbeta = ctx.needs[2].then(|| g.sum_axes(&axes, false));
+        let ggamma = ctx.needs[1].then(|| g.mul(x).channel_sum());
+        let gbeta = ctx.needs[2].then(|| g.channel_sum());
         vec![gx, ggamma, gbeta]
     }
 }
@@ -354,7 +399,10 @@ impl<T: Float> Tensor<T> {
         );
         let (n, c) = (self.dim(0), self.dim(1));
         if let Some(&bad) = labels.iter().find(|&&l| l >= c) {
-            panic!("cross_entropy: label {bad} out of range for logits of shape {:?}", self.shape());
+            panic!(
+                "cross_entropy: label {bad} out of range for logits of shape {:?}",
+                self.shape()
+            );
         }
         let z = self.data();
         let mut total = 0.0f64;
@@ -413,9 +461,39 @@ impl<T: Float> Tensor<T> {
             .map(|(&x, &t)| (x.max(T::zero()) - x * t + (-x.abs()).exp().ln_1p()).as_f64())
             .sum();
         let loss = T::of(s / self.numel().max(1) as f64);
-        // `sigmoid` is used by the backward; keep the import meaningful for the kernel too.
-        let _ = sigmoid::<T>;
         Tensor::from_op(vec![loss], vec![], &[self, target], || BceBackward)
+    }
+
+    /// `out[c] = sum over (n, ..) of x[n, c, ..]` for `x` shaped `[N, C, ...]` (fused).
+    ///
+    /// Backward: [`Tensor::channel_broadcast`] of the gradient.
+    pub fn channel_sum(&self) -> Tensor<T> {
+        let (n, c, s) = ncs(self.shape(), "channel_sum");
+        let x = self.data();
+        let sums = channel_sums(n, c, s, |b| x[b..b + s].iter().copied().sum::<T>().as_f64());
+        Tensor::from_op(
+            sums.into_iter().map(T::of).collect(),
+            vec![c],
+            &[self],
+            || ChannelSumBackward,
+        )
+    }
+
+    /// `out[n, c, ..] = self[c]` for `self` shaped `[C]` and `shape` = `[N, C, ...]` (fused).
+    ///
+    /// Backward: [`Tensor::channel_sum`] of the gradient.
+    pub fn channel_broadcast(&self, shape: &[usize]) -> Tensor<T> {
+        let (_, c, s) = ncs(shape, "channel_broadcast");
+        assert!(
+            self.shape() == [c],
+            "channel_broadcast: shape {:?} does not match the {c} channels of shape {:?}",
+            self.shape(),
+            shape
+        );
+        let v = self.data();
+        let mut out = vec![T::zero(); shape.iter().product()];
+        channel_fill(&mut out, c, s, |_, ch, run| run.fill(v[ch]));
+        Tensor::from_op(out, shape.to_vec(), &[self], || ChannelBroadcastBackward)
     }
 
     /// Per-channel standardisation of `x` shaped `[N, C, ...]` with batch statistics:
@@ -427,10 +505,11 @@ impl<T: Float> Tensor<T> {
         let (n, c, s) = ncs(self.shape(), "normalize_channels");
         let m = (n * s).max(1) as f64;
         let x = self.data();
-        let mean: Vec<f64> = channel_sums(n, c, s, |b| x[b..b + s].iter().copied().sum::<T>().as_f64())
-            .into_iter()
-            .map(|v| v / m)
-            .collect();
+        let mean: Vec<f64> =
+            channel_sums(n, c, s, |b| x[b..b + s].iter().copied().sum::<T>().as_f64())
+                .into_iter()
+                .map(|v| v / m)
+                .collect();
         let var = channel_sums(n, c, s, |b| {
             let mu = T::of(mean[(b / s.max(1)) % c]);
             x[b..b + s]
@@ -442,7 +521,10 @@ impl<T: Float> Tensor<T> {
                 .sum::<T>()
                 .as_f64()
         });
-        let inv_std: Vec<T> = var.iter().map(|&v| T::of(1.0 / (v / m + eps).sqrt())).collect();
+        let inv_std: Vec<T> = var
+            .iter()
+            .map(|&v| T::of(1.0 / (v / m + eps).sqrt()))
+            .collect();
         let mut out = vec![T::zero(); x.len()];
         channel_fill(&mut out, c, s, |b, ch, run| {
             let (mu, inv) = (T::of(mean[ch]), inv_std[ch]);
@@ -450,7 +532,10 @@ impl<T: Float> Tensor<T> {
                 *o = (v - mu) * inv;
             }
         });
-        Tensor::from_op(out, self.shape().to_vec(), &[self], || NormalizeBackward { eps, inv_std })
+        Tensor::from_op(out, self.shape().to_vec(), &[self], || NormalizeBackward {
+            eps,
+            inv_std,
+        })
     }
 
     /// `y[n, c, ..] = x[n, c, ..] * gamma[c] + beta[c]` for `x` shaped `[N, C, ...]` and
@@ -474,7 +559,9 @@ impl<T: Float> Tensor<T> {
                 *o = v * k + a;
             }
         });
-        Tensor::from_op(out, self.shape().to_vec(), &[self, gamma, beta], || ChannelAffineBackward)
+        Tensor::from_op(out, self.shape().to_vec(), &[self, gamma, beta], || {
+            ChannelAffineBackward
+        })
     }
 
     /// Training-mode batch normalisation of `x` shaped `[N, C]` or `[N, C, H, W]` (any

@@ -111,8 +111,7 @@ fn check_axis_indices(op: &str, shape: &[usize], axis: usize, indices: &[usize],
     }
 }
 
-/// For every reduced lane of `axis`: (flat offset of the first element, stride along `axis`),
-/// in row-major order of the remaining dimensions.
+/// `shape` seen as `[outer, shape[axis], inner]`: (outer, size along `axis`, inner).
 fn lanes(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
@@ -125,7 +124,13 @@ impl<T: Float> Tensor<T> {
     ///
     /// Backward: [`Tensor::index_add_zeros`] (scatter-add of the gradient rows).
     pub fn index_select(&self, axis: usize, indices: &[usize]) -> Tensor<T> {
-        check_axis_indices("index_select", self.shape(), axis, indices, self.shape().get(axis).copied().unwrap_or(0));
+        check_axis_indices(
+            "index_select",
+            self.shape(),
+            axis,
+            indices,
+            self.shape().get(axis).copied().unwrap_or(0),
+        );
         let (outer, size, inner) = lanes(self.shape(), axis);
         let src = self.data();
         let mut out = Vec::with_capacity(outer * indices.len() * inner);
@@ -264,7 +269,11 @@ impl<T: Float> Tensor<T> {
 
     /// The maximum of all elements as a 0-d tensor; the gradient goes to the first arg-max.
     pub fn max_all(&self) -> Tensor<T> {
-        assert!(self.numel() > 0, "max_all: empty tensor of shape {:?}", self.shape());
+        assert!(
+            self.numel() > 0,
+            "max_all: empty tensor of shape {:?}",
+            self.shape()
+        );
         let flat = self.reshape(&[self.numel()]).argmax_lanes(0, "max_all").0;
         self.take_flat(flat.into(), &[])
     }
@@ -272,7 +281,10 @@ impl<T: Float> Tensor<T> {
     /// The position of the first maximum along `axis` for every lane, row-major over the other
     /// dimensions (no gradient; for accuracies).
     pub fn argmax_axis(&self, axis: isize) -> Vec<usize> {
-        assert!(self.ndim() > 0, "argmax_axis: a 0-d tensor has no axis {axis}");
+        assert!(
+            self.ndim() > 0,
+            "argmax_axis: a 0-d tensor has no axis {axis}"
+        );
         let ax = super::shape::normalize_axis(axis, self.ndim(), "argmax_axis");
         self.argmax_lanes(ax, "argmax_axis").1
     }

@@ -86,9 +86,9 @@ impl<T: Float> Tensor<T> {
         let nd = self.ndim();
         let mut seen = vec![false; nd];
         let ok = dims.len() == nd
-            && dims.iter().all(|&d| {
-                d < nd && !std::mem::replace(&mut seen[d], true)
-            });
+            && dims
+                .iter()
+                .all(|&d| d < nd && !std::mem::replace(&mut seen[d], true));
         assert!(
             ok,
             "permute: dims {:?} are not a permutation of the axes of shape {:?}",
@@ -139,11 +139,17 @@ impl<T: Float> Tensor<T> {
         for t in tensors {
             let s = t.shape();
             let ok = s.len() == first.len()
-                && s.iter().zip(first).enumerate().all(|(d, (a, b))| d == axis || a == b);
+                && s.iter()
+                    .zip(first)
+                    .enumerate()
+                    .all(|(d, (a, b))| d == axis || a == b);
             assert!(
                 ok,
                 "concat: shapes {:?} do not agree outside axis {axis}",
-                tensors.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()
+                tensors
+                    .iter()
+                    .map(|t| t.shape().to_vec())
+                    .collect::<Vec<_>>()
             );
         }
         let (outer, inner) = outer_inner(first, axis);
@@ -180,7 +186,10 @@ impl<T: Float> Tensor<T> {
         assert!(
             tensors.iter().all(|t| t.shape() == first),
             "stack: shapes {:?} differ",
-            tensors.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()
+            tensors
+                .iter()
+                .map(|t| t.shape().to_vec())
+                .collect::<Vec<_>>()
         );
         assert!(
             axis <= first.len(),
