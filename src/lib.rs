@@ -10,12 +10,13 @@
 //! - [`nn`]: functional layers over parameter lists, optimizers, checkpoints,
 //! - [`data`]: datasets, episode samplers, task families.
 
-// pub mod algorithms; // enabled once the tensor ops land
+pub mod algorithms;
 pub mod autodiff;
-// pub mod bench; // enabled once the tensor ops land
-// pub mod cli; // enabled once the tensor ops land
+pub mod bench;
+pub mod cli;
 pub mod data;
-// pub mod nn; // enabled once the tensor ops land
+pub mod nn;
+pub mod reference;
 pub mod tensor;
 
 pub use autodiff::{grad, grad_with, no_grad, GradOptions};

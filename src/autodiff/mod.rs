@@ -11,7 +11,29 @@ pub mod check;
 
 use crate::tensor::{Float, Tensor};
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Tensor ids are unique integers, so they hash to themselves (mixed by a multiply):
+/// much cheaper than SipHash on the autodiff hot path.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type HashMap<K, V> = StdHashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
@@ -130,10 +152,10 @@ pub fn grad_with<T: Float>(
     // Topological order (inputs before users) of every node that requires grad, by an
     // iterative depth-first search, and whether each node leads to a target.
     let mut order: Vec<Visit<T>> = Vec::new();
-    let mut index_of: HashMap<u64, usize> = HashMap::new();
+    let mut index_of: HashMap<u64, usize> = HashMap::default();
     let mut reaches: Vec<bool> = Vec::new();
     {
-        let mut state: HashMap<u64, bool> = HashMap::new(); // false: open, true: done
+        let mut state: HashMap<u64, bool> = HashMap::default(); // false: open, true: done
         let mut stack: Vec<(Tensor<T>, Vec<Tensor<T>>, usize)> = Vec::new();
         for out in outputs.iter().filter(|o| o.requires_grad()) {
             if state.contains_key(&out.id()) {
@@ -164,7 +186,7 @@ pub fn grad_with<T: Float>(
     }
 
     let _mode = crate::autodiff::set_grad_enabled(options.create_graph);
-    let mut grads: HashMap<u64, Tensor<T>> = HashMap::new();
+    let mut grads: HashMap<u64, Tensor<T>> = HashMap::default();
     for (o, g) in outputs.iter().zip(grad_outputs) {
         if o.requires_grad() {
             accumulate(&mut grads, o.id(), g.clone());

@@ -1,42 +1,90 @@
-//! `metalearn bench` for the data pipeline: Omniglot load time and episode sampling cost.
+//! `metalearn bench` for the data pipeline: dataset load times and episode sampling cost.
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::dataset::LabelledData;
 use super::episode::{seeded_rng, EpisodeSampler, EpisodeSpec};
 use super::error::Result;
-use super::idx::load_mnist;
-use super::omniglot::{load_omniglot, load_vinyals};
+use super::idx::{load_fashion_mnist, load_mnist};
+use super::omniglot::{load_omniglot, load_vinyals_split};
 
-/// Measures (1) loading and resizing the full Omniglot npz pair, (2) loading MNIST if present,
-/// (3) sampling 20-way 5-shot 15-query episodes from the Vinyals training split (indices only,
-/// and with the images copied), and returns a printable report.
+/// Mean time per call of `f` over `reps` calls (after 10 warm-up calls).
+fn per_call(reps: u32, mut f: impl FnMut()) -> Duration {
+    for _ in 0..10 {
+        f();
+    }
+    let t = Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    t.elapsed() / reps
+}
+
+fn sampling_lines<D: LabelledData + ?Sized>(out: &mut String, what: &str, data: &D) -> Result<()> {
+    let spec = EpisodeSpec::new(20, 5, 15)?;
+    let sampler = EpisodeSampler::new(data, spec)?;
+    let mut rng = seeded_rng(0);
+    let idx = per_call(2000, || {
+        std::hint::black_box(sampler.sample_indices(&mut rng));
+    });
+    let fresh = per_call(1000, || {
+        std::hint::black_box(sampler.sample(&mut rng));
+    });
+    let mut ep = sampler.sample(&mut rng);
+    let reused = per_call(1000, || {
+        sampler.sample_into(&mut rng, &mut ep);
+        std::hint::black_box(&ep);
+    });
+    writeln!(
+        out,
+        "episode 20-way 5-shot 15-query, {what} ({} classes): {:.1} us new, {:.1} us into reused buffers, {:.1} us indices only",
+        data.num_classes(),
+        fresh.as_secs_f64() * 1e6,
+        reused.as_secs_f64() * 1e6,
+        idx.as_secs_f64() * 1e6
+    )
+    .ok();
+    Ok(())
+}
+
+/// Measures loading (npz decoding + 105->28 area resize of all 32,460 Omniglot images;
+/// MNIST and Fashion-MNIST when present) and the cost of drawing 20-way 5-shot 15-query
+/// episodes (from the unrotated characters and from the rotated Vinyals training split),
+/// and returns a printable report. `data_dir` is the data root (holding `omniglot/`, ...).
 pub fn bench_data(data_dir: &Path) -> Result<String> {
     let mut out = String::new();
     let omni_dir = data_dir.join("omniglot");
-    writeln!(out, "data benchmark ({} rayon threads)", rayon::current_num_threads()).ok();
+    writeln!(
+        out,
+        "data benchmark ({} rayon threads)",
+        rayon::current_num_threads()
+    )
+    .ok();
 
     let t = Instant::now();
     let o = load_omniglot(&omni_dir)?;
-    let load = t.elapsed();
     writeln!(
         out,
-        "omniglot: loaded + resized {} images ({} characters) to 28x28 in {:.3} s",
+        "omniglot: {} images ({} characters) decoded and resized to 28x28 in {:.3} s",
         o.images.n,
         o.images.num_classes(),
-        load.as_secs_f64()
+        t.elapsed().as_secs_f64()
     )
     .ok();
-    drop(o);
 
-    let mnist_dir = data_dir.join("mnist");
-    if mnist_dir.is_dir() {
-        let t = Instant::now();
-        if let Ok(m) = load_mnist(&mnist_dir) {
+    for (name, load) in [
+        ("mnist", load_mnist as fn(&Path) -> Result<_>),
+        ("fashion-mnist", load_fashion_mnist),
+    ] {
+        let dir = data_dir.join(name);
+        if dir.is_dir() {
+            let t = Instant::now();
+            let m = load(&dir)?;
             writeln!(
                 out,
-                "mnist: loaded {} + {} images in {:.3} s",
+                "{name}: {} + {} images in {:.3} s",
                 m.train.n,
                 m.test.n,
                 t.elapsed().as_secs_f64()
@@ -45,41 +93,12 @@ pub fn bench_data(data_dir: &Path) -> Result<String> {
         }
     }
 
-    let v = load_vinyals(&omni_dir)?;
-    let spec = EpisodeSpec::new(20, 5, 15)?;
-    let sampler = EpisodeSampler::new(&v.train, spec)?;
-    let mut rng = seeded_rng(0);
-    for _ in 0..20 {
-        std::hint::black_box(sampler.sample(&mut rng));
+    sampling_lines(&mut out, "Omniglot characters", &o.images)?;
+    let split = omni_dir.join("splits").join("vinyals").join("train.txt");
+    if split.is_file() {
+        let base = std::sync::Arc::new(o.images);
+        let train = load_vinyals_split(&base, &split)?;
+        sampling_lines(&mut out, "Vinyals train rotations", &train)?;
     }
-    let reps = 2000;
-    let t = Instant::now();
-    for _ in 0..reps {
-        std::hint::black_box(sampler.sample_indices(&mut rng));
-    }
-    let idx = t.elapsed().as_secs_f64() / reps as f64;
-    let t = Instant::now();
-    for _ in 0..reps {
-        std::hint::black_box(sampler.sample(&mut rng));
-    }
-    let full = t.elapsed().as_secs_f64() / reps as f64;
-    writeln!(
-        out,
-        "episode 20-way 5-shot 15-query from {} classes: {:.1} us (indices only {:.1} us)",
-        v.train.num_classes_hint(),
-        full * 1e6,
-        idx * 1e6
-    )
-    .ok();
     Ok(out)
-}
-
-trait NumClassesHint {
-    fn num_classes_hint(&self) -> usize;
-}
-
-impl<T: super::dataset::LabelledData> NumClassesHint for T {
-    fn num_classes_hint(&self) -> usize {
-        self.num_classes()
-    }
 }

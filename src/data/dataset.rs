@@ -34,6 +34,12 @@ pub trait LabelledData {
     }
     /// Writes example `i` into `out`, whose length is [`Self::example_len`].
     fn write_example(&self, i: usize, out: &mut [f32]);
+    /// Appends example `i` (of `len` = [`Self::example_len`] values) to `out`.
+    fn extend_example(&self, i: usize, len: usize, out: &mut Vec<f32>) {
+        let start = out.len();
+        out.resize(start + len, 0.0);
+        self.write_example(i, &mut out[start..]);
+    }
 }
 
 /// The examples of each class, in dataset order.
@@ -114,14 +120,25 @@ impl ImageDataset {
         class_names: Vec<String>,
     ) -> Result<Self> {
         let [n, channels, height, width] = shape;
-        let ds = ImageDataset { images, n, channels, height, width, labels, class_names };
+        let ds = ImageDataset {
+            images,
+            n,
+            channels,
+            height,
+            width,
+            labels,
+            class_names,
+        };
         ds.validate()?;
         Ok(ds)
     }
 
     /// Checks the invariants listed on the type.
     pub fn validate(&self) -> Result<()> {
-        let per = self.channels.checked_mul(self.height).and_then(|v| v.checked_mul(self.width));
+        let per = self
+            .channels
+            .checked_mul(self.height)
+            .and_then(|v| v.checked_mul(self.width));
         let total = per.and_then(|p| p.checked_mul(self.n));
         if total != Some(self.images.len()) {
             return Err(DataError::InvalidArgument(format!(
@@ -140,7 +157,12 @@ impl ImageDataset {
                 self.n
             )));
         }
-        if let Some((i, &l)) = self.labels.iter().enumerate().find(|(_, &l)| l >= self.class_names.len()) {
+        if let Some((i, &l)) = self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l >= self.class_names.len())
+        {
             return Err(DataError::InvalidArgument(format!(
                 "label {l} of image {i} is not below the number of classes {}",
                 self.class_names.len()
@@ -227,7 +249,9 @@ impl ImageDataset {
             match map.get_mut(c) {
                 Some(slot) if *slot == usize::MAX => *slot = j,
                 Some(_) => {
-                    return Err(DataError::InvalidArgument(format!("class {c} selected twice")))
+                    return Err(DataError::InvalidArgument(format!(
+                        "class {c} selected twice"
+                    )))
                 }
                 None => {
                     return Err(DataError::InvalidArgument(format!(
@@ -237,12 +261,17 @@ impl ImageDataset {
                 }
             }
         }
-        let keep: Vec<usize> = (0..self.n).filter(|&i| map[self.labels[i]] != usize::MAX).collect();
+        let keep: Vec<usize> = (0..self.n)
+            .filter(|&i| map[self.labels[i]] != usize::MAX)
+            .collect();
         let mut out = self.subset(&keep)?;
         for l in &mut out.labels {
             *l = map[*l];
         }
-        out.class_names = classes.iter().map(|&c| self.class_names[c].clone()).collect();
+        out.class_names = classes
+            .iter()
+            .map(|&c| self.class_names[c].clone())
+            .collect();
         Ok(out)
     }
 }
@@ -261,10 +290,16 @@ impl LabelledData for ImageDataset {
         self.labels[i]
     }
     fn class_name(&self, class: usize) -> String {
-        self.class_names.get(class).cloned().unwrap_or_else(|| format!("class {class}"))
+        self.class_names
+            .get(class)
+            .cloned()
+            .unwrap_or_else(|| format!("class {class}"))
     }
     fn write_example(&self, i: usize, out: &mut [f32]) {
         out.copy_from_slice(self.image(i));
+    }
+    fn extend_example(&self, i: usize, _len: usize, out: &mut Vec<f32>) {
+        out.extend_from_slice(self.image(i));
     }
 }
 
@@ -312,7 +347,8 @@ impl MultiLabelDataset {
 
     /// Wraps an [`ImageDataset`], its labels becoming the column `label_name`.
     pub fn from_image_dataset(ds: ImageDataset, label_name: &str) -> Result<Self> {
-        let mut out = MultiLabelDataset::new(ds.images, ds.n, vec![ds.channels, ds.height, ds.width])?;
+        let mut out =
+            MultiLabelDataset::new(ds.images, ds.n, vec![ds.channels, ds.height, ds.width])?;
         out.add_column(label_name, ds.labels, Some(ds.class_names))?;
         Ok(out)
     }
@@ -333,7 +369,9 @@ impl MultiLabelDataset {
             )));
         }
         if self.column_index(name).is_some() {
-            return Err(DataError::InvalidArgument(format!("label column {name:?} already exists")));
+            return Err(DataError::InvalidArgument(format!(
+                "label column {name:?} already exists"
+            )));
         }
         let needed = labels.iter().max().map_or(0, |m| m + 1);
         let names = match class_names {
@@ -357,7 +395,10 @@ impl MultiLabelDataset {
     /// (e.g. `derive("parity", "digit", |d| d % 2)`).
     pub fn derive(&mut self, name: &str, from: &str, f: impl Fn(usize) -> usize) -> Result<()> {
         let c = self.column_index(from).ok_or_else(|| {
-            DataError::InvalidArgument(format!("no label column {from:?} (have {:?})", self.label_names))
+            DataError::InvalidArgument(format!(
+                "no label column {from:?} (have {:?})",
+                self.label_names
+            ))
         })?;
         let labels = self.labels[c].iter().map(|&l| f(l)).collect();
         self.add_column(name, labels, None)
@@ -399,7 +440,10 @@ impl MultiLabelDataset {
     /// A single-task view of column `name`, usable by the episode sampler.
     pub fn task(&self, name: &str) -> Result<LabelColumn<'_>> {
         let column = self.column_index(name).ok_or_else(|| {
-            DataError::InvalidArgument(format!("no label column {name:?} (have {:?})", self.label_names))
+            DataError::InvalidArgument(format!(
+                "no label column {name:?} (have {:?})",
+                self.label_names
+            ))
         })?;
         Ok(LabelColumn { data: self, column })
     }
@@ -450,6 +494,9 @@ impl LabelledData for LabelColumn<'_> {
     }
     fn write_example(&self, i: usize, out: &mut [f32]) {
         out.copy_from_slice(self.data.example(i));
+    }
+    fn extend_example(&self, i: usize, _len: usize, out: &mut Vec<f32>) {
+        out.extend_from_slice(self.data.example(i));
     }
 }
 

@@ -48,7 +48,12 @@ impl RemoteFile {
     /// The file names under which a download of this file may be found.
     pub fn candidate_names(&self) -> Vec<String> {
         let mut names = vec![self.target.to_string()];
-        let base = self.target.rsplit('/').next().unwrap_or(self.target).to_string();
+        let base = self
+            .target
+            .rsplit('/')
+            .next()
+            .unwrap_or(self.target)
+            .to_string();
         names.push(base);
         for u in self.urls {
             names.push(u.rsplit('/').next().unwrap_or(u).to_string());
@@ -267,11 +272,22 @@ pub fn registry() -> &'static [DatasetInfo] {
 /// The registered dataset called `name` (`"omniglot"`, `"mnist"`, `"fashion-mnist"`,
 /// `"sklearn-digits"`; `"digits"` is accepted too).
 pub fn dataset_info(name: &str) -> Result<&'static DatasetInfo> {
-    let name = if name == "digits" { "sklearn-digits" } else { name };
-    REGISTRY.iter().find(|d| d.name == name).ok_or_else(|| DataError::UnknownDataset {
-        name: name.to_string(),
-        expected: REGISTRY.iter().map(|d| d.name).collect::<Vec<_>>().join(", "),
-    })
+    let name = if name == "digits" {
+        "sklearn-digits"
+    } else {
+        name
+    };
+    REGISTRY
+        .iter()
+        .find(|d| d.name == name)
+        .ok_or_else(|| DataError::UnknownDataset {
+            name: name.to_string(),
+            expected: REGISTRY
+                .iter()
+                .map(|d| d.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// The lowercase hex SHA-256 of `bytes`.
@@ -285,7 +301,9 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| DataError::io(path, "read", e))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| DataError::io(path, "read", e))?;
         if n == 0 {
             break;
         }
@@ -302,7 +320,14 @@ fn gunzip(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len() * 2);
     MultiGzDecoder::new(bytes)
         .read_to_end(&mut out)
-        .map_err(|e| DataError::format(name, "gzip stream", "a complete, valid gzip stream", e.to_string()))?;
+        .map_err(|e| {
+            DataError::format(
+                name,
+                "gzip stream",
+                "a complete, valid gzip stream",
+                e.to_string(),
+            )
+        })?;
     Ok(out)
 }
 
@@ -347,7 +372,11 @@ pub fn verify_and_store(file: &RemoteFile, downloaded: &Path, dest: &Path) -> Re
                     return Ok(vec![plain]);
                 }
             }
-            Err(DataError::Checksum { file: name, expected: file.sha256.to_string(), found: digest })
+            Err(DataError::Checksum {
+                file: name,
+                expected: file.sha256.to_string(),
+                found: digest,
+            })
         }
         Unpack::Gunzip => {
             let (content, label) = if bytes.starts_with(&GZIP_MAGIC) {
@@ -357,31 +386,46 @@ pub fn verify_and_store(file: &RemoteFile, downloaded: &Path, dest: &Path) -> Re
             };
             let found = sha256_hex(&content);
             if found != file.sha256 {
-                return Err(DataError::Checksum { file: label, expected: file.sha256.to_string(), found });
+                return Err(DataError::Checksum {
+                    file: label,
+                    expected: file.sha256.to_string(),
+                    found,
+                });
             }
             write_atomic(&target, &content)?;
             Ok(vec![target])
         }
         Unpack::Unzip => {
             if digest != file.sha256 {
-                return Err(DataError::Checksum { file: name, expected: file.sha256.to_string(), found: digest });
+                return Err(DataError::Checksum {
+                    file: name,
+                    expected: file.sha256.to_string(),
+                    found: digest,
+                });
             }
             write_atomic(&target, &bytes)?;
             let folder = target.parent().unwrap_or(dest).to_path_buf();
             let mut archive = open_zip(std::io::Cursor::new(&bytes), &name)?;
-            archive
-                .extract(&folder)
-                .map_err(|e| DataError::format(name, "zip archive", "an archive that extracts cleanly", e.to_string()))?;
+            archive.extract(&folder).map_err(|e| {
+                DataError::format(
+                    name,
+                    "zip archive",
+                    "an archive that extracts cleanly",
+                    e.to_string(),
+                )
+            })?;
             Ok(vec![target, folder])
         }
     }
 }
 
-fn find_in_dir(dir: &Path, file: &RemoteFile) -> Option<PathBuf> {
-    for n in file.candidate_names() {
-        let p = dir.join(&n);
-        if p.is_file() {
-            return Some(p);
+fn find_in_dir(dir: &Path, dataset: &str, file: &RemoteFile) -> Option<PathBuf> {
+    for base in [dir.to_path_buf(), dir.join(dataset)] {
+        for n in file.candidate_names() {
+            let p = base.join(&n);
+            if p.is_file() {
+                return Some(p);
+            }
         }
     }
     None
@@ -392,14 +436,15 @@ fn find_in_dir(dir: &Path, file: &RemoteFile) -> Option<PathBuf> {
 ///
 /// `downloaded` is either one file (matched to a registry entry by its file name) or a folder
 /// holding every file of the dataset (under its target path, its base name, or the base name
-/// of one of its addresses). A digest mismatch is a [`DataError::Checksum`] naming the file;
+/// of one of its addresses), directly or in a subfolder named after the dataset. `dest` is
+/// the dataset's own folder (e.g. `<data>/mnist`). A digest mismatch is a [`DataError::Checksum`] naming the file;
 /// nothing unverified is written. Returns the paths written.
 pub fn verify_and_unpack(name: &str, downloaded: &Path, dest: &Path) -> Result<Vec<PathBuf>> {
     let info = dataset_info(name)?;
     if downloaded.is_dir() {
         let mut found = Vec::new();
         for f in info.files {
-            let p = find_in_dir(downloaded, f).ok_or_else(|| DataError::NotFound {
+            let p = find_in_dir(downloaded, info.name, f).ok_or_else(|| DataError::NotFound {
                 file: path_name(downloaded),
                 what: format!("file {} of dataset {}", f.target, info.name),
                 expected: f.candidate_names().join(" or "),
@@ -412,14 +457,28 @@ pub fn verify_and_unpack(name: &str, downloaded: &Path, dest: &Path) -> Result<V
         }
         Ok(written)
     } else {
-        let base = downloaded.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let f = info.files.iter().find(|f| f.candidate_names().iter().any(|c| c.rsplit('/').next() == Some(&base))).ok_or_else(|| {
-            DataError::NotFound {
+        let base = downloaded
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let f = info
+            .files
+            .iter()
+            .find(|f| {
+                f.candidate_names()
+                    .iter()
+                    .any(|c| c.rsplit('/').next() == Some(&base))
+            })
+            .ok_or_else(|| DataError::NotFound {
                 file: path_name(downloaded),
                 what: format!("a file of dataset {}", info.name),
-                expected: info.files.iter().map(|f| f.target).collect::<Vec<_>>().join(", "),
-            }
-        })?;
+                expected: info
+                    .files
+                    .iter()
+                    .map(|f| f.target)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
         verify_and_store(f, downloaded, dest)
     }
 }
@@ -437,7 +496,12 @@ pub struct DownloadReport {
 
 impl std::fmt::Display for DownloadReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{}: verified and stored in {}", self.dataset, self.dest.display())?;
+        writeln!(
+            f,
+            "{}: verified and stored in {}",
+            self.dataset,
+            self.dest.display()
+        )?;
         for p in &self.written {
             writeln!(f, "  {}", p.display())?;
         }
@@ -445,15 +509,22 @@ impl std::fmt::Display for DownloadReport {
     }
 }
 
-/// Fetches dataset `name` and stores it, verified, in `dest` (e.g. `<data>/mnist`).
+/// Fetches dataset `name` and stores it, verified, in `data_root/<name>/` (the layout of
+/// the shared data folder, e.g. `<data>/mnist/train-images.idx3-ubyte`).
 ///
 /// With `from`, the files are taken from that already-downloaded file or folder (see
 /// [`verify_and_unpack`]) and nothing goes over the network. Without it, each file is
 /// fetched with `curl` from its official addresses in turn; without network access or
 /// `curl` this returns [`DataError::Download`].
-pub fn download(name: &str, dest: &Path, from: Option<&Path>) -> Result<DownloadReport> {
+pub fn download(name: &str, data_root: &Path, from: Option<&Path>) -> Result<DownloadReport> {
     let info = dataset_info(name)?;
-    let report = |written| DownloadReport { dataset: info.name.to_string(), dest: dest.to_path_buf(), written };
+    let dest = data_root.join(info.name);
+    let dest = dest.as_path();
+    let report = |written| DownloadReport {
+        dataset: info.name.to_string(),
+        dest: dest.to_path_buf(),
+        written,
+    };
     if let Some(src) = from {
         return Ok(report(verify_and_unpack(info.name, src, dest)?));
     }
@@ -479,7 +550,10 @@ pub fn download(name: &str, dest: &Path, from: Option<&Path>) -> Result<Download
             }
         }
         if !ok {
-            return Err(last_err.unwrap_or_else(|| DataError::Download { url: f.target.into(), reason: "no address".into() }));
+            return Err(last_err.unwrap_or_else(|| DataError::Download {
+                url: f.target.into(),
+                reason: "no address".into(),
+            }));
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
@@ -488,17 +562,33 @@ pub fn download(name: &str, dest: &Path, from: Option<&Path>) -> Result<Download
 
 fn fetch(url: &str, out: &Path) -> Result<()> {
     let status = Command::new("curl")
-        .args(["--fail", "--silent", "--show-error", "--location", "--retry", "2", "--output"])
+        .args([
+            "--fail",
+            "--silent",
+            "--show-error",
+            "--location",
+            "--retry",
+            "2",
+            "--output",
+        ])
         .arg(out)
         .arg(url)
         .status();
     match status {
         Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(DataError::Download { url: url.to_string(), reason: format!("curl exited with {s}") }),
+        Ok(s) => Err(DataError::Download {
+            url: url.to_string(),
+            reason: format!("curl exited with {s}"),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DataError::Download {
             url: url.to_string(),
-            reason: "curl is not installed; fetch the file by other means and run verify_and_unpack".into(),
+            reason:
+                "curl is not installed; fetch the file by other means and run verify_and_unpack"
+                    .into(),
         }),
-        Err(e) => Err(DataError::Download { url: url.to_string(), reason: format!("cannot run curl: {e}") }),
+        Err(e) => Err(DataError::Download {
+            url: url.to_string(),
+            reason: format!("cannot run curl: {e}"),
+        }),
     }
 }

@@ -64,7 +64,11 @@ pub struct EpisodeSpec {
 impl EpisodeSpec {
     /// An N-way K-shot Q-query spec; N and K must be positive (Q may be 0).
     pub fn new(n_way: usize, k_shot: usize, q_query: usize) -> Result<Self> {
-        let s = EpisodeSpec { n_way, k_shot, q_query };
+        let s = EpisodeSpec {
+            n_way,
+            k_shot,
+            q_query,
+        };
         s.validate()?;
         Ok(s)
     }
@@ -121,12 +125,16 @@ pub struct Episode {
 impl Episode {
     /// `[N*K, ..example_shape]`.
     pub fn support_shape(&self) -> Vec<usize> {
-        std::iter::once(self.support_y.len()).chain(self.example_shape.iter().copied()).collect()
+        std::iter::once(self.support_y.len())
+            .chain(self.example_shape.iter().copied())
+            .collect()
     }
 
     /// `[N*Q, ..example_shape]`.
     pub fn query_shape(&self) -> Vec<usize> {
-        std::iter::once(self.query_y.len()).chain(self.example_shape.iter().copied()).collect()
+        std::iter::once(self.query_y.len())
+            .chain(self.example_shape.iter().copied())
+            .collect()
     }
 
     /// `[N*K, C, H, W]` for image episodes (a 1-D example `[D]` gives `[N*K, 1, 1, D]`,
@@ -182,7 +190,11 @@ impl<'a, D: LabelledData + ?Sized> EpisodeSampler<'a, D> {
         for &c in classes {
             match seen.get_mut(c) {
                 Some(s) if !*s => *s = true,
-                Some(_) => return Err(DataError::InvalidArgument(format!("class {c} listed twice"))),
+                Some(_) => {
+                    return Err(DataError::InvalidArgument(format!(
+                        "class {c} listed twice"
+                    )))
+                }
                 None => {
                     return Err(DataError::InvalidArgument(format!(
                         "class {c} out of range for {} classes",
@@ -193,9 +205,16 @@ impl<'a, D: LabelledData + ?Sized> EpisodeSampler<'a, D> {
         }
         let dataset = format!("dataset of {} examples", data.len());
         if spec.n_way > classes.len() {
-            return Err(DataError::NotEnoughClasses { dataset, requested: spec.n_way, available: classes.len() });
+            return Err(DataError::NotEnoughClasses {
+                dataset,
+                requested: spec.n_way,
+                available: classes.len(),
+            });
         }
-        if let Some(&c) = classes.iter().find(|&&c| index.examples(c).len() < spec.per_class()) {
+        if let Some(&c) = classes
+            .iter()
+            .find(|&&c| index.examples(c).len() < spec.per_class())
+        {
             return Err(DataError::NotEnoughExamples {
                 dataset,
                 class: data.class_name(c),
@@ -203,7 +222,13 @@ impl<'a, D: LabelledData + ?Sized> EpisodeSampler<'a, D> {
                 available: index.examples(c).len(),
             });
         }
-        Ok(EpisodeSampler { data, spec, classes: classes.to_vec(), index, example_shape: data.example_shape() })
+        Ok(EpisodeSampler {
+            data,
+            spec,
+            classes: classes.to_vec(),
+            index,
+            example_shape: data.example_shape(),
+        })
     }
 
     /// The spec.
@@ -223,7 +248,11 @@ impl<'a, D: LabelledData + ?Sized> EpisodeSampler<'a, D> {
 
     /// Draws the indices of one episode.
     pub fn sample_indices<R: RngCore + ?Sized>(&self, rng: &mut R) -> EpisodeIndices {
-        let EpisodeSpec { n_way, k_shot, q_query } = self.spec;
+        let EpisodeSpec {
+            n_way,
+            k_shot,
+            q_query,
+        } = self.spec;
         let mut classes = self.classes.clone();
         partial_shuffle(&mut classes, n_way, rng);
         classes.truncate(n_way);
@@ -237,13 +266,26 @@ impl<'a, D: LabelledData + ?Sized> EpisodeSampler<'a, D> {
             support.extend_from_slice(&scratch[..k_shot]);
             query.extend_from_slice(&scratch[k_shot..k_shot + q_query]);
         }
-        EpisodeIndices { classes, support, query }
+        EpisodeIndices {
+            classes,
+            support,
+            query,
+        }
     }
 
     /// Draws one episode.
     pub fn sample<R: RngCore + ?Sized>(&self, rng: &mut R) -> Episode {
         let idx = self.sample_indices(rng);
         self.materialize_unchecked(idx)
+    }
+
+    /// Draws one episode into `episode`, reusing its buffers (avoids allocating about
+    /// `N * (K + Q)` examples' worth of memory per episode in tight loops).
+    pub fn sample_into<R: RngCore + ?Sized>(&self, rng: &mut R, episode: &mut Episode) {
+        episode.indices = self.sample_indices(rng);
+        episode.spec = self.spec;
+        episode.example_shape.clone_from(&self.example_shape);
+        fill_episode(self.data, episode);
     }
 
     /// Draws a meta-batch of `batch` episodes (indices drawn in order from `rng`, data copied
@@ -253,7 +295,9 @@ impl<'a, D: LabelledData + ?Sized> EpisodeSampler<'a, D> {
         D: Sync,
     {
         let idx: Vec<EpisodeIndices> = (0..batch).map(|_| self.sample_indices(rng)).collect();
-        idx.into_par_iter().map(|i| self.materialize_unchecked(i)).collect()
+        idx.into_par_iter()
+            .map(|i| self.materialize_unchecked(i))
+            .collect()
     }
 
     /// Copies the examples of `indices` into an [`Episode`], checking them against the dataset.
@@ -273,25 +317,54 @@ fn build_episode<D: LabelledData + ?Sized>(
     example_shape: Vec<usize>,
     indices: EpisodeIndices,
 ) -> Episode {
-    let len: usize = example_shape.iter().product();
-    let fill = |ids: &[usize]| {
-        let mut x = vec![0.0f32; ids.len() * len];
-        if len > 0 {
-            for (&i, out) in ids.iter().zip(x.chunks_exact_mut(len)) {
-                data.write_example(i, out);
-            }
-        }
-        x
+    let mut ep = Episode {
+        spec,
+        example_shape,
+        support_x: Vec::new(),
+        support_y: Vec::new(),
+        query_x: Vec::new(),
+        query_y: Vec::new(),
+        indices,
     };
-    let support_x = fill(&indices.support);
-    let query_x = fill(&indices.query);
-    let support_y = (0..spec.n_way).flat_map(|k| std::iter::repeat(k).take(spec.k_shot)).collect();
-    let query_y = (0..spec.n_way).flat_map(|k| std::iter::repeat(k).take(spec.q_query)).collect();
-    Episode { spec, example_shape, support_x, support_y, query_x, query_y, indices }
+    fill_episode(data, &mut ep);
+    ep
 }
 
-fn check_indices<D: LabelledData + ?Sized>(data: &D, spec: &EpisodeSpec, idx: &EpisodeIndices) -> Result<()> {
-    let bad = |why: String| Err(DataError::InvalidArgument(format!("episode indices do not fit this dataset: {why}")));
+/// Refills the data and labels of `ep` from `ep.indices`, reusing its buffers.
+fn fill_episode<D: LabelledData + ?Sized>(data: &D, ep: &mut Episode) {
+    let len: usize = ep.example_shape.iter().product();
+    let fill = |ids: &[usize], x: &mut Vec<f32>| {
+        x.clear();
+        x.reserve(ids.len() * len);
+        for &i in ids {
+            data.extend_example(i, len, x);
+        }
+    };
+    fill(&ep.indices.support, &mut ep.support_x);
+    fill(&ep.indices.query, &mut ep.query_x);
+    let EpisodeSpec {
+        n_way,
+        k_shot,
+        q_query,
+    } = ep.spec;
+    ep.support_y.clear();
+    ep.support_y
+        .extend((0..n_way).flat_map(|k| std::iter::repeat(k).take(k_shot)));
+    ep.query_y.clear();
+    ep.query_y
+        .extend((0..n_way).flat_map(|k| std::iter::repeat(k).take(q_query)));
+}
+
+fn check_indices<D: LabelledData + ?Sized>(
+    data: &D,
+    spec: &EpisodeSpec,
+    idx: &EpisodeIndices,
+) -> Result<()> {
+    let bad = |why: String| {
+        Err(DataError::InvalidArgument(format!(
+            "episode indices do not fit this dataset: {why}"
+        )))
+    };
     if idx.classes.len() != spec.n_way
         || idx.support.len() != spec.n_way * spec.k_shot
         || idx.query.len() != spec.n_way * spec.q_query
@@ -306,15 +379,19 @@ fn check_indices<D: LabelledData + ?Sized>(data: &D, spec: &EpisodeSpec, idx: &E
             idx.query.len()
         ));
     }
-    for (pos, &i) in idx.support.iter().enumerate() {
-        if i >= data.len() || data.label(i) != idx.classes[pos / spec.k_shot] {
-            return bad(format!("support index {i} is not an example of class {}", idx.classes[pos / spec.k_shot]));
-        }
-    }
-    if spec.q_query > 0 {
-        for (pos, &i) in idx.query.iter().enumerate() {
-            if i >= data.len() || data.label(i) != idx.classes[pos / spec.q_query] {
-                return bad(format!("query index {i} is not an example of class {}", idx.classes[pos / spec.q_query]));
+    let (k, q) = (spec.k_shot, spec.q_query);
+    for (c, &class) in idx.classes.iter().enumerate() {
+        for (what, ids) in [
+            ("support", &idx.support[c * k..(c + 1) * k]),
+            ("query", &idx.query[c * q..(c + 1) * q]),
+        ] {
+            if let Some(&i) = ids
+                .iter()
+                .find(|&&i| i >= data.len() || data.label(i) != class)
+            {
+                return bad(format!(
+                    "{what} index {i} is not an example of class {class}"
+                ));
             }
         }
     }
@@ -338,12 +415,25 @@ pub struct EpisodeSet {
 
 impl EpisodeSet {
     /// `count` episodes over every class of `data`.
-    pub fn fixed<D: LabelledData + ?Sized>(data: &D, spec: EpisodeSpec, count: usize, seed: u64) -> Result<Self> {
-        Ok(Self::from_sampler(&EpisodeSampler::new(data, spec)?, count, seed))
+    pub fn fixed<D: LabelledData + ?Sized>(
+        data: &D,
+        spec: EpisodeSpec,
+        count: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        Ok(Self::from_sampler(
+            &EpisodeSampler::new(data, spec)?,
+            count,
+            seed,
+        ))
     }
 
     /// `count` episodes from a sampler (e.g. one restricted to the test classes).
-    pub fn from_sampler<D: LabelledData + ?Sized>(sampler: &EpisodeSampler<'_, D>, count: usize, seed: u64) -> Self {
+    pub fn from_sampler<D: LabelledData + ?Sized>(
+        sampler: &EpisodeSampler<'_, D>,
+        count: usize,
+        seed: u64,
+    ) -> Self {
         let episodes = (0..count)
             .map(|i| {
                 let mut rng = seeded_rng(seed);
@@ -351,7 +441,12 @@ impl EpisodeSet {
                 sampler.sample_indices(&mut rng)
             })
             .collect();
-        EpisodeSet { spec: sampler.spec(), seed, dataset_len: sampler.data().len(), episodes }
+        EpisodeSet {
+            spec: sampler.spec(),
+            seed,
+            dataset_len: sampler.data().len(),
+            episodes,
+        }
     }
 
     /// The number of episodes.
@@ -367,7 +462,10 @@ impl EpisodeSet {
     /// Materialises episode `i` from `data` (which must be the dataset it was drawn from).
     pub fn episode<D: LabelledData + ?Sized>(&self, data: &D, i: usize) -> Result<Episode> {
         let idx = self.episodes.get(i).ok_or_else(|| {
-            DataError::InvalidArgument(format!("episode {i} out of range for a set of {}", self.episodes.len()))
+            DataError::InvalidArgument(format!(
+                "episode {i} out of range for a set of {}",
+                self.episodes.len()
+            ))
         })?;
         if data.len() != self.dataset_len {
             return Err(DataError::InvalidArgument(format!(
@@ -377,11 +475,19 @@ impl EpisodeSet {
             )));
         }
         check_indices(data, &self.spec, idx)?;
-        Ok(build_episode(data, self.spec, data.example_shape(), idx.clone()))
+        Ok(build_episode(
+            data,
+            self.spec,
+            data.example_shape(),
+            idx.clone(),
+        ))
     }
 
     /// Materialises every episode, in order.
-    pub fn iter<'s, D: LabelledData + ?Sized>(&'s self, data: &'s D) -> impl Iterator<Item = Result<Episode>> + 's {
+    pub fn iter<'s, D: LabelledData + ?Sized>(
+        &'s self,
+        data: &'s D,
+    ) -> impl Iterator<Item = Result<Episode>> + 's {
         (0..self.len()).map(move |i| self.episode(data, i))
     }
 }
@@ -424,7 +530,13 @@ impl ClassSplit {
 
     /// Whether no class is in two parts.
     pub fn is_disjoint(&self) -> bool {
-        let mut all: Vec<usize> = self.train.iter().chain(&self.val).chain(&self.test).copied().collect();
+        let mut all: Vec<usize> = self
+            .train
+            .iter()
+            .chain(&self.val)
+            .chain(&self.test)
+            .copied()
+            .collect();
         let n = all.len();
         all.sort_unstable();
         all.dedup();

@@ -164,7 +164,11 @@ pub type Result<T, E = DataError> = std::result::Result<T, E>;
 impl DataError {
     /// An [`DataError::Io`] error for `path`.
     pub fn io(path: impl AsRef<Path>, action: &'static str, source: std::io::Error) -> Self {
-        DataError::Io { file: path.as_ref().display().to_string(), action, source }
+        DataError::Io {
+            file: path.as_ref().display().to_string(),
+            action,
+            source,
+        }
     }
 
     /// A [`DataError::Format`] error.
@@ -183,8 +187,18 @@ impl DataError {
     }
 
     /// A [`DataError::Truncated`] error.
-    pub fn truncated(file: impl Into<String>, what: impl Into<String>, expected: u64, found: u64) -> Self {
-        DataError::Truncated { file: file.into(), what: what.into(), expected, found }
+    pub fn truncated(
+        file: impl Into<String>,
+        what: impl Into<String>,
+        expected: u64,
+        found: u64,
+    ) -> Self {
+        DataError::Truncated {
+            file: file.into(),
+            what: what.into(),
+            expected,
+            found,
+        }
     }
 }
 

@@ -90,7 +90,11 @@ impl IdxArray {
         match self.dtype {
             IdxType::U8 => self.data.iter().map(|&b| f64::from(b)).collect(),
             IdxType::I8 => self.data.iter().map(|&b| f64::from(b as i8)).collect(),
-            IdxType::I16 => self.data.chunks_exact(2).map(|c| f64::from(i16::from_be_bytes([c[0], c[1]]))).collect(),
+            IdxType::I16 => self
+                .data
+                .chunks_exact(2)
+                .map(|c| f64::from(i16::from_be_bytes([c[0], c[1]])))
+                .collect(),
             IdxType::I32 => self
                 .data
                 .chunks_exact(4)
@@ -117,7 +121,14 @@ pub fn maybe_gunzip<'a>(bytes: &'a [u8], name: &str) -> Result<std::borrow::Cow<
         MultiGzDecoder::new(bytes)
             .take(MAX_DECOMPRESSED)
             .read_to_end(&mut out)
-            .map_err(|e| DataError::format(name, "gzip stream", "a complete, valid gzip stream", e.to_string()))?;
+            .map_err(|e| {
+                DataError::format(
+                    name,
+                    "gzip stream",
+                    "a complete, valid gzip stream",
+                    e.to_string(),
+                )
+            })?;
         Ok(std::borrow::Cow::Owned(out))
     } else {
         Ok(std::borrow::Cow::Borrowed(bytes))
@@ -133,7 +144,12 @@ pub fn parse_idx(bytes: &[u8], name: &str) -> Result<IdxArray> {
 
 fn parse_idx_raw(b: &[u8], name: &str) -> Result<IdxArray> {
     if b.len() < 4 {
-        return Err(DataError::truncated(name, "IDX magic number", 4, b.len() as u64));
+        return Err(DataError::truncated(
+            name,
+            "IDX magic number",
+            4,
+            b.len() as u64,
+        ));
     }
     let magic = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     let dtype = IdxType::from_code(b[2]);
@@ -148,7 +164,12 @@ fn parse_idx_raw(b: &[u8], name: &str) -> Result<IdxArray> {
     let ndims = b[3] as usize;
     let header = 4 + 4 * ndims;
     if b.len() < header {
-        return Err(DataError::truncated(name, "IDX header", header as u64, b.len() as u64));
+        return Err(DataError::truncated(
+            name,
+            "IDX header",
+            header as u64,
+            b.len() as u64,
+        ));
     }
     let dims: Vec<usize> = b[4..header]
         .chunks_exact(4)
@@ -157,10 +178,22 @@ fn parse_idx_raw(b: &[u8], name: &str) -> Result<IdxArray> {
     let len = dims
         .iter()
         .try_fold(dtype.size(), |a, &d| a.checked_mul(d))
-        .ok_or_else(|| DataError::format(name, "IDX dimensions", "a size that fits in memory", format!("{dims:?}")))?;
+        .ok_or_else(|| {
+            DataError::format(
+                name,
+                "IDX dimensions",
+                "a size that fits in memory",
+                format!("{dims:?}"),
+            )
+        })?;
     let data = &b[header..];
     if data.len() < len {
-        return Err(DataError::truncated(name, "IDX data", len as u64, data.len() as u64));
+        return Err(DataError::truncated(
+            name,
+            "IDX data",
+            len as u64,
+            data.len() as u64,
+        ));
     }
     if data.len() > len {
         return Err(DataError::format(
@@ -170,7 +203,11 @@ fn parse_idx_raw(b: &[u8], name: &str) -> Result<IdxArray> {
             format!("{} bytes", b.len()),
         ));
     }
-    Ok(IdxArray { dtype, dims, data: data.to_vec() })
+    Ok(IdxArray {
+        dtype,
+        dims,
+        data: data.to_vec(),
+    })
 }
 
 /// Reads a whole file into memory.
@@ -190,7 +227,11 @@ fn expect_u8(a: &IdxArray, ndims: usize, name: &str) -> Result<()> {
         return Err(DataError::format(
             name,
             "magic number",
-            format!("{:#010x} (unsigned byte, {ndims} dim{}: {what})", 0x800 | ndims, if ndims == 1 { "" } else { "s" }),
+            format!(
+                "{:#010x} (unsigned byte, {ndims} dim{}: {what})",
+                0x800 | ndims,
+                if ndims == 1 { "" } else { "s" }
+            ),
             format!("{:#010x}", a.magic()),
         ));
     }
@@ -215,7 +256,12 @@ pub fn load_idx_pair(images: &Path, labels: &Path, class_names: &[&str]) -> Resu
             found: lab.dims[0] as u64,
         });
     }
-    if let Some((i, &l)) = lab.data.iter().enumerate().find(|(_, &l)| l as usize >= class_names.len()) {
+    if let Some((i, &l)) = lab
+        .data
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= class_names.len())
+    {
         return Err(DataError::format(
             lname,
             format!("label of item {i}"),
@@ -223,7 +269,11 @@ pub fn load_idx_pair(images: &Path, labels: &Path, class_names: &[&str]) -> Resu
             l.to_string(),
         ));
     }
-    let images: Vec<f32> = img.data.par_iter().map(|&p| f32::from(p) * (1.0 / 255.0)).collect();
+    let images: Vec<f32> = img
+        .data
+        .par_iter()
+        .map(|&p| f32::from(p) * (1.0 / 255.0))
+        .collect();
     ImageDataset::new(
         images,
         [n, 1, h, w],
@@ -280,7 +330,10 @@ pub fn load_mnist_like(dir: &Path, class_names: &[&str]) -> Result<TrainTest> {
         || load_idx_pair(&train_i, &train_l, class_names),
         || load_idx_pair(&test_i, &test_l, class_names),
     );
-    Ok(TrainTest { train: train?, test: test? })
+    Ok(TrainTest {
+        train: train?,
+        test: test?,
+    })
 }
 
 /// Loads MNIST (60,000 + 10,000 digits, 1x28x28, classes "0".."9") from `dir`.

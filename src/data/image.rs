@@ -3,34 +3,45 @@
 
 use super::error::{DataError, Result};
 
-/// One axis of a box filter: for each output position, the first source index and the
-/// weights of the consecutive source pixels it covers.
+/// One axis of a box filter: for each output position `o`, the source pixels
+/// `starts[o]..starts[o] + lens[o]` and their weights `weights[offsets[o]..][..lens[o]]`.
 #[derive(Debug, Clone, PartialEq)]
 struct Axis {
     starts: Vec<usize>,
-    weights: Vec<Vec<f32>>,
+    lens: Vec<usize>,
+    offsets: Vec<usize>,
+    weights: Vec<f32>,
 }
 
 impl Axis {
     fn new(src: usize, dst: usize) -> Self {
         let scale = src as f64 / dst as f64;
-        let mut starts = Vec::with_capacity(dst);
-        let mut weights = Vec::with_capacity(dst);
+        let mut axis = Axis {
+            starts: Vec::new(),
+            lens: Vec::new(),
+            offsets: Vec::new(),
+            weights: Vec::new(),
+        };
         for o in 0..dst {
             let lo = o as f64 * scale;
             let hi = (o + 1) as f64 * scale;
-            let first = lo.floor() as usize;
+            let first = (lo.floor() as usize).min(src - 1);
             let last = (hi.ceil() as usize).min(src).max(first + 1);
-            let w: Vec<f32> = (first..last)
-                .map(|i| {
-                    let overlap = (hi.min(i as f64 + 1.0) - lo.max(i as f64)).max(0.0);
-                    (overlap / scale) as f32
-                })
-                .collect();
-            starts.push(first);
-            weights.push(w);
+            axis.starts.push(first);
+            axis.lens.push(last - first);
+            axis.offsets.push(axis.weights.len());
+            axis.weights.extend((first..last).map(|i| {
+                let overlap = (hi.min(i as f64 + 1.0) - lo.max(i as f64)).max(0.0);
+                (overlap / scale) as f32
+            }));
         }
-        Axis { starts, weights }
+        axis
+    }
+
+    /// `(first source index, weights)` of output `o`.
+    fn taps(&self, o: usize) -> (usize, &[f32]) {
+        let off = self.offsets[o];
+        (self.starts[o], &self.weights[off..off + self.lens[o]])
     }
 }
 
@@ -79,27 +90,39 @@ impl BoxResizer {
 
     /// Resizes one channel. `src` has `src_h * src_w` values that `pixel` maps to `f32`;
     /// `out` receives `dst_h * dst_w` values. `tmp` is scratch space (resized as needed).
-    pub fn resize_with<T: Copy>(&self, src: &[T], pixel: impl Fn(T) -> f32, out: &mut [f32], tmp: &mut Vec<f32>) {
+    ///
+    /// The vertical pass runs first, as whole-row multiply-adds that the compiler vectorises.
+    pub fn resize_with<T: Copy>(
+        &self,
+        src: &[T],
+        pixel: impl Fn(T) -> f32,
+        out: &mut [f32],
+        tmp: &mut Vec<f32>,
+    ) {
         assert_eq!(src.len(), self.src_h * self.src_w, "source size");
         assert_eq!(out.len(), self.dst_h * self.dst_w, "destination size");
-        // Horizontal pass: src_h x dst_w.
+        let sw = self.src_w;
+        // Vertical pass: dst_h x src_w.
         tmp.clear();
-        tmp.resize(self.src_h * self.dst_w, 0.0);
-        for (row, trow) in src.chunks_exact(self.src_w).zip(tmp.chunks_exact_mut(self.dst_w)) {
-            for (o, t) in trow.iter_mut().enumerate() {
-                let s = self.cols.starts[o];
-                *t = self.cols.weights[o].iter().zip(&row[s..]).map(|(&w, &p)| w * pixel(p)).sum();
+        tmp.resize(self.dst_h * sw, 0.0);
+        for (o, trow) in tmp.chunks_exact_mut(sw).enumerate() {
+            let (first, weights) = self.rows.taps(o);
+            for (k, &w) in weights.iter().enumerate() {
+                let srow = &src[(first + k) * sw..(first + k + 1) * sw];
+                for (t, &p) in trow.iter_mut().zip(srow) {
+                    *t += w * pixel(p);
+                }
             }
         }
-        // Vertical pass: dst_h x dst_w.
-        for (o, orow) in out.chunks_exact_mut(self.dst_w).enumerate() {
-            orow.fill(0.0);
-            let s = self.rows.starts[o];
-            for (k, &w) in self.rows.weights[o].iter().enumerate() {
-                let trow = &tmp[(s + k) * self.dst_w..(s + k + 1) * self.dst_w];
-                for (a, &b) in orow.iter_mut().zip(trow) {
-                    *a += w * b;
-                }
+        // Horizontal pass: dst_h x dst_w.
+        for (orow, trow) in out.chunks_exact_mut(self.dst_w).zip(tmp.chunks_exact(sw)) {
+            for (o, v) in orow.iter_mut().enumerate() {
+                let (first, weights) = self.cols.taps(o);
+                *v = weights
+                    .iter()
+                    .zip(&trow[first..])
+                    .map(|(&w, &p)| w * p)
+                    .sum();
             }
         }
     }
@@ -118,27 +141,49 @@ impl BoxResizer {
 pub fn rotate90(src: &[f32], h: usize, w: usize, quarter_turns: u32, out: &mut [f32]) {
     assert_eq!(src.len(), h * w, "source size");
     assert_eq!(out.len(), h * w, "destination size");
+    if h == 0 || w == 0 {
+        return;
+    }
     match quarter_turns % 4 {
         0 => out.copy_from_slice(src),
         // out is w x h: out[y][x] = src[x][w-1-y].
-        1 => {
-            for y in 0..w {
-                for x in 0..h {
-                    out[y * h + x] = src[x * w + (w - 1 - y)];
-                }
-            }
-        }
+        1 => turn_columns(src, h, w, out, true),
         2 => {
             for (o, &s) in out.iter_mut().zip(src.iter().rev()) {
                 *o = s;
             }
         }
         // out is w x h: out[y][x] = src[h-1-x][y].
-        _ => {
-            for y in 0..w {
-                for x in 0..h {
-                    out[y * h + x] = src[(h - 1 - x) * w + y];
-                }
+        _ => turn_columns(src, h, w, out, false),
+    }
+}
+
+/// Quarter turn, four source rows at a time: each output row `y` gathers one value from
+/// each source row (reading the rows backwards for a counter-clockwise turn, forwards and
+/// into the reversed output position for a clockwise one).
+fn turn_columns(src: &[f32], h: usize, w: usize, out: &mut [f32], ccw: bool) {
+    let row = |x: usize| &src[x * w..(x + 1) * w];
+    let mut x = 0;
+    while x + 4 <= h {
+        // Output column(s) written by source rows x..x+4.
+        let (rows, col) = if ccw {
+            ([row(x), row(x + 1), row(x + 2), row(x + 3)], x)
+        } else {
+            ([row(x + 3), row(x + 2), row(x + 1), row(x)], h - 4 - x)
+        };
+        for (y, orow) in out.chunks_exact_mut(h).enumerate() {
+            let j = if ccw { w - 1 - y } else { y };
+            orow[col..col + 4].copy_from_slice(&[rows[0][j], rows[1][j], rows[2][j], rows[3][j]]);
+        }
+        x += 4;
+    }
+    for x in x..h {
+        let r = row(x);
+        for (y, orow) in out.chunks_exact_mut(h).enumerate() {
+            if ccw {
+                orow[x] = r[w - 1 - y];
+            } else {
+                orow[h - 1 - x] = r[y];
             }
         }
     }
@@ -165,7 +210,8 @@ impl DecodedPng {
             .chunks_exact(c)
             .map(|p| {
                 if c >= 3 {
-                    (0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])) / 255.0
+                    (0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
+                        / 255.0
                 } else {
                     f32::from(p[0]) / 255.0
                 }
@@ -190,16 +236,23 @@ impl DecodedPng {
 /// Decodes a PNG held in memory to 8-bit samples (palette and low bit depths expanded,
 /// 16-bit reduced; 1-bit gray becomes 0/255). `name` is used in error messages.
 pub fn decode_png(bytes: &[u8], name: &str) -> Result<DecodedPng> {
-    let not_image = |why: String| DataError::NotAnImage { file: name.to_string(), found: why };
+    let not_image = |why: String| DataError::NotAnImage {
+        file: name.to_string(),
+        found: why,
+    };
     if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         let head: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
         return Err(not_image(format!("no PNG signature (first bytes {head})")));
     }
     let mut decoder = png::Decoder::new(bytes);
     decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = decoder.read_info().map_err(|e| not_image(format!("an undecodable PNG ({e})")))?;
+    let mut reader = decoder
+        .read_info()
+        .map_err(|e| not_image(format!("an undecodable PNG ({e})")))?;
     let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).map_err(|e| not_image(format!("an undecodable PNG ({e})")))?;
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| not_image(format!("an undecodable PNG ({e})")))?;
     let channels = match info.color_type {
         png::ColorType::Grayscale => 1,
         png::ColorType::GrayscaleAlpha => 2,
@@ -213,7 +266,12 @@ pub fn decode_png(bytes: &[u8], name: &str) -> Result<DecodedPng> {
     for r in 0..height {
         pixels.extend_from_slice(&buf[r * info.line_size..r * info.line_size + row]);
     }
-    Ok(DecodedPng { height, width, channels, pixels })
+    Ok(DecodedPng {
+        height,
+        width,
+        channels,
+        pixels,
+    })
 }
 
 #[cfg(test)]

@@ -39,7 +39,9 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn is_hidden(p: &Path) -> bool {
-    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
 }
 
 /// Loads `root/<class>/<file>.png` (classes are the subfolders, sorted by name; hidden
@@ -61,9 +63,15 @@ pub fn load_image_folder(root: &Path, opts: &ImageFolderOptions) -> Result<Image
                 continue;
             }
             if f.is_dir() {
-                return Err(DataError::NotAnImage { file: path_name(&f), found: "a folder".into() });
+                return Err(DataError::NotAnImage {
+                    file: path_name(&f),
+                    found: "a folder".into(),
+                });
             }
-            let ext = f.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            let ext = f
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
             if ext.as_deref() != Some("png") {
                 return Err(DataError::NotAnImage {
                     file: path_name(&f),
@@ -77,9 +85,15 @@ pub fn load_image_folder(root: &Path, opts: &ImageFolderOptions) -> Result<Image
             count += 1;
         }
         if count == 0 {
-            return Err(DataError::EmptyClass { file: path_name(&dir) });
+            return Err(DataError::EmptyClass {
+                file: path_name(&dir),
+            });
         }
-        class_names.push(dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        class_names.push(
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
     }
     if class_names.is_empty() {
         return Err(DataError::NotFound {

@@ -6,7 +6,7 @@
 //! - In-memory parsers for fuzzing and embedding: [`parse_idx`], [`parse_npy`], [`parse_npz`].
 //! - Tasks: the sinusoid family ([`SinusoidConfig`]) and N-way K-shot episodes
 //!   ([`EpisodeSampler`], [`EpisodeSet`], [`ClassSplit`]).
-//! - Tools: [`inspect`], [`bench_data`], and the download registry ([`download::registry`],
+//! - Tools: [`inspect()`], [`bench_data`], and the download registry ([`download::registry`],
 //!   [`verify_and_unpack`]).
 //!
 //! Data lives in `$METALEARN_DATA`, by default `../shared/data` next to the crate
@@ -29,21 +29,32 @@ pub mod tabular;
 use std::path::PathBuf;
 
 pub use bench::bench_data;
-pub use dataset::{ClassIndex, ImageDataset, LabelColumn, LabelledData, MultiLabelDataset, TrainTest};
-pub use download::{dataset_info, download, registry, sha256_file, verify_and_unpack, DownloadReport};
-pub use episode::{seeded_rng, ClassSplit, Episode, EpisodeIndices, EpisodeSampler, EpisodeSet, EpisodeSpec};
+pub use dataset::{
+    ClassIndex, ImageDataset, LabelColumn, LabelledData, MultiLabelDataset, TrainTest,
+};
+pub use download::{
+    dataset_info, download, registry, sha256_file, verify_and_unpack, DownloadReport,
+};
+pub use episode::{
+    seeded_rng, ClassSplit, Episode, EpisodeIndices, EpisodeSampler, EpisodeSet, EpisodeSpec,
+};
 pub use error::{DataError, Result};
-pub use idx::{find_idx_file, load_fashion_mnist, load_idx_pair, load_mnist, parse_idx, read_idx, IdxArray, IdxType};
+pub use idx::{
+    find_idx_file, load_fashion_mnist, load_idx_pair, load_mnist, parse_idx, read_idx, IdxArray,
+    IdxType,
+};
 pub use image::{decode_png, rotate90, BoxResizer};
 pub use image_folder::{load_image_folder, ColorMode, ImageFolderOptions};
 pub use inspect::inspect;
 pub use npy::{parse_npy, parse_npz, NpyArray, NpyDtype, NpyHeader, Npz};
 pub use omniglot::{
-    load_omniglot, load_omniglot_npz, load_omniglot_pngs, load_vinyals, load_vinyals_split, Omniglot,
-    OmniglotCharacter, OmniglotSet, RotatedDataset, VinyalsSplits, OMNIGLOT_SIZE,
+    load_omniglot, load_omniglot_npz, load_omniglot_pngs, load_vinyals, load_vinyals_split,
+    Omniglot, OmniglotCharacter, OmniglotSet, RotatedDataset, VinyalsSplits, OMNIGLOT_SIZE,
 };
 pub use sinusoid::{SinusoidConfig, SinusoidTask};
-pub use tabular::{load_digits, load_feature_csv, parse_digits, parse_feature_csv, CsvOptions, LabelColumns};
+pub use tabular::{
+    load_digits, load_feature_csv, parse_digits, parse_feature_csv, CsvOptions, LabelColumns,
+};
 
 /// The environment variable naming the data folder.
 pub const DATA_ENV: &str = "METALEARN_DATA";
@@ -52,6 +63,9 @@ pub const DATA_ENV: &str = "METALEARN_DATA";
 pub fn default_data_dir() -> PathBuf {
     match std::env::var_os(DATA_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join("data"),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("shared")
+            .join("data"),
     }
 }

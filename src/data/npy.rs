@@ -94,7 +94,11 @@ macro_rules! convert {
             .chunks_exact(std::mem::size_of::<$ty>())
             .map(|c| {
                 let b = c.try_into().expect("chunk size");
-                let v = if be { <$ty>::from_be_bytes(b) } else { <$ty>::from_le_bytes(b) };
+                let v = if be {
+                    <$ty>::from_be_bytes(b)
+                } else {
+                    <$ty>::from_le_bytes(b)
+                };
                 $f(v)
             })
             .collect()
@@ -105,7 +109,11 @@ impl NpyArray {
     /// The elements converted to `f64` (booleans as 0/1), in storage order.
     pub fn to_f64_vec(&self) -> Vec<f64> {
         match self.header.dtype {
-            NpyDtype::Bool => self.data.iter().map(|&b| f64::from(u8::from(b != 0))).collect(),
+            NpyDtype::Bool => self
+                .data
+                .iter()
+                .map(|&b| f64::from(u8::from(b != 0)))
+                .collect(),
             NpyDtype::U8 => self.data.iter().map(|&b| f64::from(b)).collect(),
             NpyDtype::I8 => self.data.iter().map(|&b| f64::from(b as i8)).collect(),
             NpyDtype::U16 => convert!(self, u16, f64::from),
@@ -132,7 +140,12 @@ impl NpyArray {
             NpyDtype::I64 => convert!(self, i64, |v| v),
             NpyDtype::U64 => convert!(self, u64, |v: u64| v as i64),
             NpyDtype::F32 | NpyDtype::F64 => {
-                return Err(DataError::format(name, "dtype", "an integer dtype", self.header.descr.clone()))
+                return Err(DataError::format(
+                    name,
+                    "dtype",
+                    "an integer dtype",
+                    self.header.descr.clone(),
+                ))
             }
         })
     }
@@ -143,11 +156,21 @@ pub fn parse_npy(bytes: &[u8], name: &str) -> Result<NpyArray> {
     let mut cursor = Cursor::new(bytes);
     let header = read_npy_header(&mut cursor, name)?;
     let rest = &bytes[header.header_len..];
-    let len = header
-        .data_len()
-        .ok_or_else(|| DataError::format(name, "shape", "a shape whose size fits in memory", format!("{:?}", header.shape)))?;
+    let len = header.data_len().ok_or_else(|| {
+        DataError::format(
+            name,
+            "shape",
+            "a shape whose size fits in memory",
+            format!("{:?}", header.shape),
+        )
+    })?;
     if rest.len() < len {
-        return Err(DataError::truncated(name, "array data", len as u64, rest.len() as u64));
+        return Err(DataError::truncated(
+            name,
+            "array data",
+            len as u64,
+            rest.len() as u64,
+        ));
     }
     if rest.len() > len {
         return Err(DataError::format(
@@ -157,7 +180,10 @@ pub fn parse_npy(bytes: &[u8], name: &str) -> Result<NpyArray> {
             format!("{} bytes", rest.len()),
         ));
     }
-    Ok(NpyArray { header, data: rest.to_vec() })
+    Ok(NpyArray {
+        header,
+        data: rest.to_vec(),
+    })
 }
 
 /// Reads and parses the header of a `.npy` stream, leaving `reader` at the first data byte.
@@ -168,7 +194,12 @@ pub fn read_npy_header<R: Read>(reader: &mut R, name: &str) -> Result<NpyHeader>
         return Err(DataError::truncated(name, "npy preamble", 10, got as u64));
     }
     if &pre[..6] != NPY_MAGIC {
-        return Err(DataError::format(name, "npy magic", "\\x93NUMPY", escape(&pre[..6])));
+        return Err(DataError::format(
+            name,
+            "npy magic",
+            "\\x93NUMPY",
+            escape(&pre[..6]),
+        ));
     }
     let (major, minor) = (pre[6], pre[7]);
     let (len_field, hlen) = match major {
@@ -180,38 +211,89 @@ pub fn read_npy_header<R: Read>(reader: &mut R, name: &str) -> Result<NpyHeader>
         }
         2 | 3 => {
             let mut more = [0u8; 2];
-            let got2 = if got == 10 { read_up_to(reader, &mut more, name)? } else { 0 };
+            let got2 = if got == 10 {
+                read_up_to(reader, &mut more, name)?
+            } else {
+                0
+            };
             if got < 10 || got2 < 2 {
-                return Err(DataError::truncated(name, "npy preamble", 12, (got + got2) as u64));
+                return Err(DataError::truncated(
+                    name,
+                    "npy preamble",
+                    12,
+                    (got + got2) as u64,
+                ));
             }
-            (4usize, u32::from_le_bytes([pre[8], pre[9], more[0], more[1]]) as usize)
+            (
+                4usize,
+                u32::from_le_bytes([pre[8], pre[9], more[0], more[1]]) as usize,
+            )
         }
         _ => {
-            return Err(DataError::format(name, "npy version", "1.0, 2.0 or 3.0", format!("{major}.{minor}")))
+            return Err(DataError::format(
+                name,
+                "npy version",
+                "1.0, 2.0 or 3.0",
+                format!("{major}.{minor}"),
+            ))
         }
     };
     const MAX_HEADER: usize = 1 << 20;
     if hlen > MAX_HEADER {
-        return Err(DataError::format(name, "npy header length", format!("at most {MAX_HEADER}"), hlen.to_string()));
+        return Err(DataError::format(
+            name,
+            "npy header length",
+            format!("at most {MAX_HEADER}"),
+            hlen.to_string(),
+        ));
     }
     let mut text = vec![0u8; hlen];
     let got = read_up_to(reader, &mut text, name)?;
     if got < hlen {
-        return Err(DataError::truncated(name, "npy header", hlen as u64, got as u64));
+        return Err(DataError::truncated(
+            name,
+            "npy header",
+            hlen as u64,
+            got as u64,
+        ));
     }
     let text = match std::str::from_utf8(&text) {
         Ok(t) => t,
-        Err(_) => return Err(DataError::format(name, "npy header", "UTF-8 / ASCII text", "invalid UTF-8")),
+        Err(_) => {
+            return Err(DataError::format(
+                name,
+                "npy header",
+                "UTF-8 / ASCII text",
+                "invalid UTF-8",
+            ))
+        }
     };
     let dict = parse_header_dict(text, name)?;
-    let descr = dict.descr.ok_or_else(|| DataError::format(name, "npy header", "a 'descr' key", text.trim()))?;
-    let fortran_order = dict
-        .fortran_order
-        .ok_or_else(|| DataError::format(name, "npy header", "a 'fortran_order' key", text.trim()))?;
-    let shape = dict.shape.ok_or_else(|| DataError::format(name, "npy header", "a 'shape' key", text.trim()))?;
-    let (dtype, big_endian) = parse_descr(&descr)
-        .ok_or_else(|| DataError::format(name, "npy dtype", "a boolean or numeric dtype such as '|b1' or '<i8'", descr.clone()))?;
-    Ok(NpyHeader { descr, dtype, big_endian, fortran_order, shape, header_len: 6 + 2 + len_field + hlen })
+    let descr = dict
+        .descr
+        .ok_or_else(|| DataError::format(name, "npy header", "a 'descr' key", text.trim()))?;
+    let fortran_order = dict.fortran_order.ok_or_else(|| {
+        DataError::format(name, "npy header", "a 'fortran_order' key", text.trim())
+    })?;
+    let shape = dict
+        .shape
+        .ok_or_else(|| DataError::format(name, "npy header", "a 'shape' key", text.trim()))?;
+    let (dtype, big_endian) = parse_descr(&descr).ok_or_else(|| {
+        DataError::format(
+            name,
+            "npy dtype",
+            "a boolean or numeric dtype such as '|b1' or '<i8'",
+            descr.clone(),
+        )
+    })?;
+    Ok(NpyHeader {
+        descr,
+        dtype,
+        big_endian,
+        fortran_order,
+        shape,
+        header_len: 6 + 2 + len_field + hlen,
+    })
 }
 
 /// Reads as many bytes as possible into `buf` (stops early only at end of stream).
@@ -222,14 +304,23 @@ pub(crate) fn read_up_to<R: Read>(reader: &mut R, buf: &mut [u8], name: &str) ->
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(DataError::Io { file: name.to_string(), action: "read", source: e }),
+            Err(e) => {
+                return Err(DataError::Io {
+                    file: name.to_string(),
+                    action: "read",
+                    source: e,
+                })
+            }
         }
     }
     Ok(got)
 }
 
 fn escape(b: &[u8]) -> String {
-    b.iter().flat_map(|&c| std::ascii::escape_default(c)).map(char::from).collect()
+    b.iter()
+        .flat_map(|&c| std::ascii::escape_default(c))
+        .map(char::from)
+        .collect()
 }
 
 fn parse_descr(descr: &str) -> Option<(NpyDtype, bool)> {
@@ -269,8 +360,18 @@ struct HeaderDict {
 /// Parses the Python-literal dict of a `.npy` header, e.g.
 /// `{'descr': '<i8', 'fortran_order': False, 'shape': (964, 20), }`.
 fn parse_header_dict(text: &str, name: &str) -> Result<HeaderDict> {
-    let bad = |found: &str| DataError::format(name, "npy header", "a dict like {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", found.to_string());
-    let mut p = Lexer { s: text.as_bytes(), i: 0 };
+    let bad = |found: &str| {
+        DataError::format(
+            name,
+            "npy header",
+            "a dict like {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+            found.to_string(),
+        )
+    };
+    let mut p = Lexer {
+        s: text.as_bytes(),
+        i: 0,
+    };
     let mut out = HeaderDict::default();
     p.ws();
     if !p.eat(b'{') {
@@ -289,7 +390,9 @@ fn parse_header_dict(text: &str, name: &str) -> Result<HeaderDict> {
         p.ws();
         match key.as_str() {
             "descr" => out.descr = Some(p.string().ok_or_else(|| bad(text.trim()))?),
-            "fortran_order" => out.fortran_order = Some(p.boolean().ok_or_else(|| bad(text.trim()))?),
+            "fortran_order" => {
+                out.fortran_order = Some(p.boolean().ok_or_else(|| bad(text.trim()))?)
+            }
             "shape" => out.shape = Some(p.tuple().ok_or_else(|| bad(text.trim()))?),
             _ => p.skip_value().ok_or_else(|| bad(text.trim()))?,
         }
@@ -335,7 +438,9 @@ impl Lexer<'_> {
         while self.peek()? != q {
             self.i += 1;
         }
-        let s = std::str::from_utf8(&self.s[start..self.i]).ok()?.to_string();
+        let s = std::str::from_utf8(&self.s[start..self.i])
+            .ok()?
+            .to_string();
         self.i += 1;
         Some(s)
     }
@@ -356,7 +461,10 @@ impl Lexer<'_> {
         while matches!(self.peek(), Some(b'0'..=b'9')) {
             self.i += 1;
         }
-        let v = std::str::from_utf8(&self.s[start..self.i]).ok()?.parse().ok()?;
+        let v = std::str::from_utf8(&self.s[start..self.i])
+            .ok()?
+            .parse()
+            .ok()?;
         // Python 2 era headers may write `3L`.
         self.eat(b'L');
         Some(v)
@@ -418,17 +526,35 @@ pub fn parse_npz(bytes: &[u8], name: &str) -> Result<Npz> {
             continue;
         }
         let member = format!("{name}/{}", file.name());
-        let key = file.name().strip_suffix(".npy").unwrap_or(file.name()).to_string();
+        let key = file
+            .name()
+            .strip_suffix(".npy")
+            .unwrap_or(file.name())
+            .to_string();
         // Never trust the declared size beyond the archive's own length times a bound.
         let declared = file.size();
-        let cap = (declared as usize).min(bytes.len().saturating_mul(1024)).min(1 << 30);
+        let cap = (declared as usize)
+            .min(bytes.len().saturating_mul(1024))
+            .min(1 << 30);
         let mut data = Vec::with_capacity(cap.min(1 << 20));
         let got = (&mut file)
             .take(declared)
             .read_to_end(&mut data)
-            .map_err(|e| DataError::format(member.clone(), "zip member", "a readable deflate/stored stream", e.to_string()))?;
+            .map_err(|e| {
+                DataError::format(
+                    member.clone(),
+                    "zip member",
+                    "a readable deflate/stored stream",
+                    e.to_string(),
+                )
+            })?;
         if (got as u64) < declared {
-            return Err(DataError::truncated(member, "zip member", declared, got as u64));
+            return Err(DataError::truncated(
+                member,
+                "zip member",
+                declared,
+                got as u64,
+            ));
         }
         arrays.push((key, parse_npy(&data, &member)?));
     }
@@ -443,8 +569,18 @@ pub(crate) fn open_zip<R: Read + Seek>(reader: R, name: &str) -> Result<zip::Zip
 /// Maps a zip error to a [`DataError`] naming `name`.
 pub(crate) fn zip_error(name: &str, e: zip::result::ZipError) -> DataError {
     match e {
-        zip::result::ZipError::Io(io) => DataError::format(name, "zip archive", "a readable zip archive", io.to_string()),
-        other => DataError::format(name, "zip archive", "a valid zip archive", other.to_string()),
+        zip::result::ZipError::Io(io) => DataError::format(
+            name,
+            "zip archive",
+            "a readable zip archive",
+            io.to_string(),
+        ),
+        other => DataError::format(
+            name,
+            "zip archive",
+            "a valid zip archive",
+            other.to_string(),
+        ),
     }
 }
 
@@ -468,7 +604,10 @@ mod tests {
 
     #[test]
     fn parses_simple_array() {
-        let bytes = npy("{'descr': '<i8', 'fortran_order': False, 'shape': (2, 1), }", &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        let bytes = npy(
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 1), }",
+            &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0],
+        );
         let a = parse_npy(&bytes, "x.npy").unwrap();
         assert_eq!(a.header.shape, vec![2, 1]);
         assert_eq!(a.to_i64_vec("x").unwrap(), vec![1, 2]);
@@ -476,9 +615,23 @@ mod tests {
 
     #[test]
     fn parses_scalar_and_one_tuple() {
-        let a = parse_npy(&npy("{'descr': '|u1', 'fortran_order': False, 'shape': (), }", &[7]), "s").unwrap();
+        let a = parse_npy(
+            &npy(
+                "{'descr': '|u1', 'fortran_order': False, 'shape': (), }",
+                &[7],
+            ),
+            "s",
+        )
+        .unwrap();
         assert_eq!(a.header.shape, Vec::<usize>::new());
-        let a = parse_npy(&npy("{\"descr\": \">f4\", \"shape\": (1,), \"fortran_order\": True}", &[0x3f, 0x80, 0, 0]), "s").unwrap();
+        let a = parse_npy(
+            &npy(
+                "{\"descr\": \">f4\", \"shape\": (1,), \"fortran_order\": True}",
+                &[0x3f, 0x80, 0, 0],
+            ),
+            "s",
+        )
+        .unwrap();
         assert_eq!(a.to_f64_vec(), vec![1.0]);
         assert!(a.header.fortran_order);
     }

@@ -131,7 +131,11 @@ impl OmniglotCharacter {
         OMNIGLOT_ALPHABETS
             .iter()
             .find(|(_, first, count)| (*first..first + count).contains(&id))
-            .map(|(name, first, _)| OmniglotCharacter { id: Some(id), alphabet: name.to_string(), number: id - first + 1 })
+            .map(|(name, first, _)| OmniglotCharacter {
+                id: Some(id),
+                alphabet: name.to_string(),
+                number: id - first + 1,
+            })
     }
 
     /// The character `alphabet/characterNN`, with its id if the alphabet is known.
@@ -140,12 +144,22 @@ impl OmniglotCharacter {
             .iter()
             .find(|(name, _, count)| *name == alphabet && (1..=*count).contains(&number))
             .map(|(_, first, _)| first + number - 1);
-        OmniglotCharacter { id, alphabet: alphabet.to_string(), number }
+        OmniglotCharacter {
+            id,
+            alphabet: alphabet.to_string(),
+            number,
+        }
     }
 
     /// The set the character belongs to, if known.
     pub fn set(&self) -> Option<OmniglotSet> {
-        self.id.map(|id| if id < 965 { OmniglotSet::Background } else { OmniglotSet::Evaluation })
+        self.id.map(|id| {
+            if id < 965 {
+                OmniglotSet::Background
+            } else {
+                OmniglotSet::Evaluation
+            }
+        })
     }
 
     /// `"Alphabet/characterNN"`, the class name used everywhere in this module.
@@ -212,17 +226,26 @@ pub fn load_omniglot_npz(path: &Path, size: usize) -> Result<Omniglot> {
     // labels.npy (small): read fully.
     let labels_member = format!("{name}/labels.npy");
     let labels = {
-        let mut f = archive.by_name("labels.npy").map_err(|_| DataError::NotFound {
-            file: name.clone(),
-            what: "npz member".into(),
-            expected: "labels.npy".into(),
-        })?;
+        let mut f = archive
+            .by_name("labels.npy")
+            .map_err(|_| DataError::NotFound {
+                file: name.clone(),
+                what: "npz member".into(),
+                expected: "labels.npy".into(),
+            })?;
         let declared = f.size();
         let mut buf = Vec::new();
         (&mut f)
             .take(declared.min(1 << 30))
             .read_to_end(&mut buf)
-            .map_err(|e| DataError::format(labels_member.clone(), "zip member", "a readable stream", e.to_string()))?;
+            .map_err(|e| {
+                DataError::format(
+                    labels_member.clone(),
+                    "zip member",
+                    "a readable stream",
+                    e.to_string(),
+                )
+            })?;
         parse_npy(&buf, &labels_member)?
     };
     if labels.header.shape.len() != 2 {
@@ -247,7 +270,8 @@ pub fn load_omniglot_npz(path: &Path, size: usize) -> Result<Omniglot> {
         }
     };
     let label_values = labels.to_i64_vec(&labels_member)?;
-    if let Some(k) = (0..label_values.len()).find(|&k| label_values[k] != (k / cols.max(1)) as i64) {
+    if let Some(k) = (0..label_values.len()).find(|&k| label_values[k] != (k / cols.max(1)) as i64)
+    {
         return Err(DataError::format(
             labels_member,
             format!("labels[{}, {}]", k / cols, k % cols),
@@ -258,11 +282,13 @@ pub fn load_omniglot_npz(path: &Path, size: usize) -> Result<Omniglot> {
 
     // images.npy (large): stream it, resizing chunk by chunk in parallel.
     let images_member = format!("{name}/images.npy");
-    let mut f = archive.by_name("images.npy").map_err(|_| DataError::NotFound {
-        file: name.clone(),
-        what: "npz member".into(),
-        expected: "images.npy".into(),
-    })?;
+    let mut f = archive
+        .by_name("images.npy")
+        .map_err(|_| DataError::NotFound {
+            file: name.clone(),
+            what: "npz member".into(),
+            expected: "images.npy".into(),
+        })?;
     let declared = f.size();
     let header = read_npy_header(&mut f, &images_member)?;
     let shape = &header.shape;
@@ -278,14 +304,22 @@ pub fn load_omniglot_npz(path: &Path, size: usize) -> Result<Omniglot> {
             images_member,
             "array",
             format!("C-order bool array of shape ({rows}, {cols}, H, W)"),
-            format!("descr {:?}, fortran_order {}, shape {:?}", header.descr, header.fortran_order, shape),
+            format!(
+                "descr {:?}, fortran_order {}, shape {:?}",
+                header.descr, header.fortran_order, shape
+            ),
         ));
     }
     let (h, w) = (shape[2], shape[3]);
     let data_len = header.data_len().unwrap_or(usize::MAX) as u64;
     let expected_total = header.header_len as u64 + data_len;
     if declared < expected_total {
-        return Err(DataError::truncated(images_member, "array data", data_len, declared.saturating_sub(header.header_len as u64)));
+        return Err(DataError::truncated(
+            images_member,
+            "array data",
+            data_len,
+            declared.saturating_sub(header.header_len as u64),
+        ));
     }
     let n = rows * cols;
     let resizer = BoxResizer::new(h, w, size, size)?;
@@ -299,11 +333,18 @@ pub fn load_omniglot_npz(path: &Path, size: usize) -> Result<Omniglot> {
         let src = &mut buf[..m * h * w];
         let got = read_up_to(&mut f, src, &images_member)?;
         if got < src.len() {
-            return Err(DataError::truncated(images_member, "array data", data_len, (done * h * w + got) as u64));
+            return Err(DataError::truncated(
+                images_member,
+                "array data",
+                data_len,
+                (done * h * w + got) as u64,
+            ));
         }
-        src.par_chunks(h * w).zip(out_chunk.par_chunks_mut(out_len)).for_each_init(Vec::new, |tmp, (s, d)| {
-            resizer.resize_with(s, |b: u8| if b == 0 { 1.0 } else { 0.0 }, d, tmp)
-        });
+        src.par_chunks(h * w)
+            .zip(out_chunk.par_chunks_mut(out_len))
+            .for_each_init(Vec::new, |tmp, (s, d)| {
+                resizer.resize_with(s, |b: u8| if b == 0 { 1.0 } else { 0.0 }, d, tmp)
+            });
         done += m;
     }
 
@@ -313,7 +354,11 @@ pub fn load_omniglot_npz(path: &Path, size: usize) -> Result<Omniglot> {
     let labels: Vec<usize> = (0..n).map(|i| i / cols).collect();
     let drawings: Vec<u32> = (0..n).map(|i| (i % cols) as u32 + 1).collect();
     let class_names = characters.iter().map(OmniglotCharacter::name).collect();
-    Ok(Omniglot { images: ImageDataset::new(images, [n, 1, size, size], labels, class_names)?, characters, drawings })
+    Ok(Omniglot {
+        images: ImageDataset::new(images, [n, 1, size, size], labels, class_names)?,
+        characters,
+        drawings,
+    })
 }
 
 /// Loads `images_background.npz` and `images_evaluation.npz` from `dir` (in parallel) as one
@@ -346,8 +391,15 @@ fn lake_parts(path: &str) -> Option<(String, u32, String)> {
     if parts.len() < 3 {
         return None;
     }
-    let (alphabet, chardir, file) = (parts[parts.len() - 3], parts[parts.len() - 2], parts[parts.len() - 1]);
-    if !file.to_ascii_lowercase().ends_with(".png") || alphabet.starts_with('.') || file.starts_with('.') {
+    let (alphabet, chardir, file) = (
+        parts[parts.len() - 3],
+        parts[parts.len() - 2],
+        parts[parts.len() - 1],
+    );
+    if !file.to_ascii_lowercase().ends_with(".png")
+        || alphabet.starts_with('.')
+        || file.starts_with('.')
+    {
         return None;
     }
     let number: u32 = chardir.strip_prefix("character")?.parse().ok()?;
@@ -368,7 +420,13 @@ fn collect_dir(dir: &Path, out: &mut Vec<PngItem>, depth: usize) -> Result<()> {
             }
         } else if let Some((alphabet, number, file_name)) = lake_parts(&p.to_string_lossy()) {
             let bytes = std::fs::read(&p).map_err(|e| DataError::io(&p, "read", e))?;
-            out.push(PngItem { alphabet, number, file_name, source: path_name(&p), bytes });
+            out.push(PngItem {
+                alphabet,
+                number,
+                file_name,
+                source: path_name(&p),
+                bytes,
+            });
         }
     }
     Ok(())
@@ -383,14 +441,29 @@ fn collect_zip(path: &Path, out: &mut Vec<PngItem>) -> Result<()> {
         if f.is_dir() {
             continue;
         }
-        let Some((alphabet, number, file_name)) = lake_parts(f.name()) else { continue };
+        let Some((alphabet, number, file_name)) = lake_parts(f.name()) else {
+            continue;
+        };
         let source = format!("{name}/{}", f.name());
         let mut bytes = Vec::with_capacity(f.size().min(1 << 20) as usize);
         (&mut f)
             .take(64 << 20)
             .read_to_end(&mut bytes)
-            .map_err(|e| DataError::format(source.clone(), "zip member", "a readable stream", e.to_string()))?;
-        out.push(PngItem { alphabet, number, file_name, source, bytes });
+            .map_err(|e| {
+                DataError::format(
+                    source.clone(),
+                    "zip member",
+                    "a readable stream",
+                    e.to_string(),
+                )
+            })?;
+        out.push(PngItem {
+            alphabet,
+            number,
+            file_name,
+            source,
+            bytes,
+        });
     }
     Ok(())
 }
@@ -470,8 +543,14 @@ pub fn load_omniglot_pngs<P: AsRef<Path>>(sources: &[P], size: usize) -> Result<
         .map(|(_, _, it)| {
             let png = decode_png(&it.bytes, &it.source)?;
             let ink: Vec<f32> = png.to_gray().into_iter().map(|g| 1.0 - g).collect();
-            let resizer = BoxResizer::new(png.height, png.width, size, size)
-                .map_err(|_| DataError::format(it.source.clone(), "image size", "a nonempty image", "0 pixels"))?;
+            let resizer = BoxResizer::new(png.height, png.width, size, size).map_err(|_| {
+                DataError::format(
+                    it.source.clone(),
+                    "image size",
+                    "a nonempty image",
+                    "0 pixels",
+                )
+            })?;
             let mut out = vec![0.0; out_len];
             resizer.resize_with(&ink, |p| p, &mut out, &mut Vec::new());
             Ok(out)
@@ -509,7 +588,12 @@ pub fn parse_vinyals_split(text: &str, name: &str) -> Result<Vec<VinyalsClass>> 
             continue;
         }
         let bad = |found: &str| {
-            DataError::format(format!("{name}:{}", ln + 1), "split line", "Alphabet/characterNN/rotDDD with DDD in 000, 090, 180, 270", found.to_string())
+            DataError::format(
+                format!("{name}:{}", ln + 1),
+                "split line",
+                "Alphabet/characterNN/rotDDD with DDD in 000, 090, 180, 270",
+                found.to_string(),
+            )
         };
         let (character, rot) = line.rsplit_once('/').ok_or_else(|| bad(line))?;
         let quarter_turns = match rot {
@@ -522,7 +606,10 @@ pub fn parse_vinyals_split(text: &str, name: &str) -> Result<Vec<VinyalsClass>> 
         if !character.contains('/') {
             return Err(bad(line));
         }
-        out.push(VinyalsClass { character: character.to_string(), quarter_turns });
+        out.push(VinyalsClass {
+            character: character.to_string(),
+            quarter_turns,
+        });
     }
     Ok(out)
 }
@@ -564,12 +651,20 @@ impl RotatedDataset {
             examples.extend_from_slice(index.examples(c));
             labels.extend(std::iter::repeat(k).take(index.examples(c).len()));
         }
-        Ok(RotatedDataset { base, classes, class_names, examples, labels })
+        Ok(RotatedDataset {
+            base,
+            classes,
+            class_names,
+            examples,
+            labels,
+        })
     }
 
     /// Every class of `base` in all four rotations (class `4 * c + q` is class `c` turned `q` times).
     pub fn all_rotations(base: Arc<ImageDataset>) -> Result<Self> {
-        let classes = (0..base.num_classes()).flat_map(|c| (0..4).map(move |q| (c, q))).collect();
+        let classes = (0..base.num_classes())
+            .flat_map(|c| (0..4).map(move |q| (c, q)))
+            .collect();
         Self::new(base, classes)
     }
 
@@ -597,10 +692,18 @@ impl RotatedDataset {
     pub fn to_image_dataset(&self) -> Result<ImageDataset> {
         let len = self.example_len();
         let mut images = vec![0.0; self.len() * len];
-        images.par_chunks_mut(len.max(1)).enumerate().for_each(|(i, out)| self.write_example(i, out));
+        images
+            .par_chunks_mut(len.max(1))
+            .enumerate()
+            .for_each(|(i, out)| self.write_example(i, out));
         ImageDataset::new(
             images,
-            [self.len(), self.base.channels, self.base.height, self.base.width],
+            [
+                self.len(),
+                self.base.channels,
+                self.base.height,
+                self.base.width,
+            ],
             self.labels.clone(),
             self.class_names.clone(),
         )
@@ -621,14 +724,42 @@ impl LabelledData for RotatedDataset {
         self.labels[i]
     }
     fn class_name(&self, class: usize) -> String {
-        self.class_names.get(class).cloned().unwrap_or_else(|| format!("class {class}"))
+        self.class_names
+            .get(class)
+            .cloned()
+            .unwrap_or_else(|| format!("class {class}"))
     }
     fn write_example(&self, i: usize, out: &mut [f32]) {
+        out.copy_from_slice(self.base.image(self.examples[i]));
+        self.rotate_in_place(i, out);
+    }
+    fn extend_example(&self, i: usize, _len: usize, out: &mut Vec<f32>) {
+        let start = out.len();
+        out.extend_from_slice(self.base.image(self.examples[i]));
+        self.rotate_in_place(i, &mut out[start..]);
+    }
+}
+
+impl RotatedDataset {
+    /// Rotates `img` (a copy of example `i`'s base image) by example `i`'s quarter turns.
+    fn rotate_in_place(&self, i: usize, img: &mut [f32]) {
         let (_, q) = self.classes[self.labels[i]];
-        let src = self.base.image(self.examples[i]);
-        let plane = self.base.height * self.base.width;
-        for (s, o) in src.chunks_exact(plane).zip(out.chunks_exact_mut(plane)) {
-            rotate90(s, self.base.height, self.base.width, q, o);
+        if q % 4 == 0 {
+            return;
+        }
+        let (h, w) = (self.base.height, self.base.width);
+        let plane = h * w;
+        let mut local = [0.0f32; 1024];
+        let mut heap = Vec::new();
+        let buf: &mut [f32] = if plane <= local.len() {
+            &mut local[..plane]
+        } else {
+            heap.resize(plane, 0.0);
+            &mut heap
+        };
+        for chunk in img.chunks_exact_mut(plane) {
+            buf.copy_from_slice(chunk);
+            rotate90(buf, h, w, q, chunk);
         }
     }
 }
@@ -651,19 +782,32 @@ pub struct VinyalsSplits {
 
 /// Builds the rotation classes listed in a split file over `omniglot` (whose class names are
 /// `"Alphabet/characterNN"`).
-pub fn load_vinyals_split(omniglot: &Arc<ImageDataset>, split_file: &Path) -> Result<RotatedDataset> {
+pub fn load_vinyals_split(
+    omniglot: &Arc<ImageDataset>,
+    split_file: &Path,
+) -> Result<RotatedDataset> {
     let name = path_name(split_file);
-    let text = std::fs::read_to_string(split_file).map_err(|e| DataError::io(split_file, "read", e))?;
+    let text =
+        std::fs::read_to_string(split_file).map_err(|e| DataError::io(split_file, "read", e))?;
     let lines = parse_vinyals_split(&text, &name)?;
-    let by_name: HashMap<&str, usize> =
-        omniglot.class_names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let by_name: HashMap<&str, usize> = omniglot
+        .class_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let mut classes = Vec::with_capacity(lines.len());
     for (k, l) in lines.iter().enumerate() {
-        let c = by_name.get(l.character.as_str()).ok_or_else(|| DataError::NotFound {
-            file: format!("{name}: class {k}"),
-            what: format!("character {:?}", l.character),
-            expected: format!("one of the {} loaded Omniglot characters", omniglot.num_classes()),
-        })?;
+        let c = by_name
+            .get(l.character.as_str())
+            .ok_or_else(|| DataError::NotFound {
+                file: format!("{name}: class {k}"),
+                what: format!("character {:?}", l.character),
+                expected: format!(
+                    "one of the {} loaded Omniglot characters",
+                    omniglot.num_classes()
+                ),
+            })?;
         classes.push((*c, l.quarter_turns));
     }
     RotatedDataset::new(Arc::clone(omniglot), classes)

@@ -70,9 +70,15 @@ fn uniform<R: Rng + ?Sized>(rng: &mut R, (lo, hi): (f32, f32)) -> f32 {
 impl SinusoidConfig {
     /// Checks that every range is finite with `lo <= hi`.
     pub fn validate(&self) -> Result<()> {
-        for (name, (lo, hi)) in [("amplitude", self.amplitude), ("phase", self.phase), ("x", self.x_range)] {
+        for (name, (lo, hi)) in [
+            ("amplitude", self.amplitude),
+            ("phase", self.phase),
+            ("x", self.x_range),
+        ] {
             if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
-                return Err(DataError::InvalidArgument(format!("{name} range [{lo}, {hi}] is not a finite interval")));
+                return Err(DataError::InvalidArgument(format!(
+                    "{name} range [{lo}, {hi}] is not a finite interval"
+                )));
             }
         }
         Ok(())
@@ -82,9 +88,20 @@ impl SinusoidConfig {
     pub fn sample_task<R: Rng + ?Sized>(&self, rng: &mut R) -> SinusoidTask {
         let amplitude = uniform(rng, self.amplitude);
         let phase = uniform(rng, self.phase);
-        let support_x: Vec<f32> = (0..self.k_support).map(|_| uniform(rng, self.x_range)).collect();
-        let query_x: Vec<f32> = (0..self.q_query).map(|_| uniform(rng, self.x_range)).collect();
-        let mut task = SinusoidTask { amplitude, phase, support_x, support_y: Vec::new(), query_x, query_y: Vec::new() };
+        let support_x: Vec<f32> = (0..self.k_support)
+            .map(|_| uniform(rng, self.x_range))
+            .collect();
+        let query_x: Vec<f32> = (0..self.q_query)
+            .map(|_| uniform(rng, self.x_range))
+            .collect();
+        let mut task = SinusoidTask {
+            amplitude,
+            phase,
+            support_x,
+            support_y: Vec::new(),
+            query_x,
+            query_y: Vec::new(),
+        };
         task.support_y = task.support_x.iter().map(|&x| task.eval(x)).collect();
         task.query_y = task.query_x.iter().map(|&x| task.eval(x)).collect();
         task

@@ -35,7 +35,11 @@ pub struct CsvOptions {
 impl Default for CsvOptions {
     /// One label in the last column, no header, comma-separated.
     fn default() -> Self {
-        CsvOptions { labels: LabelColumns::Last(1), has_header: false, delimiter: ',' }
+        CsvOptions {
+            labels: LabelColumns::Last(1),
+            has_header: false,
+            delimiter: ',',
+        }
     }
 }
 
@@ -45,14 +49,26 @@ impl Default for CsvOptions {
 pub fn parse_feature_csv(bytes: &[u8], name: &str, opts: &CsvOptions) -> Result<MultiLabelDataset> {
     let raw = maybe_gunzip(bytes, name)?;
     let text = std::str::from_utf8(&raw).map_err(|e| {
-        DataError::format(name, "text encoding", "UTF-8 text", format!("invalid byte at offset {}", e.valid_up_to()))
+        DataError::format(
+            name,
+            "text encoding",
+            "UTF-8 text",
+            format!("invalid byte at offset {}", e.valid_up_to()),
+        )
     })?;
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let header: Option<Vec<String>> = if opts.has_header {
         let (_, l) = lines
             .next()
             .ok_or_else(|| DataError::format(name, "content", "a header line", "an empty file"))?;
-        Some(l.split(opts.delimiter).map(|f| f.trim().to_string()).collect())
+        Some(
+            l.split(opts.delimiter)
+                .map(|f| f.trim().to_string())
+                .collect(),
+        )
     } else {
         None
     };
@@ -63,51 +79,78 @@ pub fn parse_feature_csv(bytes: &[u8], name: &str, opts: &CsvOptions) -> Result<
         match width {
             None => width = Some(fields.len()),
             Some(w) if w != fields.len() => {
-                return Err(DataError::RaggedRow { file: name.to_string(), line: i + 1, expected: w, found: fields.len() })
+                return Err(DataError::RaggedRow {
+                    file: name.to_string(),
+                    line: i + 1,
+                    expected: w,
+                    found: fields.len(),
+                })
             }
             _ => {}
         }
         rows.push((i + 1, fields));
     }
-    let width = width.ok_or_else(|| DataError::format(name, "content", "at least one data row", "none"))?;
+    let width =
+        width.ok_or_else(|| DataError::format(name, "content", "at least one data row", "none"))?;
     let label_cols: Vec<usize> = match &opts.labels {
         LabelColumns::Last(n) if *n <= width => (width - n..width).collect(),
         LabelColumns::First(n) if *n <= width => (0..*n).collect(),
         LabelColumns::Last(n) | LabelColumns::First(n) => {
-            return Err(DataError::format(name, "number of columns", format!("at least {n} (label columns)"), width.to_string()))
+            return Err(DataError::format(
+                name,
+                "number of columns",
+                format!("at least {n} (label columns)"),
+                width.to_string(),
+            ))
         }
         LabelColumns::Indices(ix) => {
             if let Some(&c) = ix.iter().find(|&&c| c >= width) {
-                return Err(DataError::format(name, "label column", format!("a column below {width}"), c.to_string()));
+                return Err(DataError::format(
+                    name,
+                    "label column",
+                    format!("a column below {width}"),
+                    c.to_string(),
+                ));
             }
             ix.clone()
         }
         LabelColumns::Names(names) => {
             let h = header.as_ref().ok_or_else(|| {
-                DataError::InvalidArgument(format!("{name}: label columns given by name need has_header = true"))
+                DataError::InvalidArgument(format!(
+                    "{name}: label columns given by name need has_header = true"
+                ))
             })?;
             names
                 .iter()
                 .map(|n| {
-                    h.iter().position(|c| c == n).ok_or_else(|| DataError::NotFound {
-                        file: name.to_string(),
-                        what: format!("label column {n:?}"),
-                        expected: format!("one of the header names {h:?}"),
-                    })
+                    h.iter()
+                        .position(|c| c == n)
+                        .ok_or_else(|| DataError::NotFound {
+                            file: name.to_string(),
+                            what: format!("label column {n:?}"),
+                            expected: format!("one of the header names {h:?}"),
+                        })
                 })
                 .collect::<Result<_>>()?
         }
     };
     let distinct: BTreeSet<usize> = label_cols.iter().copied().collect();
     if distinct.len() != label_cols.len() {
-        return Err(DataError::InvalidArgument(format!("{name}: a label column is listed twice: {label_cols:?}")));
+        return Err(DataError::InvalidArgument(format!(
+            "{name}: a label column is listed twice: {label_cols:?}"
+        )));
     }
     let feature_cols: Vec<usize> = (0..width).filter(|c| !distinct.contains(c)).collect();
     let mut data = Vec::with_capacity(rows.len() * feature_cols.len());
     for (line, fields) in &rows {
         for &c in &feature_cols {
             let v: f32 = fields[c].parse().map_err(|_| {
-                DataError::format(format!("{name}:{line}"), format!("value in column {}", c + 1), "a number", format!("{:?}", fields[c]))
+                DataError::format(
+                    format!("{name}:{line}"),
+                    format!("value in column {}", c + 1),
+                    "a number",
+                    format!("{:?}", fields[c]),
+                )
             })?;
             data.push(v);
         }
@@ -124,8 +167,16 @@ pub fn parse_feature_csv(bytes: &[u8], name: &str, opts: &CsvOptions) -> Result<
         match ints {
             Some(labels) => ds.add_column(&col_name, labels, None)?,
             None => {
-                let classes: Vec<String> = values.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>().into_iter().collect();
-                let labels = values.iter().map(|v| classes.binary_search_by(|c| c.as_str().cmp(v)).unwrap_or(0)).collect();
+                let classes: Vec<String> = values
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let labels = values
+                    .iter()
+                    .map(|v| classes.binary_search_by(|c| c.as_str().cmp(v)).unwrap_or(0))
+                    .collect();
                 ds.add_column(&col_name, labels, Some(classes))?;
             }
         }
@@ -143,9 +194,18 @@ pub fn load_feature_csv(path: &Path, opts: &CsvOptions) -> Result<MultiLabelData
 pub fn parse_digits(bytes: &[u8], name: &str) -> Result<ImageDataset> {
     let ds = parse_feature_csv(bytes, name, &CsvOptions::default())?;
     if ds.example_shape != [64] {
-        return Err(DataError::format(name, "number of columns", "65 (64 pixels + label)", (ds.example_len() + 1).to_string()));
+        return Err(DataError::format(
+            name,
+            "number of columns",
+            "65 (64 pixels + label)",
+            (ds.example_len() + 1).to_string(),
+        ));
     }
-    if let Some(i) = ds.data.iter().position(|&v| !(0.0..=16.0).contains(&v) || v.fract() != 0.0) {
+    if let Some(i) = ds
+        .data
+        .iter()
+        .position(|&v| !(0.0..=16.0).contains(&v) || v.fract() != 0.0)
+    {
         return Err(DataError::format(
             format!("{name}: row {}", i / 64 + 1),
             format!("pixel {}", i % 64),
@@ -155,10 +215,20 @@ pub fn parse_digits(bytes: &[u8], name: &str) -> Result<ImageDataset> {
     }
     let labels = ds.labels[0].clone();
     if let Some(i) = labels.iter().position(|&l| l > 9) {
-        return Err(DataError::format(format!("{name}: row {}", i + 1), "label", "a digit 0..=9", labels[i].to_string()));
+        return Err(DataError::format(
+            format!("{name}: row {}", i + 1),
+            "label",
+            "a digit 0..=9",
+            labels[i].to_string(),
+        ));
     }
     let images = ds.data.iter().map(|v| v / 16.0).collect();
-    ImageDataset::new(images, [ds.n, 1, 8, 8], labels, (0..10).map(|d| d.to_string()).collect())
+    ImageDataset::new(
+        images,
+        [ds.n, 1, 8, 8],
+        labels,
+        (0..10).map(|d| d.to_string()).collect(),
+    )
 }
 
 /// Loads scikit-learn's `digits.csv.gz` (1797 images of 8x8), see [`parse_digits`].

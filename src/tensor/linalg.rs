@@ -24,11 +24,19 @@ impl<T: Float> Backward<T> for MatMulBackward {
         let (ta, tb) = (self.ta, self.tb);
         // C = op(a) op(b); dop(a) = g op(b)^T; dop(b) = op(a)^T g.
         let ga = ctx.needs[0].then(|| {
-            let d = if !ta { matmul_t(g, b, false, !tb) } else { matmul_t(b, g, tb, true) };
+            let d = if !ta {
+                matmul_t(g, b, false, !tb)
+            } else {
+                matmul_t(b, g, tb, true)
+            };
             d.sum_to(a.shape())
         });
         let gb = ctx.needs[1].then(|| {
-            let d = if !tb { matmul_t(a, g, !ta, false) } else { matmul_t(g, a, true, ta) };
+            let d = if !tb {
+                matmul_t(a, g, !ta, false)
+            } else {
+                matmul_t(g, a, true, ta)
+            };
             d.sum_to(b.shape())
         });
         vec![ga, gb]
@@ -76,11 +84,33 @@ pub(crate) fn matmul_t<T: Float>(a: &Tensor<T>, b: &Tensor<T>, ta: bool, tb: boo
     for p in 0..batch {
         let aslice = &ad[if ba == 1 { 0 } else { p * asz }..][..asz];
         let bslice = &bd[if bb == 1 { 0 } else { p * bsz }..][..bsz];
-        let am = if ta { Mat::rows_t(aslice, ac) } else { Mat::rows(aslice, ac) };
-        let bm = if tb { Mat::rows_t(bslice, bc) } else { Mat::rows(bslice, bc) };
-        gemm(m, n, k, &mut out[p * m * n..(p + 1) * m * n], n, 1, false, am, bm);
+        let am = if ta {
+            Mat::rows_t(aslice, ac)
+        } else {
+            Mat::rows(aslice, ac)
+        };
+        let bm = if tb {
+            Mat::rows_t(bslice, bc)
+        } else {
+            Mat::rows(bslice, bc)
+        };
+        gemm(
+            m,
+            n,
+            k,
+            &mut out[p * m * n..(p + 1) * m * n],
+            n,
+            1,
+            false,
+            am,
+            bm,
+        );
     }
-    let shape = if a.ndim() == 2 { vec![m, n] } else { vec![batch, m, n] };
+    let shape = if a.ndim() == 2 {
+        vec![m, n]
+    } else {
+        vec![batch, m, n]
+    };
     Tensor::from_op(out, shape, &[a, b], || MatMulBackward { ta, tb })
 }
 

@@ -13,12 +13,14 @@ mod elementwise;
 mod functional;
 mod layout;
 mod index;
+mod kernels;
 mod linalg;
 mod reduce;
 pub mod shape;
 mod storage;
 mod view;
 
+pub use conv::conv_bench_report;
 pub use storage::{Device, Storage};
 
 use crate::autodiff::{is_grad_enabled, Backward, GradFn};
