@@ -1,6 +1,7 @@
 //! Learning algorithms. `maml` holds the differentiable inner loop that every gradient-based
 //! meta-learner (MAML, first-order MAML, Meta-SGD, ANIL) is built from.
 
+pub mod learner;
 pub mod maml;
 
 use crate::tensor::{Float, Tensor};

@@ -296,38 +296,41 @@ pub(crate) fn im2col<T: Float>(g: &ConvGeom, x: &[T], gs: usize, cols: &mut [T])
     }
 }
 
-/// The adjoint of [`im2col`]: sums every column entry back into its input pixel, writing the
-/// `gs * C*H*W` values of `dx` (overwritten).
+/// The adjoint of [`im2col`]: adds every column entry back into its input pixel of `dx`
+/// (`gs * C*H*W` values, which the caller zeroes first).
 pub(crate) fn col2im<T: Float>(g: &ConvGeom, cols: &[T], gs: usize, dx: &mut [T]) {
     let (howo, hw) = (g.howo(), g.hw());
     let ncols = gs * howo;
-    let (s, p) = (g.stride, g.pad);
-    let wp = g.w + 2 * p;
-    let mut pad = vec![T::zero(); (g.h + 2 * p) * wp];
-    for img in 0..gs {
-        for c in 0..g.c {
-            pad.iter_mut().for_each(|v| *v = T::zero());
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    let r = (c * g.kh + i) * g.kw + j;
-                    let src = &cols[r * ncols + img * howo..r * ncols + (img + 1) * howo];
-                    for (oy, srow) in src.chunks_exact(g.wo).enumerate() {
-                        let dst = &mut pad[(oy * s + i) * wp + j..];
+    let s = g.stride;
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            let (ylo, yhi) = g.valid(i, g.h, g.ho);
+            for j in 0..g.kw {
+                let (xlo, xhi) = g.valid(j, g.w, g.wo);
+                if xlo >= xhi {
+                    continue;
+                }
+                let r = (c * g.kh + i) * g.kw + j;
+                let row = &cols[r * ncols..(r + 1) * ncols];
+                for img in 0..gs {
+                    let dst = &mut dx[(img * g.c + c) * hw..(img * g.c + c + 1) * hw];
+                    let src = &row[img * howo..(img + 1) * howo];
+                    for oy in ylo..yhi {
+                        let iy = oy * s + i - g.pad;
+                        let drow = &mut dst[iy * g.w..(iy + 1) * g.w];
+                        let srow = &src[oy * g.wo + xlo..oy * g.wo + xhi];
+                        let ix0 = xlo * s + j - g.pad;
                         if s == 1 {
-                            for (d, &v) in dst.iter_mut().zip(srow) {
+                            for (d, &v) in drow[ix0..ix0 + srow.len()].iter_mut().zip(srow) {
                                 *d += v;
                             }
                         } else {
-                            for (d, &v) in dst.iter_mut().step_by(s).zip(srow) {
-                                *d += v;
+                            for (t, &v) in srow.iter().enumerate() {
+                                drow[ix0 + t * s] += v;
                             }
                         }
                     }
                 }
-            }
-            let plane = &mut dx[(img * g.c + c) * hw..(img * g.c + c + 1) * hw];
-            for (y, row) in plane.chunks_exact_mut(g.w).enumerate() {
-                row.copy_from_slice(&pad[(y + p) * wp + p..(y + p) * wp + p + g.w]);
             }
         }
     }
