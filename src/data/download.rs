@@ -550,6 +550,7 @@ pub fn download(name: &str, data_root: &Path, from: Option<&Path>) -> Result<Dow
             }
         }
         if !ok {
+            let _ = std::fs::remove_dir_all(&tmp);
             return Err(last_err.unwrap_or_else(|| DataError::Download {
                 url: f.target.into(),
                 reason: "no address".into(),

@@ -27,7 +27,7 @@ pub fn seeded_rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
 }
 
-/// A uniform integer in `0..n` (`n > 0`), unbiased (Lemire's method on 64-bit words).
+/// A uniform integer in `0..n`, unbiased (Lemire's method on 64-bit words). Panics if `n == 0`.
 pub fn uniform_below<R: RngCore + ?Sized>(rng: &mut R, n: u64) -> u64 {
     assert!(n > 0, "uniform_below(0)");
     let mut m = u128::from(rng.next_u64()) * u128::from(n);

@@ -92,6 +92,7 @@ impl BoxResizer {
     /// `out` receives `dst_h * dst_w` values. `tmp` is scratch space (resized as needed).
     ///
     /// The vertical pass runs first, as whole-row multiply-adds that the compiler vectorises.
+    /// Panics if `src` or `out` has the wrong length.
     pub fn resize_with<T: Copy>(
         &self,
         src: &[T],
@@ -137,7 +138,8 @@ impl BoxResizer {
 
 /// Rotates an `h x w` single-channel image counter-clockwise by `quarter_turns * 90` degrees
 /// (the direction of `PIL.Image.rotate`, `torchvision`'s `rotate` and `numpy.rot90`), exactly.
-/// `out` has `h * w` values; its shape is `w x h` for odd turns.
+/// `out` has `h * w` values; its shape is `w x h` for odd turns. Panics if `src` or `out`
+/// does not hold `h * w` values.
 pub fn rotate90(src: &[f32], h: usize, w: usize, quarter_turns: u32, out: &mut [f32]) {
     assert_eq!(src.len(), h * w, "source size");
     assert_eq!(out.len(), h * w, "destination size");

@@ -5,7 +5,7 @@
 //! Images are resized from 105x105 to `size x size` (28 by default) with the exact-area
 //! [`BoxResizer`]; ink is 1.0 and background 0.0.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -504,7 +504,7 @@ pub fn load_omniglot_pngs<P: AsRef<Path>>(sources: &[P], size: usize) -> Result<
         let ch = OmniglotCharacter::from_folder(&alphabet, number);
         list.sort_by(|a, b| a.file_name.cmp(&b.file_name));
         let class = characters.len();
-        let mut seen: BTreeMap<u32, ()> = BTreeMap::new();
+        let mut seen = BTreeSet::new();
         let mut fallback = 0u32;
         let mut entries = Vec::new();
         for it in list {
@@ -529,7 +529,7 @@ pub fn load_omniglot_pngs<P: AsRef<Path>>(sources: &[P], size: usize) -> Result<
                     fallback
                 }
             };
-            if seen.insert(drawing, ()).is_none() {
+            if seen.insert(drawing) {
                 entries.push((drawing, it));
             }
         }
