@@ -10,11 +10,13 @@
 //! - [`nn`]: functional layers over parameter lists, optimizers, checkpoints,
 //! - [`data`]: datasets, episode samplers, task families.
 
+mod alloc;
 pub mod algorithms;
 pub mod autodiff;
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod mtl;
 pub mod nn;
 pub mod reference;
 pub mod tensor;

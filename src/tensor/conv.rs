@@ -478,6 +478,13 @@ impl<T: Float> Tensor<T> {
         let x = self.data();
         let mut out = Vec::with_capacity(planes * ho * wo);
         let mut idx: Vec<usize> = Vec::with_capacity(planes * ho * wo);
+        if kernel == 2 && stride == 2 {
+            max_pool_2x2(x, planes, h, w, ho, wo, &mut out, &mut idx);
+            let shape = vec![self.dim(0), self.dim(1), ho, wo];
+            return Tensor::from_op(out, shape, &[self], move || MaxPoolBackward {
+                idx: idx.into(),
+            });
+        }
         for pl in 0..planes {
             let base = pl * h * w;
             for oy in 0..ho {
@@ -666,5 +673,46 @@ mod tests {
     #[ignore]
     fn conv_bench() {
         println!("{}", super::conv_bench_report());
+    }
+}
+
+/// The common 2x2 / stride 2 max-pool, branch-free: each window's four values are compared in
+/// row-major order with strict `>`, so ties go to the first maximum (as PyTorch).
+#[allow(clippy::too_many_arguments)]
+fn max_pool_2x2<T: Float>(
+    x: &[T],
+    planes: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    out: &mut Vec<T>,
+    idx: &mut Vec<usize>,
+) {
+    for pl in 0..planes {
+        let base = pl * h * w;
+        for oy in 0..ho {
+            let r0 = base + 2 * oy * w;
+            let (row0, row1) = (&x[r0..r0 + 2 * wo], &x[r0 + w..r0 + w + 2 * wo]);
+            for ox in 0..wo {
+                let (a, b) = (row0[2 * ox], row0[2 * ox + 1]);
+                let (c, d) = (row1[2 * ox], row1[2 * ox + 1]);
+                let (mut m, mut k) = (a, 0usize);
+                if b > m {
+                    m = b;
+                    k = 1;
+                }
+                if c > m {
+                    m = c;
+                    k = w;
+                }
+                if d > m {
+                    m = d;
+                    k = w + 1;
+                }
+                out.push(m);
+                idx.push(r0 + 2 * ox + k);
+            }
+        }
     }
 }

@@ -155,7 +155,7 @@ impl<T: Float> Backward<T> for UnaryBackward {
             UnaryKind::Log => g.div(x),
             UnaryKind::Sqrt => g.div(y).mul_scalar(0.5),
             UnaryKind::Abs => g.mul(&mask_of(x, |v| if v > T::zero() { T::one() } else if v < T::zero() { -T::one() } else { T::zero() })),
-            UnaryKind::Relu => g.mul(&mask_of(x, |v| if v > T::zero() { T::one() } else { T::zero() })),
+            UnaryKind::Relu => g.where_positive(x),
             UnaryKind::Sigmoid => g.mul(&y.mul(&y.neg().add_scalar(1.0))),
             UnaryKind::Tanh => g.mul(&y.mul(y).neg().add_scalar(1.0)),
             UnaryKind::Powf(p) => g.mul(&x.powf(p - 1.0)).mul_scalar(p),
@@ -217,7 +217,37 @@ pub(crate) fn sigmoid<T: Float>(v: T) -> T {
     }
 }
 
+/// `where_positive(g, x)`: linear in `g` with a constant pattern from `x`, so its gradient
+/// with respect to `g` is the same op and `x` gets none (ReLU's second derivative is 0).
+struct WherePositiveBackward;
+impl<T: Float> Backward<T> for WherePositiveBackward {
+    fn name(&self) -> &'static str {
+        "where_positive"
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        vec![ctx.needs[0].then(|| g.where_positive(&ctx.inputs[1])), None]
+    }
+}
+
 impl<T: Float> Tensor<T> {
+    /// `self` where `x > 0`, else 0 (one pass): ReLU's backward, `g * [x > 0]`.
+    pub fn where_positive(&self, x: &Tensor<T>) -> Tensor<T> {
+        assert_eq!(
+            self.shape(),
+            x.shape(),
+            "where_positive: shapes {:?} and {:?} differ",
+            self.shape(),
+            x.shape()
+        );
+        let data = self
+            .data()
+            .iter()
+            .zip(x.data())
+            .map(|(&g, &v)| if v > T::zero() { g } else { T::zero() })
+            .collect();
+        Tensor::from_op(data, self.shape().to_vec(), &[self, x], || WherePositiveBackward)
+    }
+
     /// `self + other`, broadcasting.
     pub fn add(&self, other: &Tensor<T>) -> Tensor<T> {
         binary(self, other, BinaryKind::Add)

@@ -12,6 +12,7 @@
 //! not recorded (`create_graph = false`), and with differentiable ops when it is.
 
 use super::shape::normalize_axis;
+use super::kernels;
 use super::{Float, Tensor};
 use crate::autodiff::{is_grad_enabled, Backward, BackwardCtx};
 use rayon::prelude::*;
@@ -277,13 +278,7 @@ impl<T: Float> Backward<T> for NormalizeBackward<T> {
             let (gd, hd) = (g.data(), xhat.data());
             let sums = channel_sums(n, c, s, |b| {
                 let (gr, hr) = (&gd[b..b + s], &hd[b..b + s]);
-                let mut sg = T::zero();
-                let mut sgh = T::zero();
-                for (&gv, &hv) in gr.iter().zip(hr) {
-                    sg += gv;
-                    sgh += gv * hv;
-                }
-                Pair(sg.as_f64(), sgh.as_f64())
+                Pair(kernels::sum(gr).as_f64(), kernels::dot(gr, hr).as_f64())
             });
             let coef: Vec<(T, T)> = sums
                 .iter()
@@ -345,13 +340,8 @@ impl<T: Float> Backward<T> for ChannelAffineBackward {
             });
             let (ggamma, gbeta) = if ctx.needs[1] || ctx.needs[2] {
                 let sums = channel_sums(n, c, s, |b| {
-                    let mut sg = T::zero();
-                    let mut sgx = T::zero();
-                    for (&gv, &xv) in gd[b..b + s].iter().zip(&xd[b..b + s]) {
-                        sg += gv;
-                        sgx += gv * xv;
-                    }
-                    Pair(sg.as_f64(), sgx.as_f64())
+                    let gr = &gd[b..b + s];
+                    Pair(kernels::sum(gr).as_f64(), kernels::dot(gr, &xd[b..b + s]).as_f64())
                 });
                 let ggamma = ctx.needs[1]
                     .then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.1)).collect(), &[c]));
@@ -470,7 +460,7 @@ impl<T: Float> Tensor<T> {
     pub fn channel_sum(&self) -> Tensor<T> {
         let (n, c, s) = ncs(self.shape(), "channel_sum");
         let x = self.data();
-        let sums = channel_sums(n, c, s, |b| x[b..b + s].iter().copied().sum::<T>().as_f64());
+        let sums = channel_sums(n, c, s, |b| kernels::sum(&x[b..b + s]).as_f64());
         Tensor::from_op(
             sums.into_iter().map(T::of).collect(),
             vec![c],
@@ -506,20 +496,13 @@ impl<T: Float> Tensor<T> {
         let m = (n * s).max(1) as f64;
         let x = self.data();
         let mean: Vec<f64> =
-            channel_sums(n, c, s, |b| x[b..b + s].iter().copied().sum::<T>().as_f64())
+            channel_sums(n, c, s, |b| kernels::sum(&x[b..b + s]).as_f64())
                 .into_iter()
                 .map(|v| v / m)
                 .collect();
         let var = channel_sums(n, c, s, |b| {
             let mu = T::of(mean[(b / s.max(1)) % c]);
-            x[b..b + s]
-                .iter()
-                .map(|&v| {
-                    let d = v - mu;
-                    d * d
-                })
-                .sum::<T>()
-                .as_f64()
+            kernels::sum_sq_dev(&x[b..b + s], mu).as_f64()
         });
         let inv_std: Vec<T> = var
             .iter()

@@ -63,9 +63,13 @@ impl<T: Float> Tensor<T> {
             self.numel()
         );
         let n: usize = shape.iter().product();
+        let largest = idx.iter().copied().max().unwrap_or(0);
+        assert!(
+            idx.is_empty() || largest < n,
+            "put_add_flat: index {largest} out of range for {n} elements"
+        );
         let mut out = vec![T::zero(); n];
         for (&i, &v) in idx.iter().zip(self.data()) {
-            assert!(i < n, "put_add_flat: index {i} out of range for {n} elements");
             out[i] += v;
         }
         Tensor::from_op(out, shape.to_vec(), &[self], || PutBackward { idx })

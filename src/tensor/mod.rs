@@ -125,6 +125,7 @@ impl<T: Float> fmt::Debug for Tensor<T> {
 
 impl<T: Float> Tensor<T> {
     fn build(storage: Arc<Storage<T>>, shape: Vec<usize>, requires_grad: bool, grad_fn: Option<GradFn<T>>) -> Self {
+        crate::alloc::init();
         Tensor {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
