@@ -12,7 +12,10 @@ fn time(label: &str, reps: usize, mut f: impl FnMut()) {
     for _ in 0..reps {
         f();
     }
-    println!("{label:<40} {:>8.3} ms", t0.elapsed().as_secs_f64() * 1e3 / reps as f64);
+    println!(
+        "{label:<40} {:>8.3} ms",
+        t0.elapsed().as_secs_f64() * 1e3 / reps as f64
+    );
 }
 
 fn main() {
@@ -29,17 +32,33 @@ fn main() {
         let r = n.relu();
         let p = r.max_pool2d(2, 2);
         time("  conv2d forward", 5, || drop(x.conv2d(&w, Some(&b), 1, 1)));
-        time("  batch_norm forward", 5, || drop(y.batch_norm(&gamma, &beta, 1e-5)));
+        time("  batch_norm forward", 5, || {
+            drop(y.batch_norm(&gamma, &beta, 1e-5))
+        });
         time("  relu forward", 5, || drop(n.relu()));
         time("  max_pool2d forward", 5, || drop(r.max_pool2d(2, 2)));
         let inputs = [w.clone(), b.clone(), gamma.clone(), beta.clone()];
         time("  whole block forward", 5, || {
-            drop(x.conv2d(&w, Some(&b), 1, 1).batch_norm(&gamma, &beta, 1e-5).relu().max_pool2d(2, 2))
+            drop(
+                x.conv2d(&w, Some(&b), 1, 1)
+                    .batch_norm(&gamma, &beta, 1e-5)
+                    .relu()
+                    .max_pool2d(2, 2),
+            )
         });
         time("  whole block forward + backward", 5, || {
-            let out = x.conv2d(&w, Some(&b), 1, 1).batch_norm(&gamma, &beta, 1e-5).relu().max_pool2d(2, 2);
+            let out = x
+                .conv2d(&w, Some(&b), 1, 1)
+                .batch_norm(&gamma, &beta, 1e-5)
+                .relu()
+                .max_pool2d(2, 2);
             let g = Tensor::ones(out.shape());
-            drop(metalearn::grad_with(&[out], &[g], &inputs, metalearn::GradOptions::new(false)));
+            drop(metalearn::grad_with(
+                &[out],
+                &[g],
+                &inputs,
+                metalearn::GradOptions::new(false),
+            ));
         });
         drop(p);
     }

@@ -47,15 +47,22 @@ pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
 }
 
-fn time_iterations(name: &str, warmup: usize, iters: usize, mut step: impl FnMut(usize)) -> BenchResult {
+fn time_iterations(
+    name: &str,
+    warmup: usize,
+    iters: usize,
+    mut step: impl FnMut(usize),
+) -> BenchResult {
     for i in 0..warmup {
         step(i);
     }
@@ -115,7 +122,14 @@ pub fn bench_w1(warmup: usize, iters: usize) -> BenchResult {
         })
         .collect();
     time_iterations("W1_sinusoid_maml", warmup, iters, |i| {
-        meta_train_step(&model, &mut theta, &mut opt, &batches[i], 0.01, Order::Second);
+        meta_train_step(
+            &model,
+            &mut theta,
+            &mut opt,
+            &batches[i],
+            0.01,
+            Order::Second,
+        );
     })
 }
 

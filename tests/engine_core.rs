@@ -10,9 +10,17 @@ type F = dyn Fn(&[Tensor<f64>]) -> Tensor<f64>;
 fn check(name: &str, f: &F, xs: &[Tensor<f64>]) {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let g = gradcheck(f, xs, 4, &mut rng);
-    assert!(g.max_error < 1e-6, "{name}: gradcheck error {}", g.max_error);
+    assert!(
+        g.max_error < 1e-6,
+        "{name}: gradcheck error {}",
+        g.max_error
+    );
     let gg = gradgradcheck(f, xs, 4, &mut rng);
-    assert!(gg.max_error < 1e-5, "{name}: gradgradcheck error {}", gg.max_error);
+    assert!(
+        gg.max_error < 1e-5,
+        "{name}: gradgradcheck error {}",
+        gg.max_error
+    );
 }
 
 fn rand(shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor<f64> {
@@ -28,7 +36,11 @@ fn binary_ops_with_broadcasting() {
     check("mul", &|x| x[0].mul(&x[1]), &[a.clone(), b.clone()]);
     check("div", &|x| x[0].div(&x[1]), &[a.clone(), b.clone()]);
     let s = rand(&[1], 0.5, 2.0, 3);
-    check("div by scalar-shaped", &|x| x[0].div(&x[1]), &[a.clone(), s]);
+    check(
+        "div by scalar-shaped",
+        &|x| x[0].div(&x[1]),
+        &[a.clone(), s],
+    );
 }
 
 #[test]
@@ -42,23 +54,59 @@ fn unary_ops() {
     check("log", &|x| x[0].log(), std::slice::from_ref(&pos));
     check("sqrt", &|x| x[0].sqrt(), std::slice::from_ref(&pos));
     check("powf", &|x| x[0].powf(2.5), std::slice::from_ref(&pos));
-    check("scalar ops", &|x| x[0].mul_scalar(3.0).add_scalar(-1.0).square(), std::slice::from_ref(&x));
+    check(
+        "scalar ops",
+        &|x| x[0].mul_scalar(3.0).add_scalar(-1.0).square(),
+        std::slice::from_ref(&x),
+    );
     // piecewise ops: keep inputs away from the kinks
-    let away: Vec<f64> = x.to_f64_vec().iter().map(|v| if v.abs() < 0.1 { v + 0.3 } else { *v }).collect();
+    let away: Vec<f64> = x
+        .to_f64_vec()
+        .iter()
+        .map(|v| if v.abs() < 0.1 { v + 0.3 } else { *v })
+        .collect();
     let away = Tensor::from_vec(away, &[4, 5]);
-    check("relu", &|x| x[0].relu().mul(&x[0]), std::slice::from_ref(&away));
-    check("abs", &|x| x[0].abs().mul(&x[0]), std::slice::from_ref(&away));
-    check("clamp", &|x| x[0].clamp(-0.95, 0.95).mul(&x[0]), std::slice::from_ref(&away));
+    check(
+        "relu",
+        &|x| x[0].relu().mul(&x[0]),
+        std::slice::from_ref(&away),
+    );
+    check(
+        "abs",
+        &|x| x[0].abs().mul(&x[0]),
+        std::slice::from_ref(&away),
+    );
+    check(
+        "clamp",
+        &|x| x[0].clamp(-0.95, 0.95).mul(&x[0]),
+        std::slice::from_ref(&away),
+    );
 }
 
 #[test]
 fn reductions_and_views() {
     let x = rand(&[3, 4, 5], -1.0, 1.0, 6);
-    check("sum_axis", &|x| x[0].sum_axis(1, false).square(), std::slice::from_ref(&x));
-    check("mean_axes keepdim", &|x| x[0].mean_axes(&[0, 2], true).mul(&x[0]), std::slice::from_ref(&x));
-    check("reshape", &|x| x[0].reshape(&[4, 15]).square(), std::slice::from_ref(&x));
+    check(
+        "sum_axis",
+        &|x| x[0].sum_axis(1, false).square(),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "mean_axes keepdim",
+        &|x| x[0].mean_axes(&[0, 2], true).mul(&x[0]),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "reshape",
+        &|x| x[0].reshape(&[4, 15]).square(),
+        std::slice::from_ref(&x),
+    );
     let b = rand(&[4, 1], -1.0, 1.0, 8);
-    check("broadcast_to", &|x| x[0].broadcast_to(&[3, 4, 5]).square(), std::slice::from_ref(&b));
+    check(
+        "broadcast_to",
+        &|x| x[0].broadcast_to(&[3, 4, 5]).square(),
+        std::slice::from_ref(&b),
+    );
 }
 
 #[test]

@@ -26,12 +26,20 @@ pub trait FewShotLearner<T: Float>: Send + Sync {
 
     /// Adapts to (or embeds) the support set and returns the query predictions:
     /// logits `[Nq, N]` for classification, values `[Nq, 1]` for regression.
-    fn predict(&self, support_x: &Tensor<T>, support_y: &Target<T>, query_x: &Tensor<T>) -> Tensor<T>;
+    fn predict(
+        &self,
+        support_x: &Tensor<T>,
+        support_y: &Target<T>,
+        query_x: &Tensor<T>,
+    ) -> Tensor<T>;
 
     /// Everything meta-training learns and a resumed run needs (meta-parameters, learned step
     /// sizes, optimizer state), as one named list for checkpoints.
     fn state(&self) -> Params<T>;
 
     /// Restores [`FewShotLearner::state`]; errors when names or shapes do not match.
-    fn load_state(&mut self, state: &Params<T>) -> Result<(), crate::nn::checkpoint::CheckpointError>;
+    fn load_state(
+        &mut self,
+        state: &Params<T>,
+    ) -> Result<(), crate::nn::checkpoint::CheckpointError>;
 }

@@ -23,7 +23,12 @@ fn perturbed(xs: &[Tensor<f64>], dirs: &[Tensor<f64>], eps: f64) -> Vec<Tensor<f
     xs.iter()
         .zip(dirs)
         .map(|(x, d)| {
-            let v: Vec<f64> = x.data().iter().zip(d.data()).map(|(a, b)| a + eps * b).collect();
+            let v: Vec<f64> = x
+                .data()
+                .iter()
+                .zip(d.data())
+                .map(|(a, b)| a + eps * b)
+                .collect();
             Tensor::from_vec(v, x.shape())
         })
         .collect()
@@ -32,7 +37,13 @@ fn perturbed(xs: &[Tensor<f64>], dirs: &[Tensor<f64>], eps: f64) -> Vec<Tensor<f
 fn dot_all(a: &[Tensor<f64>], b: &[Tensor<f64>]) -> f64 {
     a.iter()
         .zip(b)
-        .map(|(x, y)| x.data().iter().zip(y.data()).map(|(p, q)| p * q).sum::<f64>())
+        .map(|(x, y)| {
+            x.data()
+                .iter()
+                .zip(y.data())
+                .map(|(p, q)| p * q)
+                .sum::<f64>()
+        })
         .sum()
 }
 
@@ -54,7 +65,10 @@ pub fn gradcheck(
     let eps = 1e-6;
     let mut worst: f64 = 0.0;
     for _ in 0..directions {
-        let dirs: Vec<Tensor<f64>> = xs.iter().map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, rng)).collect();
+        let dirs: Vec<Tensor<f64>> = xs
+            .iter()
+            .map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, rng))
+            .collect();
         let analytic = dot_all(&g, &dirs);
         let fp = weighted_sum(&f(&perturbed(xs, &dirs, eps)), &w).item();
         let fm = weighted_sum(&f(&perturbed(xs, &dirs, -eps)), &w).item();
@@ -76,27 +90,35 @@ pub fn gradgradcheck(
 ) -> CheckReport {
     let out0 = f(xs);
     let w0 = Tensor::<f64>::rand_uniform(out0.shape(), -1.0, 1.0, rng);
-    let u: Vec<Tensor<f64>> = xs.iter().map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, rng)).collect();
+    let u: Vec<Tensor<f64>> = xs
+        .iter()
+        .map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, rng))
+        .collect();
     // h(x, w) = <grad_x sum(w * f(x)), u>
-    let h = |xs: &[Tensor<f64>], w: &Tensor<f64>, create: bool| -> (Tensor<f64>, Vec<Tensor<f64>>) {
-        let leaves: Vec<Tensor<f64>> = xs.iter().map(|x| x.detach().requires_grad_()).collect();
-        let w = if create { w.detach().requires_grad_() } else { w.detach() };
-        let g = crate::grad(&[weighted_sum(&f(&leaves), &w)], &leaves, true);
-        let hv = g
-            .iter()
-            .zip(&u)
-            .map(|(a, b)| a.mul(b).sum_all())
-            .reduce(|a, b| a.add(&b))
-            .expect("at least one input");
-        let mut wrt = leaves.clone();
-        wrt.push(w);
-        if create {
-            let second = crate::grad(&[hv.clone()], &wrt, false);
-            (hv, second)
-        } else {
-            (hv, Vec::new())
-        }
-    };
+    let h =
+        |xs: &[Tensor<f64>], w: &Tensor<f64>, create: bool| -> (Tensor<f64>, Vec<Tensor<f64>>) {
+            let leaves: Vec<Tensor<f64>> = xs.iter().map(|x| x.detach().requires_grad_()).collect();
+            let w = if create {
+                w.detach().requires_grad_()
+            } else {
+                w.detach()
+            };
+            let g = crate::grad(&[weighted_sum(&f(&leaves), &w)], &leaves, true);
+            let hv = g
+                .iter()
+                .zip(&u)
+                .map(|(a, b)| a.mul(b).sum_all())
+                .reduce(|a, b| a.add(&b))
+                .expect("at least one input");
+            let mut wrt = leaves.clone();
+            wrt.push(w);
+            if create {
+                let second = crate::grad(&[hv.clone()], &wrt, false);
+                (hv, second)
+            } else {
+                (hv, Vec::new())
+            }
+        };
     let (_, second) = h(xs, &w0, true);
     let eps = 1e-5;
     let mut worst: f64 = 0.0;
@@ -105,14 +127,20 @@ pub fn gradgradcheck(
     let leaves: Vec<Tensor<f64>> = xs.iter().map(|x| x.detach().requires_grad_()).collect();
     let recorded = crate::grad(&[weighted_sum(&f(&leaves), &w0)], &leaves, true);
     for _ in 0..directions {
-        let dirs: Vec<Tensor<f64>> = xs.iter().map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, rng)).collect();
+        let dirs: Vec<Tensor<f64>> = xs
+            .iter()
+            .map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, rng))
+            .collect();
         let analytic = dot_all(&recorded, &dirs);
         let fp = weighted_sum(&f(&perturbed(xs, &dirs, 1e-6)), &w0).item();
         let fm = weighted_sum(&f(&perturbed(xs, &dirs, -1e-6)), &w0).item();
         worst = worst.max(rel(analytic, (fp - fm) / 2e-6));
     }
     for _ in 0..directions {
-        let dirs: Vec<Tensor<f64>> = xs.iter().map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, rng)).collect();
+        let dirs: Vec<Tensor<f64>> = xs
+            .iter()
+            .map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, rng))
+            .collect();
         let dw = Tensor::<f64>::rand_uniform(w0.shape(), -1.0, 1.0, rng);
         let mut all_dirs = dirs.clone();
         all_dirs.push(dw.clone());

@@ -84,7 +84,8 @@ pub trait Backward<T: Float>: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// One gradient per input (`None` where not needed or identically zero).
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, grad_output: &Tensor<T>) -> Vec<Option<Tensor<T>>>;
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, grad_output: &Tensor<T>)
+        -> Vec<Option<Tensor<T>>>;
 }
 
 /// A recorded op: its rule and its inputs.
@@ -119,7 +120,11 @@ impl GradOptions {
 /// the results are differentiable tensors; without it they are plain values, the forward graph
 /// is freed as the pass goes (as with PyTorch's default `retain_graph = create_graph`), and no
 /// graph is kept. An input the outputs do not depend on gets a zero gradient.
-pub fn grad<T: Float>(outputs: &[Tensor<T>], inputs: &[Tensor<T>], create_graph: bool) -> Vec<Tensor<T>> {
+pub fn grad<T: Float>(
+    outputs: &[Tensor<T>],
+    inputs: &[Tensor<T>],
+    create_graph: bool,
+) -> Vec<Tensor<T>> {
     let seeds: Vec<Tensor<T>> = outputs.iter().map(|o| Tensor::ones(o.shape())).collect();
     grad_with(outputs, &seeds, inputs, GradOptions::new(create_graph))
 }
@@ -145,9 +150,17 @@ pub fn grad_with<T: Float>(
         grad_outputs.len()
     );
     for (o, g) in outputs.iter().zip(grad_outputs) {
-        assert_eq!(o.shape(), g.shape(), "grad: upstream gradient shape differs from its output's");
+        assert_eq!(
+            o.shape(),
+            g.shape(),
+            "grad: upstream gradient shape differs from its output's"
+        );
     }
-    let targets: HashMap<u64, usize> = inputs.iter().enumerate().map(|(i, t)| (t.id(), i)).collect();
+    let targets: HashMap<u64, usize> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id(), i))
+        .collect();
 
     // Topological order (inputs before users) of every node that requires grad, by an
     // iterative depth-first search, and whether each node leads to a target.
@@ -174,12 +187,17 @@ pub fn grad_with<T: Float>(
                     }
                 } else {
                     let reach = targets.contains_key(&node.id())
-                        || node_ins.iter().any(|c| index_of.get(&c.id()).is_some_and(|&k| reaches[k]));
+                        || node_ins
+                            .iter()
+                            .any(|c| index_of.get(&c.id()).is_some_and(|&k| reaches[k]));
                     state.insert(node.id(), true);
                     index_of.insert(node.id(), order.len());
                     reaches.push(reach);
                     let (node, node_ins, _) = stack.pop().expect("stack is not empty");
-                    order.push(Visit { tensor: node, inputs: node_ins });
+                    order.push(Visit {
+                        tensor: node,
+                        inputs: node_ins,
+                    });
                 }
             }
         }
@@ -221,7 +239,12 @@ pub fn grad_with<T: Float>(
                 needs: &needs,
             };
             let gs = grad_fn.op.backward(&ctx, &g);
-            assert_eq!(gs.len(), visit.inputs.len(), "{}: backward returned the wrong number of gradients", grad_fn.op.name());
+            assert_eq!(
+                gs.len(),
+                visit.inputs.len(),
+                "{}: backward returned the wrong number of gradients",
+                grad_fn.op.name()
+            );
             for (gi, inp) in gs.iter().zip(&visit.inputs) {
                 if let Some(gi) = gi {
                     assert_eq!(
@@ -239,7 +262,11 @@ pub fn grad_with<T: Float>(
         if !options.retain_graph {
             let mut guard = visit.tensor.inner.grad_fn.lock().expect("poisoned grad_fn");
             *guard = None;
-            visit.tensor.inner.graph_freed.store(true, std::sync::atomic::Ordering::Relaxed);
+            visit
+                .tensor
+                .inner
+                .graph_freed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         for ((gi, inp), need) in input_grads.into_iter().zip(&visit.inputs).zip(&needs) {
             if let (Some(gi), true) = (gi, *need) {
@@ -259,7 +286,10 @@ fn node_inputs<T: Float>(t: &Tensor<T>) -> Vec<Tensor<T>> {
     match guard.as_ref() {
         Some(f) => f.inputs.clone(),
         None => {
-            if t.inner.graph_freed.load(std::sync::atomic::Ordering::Relaxed) {
+            if t.inner
+                .graph_freed
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
                 panic!("grad: the graph behind this tensor was already freed; pass retain_graph = true to differentiate twice");
             }
             Vec::new()

@@ -17,10 +17,16 @@ pub trait Model<T: Float>: Send + Sync {
 }
 
 /// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`: PyTorch's default for linear and conv layers.
-fn kaiming_uniform<T: Float>(shape: &[usize], fan_in: usize, rng: &mut dyn rand::RngCore) -> Tensor<T> {
+fn kaiming_uniform<T: Float>(
+    shape: &[usize],
+    fan_in: usize,
+    rng: &mut dyn rand::RngCore,
+) -> Tensor<T> {
     let bound = 1.0 / (fan_in as f64).sqrt();
     let n: usize = shape.iter().product();
-    let data = (0..n).map(|_| T::of(rng.gen_range(-bound..bound))).collect();
+    let data = (0..n)
+        .map(|_| T::of(rng.gen_range(-bound..bound)))
+        .collect();
     Tensor::from_vec(data, shape)
 }
 
@@ -35,8 +41,13 @@ pub struct Mlp {
 impl Mlp {
     /// An MLP with the given widths, e.g. `[1, 40, 40, 1]` for the sinusoid benchmark.
     pub fn new(sizes: &[usize]) -> Self {
-        assert!(sizes.len() >= 2, "Mlp::new: need at least input and output sizes, got {sizes:?}");
-        Mlp { sizes: sizes.to_vec() }
+        assert!(
+            sizes.len() >= 2,
+            "Mlp::new: need at least input and output sizes, got {sizes:?}"
+        );
+        Mlp {
+            sizes: sizes.to_vec(),
+        }
     }
 }
 
@@ -44,7 +55,10 @@ impl<T: Float> Model<T> for Mlp {
     fn init(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
         let mut p = Params::new();
         for (i, w) in self.sizes.windows(2).enumerate() {
-            p.push(format!("l{i}.weight"), kaiming_uniform(&[w[1], w[0]], w[0], rng));
+            p.push(
+                format!("l{i}.weight"),
+                kaiming_uniform(&[w[1], w[0]], w[0], rng),
+            );
             p.push(format!("l{i}.bias"), kaiming_uniform(&[w[1]], w[0], rng));
         }
         p
@@ -138,7 +152,9 @@ impl Conv4 {
         for b in 0..self.config.blocks {
             let k = 4 * b;
             h = h.conv2d(params.at(k), Some(params.at(k + 1)), stride, 1);
-            h = h.batch_norm(params.at(k + 2), params.at(k + 3), 1e-5).relu();
+            h = h
+                .batch_norm(params.at(k + 2), params.at(k + 3), 1e-5)
+                .relu();
             if self.config.downsample == DownsampleKind::MaxPool {
                 h = h.max_pool2d(2, 2);
             }
@@ -154,8 +170,14 @@ impl<T: Float> Model<T> for Conv4 {
         let mut cin = c.in_channels;
         for b in 0..c.blocks {
             let fan_in = cin * 9;
-            p.push(format!("b{b}.conv.weight"), kaiming_uniform(&[c.filters, cin, 3, 3], fan_in, rng));
-            p.push(format!("b{b}.conv.bias"), kaiming_uniform(&[c.filters], fan_in, rng));
+            p.push(
+                format!("b{b}.conv.weight"),
+                kaiming_uniform(&[c.filters, cin, 3, 3], fan_in, rng),
+            );
+            p.push(
+                format!("b{b}.conv.bias"),
+                kaiming_uniform(&[c.filters], fan_in, rng),
+            );
             p.push(format!("b{b}.bn.weight"), Tensor::ones(&[c.filters]));
             p.push(format!("b{b}.bn.bias"), Tensor::zeros(&[c.filters]));
             cin = c.filters;

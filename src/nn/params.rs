@@ -20,7 +20,13 @@ impl<T: Float> Params<T> {
 
     /// A list from names and tensors of equal length.
     pub fn from_parts(names: Vec<String>, tensors: Vec<Tensor<T>>) -> Self {
-        assert_eq!(names.len(), tensors.len(), "Params::from_parts: {} names for {} tensors", names.len(), tensors.len());
+        assert_eq!(
+            names.len(),
+            tensors.len(),
+            "Params::from_parts: {} names for {} tensors",
+            names.len(),
+            tensors.len()
+        );
         Params { names, tensors }
     }
 
@@ -57,7 +63,10 @@ impl<T: Float> Params<T> {
 
     /// The tensor called `name`, if any.
     pub fn get(&self, name: &str) -> Option<&Tensor<T>> {
-        self.names.iter().position(|n| n == name).map(|i| &self.tensors[i])
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| &self.tensors[i])
     }
 
     /// `(name, tensor)` pairs in order.
@@ -80,9 +89,19 @@ impl<T: Float> Params<T> {
 
     /// The same names with tensors replaced by `tensors` (same count and shapes).
     pub fn with_tensors(&self, tensors: Vec<Tensor<T>>) -> Params<T> {
-        assert_eq!(tensors.len(), self.len(), "Params::with_tensors: {} tensors for {} names", tensors.len(), self.len());
+        assert_eq!(
+            tensors.len(),
+            self.len(),
+            "Params::with_tensors: {} tensors for {} names",
+            tensors.len(),
+            self.len()
+        );
         for ((n, a), b) in self.iter().zip(&tensors) {
-            assert_eq!(a.shape(), b.shape(), "Params::with_tensors: shape of {n} changes");
+            assert_eq!(
+                a.shape(),
+                b.shape(),
+                "Params::with_tensors: shape of {n} changes"
+            );
         }
         Params {
             names: self.names.clone(),
@@ -103,14 +122,32 @@ impl<T: Float> Params<T> {
     /// `self - lr * grads`, recorded (differentiable in both when gradients are being recorded).
     /// This is MAML's inner step `phi' = phi - alpha * grad L(phi)`.
     pub fn sgd_step(&self, grads: &[Tensor<T>], lr: f64) -> Params<T> {
-        assert_eq!(grads.len(), self.len(), "Params::sgd_step: {} gradients for {} parameters", grads.len(), self.len());
-        self.with_tensors(self.tensors.iter().zip(grads).map(|(p, g)| p.sub(&g.mul_scalar(lr))).collect())
+        assert_eq!(
+            grads.len(),
+            self.len(),
+            "Params::sgd_step: {} gradients for {} parameters",
+            grads.len(),
+            self.len()
+        );
+        self.with_tensors(
+            self.tensors
+                .iter()
+                .zip(grads)
+                .map(|(p, g)| p.sub(&g.mul_scalar(lr)))
+                .collect(),
+        )
     }
 
     /// Elementwise `self + other * scale` (no history): accumulating gradients or averaging.
     pub fn axpy(&self, other: &Params<T>, scale: f64) -> Params<T> {
         crate::autodiff::no_grad(|| {
-            self.with_tensors(self.tensors.iter().zip(&other.tensors).map(|(a, b)| a.add(&b.mul_scalar(scale))).collect())
+            self.with_tensors(
+                self.tensors
+                    .iter()
+                    .zip(&other.tensors)
+                    .map(|(a, b)| a.add(&b.mul_scalar(scale)))
+                    .collect(),
+            )
         })
     }
 

@@ -39,15 +39,27 @@ impl<T: Float> Backward<T> for BinaryBackward {
     fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
         let (a, b) = (&ctx.inputs[0], &ctx.inputs[1]);
         let (ga, gb) = match self.0 {
-            BinaryKind::Add => (ctx.needs[0].then(|| g.clone()), ctx.needs[1].then(|| g.clone())),
-            BinaryKind::Sub => (ctx.needs[0].then(|| g.clone()), ctx.needs[1].then(|| g.neg())),
-            BinaryKind::Mul => (ctx.needs[0].then(|| g.mul(b)), ctx.needs[1].then(|| g.mul(a))),
+            BinaryKind::Add => (
+                ctx.needs[0].then(|| g.clone()),
+                ctx.needs[1].then(|| g.clone()),
+            ),
+            BinaryKind::Sub => (
+                ctx.needs[0].then(|| g.clone()),
+                ctx.needs[1].then(|| g.neg()),
+            ),
+            BinaryKind::Mul => (
+                ctx.needs[0].then(|| g.mul(b)),
+                ctx.needs[1].then(|| g.mul(a)),
+            ),
             BinaryKind::Div => (
                 ctx.needs[0].then(|| g.div(b)),
                 ctx.needs[1].then(|| g.mul(ctx.output).div(b).neg()),
             ),
         };
-        vec![ga.map(|t| t.sum_to(a.shape())), gb.map(|t| t.sum_to(b.shape()))]
+        vec![
+            ga.map(|t| t.sum_to(a.shape())),
+            gb.map(|t| t.sum_to(b.shape())),
+        ]
     }
 }
 
@@ -60,7 +72,10 @@ fn binary<T: Float>(a: &Tensor<T>, b: &Tensor<T>, kind: BinaryKind) -> Tensor<T>
     };
     let (ad, bd) = (a.data(), b.data());
     let (data, shape) = if a.shape() == b.shape() {
-        (ad.iter().zip(bd).map(|(&x, &y)| f(x, y)).collect(), a.shape().to_vec())
+        (
+            ad.iter().zip(bd).map(|(&x, &y)| f(x, y)).collect(),
+            a.shape().to_vec(),
+        )
     } else if b.numel() == 1 && b.ndim() <= a.ndim() {
         let y = bd[0];
         (ad.iter().map(|&x| f(x, y)).collect(), a.shape().to_vec())
@@ -76,7 +91,10 @@ fn binary<T: Float>(a: &Tensor<T>, b: &Tensor<T>, kind: BinaryKind) -> Tensor<T>
                 b.shape()
             )
         });
-        (broadcast_zip(ad, a.shape(), bd, b.shape(), &shape, f), shape)
+        (
+            broadcast_zip(ad, a.shape(), bd, b.shape(), &shape, f),
+            shape,
+        )
     };
     Tensor::from_op(data, shape, &[a, b], || BinaryBackward(kind))
 }
@@ -154,7 +172,15 @@ impl<T: Float> Backward<T> for UnaryBackward {
             UnaryKind::Exp => g.mul(y),
             UnaryKind::Log => g.div(x),
             UnaryKind::Sqrt => g.div(y).mul_scalar(0.5),
-            UnaryKind::Abs => g.mul(&mask_of(x, |v| if v > T::zero() { T::one() } else if v < T::zero() { -T::one() } else { T::zero() })),
+            UnaryKind::Abs => g.mul(&mask_of(x, |v| {
+                if v > T::zero() {
+                    T::one()
+                } else if v < T::zero() {
+                    -T::one()
+                } else {
+                    T::zero()
+                }
+            })),
             UnaryKind::Relu => g.where_positive(x),
             UnaryKind::Sigmoid => g.mul(&y.mul(&y.neg().add_scalar(1.0))),
             UnaryKind::Tanh => g.mul(&y.mul(y).neg().add_scalar(1.0)),
@@ -163,7 +189,13 @@ impl<T: Float> Backward<T> for UnaryBackward {
             UnaryKind::MulScalar(c) => g.mul_scalar(c),
             UnaryKind::Clamp(lo, hi) => {
                 let (lo, hi) = (T::of(lo), T::of(hi));
-                g.mul(&mask_of(x, |v| if v >= lo && v <= hi { T::one() } else { T::zero() }))
+                g.mul(&mask_of(x, |v| {
+                    if v >= lo && v <= hi {
+                        T::one()
+                    } else {
+                        T::zero()
+                    }
+                }))
             }
         };
         vec![Some(gx)]
@@ -183,7 +215,10 @@ fn unary<T: Float>(x: &Tensor<T>, kind: UnaryKind) -> Tensor<T> {
         UnaryKind::Log => d.iter().map(|&v| v.ln()).collect(),
         UnaryKind::Sqrt => d.iter().map(|&v| v.sqrt()).collect(),
         UnaryKind::Abs => d.iter().map(|&v| v.abs()).collect(),
-        UnaryKind::Relu => d.iter().map(|&v| if v > T::zero() { v } else { T::zero() }).collect(),
+        UnaryKind::Relu => d
+            .iter()
+            .map(|&v| if v > T::zero() { v } else { T::zero() })
+            .collect(),
         UnaryKind::Sigmoid => d.iter().map(|&v| sigmoid(v)).collect(),
         UnaryKind::Tanh => d.iter().map(|&v| v.tanh()).collect(),
         UnaryKind::Powf(p) => {
@@ -245,7 +280,9 @@ impl<T: Float> Tensor<T> {
             .zip(x.data())
             .map(|(&g, &v)| if v > T::zero() { g } else { T::zero() })
             .collect();
-        Tensor::from_op(data, self.shape().to_vec(), &[self, x], || WherePositiveBackward)
+        Tensor::from_op(data, self.shape().to_vec(), &[self, x], || {
+            WherePositiveBackward
+        })
     }
 
     /// `self + other`, broadcasting.
@@ -319,7 +356,10 @@ impl<T: Float> Tensor<T> {
     /// `mask ? a : b` elementwise, with `mask` a constant tensor of 0s and 1s (broadcasting):
     /// computed as `a * mask + b * (1 - mask)`, so gradients go to the selected side only.
     pub fn where_mask(mask: &Tensor<T>, a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
-        assert!(!mask.requires_grad(), "where_mask: the mask must be a constant");
+        assert!(
+            !mask.requires_grad(),
+            "where_mask: the mask must be a constant"
+        );
         a.mul(mask).add(&b.mul(&mask.neg().add_scalar(1.0)))
     }
     /// A constant 0/1 tensor: 1 where `pred(x)` holds.

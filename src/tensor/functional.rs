@@ -11,8 +11,8 @@
 //! The two channel ops compute their backward with one fused kernel when the backward itself is
 //! not recorded (`create_graph = false`), and with differentiable ops when it is.
 
-use super::shape::normalize_axis;
 use super::kernels;
+use super::shape::normalize_axis;
 use super::{Float, Tensor};
 use crate::autodiff::{is_grad_enabled, Backward, BackwardCtx};
 use rayon::prelude::*;
@@ -341,7 +341,10 @@ impl<T: Float> Backward<T> for ChannelAffineBackward {
             let (ggamma, gbeta) = if ctx.needs[1] || ctx.needs[2] {
                 let sums = channel_sums(n, c, s, |b| {
                     let gr = &gd[b..b + s];
-                    Pair(kernels::sum(gr).as_f64(), kernels::dot(gr, &xd[b..b + s]).as_f64())
+                    Pair(
+                        kernels::sum(gr).as_f64(),
+                        kernels::dot(gr, &xd[b..b + s]).as_f64(),
+                    )
                 });
                 let ggamma = ctx.needs[1]
                     .then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.1)).collect(), &[c]));
@@ -495,11 +498,10 @@ impl<T: Float> Tensor<T> {
         let (n, c, s) = ncs(self.shape(), "normalize_channels");
         let m = (n * s).max(1) as f64;
         let x = self.data();
-        let mean: Vec<f64> =
-            channel_sums(n, c, s, |b| kernels::sum(&x[b..b + s]).as_f64())
-                .into_iter()
-                .map(|v| v / m)
-                .collect();
+        let mean: Vec<f64> = channel_sums(n, c, s, |b| kernels::sum(&x[b..b + s]).as_f64())
+            .into_iter()
+            .map(|v| v / m)
+            .collect();
         let var = channel_sums(n, c, s, |b| {
             let mu = T::of(mean[(b / s.max(1)) % c]);
             kernels::sum_sq_dev(&x[b..b + s], mu).as_f64()

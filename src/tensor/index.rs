@@ -15,7 +15,9 @@ impl<T: Float> Backward<T> for TakeBackward {
         "take_flat"
     }
     fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(g.put_add_flat(self.idx.clone(), ctx.inputs[0].shape()))]
+        vec![Some(
+            g.put_add_flat(self.idx.clone(), ctx.inputs[0].shape()),
+        )]
     }
 }
 

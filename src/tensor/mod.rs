@@ -11,9 +11,9 @@
 mod conv;
 mod elementwise;
 mod functional;
-mod layout;
 mod index;
 mod kernels;
+mod layout;
 mod linalg;
 mod reduce;
 pub mod shape;
@@ -124,7 +124,12 @@ impl<T: Float> fmt::Debug for Tensor<T> {
 }
 
 impl<T: Float> Tensor<T> {
-    fn build(storage: Arc<Storage<T>>, shape: Vec<usize>, requires_grad: bool, grad_fn: Option<GradFn<T>>) -> Self {
+    fn build(
+        storage: Arc<Storage<T>>,
+        shape: Vec<usize>,
+        requires_grad: bool,
+        grad_fn: Option<GradFn<T>>,
+    ) -> Self {
         crate::alloc::init();
         Tensor {
             inner: Arc::new(Inner {
@@ -189,7 +194,8 @@ impl<T: Float> Tensor<T> {
     /// Values drawn independently from N(mean, std^2).
     pub fn rand_normal(shape: &[usize], mean: f64, std: f64, rng: &mut impl rand::Rng) -> Self {
         use rand_distr::Distribution;
-        let dist = rand_distr::Normal::new(mean, std).expect("Tensor::rand_normal: std must be finite and >= 0");
+        let dist = rand_distr::Normal::new(mean, std)
+            .expect("Tensor::rand_normal: std must be finite and >= 0");
         let n = shape.iter().product();
         let data = (0..n).map(|_| T::of(dist.sample(rng))).collect();
         Self::from_vec(data, shape)
@@ -237,12 +243,22 @@ impl<T: Float> Tensor<T> {
     /// The same data as a leaf that gradients are taken with respect to
     /// (PyTorch's `x.detach().requires_grad_()`).
     pub fn requires_grad_(self) -> Self {
-        Self::build(self.inner.storage.clone(), self.inner.shape.clone(), true, None)
+        Self::build(
+            self.inner.storage.clone(),
+            self.inner.shape.clone(),
+            true,
+            None,
+        )
     }
 
     /// The same data with no history: gradients do not flow through the result.
     pub fn detach(&self) -> Self {
-        Self::build(self.inner.storage.clone(), self.inner.shape.clone(), false, None)
+        Self::build(
+            self.inner.storage.clone(),
+            self.inner.shape.clone(),
+            false,
+            None,
+        )
     }
 
     /// Whether gradients flow to or through this tensor.
@@ -252,7 +268,11 @@ impl<T: Float> Tensor<T> {
 
     /// Whether this tensor was made by a recorded op (it is not a leaf).
     pub fn has_grad_fn(&self) -> bool {
-        self.inner.grad_fn.lock().expect("poisoned grad_fn").is_some()
+        self.inner
+            .grad_fn
+            .lock()
+            .expect("poisoned grad_fn")
+            .is_some()
     }
 
     /// A process-unique id (used as a key by the autodiff engine).
@@ -302,13 +322,21 @@ impl<T: Float> Tensor<T> {
 
     /// The single value of a one-element tensor.
     pub fn item(&self) -> T {
-        assert_eq!(self.numel(), 1, "Tensor::item on a tensor of shape {:?}", self.shape());
+        assert_eq!(
+            self.numel(),
+            1,
+            "Tensor::item on a tensor of shape {:?}",
+            self.shape()
+        );
         self.data()[0]
     }
 
     /// A copy in another element type (no history).
     pub fn cast<U: Float>(&self) -> Tensor<U> {
-        Tensor::from_vec(self.data().iter().map(|x| U::of(x.as_f64())).collect(), self.shape())
+        Tensor::from_vec(
+            self.data().iter().map(|x| U::of(x.as_f64())).collect(),
+            self.shape(),
+        )
     }
 
     /// The largest absolute difference to another tensor of the same shape.

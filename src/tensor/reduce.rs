@@ -40,7 +40,8 @@ impl<T: Float> Tensor<T> {
     pub fn mean_axes(&self, axes: &[isize], keepdim: bool) -> Tensor<T> {
         let (kept, _) = reduced_shapes(self.shape(), axes, "mean");
         let count = self.numel() / kept.iter().product::<usize>().max(1);
-        self.sum_axes(axes, keepdim).mul_scalar(1.0 / count.max(1) as f64)
+        self.sum_axes(axes, keepdim)
+            .mul_scalar(1.0 / count.max(1) as f64)
     }
 
     /// Mean over one axis.
@@ -50,7 +51,11 @@ impl<T: Float> Tensor<T> {
 }
 
 /// (shape with reduced axes set to 1, shape with reduced axes removed).
-pub(crate) fn reduced_shapes(shape: &[usize], axes: &[isize], op: &str) -> (Vec<usize>, Vec<usize>) {
+pub(crate) fn reduced_shapes(
+    shape: &[usize],
+    axes: &[isize],
+    op: &str,
+) -> (Vec<usize>, Vec<usize>) {
     let mut kept = shape.to_vec();
     for &a in axes {
         kept[normalize_axis(a, shape.len(), op)] = 1;

@@ -66,7 +66,12 @@ impl<T: Float> Tensor<T> {
             return self.clone();
         }
         let ok = broadcast_shapes(self.shape(), shape).is_some_and(|s| s == shape);
-        assert!(ok, "broadcast_to: cannot broadcast shape {:?} to {:?}", self.shape(), shape);
+        assert!(
+            ok,
+            "broadcast_to: cannot broadcast shape {:?} to {:?}",
+            self.shape(),
+            shape
+        );
         let strides = broadcast_strides(self.shape(), shape);
         let mut out = Vec::with_capacity(shape.iter().product());
         for_each_offset(shape, &strides, |off| out.push(self.data()[off]));
@@ -80,7 +85,12 @@ impl<T: Float> Tensor<T> {
             return self.clone();
         }
         let ok = broadcast_shapes(shape, self.shape()).is_some_and(|s| s == self.shape());
-        assert!(ok, "sum_to: cannot reduce shape {:?} to {:?}", self.shape(), shape);
+        assert!(
+            ok,
+            "sum_to: cannot reduce shape {:?} to {:?}",
+            self.shape(),
+            shape
+        );
         let strides = broadcast_strides(shape, self.shape());
         let mut out = vec![T::zero(); shape.iter().product()];
         let src = self.data();
