@@ -294,28 +294,40 @@ impl<T: Float> Backward<T> for NormalizeBackward<T> {
             });
             return vec![Some(Tensor::from_vec(out, x.shape()))];
         }
-        // recorded: differentiable (fused) ops, with inv_std recomputed from x so that second
-        // derivatives through it are exact
-        let inv_m = 1.0 / m;
-        let ones = Tensor::ones(&[c]);
-        let zeros = Tensor::zeros(&[c]);
-        let mu = x.channel_sum().mul_scalar(inv_m);
-        let centered = x.channel_affine(&ones, &mu.neg());
-        let inv_std = centered
-            .square()
-            .channel_sum()
-            .mul_scalar(inv_m)
-            .add_scalar(self.eps)
-            .powf(-0.5);
-        let mg = g.channel_sum().mul_scalar(-inv_m);
-        let mgh = g.mul(xhat).channel_sum().mul_scalar(-inv_m);
-        // (g - mean_c(g) - xhat * mean_c(g * xhat)) * inv_std
-        let gx = xhat
-            .channel_affine(&mgh, &mg)
-            .add(g)
-            .channel_affine(&inv_std, &zeros);
-        vec![Some(gx)]
+        vec![Some(normalize_grad_recorded(x, xhat, g, self.eps))]
     }
+}
+
+/// The gradient of [`Tensor::normalize_channels`] built from differentiable (fused) ops, for a
+/// recorded backward pass: `inv_std * (g - mean_c(g) - xhat * mean_c(g * xhat))`, with
+/// `inv_std` recomputed from `x` so that second derivatives through it are exact.
+fn normalize_grad_recorded<T: Float>(
+    x: &Tensor<T>,
+    xhat: &Tensor<T>,
+    g: &Tensor<T>,
+    eps: f64,
+) -> Tensor<T> {
+    let (n, c, s) = ncs(x.shape(), "normalize_channels");
+    let m = (n * s).max(1) as f64;
+    let inv_m = 1.0 / m;
+    let ones = Tensor::ones(&[c]);
+    let zeros = Tensor::zeros(&[c]);
+    let mu = x.channel_sum().mul_scalar(inv_m);
+    let centered = x.channel_affine(&ones, &mu.neg());
+    let inv_std = centered
+        .square()
+        .channel_sum()
+        .mul_scalar(inv_m)
+        .add_scalar(eps)
+        .powf(-0.5);
+    let mg = g.channel_sum().mul_scalar(-inv_m);
+    let mgh = g.mul(xhat).channel_sum().mul_scalar(-inv_m);
+    // (g - mean_c(g) - xhat * mean_c(g * xhat)) * inv_std
+    let gx = xhat
+        .channel_affine(&mgh, &mg)
+        .add(g)
+        .channel_affine(&inv_std, &zeros);
+    gx
 }
 
 struct ChannelAffineBackward;
@@ -553,8 +565,10 @@ impl<T: Float> Tensor<T> {
     /// `[N, C, ...]`): per channel over every other axis, `mu` and the BIASED `var`, and
     /// `y = (x - mu) / sqrt(var + eps) * gamma + beta` (`gamma`, `beta` shaped `[C]`).
     ///
-    /// Computed as [`Tensor::normalize_channels`] then [`Tensor::channel_affine`], both fused;
-    /// differentiable to any order with respect to `x`, `gamma` and `beta`.
+    /// One fused op (statistics in two vectorised passes, output in one). Its unrecorded
+    /// backward is one fused pass for all three gradients; its recorded backward is built from
+    /// [`Tensor::normalize_channels`] and [`Tensor::channel_affine`], so it is differentiable to
+    /// any order with respect to `x`, `gamma` and `beta`.
     pub fn batch_norm(&self, gamma: &Tensor<T>, beta: &Tensor<T>, eps: f64) -> Tensor<T> {
         let (_, c, _) = ncs(self.shape(), "batch_norm");
         assert!(
@@ -564,6 +578,100 @@ impl<T: Float> Tensor<T> {
             beta.shape(),
             self.shape()
         );
-        self.normalize_channels(eps).channel_affine(gamma, beta)
+        let (n, c, s) = ncs(self.shape(), "batch_norm");
+        let (mean, inv_std) = channel_stats(self.data(), n, c, s, eps);
+        let (gm, bt) = (gamma.data(), beta.data());
+        let mut out = Vec::with_capacity(self.numel());
+        for run in self.data().chunks_exact(s.max(1)) {
+            let ch = (out.len() / s.max(1)) % c;
+            let a = T::of(inv_std[ch]) * gm[ch];
+            let b = bt[ch] - T::of(mean[ch]) * a;
+            out.extend(run.iter().map(|&v| v * a + b));
+        }
+        Tensor::from_op(out, self.shape().to_vec(), &[self, gamma, beta], || {
+            BatchNormBackward { eps, mean, inv_std }
+        })
+    }
+}
+
+/// Per-channel mean and `1 / sqrt(biased var + eps)` of `x` shaped `[N, C, S]`.
+fn channel_stats<T: Float>(
+    x: &[T],
+    n: usize,
+    c: usize,
+    s: usize,
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let m = (n * s).max(1) as f64;
+    let mean: Vec<f64> = channel_sums(n, c, s, |b| kernels::sum(&x[b..b + s]).as_f64())
+        .into_iter()
+        .map(|v| v / m)
+        .collect();
+    let var = channel_sums(n, c, s, |b| {
+        kernels::sum_sq_dev(&x[b..b + s], T::of(mean[(b / s.max(1)) % c])).as_f64()
+    });
+    let inv_std = var.iter().map(|&v| 1.0 / (v / m + eps).sqrt()).collect();
+    (mean, inv_std)
+}
+
+struct BatchNormBackward {
+    eps: f64,
+    mean: Vec<f64>,
+    inv_std: Vec<f64>,
+}
+
+impl<T: Float> Backward<T> for BatchNormBackward {
+    fn name(&self) -> &'static str {
+        "batch_norm"
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let (x, gamma) = (&ctx.inputs[0], &ctx.inputs[1]);
+        let (n, c, s) = ncs(x.shape(), "batch_norm");
+        if is_grad_enabled() {
+            let xhat = x.normalize_channels(self.eps);
+            let ggamma = ctx.needs[1].then(|| g.mul(&xhat).channel_sum());
+            let gbeta = ctx.needs[2].then(|| g.channel_sum());
+            let gx = ctx.needs[0].then(|| {
+                let gxhat = g.channel_affine(gamma, &Tensor::zeros(&[c]));
+                normalize_grad_recorded(x, &xhat, &gxhat, self.eps)
+            });
+            return vec![gx, ggamma, gbeta];
+        }
+        // fused: per channel sg = sum g, sgh = sum g * xhat (one pass), then
+        // gx = gamma inv (g - sg/m - xhat sgh/m) = A g + B x + C (one pass)
+        let (gd, xd, gm) = (g.data(), x.data(), gamma.data());
+        let m = (n * s).max(1) as f64;
+        let sums = channel_sums(n, c, s, |b| {
+            let gr = &gd[b..b + s];
+            Pair(
+                kernels::sum(gr).as_f64(),
+                kernels::dot(gr, &xd[b..b + s]).as_f64(),
+            )
+        });
+        let sgh: Vec<f64> = (0..c)
+            .map(|ch| (sums[ch].1 - self.mean[ch] * sums[ch].0) * self.inv_std[ch])
+            .collect();
+        let gx = ctx.needs[0].then(|| {
+            let coef: Vec<(T, T, T)> = (0..c)
+                .map(|ch| {
+                    let (inv, mu, k) = (self.inv_std[ch], self.mean[ch], gm[ch].as_f64());
+                    let a = k * inv;
+                    let b = -k * inv * inv * sgh[ch] / m;
+                    let cc = -a * sums[ch].0 / m - b * mu;
+                    (T::of(a), T::of(b), T::of(cc))
+                })
+                .collect();
+            let mut out = Vec::with_capacity(gd.len());
+            for (gr, xr) in gd.chunks_exact(s.max(1)).zip(xd.chunks_exact(s.max(1))) {
+                let (a, b, cc) = coef[(out.len() / s.max(1)) % c];
+                out.extend(gr.iter().zip(xr).map(|(&gv, &xv)| a * gv + b * xv + cc));
+            }
+            Tensor::from_vec(out, x.shape())
+        });
+        let ggamma =
+            ctx.needs[1].then(|| Tensor::from_vec(sgh.iter().map(|&v| T::of(v)).collect(), &[c]));
+        let gbeta =
+            ctx.needs[2].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
+        vec![gx, ggamma, gbeta]
     }
 }
