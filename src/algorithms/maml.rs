@@ -155,3 +155,144 @@ pub fn meta_gradient<T: Float>(
     let grads = crate::autodiff::no_grad(|| sum.iter().map(|g| g.mul_scalar(scale)).collect());
     (grads, loss * scale)
 }
+
+/// The MAML / first-order MAML learner: the network (body + linear head), the initialisation
+/// `theta` (`param/...`) and Adam on it.
+///
+/// Meta-training adapts on each task's support set with `inner_steps` SGD steps (batch norm
+/// with the support batch's statistics in every step), scores the query set (query batch
+/// statistics), and steps Adam on the mean meta-gradient (tasks in parallel).
+/// [`predict`](super::learner::FewShotLearner::predict) adapts with `eval_inner_steps` first-order steps and runs the
+/// query batch under `no_grad`, with the query batch's statistics (transductive, as Finn et
+/// al.'s code).
+pub struct Maml<T: Float> {
+    net: super::registry::Network,
+    meta: super::registry::MetaState<T>,
+    inner_lr: f64,
+    inner_steps: usize,
+    eval_inner_steps: usize,
+    order: Order,
+    name: &'static str,
+}
+
+impl<T: Float> Maml<T> {
+    /// A learner from its config; `fomaml` (or `config.first_order`) selects first order.
+    pub fn new(
+        config: &super::config::MamlConfig,
+        fomaml: bool,
+        body: super::registry::Body,
+        task: super::registry::TaskKind,
+        meta_lr: f64,
+        rng: &mut dyn rand::RngCore,
+    ) -> Self {
+        let net = super::registry::Network {
+            body,
+            outputs: task.outputs(),
+        };
+        let params = super::registry::prefixed(&Model::<T>::init(&net, rng), "param/");
+        let first = fomaml || config.first_order;
+        Maml {
+            net,
+            meta: super::registry::MetaState::adam(
+                if fomaml { "fomaml" } else { "maml" },
+                params,
+                meta_lr,
+            ),
+            inner_lr: config.inner_lr,
+            inner_steps: config.inner_steps,
+            eval_inner_steps: config.eval_inner_steps,
+            order: if first { Order::First } else { Order::Second },
+            name: if fomaml { "fomaml" } else { "maml" },
+        }
+    }
+
+    /// First or second order.
+    pub fn order(&self) -> Order {
+        self.order
+    }
+
+    /// The network.
+    pub fn network(&self) -> &super::registry::Network {
+        &self.net
+    }
+
+    /// The current initialisation `theta`.
+    pub fn params(&self) -> &Params<T> {
+        &self.meta.params
+    }
+
+    /// The mean meta-gradient of a meta-batch at the current `theta` and the step statistics
+    /// (without updating): what [`FewShotLearner::meta_train_step`] feeds the optimizer.
+    pub fn meta_gradient(
+        &self,
+        tasks: &[TaskData<T>],
+    ) -> (Vec<Tensor<T>>, super::learner::StepStats) {
+        let theta = self.meta.leaves();
+        super::registry::mean_over_tasks(tasks, |t| {
+            let r = task_meta_grad(
+                &self.net,
+                &theta,
+                &t.support_x,
+                &t.support_y,
+                &t.query_x,
+                &t.query_y,
+                self.inner_steps,
+                self.inner_lr,
+                self.order,
+            );
+            super::registry::TaskResult {
+                accuracy: super::registry::target_accuracy(&r.query_output, &t.query_y),
+                grads: r.grads,
+                loss: r.query_loss,
+            }
+        })
+    }
+}
+
+impl<T: Float> super::learner::FewShotLearner<T> for Maml<T> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn meta_train_step(
+        &mut self,
+        tasks: &[TaskData<T>],
+        _rng: &mut dyn rand::RngCore,
+    ) -> super::learner::StepStats {
+        let (grads, stats) = self.meta_gradient(tasks);
+        self.meta.step(&grads);
+        stats
+    }
+
+    fn predict(
+        &self,
+        support_x: &Tensor<T>,
+        support_y: &Target<T>,
+        query_x: &Tensor<T>,
+    ) -> Tensor<T> {
+        let theta = self.meta.leaves();
+        let a = adapt(
+            &self.net,
+            &theta,
+            support_x,
+            support_y,
+            self.eval_inner_steps,
+            self.inner_lr,
+            Order::First,
+            None,
+            None,
+        );
+        crate::autodiff::no_grad(|| self.net.forward(&a.params, query_x))
+    }
+
+    fn state(&self) -> Params<T> {
+        self.meta.state()
+    }
+
+    fn load_state(
+        &mut self,
+        state: &Params<T>,
+    ) -> Result<(), crate::nn::checkpoint::CheckpointError> {
+        self.meta.load_state(state)
+    }
+}

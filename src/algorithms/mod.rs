@@ -1,8 +1,22 @@
 //! Learning algorithms. `maml` holds the differentiable inner loop that every gradient-based
 //! meta-learner (MAML, first-order MAML, Meta-SGD, ANIL) is built from.
 
+pub mod anil;
+pub mod baseline;
+pub mod config;
 pub mod learner;
 pub mod maml;
+pub mod matching;
+pub mod meta_sgd;
+pub mod protonet;
+pub mod r2d2;
+pub mod registry;
+pub mod relation;
+pub mod reptile;
+
+pub use config::{AlgorithmConfig, AlgorithmError, BackboneConfig};
+pub use learner::{FewShotLearner, StepStats};
+pub use registry::{build_learner, build_learner_generic, build_regression_learner, TaskKind};
 
 use crate::tensor::{Float, Tensor};
 

@@ -1,0 +1,208 @@
+//! R2D2 (Bertinetto, Henriques, Torr & Vedaldi 2019, "Meta-learning with differentiable
+//! closed-form solvers"): a ridge-regression head fitted in closed form on the support
+//! features, back-propagated through.
+//!
+//! With support features `Z [Ns, d]` and one-hot labels `Y [Ns, N]`, the Woodbury form
+//! `W = Z^T (Z Z^T + lambda I)^{-1} Y` needs only an `Ns x Ns` solve; query logits are
+//! `scale * Z_q W`. `lambda` (as `log lambda`) and `scale` are meta-learned unless disabled.
+//! Support and query are embedded in one batch.
+//!
+//! State names: `param/...` (backbone), `r2d2/log_lambda`, `r2d2/scale`, `opt/...`.
+
+use super::config::R2d2Config;
+use super::learner::{FewShotLearner, StepStats};
+use super::maml::TaskData;
+use super::protonet::embed_both;
+use super::registry::{self, Body, MetaState, TaskResult};
+use super::Target;
+use crate::autodiff::{Backward, BackwardCtx};
+use crate::nn::Params;
+use crate::tensor::{Float, Tensor};
+
+struct SolveBackward;
+
+impl<T: Float> Backward<T> for SolveBackward {
+    fn name(&self) -> &'static str {
+        "solve"
+    }
+
+    /// `X = A^{-1} B`: `dB = A^{-T} G`, `dA = -dB X^T` (differentiable again).
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let a = &ctx.inputs[0];
+        let gb = solve(&a.transpose(0, 1), g);
+        let ga = if ctx.needs[0] {
+            Some(gb.matmul_nt(ctx.output).neg())
+        } else {
+            None
+        };
+        vec![ga, if ctx.needs[1] { Some(gb) } else { None }]
+    }
+}
+
+/// The solution `X [n, m]` of `A X = B` for a square non-singular `A [n, n]` and `B [n, m]`
+/// (Gaussian elimination with partial pivoting, in `f64`); differentiable in both (any order).
+///
+/// Panics on shapes that do not fit or a singular matrix.
+pub fn solve<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
+    assert!(
+        a.ndim() == 2 && b.ndim() == 2 && a.dim(0) == a.dim(1) && b.dim(0) == a.dim(0),
+        "solve: want A [n, n] and B [n, m], got {:?} and {:?}",
+        a.shape(),
+        b.shape()
+    );
+    let (n, m) = (b.dim(0), b.dim(1));
+    let mut aa: Vec<f64> = a.to_f64_vec();
+    let mut bb: Vec<f64> = b.to_f64_vec();
+    for col in 0..n {
+        let piv = (col..n)
+            .max_by(|&i, &j| aa[i * n + col].abs().total_cmp(&aa[j * n + col].abs()))
+            .expect("rows left");
+        assert!(
+            aa[piv * n + col].abs() > 0.0,
+            "solve: singular matrix of shape {:?}",
+            a.shape()
+        );
+        if piv != col {
+            for k in 0..n {
+                aa.swap(col * n + k, piv * n + k);
+            }
+            for k in 0..m {
+                bb.swap(col * m + k, piv * m + k);
+            }
+        }
+        let p = aa[col * n + col];
+        for r in col + 1..n {
+            let f = aa[r * n + col] / p;
+            if f != 0.0 {
+                for k in col..n {
+                    aa[r * n + k] -= f * aa[col * n + k];
+                }
+                for k in 0..m {
+                    bb[r * m + k] -= f * bb[col * m + k];
+                }
+            }
+        }
+    }
+    for col in (0..n).rev() {
+        let p = aa[col * n + col];
+        for k in 0..m {
+            let mut s = bb[col * m + k];
+            for j in col + 1..n {
+                s -= aa[col * n + j] * bb[j * m + k];
+            }
+            bb[col * m + k] = s / p;
+        }
+    }
+    let data = bb.into_iter().map(T::of).collect();
+    Tensor::from_op(data, vec![n, m], &[a, b], || SolveBackward)
+}
+
+/// The R2D2 learner.
+pub struct R2d2<T: Float> {
+    body: Body,
+    meta: MetaState<T>,
+    n_body: usize,
+    config: R2d2Config,
+}
+
+impl<T: Float> R2d2<T> {
+    /// A learner with a fresh backbone.
+    pub fn new(config: &R2d2Config, body: Body, meta_lr: f64, rng: &mut dyn rand::RngCore) -> Self {
+        let mut params = registry::prefixed(&body.init::<T>(rng), "param/");
+        let n_body = params.len();
+        params.push(
+            "r2d2/log_lambda",
+            Tensor::from_f64(&[config.lambda.ln()], &[1]),
+        );
+        params.push("r2d2/scale", Tensor::from_f64(&[config.scale], &[1]));
+        R2d2 {
+            body,
+            meta: MetaState::adam("r2d2", params, meta_lr),
+            n_body,
+            config: config.clone(),
+        }
+    }
+
+    /// The current ridge penalty.
+    pub fn lambda(&self) -> f64 {
+        self.meta.params.at(self.n_body).item().as_f64().exp()
+    }
+
+    fn logits(
+        &self,
+        params: &Params<T>,
+        sx: &Tensor<T>,
+        sy: &[usize],
+        qx: &Tensor<T>,
+    ) -> Tensor<T> {
+        let (zs, zq) = embed_both(&self.body, params, sx, qx);
+        let ns = zs.dim(0);
+        let y = registry::one_hot::<T>(sy, registry::num_classes(sy));
+        let lambda = params.at(self.n_body).exp();
+        let mut eye = vec![T::zero(); ns * ns];
+        for i in 0..ns {
+            eye[i * ns + i] = T::one();
+        }
+        let a = zs
+            .matmul_nt(&zs)
+            .add(&Tensor::from_vec(eye, &[ns, ns]).mul(&lambda));
+        let alpha = solve(&a, &y); // [Ns, N]
+        zq.matmul_nt(&zs)
+            .matmul(&alpha)
+            .mul(params.at(self.n_body + 1))
+    }
+}
+
+impl<T: Float> FewShotLearner<T> for R2d2<T> {
+    fn name(&self) -> &'static str {
+        "r2d2"
+    }
+
+    fn meta_train_step(
+        &mut self,
+        tasks: &[TaskData<T>],
+        _rng: &mut dyn rand::RngCore,
+    ) -> StepStats {
+        let theta = self.meta.leaves();
+        let (mut grads, stats) = registry::mean_over_tasks(tasks, |t| {
+            let sy = registry::class_labels(&t.support_y, "r2d2");
+            let qy = registry::class_labels(&t.query_y, "r2d2");
+            let out = self.logits(&theta, &t.support_x, sy, &t.query_x);
+            let loss = out.cross_entropy(qy);
+            TaskResult {
+                grads: crate::grad(std::slice::from_ref(&loss), theta.tensors(), false),
+                loss: loss.item().as_f64(),
+                accuracy: registry::accuracy(&out, qy),
+            }
+        });
+        if !self.config.learn_lambda {
+            grads[self.n_body] = Tensor::zeros(&[1]);
+        }
+        if !self.config.learn_scale {
+            grads[self.n_body + 1] = Tensor::zeros(&[1]);
+        }
+        self.meta.step(&grads);
+        stats
+    }
+
+    fn predict(
+        &self,
+        support_x: &Tensor<T>,
+        support_y: &Target<T>,
+        query_x: &Tensor<T>,
+    ) -> Tensor<T> {
+        let sy = registry::class_labels(support_y, "r2d2");
+        crate::autodiff::no_grad(|| self.logits(&self.meta.params, support_x, sy, query_x))
+    }
+
+    fn state(&self) -> Params<T> {
+        self.meta.state()
+    }
+
+    fn load_state(
+        &mut self,
+        state: &Params<T>,
+    ) -> Result<(), crate::nn::checkpoint::CheckpointError> {
+        self.meta.load_state(state)
+    }
+}

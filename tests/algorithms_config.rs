@@ -1,0 +1,196 @@
+//! Configs (TOML, defaults, errors) and learner state round trips, on tiny models.
+
+use metalearn::algorithms::config::{MamlConfig, ALGORITHM_NAMES};
+use metalearn::algorithms::maml::TaskData;
+use metalearn::algorithms::registry::TaskKind;
+use metalearn::algorithms::{
+    build_learner, build_learner_generic, AlgorithmConfig, BackboneConfig, Target,
+};
+use metalearn::data::seeded_rng;
+use metalearn::tensor::Tensor;
+
+#[test]
+fn every_name_parses_with_defaults_and_round_trips() {
+    for &name in ALGORITHM_NAMES {
+        let cfg = AlgorithmConfig::from_toml(&format!("name = \"{name}\"")).unwrap();
+        assert_eq!(cfg.name(), name);
+        assert_eq!(
+            cfg,
+            AlgorithmConfig::default_for(name)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .clone_without_fo(name)
+        );
+        let text = toml::to_string(&cfg).unwrap();
+        assert_eq!(AlgorithmConfig::from_toml(&text).unwrap(), cfg, "{text}");
+    }
+    let cfg = AlgorithmConfig::from_toml(
+        "name = \"maml\"\ninner_lr = 0.01\ninner_steps = 5\neval_inner_steps = 10",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg,
+        AlgorithmConfig::Maml(MamlConfig {
+            inner_lr: 0.01,
+            inner_steps: 5,
+            eval_inner_steps: 10,
+            first_order: false
+        })
+    );
+    assert_eq!(
+        AlgorithmConfig::from_toml("name = \"baseline++\"")
+            .unwrap()
+            .name(),
+        "baseline_pp"
+    );
+    let bb = BackboneConfig::from_toml("name = \"conv4\"\nfilters = 32\ndownsample = \"strided\"")
+        .unwrap();
+    assert_eq!(bb.name(), "conv4");
+    assert_eq!(
+        BackboneConfig::from_toml("name = \"mlp\"\nsizes = [1, 40, 40]")
+            .unwrap()
+            .name(),
+        "mlp"
+    );
+}
+
+trait FoDefault {
+    fn clone_without_fo(&self, name: &str) -> AlgorithmConfig;
+}
+
+impl FoDefault for AlgorithmConfig {
+    /// `fomaml`'s default sets `first_order` (ignored by that method); parsing leaves it false.
+    fn clone_without_fo(&self, name: &str) -> AlgorithmConfig {
+        match (self, name) {
+            (AlgorithmConfig::Fomaml(c), "fomaml") => AlgorithmConfig::Fomaml(MamlConfig {
+                first_order: false,
+                ..c.clone()
+            }),
+            _ => self.clone(),
+        }
+    }
+}
+
+#[test]
+fn bad_configs_give_clear_errors() {
+    let e = AlgorithmConfig::from_toml("name = \"mamll\"")
+        .unwrap_err()
+        .to_string();
+    for name in ALGORITHM_NAMES {
+        assert!(e.contains(name), "the error lists the known names: {e}");
+    }
+    assert!(e.contains("mamll"), "{e}");
+    let e = AlgorithmConfig::from_toml("name = \"maml\"\ninner_lr = 0.4\nalpha = 1")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("alpha"), "unknown fields are rejected: {e}");
+    let e = AlgorithmConfig::from_toml("name = \"protonet\"\ninner_lr = 0.4")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("inner_lr"), "{e}");
+    let e = AlgorithmConfig::from_toml("name = \"maml\"\ninner_steps = 0")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("inner_steps") && e.contains("at least 1"), "{e}");
+    let e = AlgorithmConfig::default_for("foo").unwrap_err().to_string();
+    assert!(
+        e.contains("unknown algorithm `foo`") && e.contains("r2d2"),
+        "{e}"
+    );
+    let e = BackboneConfig::from_toml("name = \"resnet\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("conv4") && e.contains("mlp"), "{e}");
+    let maml = AlgorithmConfig::default_for("maml").unwrap();
+    let tiny = BackboneConfig::from_toml("name = \"conv4\"\nimage_size = 8").unwrap();
+    let e = build_learner(&maml, &tiny, 5, 1e-3, &mut seeded_rng(0))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("image_size 8 is too small"), "{e}");
+    let mlp = BackboneConfig::from_toml("name = \"mlp\"\nsizes = [4]").unwrap();
+    let e = build_learner(&maml, &mlp, 5, 1e-3, &mut seeded_rng(0))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("sizes"), "{e}");
+    let mlp = BackboneConfig::from_toml("name = \"mlp\"\nsizes = [4, 8]").unwrap();
+    let e = build_learner(&maml, &mlp, 1, 1e-3, &mut seeded_rng(0))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("n_way must be at least 2"), "{e}");
+}
+
+fn toy_tasks(n: usize, seed: u64) -> Vec<TaskData<f64>> {
+    let mut rng = seeded_rng(seed);
+    (0..n)
+        .map(|_| TaskData {
+            support_x: Tensor::rand_normal(&[6, 4], 0.0, 1.0, &mut rng),
+            support_y: Target::Classes(vec![0, 0, 1, 1, 2, 2]),
+            query_x: Tensor::rand_normal(&[3, 4], 0.0, 1.0, &mut rng),
+            query_y: Target::Classes(vec![0, 1, 2]),
+        })
+        .collect()
+}
+
+/// For every method: a state saved after a step restores into a freshly built learner (same
+/// predictions, and the next step agrees, so the optimizer state came along); a state of
+/// another architecture is refused.
+#[test]
+fn state_round_trips_for_every_method() {
+    let mlp = BackboneConfig::from_toml("name = \"mlp\"\nsizes = [4, 8]").unwrap();
+    let wide = BackboneConfig::from_toml("name = \"mlp\"\nsizes = [4, 9]").unwrap();
+    let task = TaskKind::Classification { n_way: 3 };
+    let tasks = toy_tasks(2, 1);
+    let probe = &toy_tasks(1, 2)[0];
+    for &name in ALGORITHM_NAMES {
+        let cfg = AlgorithmConfig::default_for(name).unwrap();
+        let mut a =
+            build_learner_generic::<f64>(&cfg, &mlp, task, 1e-2, &mut seeded_rng(1)).unwrap();
+        assert_eq!(a.name(), name);
+        a.meta_train_step(&tasks, &mut seeded_rng(0));
+        let state = a.state();
+        assert!(
+            state.names().iter().any(|n| n.starts_with("param/")),
+            "{name}: {:?}",
+            state.names()
+        );
+        assert!(
+            state.names().iter().any(|n| n.starts_with("opt/")),
+            "{name}: {:?}",
+            state.names()
+        );
+        if name == "meta_sgd" {
+            assert!(
+                state.names().iter().any(|n| n.starts_with("lr/")),
+                "{:?}",
+                state.names()
+            );
+        }
+        let mut b =
+            build_learner_generic::<f64>(&cfg, &mlp, task, 1e-2, &mut seeded_rng(2)).unwrap();
+        b.load_state(&state).unwrap();
+        let pa = a.predict(&probe.support_x, &probe.support_y, &probe.query_x);
+        let pb = b.predict(&probe.support_x, &probe.support_y, &probe.query_x);
+        assert_eq!(pa.shape(), [3, 3], "{name}");
+        assert_eq!(
+            pa.max_abs_diff(&pb),
+            0.0,
+            "{name}: predictions after load_state"
+        );
+        a.meta_train_step(&tasks, &mut seeded_rng(0));
+        b.meta_train_step(&tasks, &mut seeded_rng(0));
+        let (sa, sb) = (a.state(), b.state());
+        assert_eq!(sa.names(), sb.names());
+        for ((n, x), y) in sa.iter().zip(sb.tensors()) {
+            assert!(
+                x.max_abs_diff(y) < 1e-12,
+                "{name}: `{n}` differs after the next step"
+            );
+        }
+        let mut c =
+            build_learner_generic::<f64>(&cfg, &wide, task, 1e-2, &mut seeded_rng(2)).unwrap();
+        let e = c.load_state(&state).unwrap_err().to_string();
+        assert!(e.contains("shape") || e.contains("missing"), "{name}: {e}");
+    }
+}

@@ -1,0 +1,178 @@
+//! MAML's meta-gradient (second order, several inner steps, batch norm with batch statistics
+//! in every step) on a real Omniglot episode equals central finite differences of the
+//! post-adaptation query loss, in f64; the first-order gradient does not (so the check can
+//! fail), and the two orders are selected by the config.
+
+use metalearn::algorithms::config::{Conv4Backbone, MamlConfig};
+use metalearn::algorithms::maml::{Maml, Order, TaskData};
+use metalearn::algorithms::registry::{Body, TaskKind};
+use metalearn::algorithms::{
+    build_learner_generic, AlgorithmConfig, BackboneConfig, FewShotLearner, Target,
+};
+use metalearn::data::{load_omniglot_npz, seeded_rng, EpisodeSampler, EpisodeSpec};
+use metalearn::nn::Params;
+use metalearn::tensor::Tensor;
+use rand::Rng;
+
+fn episode() -> TaskData<f64> {
+    let path = metalearn::data::default_data_dir()
+        .join("omniglot")
+        .join("images_background.npz");
+    let data = load_omniglot_npz(&path, 28)
+        .expect("Omniglot background set")
+        .images;
+    let s = EpisodeSampler::with_classes(
+        &data,
+        EpisodeSpec::new(3, 1, 2).unwrap(),
+        &[0, 1, 2, 3, 4, 5],
+    )
+    .unwrap();
+    let ep = s.sample(&mut seeded_rng(5));
+    let t =
+        |v: &Vec<f32>, shape: [usize; 4]| Tensor::<f32>::from_vec(v.clone(), &shape).cast::<f64>();
+    TaskData {
+        support_x: t(&ep.support_x, ep.support_shape4().unwrap()),
+        support_y: Target::Classes(ep.support_y.clone()),
+        query_x: t(&ep.query_x, ep.query_shape4().unwrap()),
+        query_y: Target::Classes(ep.query_y.clone()),
+    }
+}
+
+fn learner(first_order: bool) -> Maml<f64> {
+    let cfg = MamlConfig {
+        inner_lr: 0.4,
+        inner_steps: 2,
+        eval_inner_steps: 2,
+        first_order,
+    };
+    let body = Body::from_config(&BackboneConfig::Conv4(Conv4Backbone {
+        filters: 8,
+        ..Conv4Backbone::default()
+    }))
+    .unwrap();
+    Maml::new(
+        &cfg,
+        false,
+        body,
+        TaskKind::Classification { n_way: 3 },
+        1e-3,
+        &mut seeded_rng(11),
+    )
+}
+
+/// The post-adaptation query loss at `theta` (the meta-objective).
+fn objective(m: &mut Maml<f64>, theta: &Params<f64>, tasks: &[TaskData<f64>]) -> f64 {
+    m.load_state(theta).unwrap();
+    m.meta_gradient(tasks).1.loss
+}
+
+fn dot(a: &[Tensor<f64>], b: &[Tensor<f64>]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            x.data()
+                .iter()
+                .zip(y.data())
+                .map(|(p, q)| p * q)
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+#[test]
+fn maml_meta_gradient_matches_finite_differences() {
+    let tasks = vec![episode()];
+    let mut second = learner(false);
+    let mut first = learner(true);
+    assert_eq!(second.order(), Order::Second);
+    assert_eq!(first.order(), Order::First);
+    let theta = second.params().clone();
+    assert_eq!(theta.names(), first.params().names());
+    let (g2, _) = second.meta_gradient(&tasks);
+    let (g1, _) = first.meta_gradient(&tasks);
+
+    let mut rng = seeded_rng(21);
+    let h = 1e-6;
+    let mut worst2: f64 = 0.0;
+    let mut worst1: f64 = 0.0;
+    for _ in 0..4 {
+        let v: Vec<Tensor<f64>> = theta
+            .tensors()
+            .iter()
+            .map(|t| {
+                Tensor::from_vec(
+                    (0..t.numel()).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+                    t.shape(),
+                )
+            })
+            .collect();
+        let shifted = |s: f64| {
+            theta.with_tensors(
+                theta
+                    .tensors()
+                    .iter()
+                    .zip(&v)
+                    .map(|(t, d)| t.add(&d.mul_scalar(s)))
+                    .collect(),
+            )
+        };
+        let fd = (objective(&mut second, &shifted(h), &tasks)
+            - objective(&mut second, &shifted(-h), &tasks))
+            / (2.0 * h);
+        let a2 = dot(&g2, &v);
+        let a1 = dot(&g1, &v);
+        let scale = fd.abs().max(1e-3);
+        eprintln!(
+            "direction: finite differences {fd:.9}, second order {a2:.9}, first order {a1:.9}"
+        );
+        worst2 = worst2.max((a2 - fd).abs() / scale);
+        worst1 = worst1.max((a1 - fd).abs() / scale);
+    }
+    assert!(worst2 < 1e-5, "second-order MAML meta-gradient differs from finite differences: relative error {worst2:e}");
+    assert!(worst1 > 1e-2, "first-order MAML should differ from the true meta-gradient here (relative error {worst1:e})");
+}
+
+#[test]
+fn maml_orders_selected_by_config() {
+    let alg = |text: &str| AlgorithmConfig::from_toml(text).unwrap();
+    let bb = BackboneConfig::Mlp(metalearn::algorithms::config::MlpBackbone { sizes: vec![1, 16] });
+    let tasks: Vec<TaskData<f64>> = {
+        let mut rng = seeded_rng(4);
+        let x = Tensor::<f64>::rand_uniform(&[6, 1], -3.0, 3.0, &mut rng);
+        let y = x.mul_scalar(1.7).add_scalar(0.3);
+        vec![TaskData {
+            support_x: x.narrow(0, 0, 3),
+            support_y: Target::Values(y.narrow(0, 0, 3)),
+            query_x: x.narrow(0, 3, 3),
+            query_y: Target::Values(y.narrow(0, 3, 3)),
+        }]
+    };
+    let mut params_after = Vec::new();
+    for text in [
+        "name = \"maml\"\ninner_lr = 0.1\ninner_steps = 3",
+        "name = \"maml\"\ninner_lr = 0.1\ninner_steps = 3\nfirst_order = true",
+        "name = \"fomaml\"\ninner_lr = 0.1\ninner_steps = 3",
+    ] {
+        let task = TaskKind::Regression { outputs: 1 };
+        let mut l =
+            build_learner_generic::<f64>(&alg(text), &bb, task, 1e-3, &mut seeded_rng(8)).unwrap();
+        l.meta_train_step(&tasks, &mut seeded_rng(0));
+        params_after.push(l.state());
+    }
+    let diff = |a: &Params<f64>, b: &Params<f64>| {
+        a.tensors()
+            .iter()
+            .zip(b.tensors())
+            .map(|(x, y)| x.max_abs_diff(y))
+            .fold(0.0, f64::max)
+    };
+    assert_eq!(
+        diff(&params_after[1], &params_after[2]),
+        0.0,
+        "first_order = true and fomaml are the same method"
+    );
+    assert!(
+        diff(&params_after[0], &params_after[1]) > 1e-8,
+        "second and first order must give different updates"
+    );
+}
