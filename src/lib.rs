@@ -10,8 +10,8 @@
 //! - [`nn`]: functional layers over parameter lists, optimizers, checkpoints,
 //! - [`data`]: datasets, episode samplers, task families.
 
-mod alloc;
 pub mod algorithms;
+mod alloc;
 pub mod autodiff;
 pub mod bench;
 pub mod cli;
@@ -20,6 +20,7 @@ pub mod mtl;
 pub mod nn;
 pub mod reference;
 pub mod tensor;
+pub mod train;
 
 pub use autodiff::{grad, grad_with, no_grad, GradOptions};
 pub use tensor::{Device, Float, Tensor};

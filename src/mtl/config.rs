@@ -1,0 +1,576 @@
+//! The TOML config of a multi-task run (`metalearn mtl --config FILE`), and turning it into a
+//! model and data. See `configs/mnist-multitask.toml` for an annotated example.
+
+use super::architectures::{CrossStitch, Mmoe};
+use super::error::{MtlError, Result};
+use super::model::{HardSharing, LayerSpec, MultiTaskModel, Targets, TaskKind, TaskSpec};
+use super::weighting::WeightingConfig;
+use crate::data::ImageDataset;
+use std::path::{Path, PathBuf};
+
+/// A whole run.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtlConfig {
+    /// A name for logs and the output folder.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Seed of initialisation and shuffling.
+    #[serde(default)]
+    pub seed: u64,
+    /// The dataset.
+    pub data: DataConfig,
+    /// The network.
+    pub model: ModelConfig,
+    /// The tasks, one head each.
+    pub tasks: Vec<TaskConfig>,
+    /// Optimisation.
+    #[serde(default)]
+    pub train: TrainConfig,
+    /// Loss weighting / gradient aggregation.
+    #[serde(default)]
+    pub weighting: WeightingConfig,
+    /// Single-task baselines.
+    #[serde(default)]
+    pub baselines: BaselineConfig,
+    /// Gradient diagnostics and plots.
+    #[serde(default)]
+    pub diagnostics: DiagnosticsConfig,
+}
+
+fn default_name() -> String {
+    "mtl".into()
+}
+
+/// `[data]`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// `mnist` or `fashion-mnist`.
+    pub dataset: String,
+    /// The folder holding the IDX files (relative paths: to the working directory, else to the
+    /// config file's folder). Default: `$METALEARN_DATA/<dataset>` or `../shared/data/<dataset>`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Use only the first `train_limit` training examples (0: all).
+    #[serde(default)]
+    pub train_limit: usize,
+    /// Use only the first `test_limit` test examples (0: all).
+    #[serde(default)]
+    pub test_limit: usize,
+}
+
+/// `[model]`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// `hard` (shared trunk + heads), `mmoe` or `cross_stitch`.
+    #[serde(default = "default_arch")]
+    pub architecture: String,
+    /// The trunk (hard sharing), each expert (MMoE) or each column (cross-stitch).
+    pub trunk: Vec<LayerSpec>,
+    /// MMoE experts.
+    #[serde(default = "default_experts")]
+    pub experts: usize,
+    /// Run conv + ReLU + max-pool as one fused op.
+    #[serde(default = "yes")]
+    pub fuse: bool,
+}
+
+fn default_arch() -> String {
+    "hard".into()
+}
+fn default_experts() -> usize {
+    4
+}
+fn yes() -> bool {
+    true
+}
+
+/// `[[tasks]]`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    /// The task's name.
+    pub name: String,
+    /// `multiclass`, `binary` or `regression`.
+    pub kind: TaskKind,
+    /// Where the targets come from (see [`LABEL_SOURCES`]).
+    pub label: String,
+    /// The number of classes the head predicts (checked against the labels).
+    #[serde(default)]
+    pub classes: Option<usize>,
+    /// Hidden widths of the head.
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+}
+
+/// `[train]`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// `adam` or `sgd`.
+    pub optimizer: String,
+    /// Evaluate on the test set after every epoch (metric curves); otherwise only at the end.
+    pub eval_every_epoch: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 64,
+            lr: 1e-3,
+            optimizer: "adam".into(),
+            eval_every_epoch: true,
+        }
+    }
+}
+
+/// `[baselines]`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    /// Also train one single-task model per task (same trunk, head and budget).
+    pub single_task: bool,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        BaselineConfig { single_task: true }
+    }
+}
+
+/// `[diagnostics]`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiagnosticsConfig {
+    /// Measure per-task gradients on the shared parameters (their pairwise cosines) every this
+    /// many steps (0: never; methods that need them measure every step anyway).
+    pub grad_every: usize,
+    /// Folder for `history.json` and the SVG plots (empty: write nothing).
+    pub out_dir: String,
+}
+
+impl Default for DiagnosticsConfig {
+    fn default() -> Self {
+        DiagnosticsConfig {
+            grad_every: 50,
+            out_dir: String::new(),
+        }
+    }
+}
+
+/// Target sources a task's `label` may name.
+pub const LABEL_SOURCES: [&str; 7] = [
+    "class",
+    "class_mod3",
+    "class_parity",
+    "class_value",
+    "coarse",
+    "footwear",
+    "ink",
+];
+
+/// Changes to a config from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct MtlOverrides {
+    /// Replaces `weighting.method`.
+    pub method: Option<String>,
+    /// Replaces `model.architecture`.
+    pub architecture: Option<String>,
+    /// Replaces `train.epochs`.
+    pub epochs: Option<usize>,
+    /// Replaces `data.train_limit`.
+    pub train_limit: Option<usize>,
+    /// Skip the single-task baselines.
+    pub no_baselines: bool,
+    /// Replaces `diagnostics.out_dir`.
+    pub out_dir: Option<String>,
+}
+
+impl MtlConfig {
+    /// Reads and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| MtlError::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = Self::from_toml(&text).map_err(|e| match e {
+            MtlError::ConfigParse { message, .. } => MtlError::ConfigParse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })?;
+        if let Some(p) = &cfg.data.path {
+            if p.is_relative() && !p.exists() {
+                if let Some(dir) = path.parent() {
+                    let alt = dir.join(p);
+                    if alt.exists() {
+                        cfg.data.path = Some(alt);
+                    }
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let cfg: MtlConfig = toml::from_str(text).map_err(|e| MtlError::ConfigParse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Applies command-line overrides (and re-validates).
+    pub fn apply(&mut self, o: &MtlOverrides) -> Result<()> {
+        if let Some(m) = &o.method {
+            self.weighting.method = m.clone();
+        }
+        if let Some(a) = &o.architecture {
+            self.model.architecture = a.clone();
+        }
+        if let Some(e) = o.epochs {
+            self.train.epochs = e;
+        }
+        if let Some(l) = o.train_limit {
+            self.data.train_limit = l;
+        }
+        if o.no_baselines {
+            self.baselines.single_task = false;
+        }
+        if let Some(d) = &o.out_dir {
+            self.diagnostics.out_dir = d.clone();
+        }
+        self.validate()
+    }
+
+    /// Checks the values that do not need the data.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |key: &str, message: String| MtlError::InvalidValue {
+            key: key.into(),
+            message,
+        };
+        if !["mnist", "fashion-mnist"].contains(&self.data.dataset.as_str()) {
+            return Err(invalid(
+                "data.dataset",
+                format!(
+                    "unknown dataset {:?} (known: mnist, fashion-mnist)",
+                    self.data.dataset
+                ),
+            ));
+        }
+        if !["hard", "mmoe", "cross_stitch"].contains(&self.model.architecture.as_str()) {
+            return Err(invalid(
+                "model.architecture",
+                format!(
+                    "unknown architecture {:?} (known: hard, mmoe, cross_stitch)",
+                    self.model.architecture
+                ),
+            ));
+        }
+        if self.model.trunk.is_empty() {
+            return Err(invalid("model.trunk", "the trunk has no layers".into()));
+        }
+        if self.tasks.is_empty() {
+            return Err(invalid("tasks", "no task given".into()));
+        }
+        for (i, t) in self.tasks.iter().enumerate() {
+            if self.tasks[..i].iter().any(|u| u.name == t.name) {
+                return Err(invalid(
+                    &format!("tasks[{i}].name"),
+                    format!("task name {:?} used twice", t.name),
+                ));
+            }
+            if !LABEL_SOURCES.contains(&t.label.as_str()) {
+                return Err(invalid(
+                    &format!("tasks[{i}].label"),
+                    format!(
+                        "unknown label source {:?} (known: {})",
+                        t.label,
+                        LABEL_SOURCES.join(", ")
+                    ),
+                ));
+            }
+        }
+        if self.train.epochs == 0 || self.train.batch_size == 0 {
+            return Err(invalid(
+                "train",
+                "epochs and batch_size must be at least 1".into(),
+            ));
+        }
+        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
+            return Err(invalid(
+                "train.lr",
+                format!("must be positive, got {}", self.train.lr),
+            ));
+        }
+        if !["adam", "sgd"].contains(&self.train.optimizer.as_str()) {
+            return Err(invalid(
+                "train.optimizer",
+                format!(
+                    "unknown optimizer {:?} (known: adam, sgd)",
+                    self.train.optimizer
+                ),
+            ));
+        }
+        // Fails with UnknownMethod naming `weighting.method`.
+        super::weighting::build(&self.weighting, self.tasks.len())?;
+        Ok(())
+    }
+
+    /// The data folder this config names (not checked for existence).
+    pub fn data_path(&self) -> PathBuf {
+        self.data
+            .path
+            .clone()
+            .unwrap_or_else(|| crate::data::default_data_dir().join(&self.data.dataset))
+    }
+}
+
+/// A multi-task dataset in memory: inputs and one target set per task.
+#[derive(Clone, Debug)]
+pub struct MtlData {
+    /// Inputs, example after example.
+    pub x: Vec<f32>,
+    /// The number of examples.
+    pub n: usize,
+    /// The shape of one example.
+    pub example_shape: Vec<usize>,
+    /// One target set per task.
+    pub targets: Vec<Targets>,
+}
+
+impl MtlData {
+    /// The first `limit` examples (all if 0 or more than there are).
+    pub fn truncate(mut self, limit: usize) -> Self {
+        if limit > 0 && limit < self.n {
+            let len: usize = self.example_shape.iter().product();
+            self.x.truncate(limit * len);
+            self.n = limit;
+            let idx: Vec<usize> = (0..limit).collect();
+            self.targets = self.targets.iter().map(|t| t.gather(&idx)).collect();
+        }
+        self
+    }
+}
+
+fn coarse_fashion(c: usize) -> usize {
+    match c {
+        1 => 1,         // trouser: bottoms
+        5 | 7 | 9 => 2, // sandal, sneaker, ankle boot: footwear
+        8 => 3,         // bag
+        _ => 0,         // t-shirt, pullover, dress, coat, shirt: tops
+    }
+}
+
+/// The number of classes of a label source on a dataset (`None` for regression sources).
+pub fn source_classes(dataset: &str, label: &str) -> Option<usize> {
+    match label {
+        "class" => Some(10),
+        "class_mod3" => Some(3),
+        "class_parity" | "footwear" => Some(2),
+        "coarse" if dataset == "fashion-mnist" => Some(4),
+        _ => None,
+    }
+}
+
+/// Checks the tasks against the dataset's label sources and returns the model's task specs.
+pub fn task_specs(cfg: &MtlConfig) -> Result<Vec<TaskSpec>> {
+    let ds = cfg.data.dataset.as_str();
+    cfg.tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let key = |k: &str| format!("tasks[{i}].{k}");
+            if t.label == "coarse" && ds != "fashion-mnist" {
+                return Err(MtlError::HeadMismatch {
+                    key: key("label"),
+                    message: format!(
+                        "label source \"coarse\" exists only for fashion-mnist, not {ds}"
+                    ),
+                });
+            }
+            let classes = source_classes(ds, &t.label);
+            let outputs = match (t.kind, classes) {
+                (TaskKind::Multiclass, Some(c)) => c,
+                (TaskKind::Binary, Some(2)) => 1,
+                (TaskKind::Binary, Some(c)) => {
+                    return Err(MtlError::HeadMismatch {
+                        key: key("kind"),
+                        message: format!(
+                            "binary task on label {:?}, which has {c} classes (binary needs 2)",
+                            t.label
+                        ),
+                    })
+                }
+                (TaskKind::Regression, None) => 1,
+                (TaskKind::Regression, Some(_)) => {
+                    return Err(MtlError::HeadMismatch {
+                        key: key("kind"),
+                        message: format!(
+                            "regression task on the class label {:?} (use class_value or ink)",
+                            t.label
+                        ),
+                    })
+                }
+                (_, None) => {
+                    return Err(MtlError::HeadMismatch {
+                        key: key("kind"),
+                        message: format!(
+                            "{:?} task on the real-valued label {:?}",
+                            t.kind, t.label
+                        ),
+                    })
+                }
+            };
+            if let Some(c) = t.classes {
+                let want = classes.unwrap_or(0);
+                if c != want {
+                    return Err(MtlError::HeadMismatch {
+                        key: key("classes"),
+                        message: format!(
+                            "the head has {c} classes but label {:?} of {ds} has {want}",
+                            t.label
+                        ),
+                    });
+                }
+            }
+            Ok(TaskSpec {
+                name: t.name.clone(),
+                kind: t.kind,
+                outputs,
+                hidden: t.hidden.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Loads the train and test sets and derives every task's targets. Regression targets are
+/// standardised with the training set's mean and standard deviation.
+pub fn load_data(cfg: &MtlConfig) -> Result<(MtlData, MtlData)> {
+    let path = cfg.data_path();
+    if !path.exists() {
+        return Err(MtlError::MissingData {
+            key: "data.path".into(),
+            path,
+        });
+    }
+    let tt = match cfg.data.dataset.as_str() {
+        "fashion-mnist" => crate::data::load_fashion_mnist(&path),
+        _ => crate::data::load_mnist(&path),
+    }
+    .map_err(|source| MtlError::Data {
+        path: path.clone(),
+        source,
+    })?;
+    let train_limit = cfg.data.train_limit;
+    let mut train = derive(cfg, tt.train).truncate(train_limit);
+    let stats = regression_stats(&train);
+    let mut test = derive(cfg, tt.test).truncate(cfg.data.test_limit);
+    for d in [&mut train, &mut test] {
+        for ((t, task), (m, s)) in d.targets.iter_mut().zip(&cfg.tasks).zip(&stats) {
+            if let (Targets::Values { values, .. }, TaskKind::Regression) = (t, task.kind) {
+                for v in values.iter_mut() {
+                    *v = ((*v as f64 - m) / s) as f32;
+                }
+            }
+        }
+    }
+    Ok((train, test))
+}
+
+fn raw_target(label: &str, ds: &ImageDataset, i: usize) -> f64 {
+    let c = ds.labels[i];
+    match label {
+        "class_value" => c as f64,
+        "ink" => ds.image(i).iter().map(|&p| p as f64).sum::<f64>() / ds.image_len() as f64,
+        _ => unreachable!(),
+    }
+}
+
+fn regression_stats(d: &MtlData) -> Vec<(f64, f64)> {
+    d.targets
+        .iter()
+        .map(|t| match t {
+            Targets::Values { values, .. } if !values.is_empty() => {
+                let n = values.len() as f64;
+                let m = values.iter().map(|&v| v as f64).sum::<f64>() / n;
+                let v = values.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n;
+                (m, v.sqrt().max(1e-12))
+            }
+            _ => (0.0, 1.0),
+        })
+        .collect()
+}
+
+fn derive(cfg: &MtlConfig, owned: ImageDataset) -> MtlData {
+    let ds = &owned;
+    let targets = cfg
+        .tasks
+        .iter()
+        .map(|t| {
+            let map =
+                |f: fn(usize) -> usize| -> Vec<usize> { ds.labels.iter().map(|&c| f(c)).collect() };
+            let classes = match t.label.as_str() {
+                "class" => Some(map(|c| c)),
+                "class_mod3" => Some(map(|c| c % 3)),
+                "class_parity" => Some(map(|c| c % 2)),
+                "coarse" => Some(map(coarse_fashion)),
+                "footwear" => Some(map(|c| usize::from(matches!(c, 5 | 7 | 9)))),
+                _ => None,
+            };
+            match (t.kind, classes) {
+                (TaskKind::Multiclass, Some(c)) => Targets::Classes(c),
+                (_, Some(c)) => Targets::Values {
+                    values: c.iter().map(|&v| v as f32).collect(),
+                    dim: 1,
+                },
+                (_, None) => Targets::Values {
+                    values: (0..ds.n)
+                        .map(|i| raw_target(&t.label, ds, i) as f32)
+                        .collect(),
+                    dim: 1,
+                },
+            }
+        })
+        .collect();
+    let (n, example_shape) = (ds.n, vec![ds.channels, ds.height, ds.width]);
+    MtlData {
+        x: owned.images,
+        n,
+        example_shape,
+        targets,
+    }
+}
+
+/// Builds the configured architecture for `tasks` on inputs of shape `in_shape`.
+pub fn build_model(
+    cfg: &ModelConfig,
+    in_shape: &[usize],
+    tasks: Vec<TaskSpec>,
+) -> Result<Box<dyn MultiTaskModel<f32>>> {
+    let err = |e: super::model::ShapeError| MtlError::InvalidValue {
+        key: "model.trunk".into(),
+        message: e.0,
+    };
+    Ok(match cfg.architecture.as_str() {
+        "mmoe" => {
+            Box::new(Mmoe::new(&cfg.trunk, in_shape, cfg.experts, tasks, cfg.fuse).map_err(err)?)
+        }
+        "cross_stitch" => {
+            Box::new(CrossStitch::new(&cfg.trunk, in_shape, tasks, cfg.fuse).map_err(err)?)
+        }
+        _ => Box::new(HardSharing::new(&cfg.trunk, in_shape, tasks, cfg.fuse).map_err(err)?),
+    })
+}

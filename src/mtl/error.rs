@@ -1,0 +1,75 @@
+//! Typed errors of the multi-task module.
+
+use std::path::PathBuf;
+
+/// Why a multi-task run could not be set up or run.
+#[derive(Debug, thiserror::Error)]
+pub enum MtlError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or does not match the schema.
+    #[error("invalid config {path}: {message}")]
+    ConfigParse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the offending key).
+        message: String,
+    },
+    /// A config key has a value that is not allowed.
+    #[error("config key `{key}`: {message}")]
+    InvalidValue {
+        /// The dotted key, e.g. `weighting.method` or `tasks[1].classes`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The weighting method is not known.
+    #[error("config key `weighting.method`: unknown method {name:?} (known: {known})")]
+    UnknownMethod {
+        /// The name given.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
+    /// A data path does not exist.
+    #[error("config key `{key}`: data path {path} does not exist")]
+    MissingData {
+        /// The key that named it.
+        key: String,
+        /// The path looked for.
+        path: PathBuf,
+    },
+    /// Loading the dataset failed.
+    #[error("loading data from {path}: {source}")]
+    Data {
+        /// The folder.
+        path: PathBuf,
+        /// The loader's error.
+        source: crate::data::DataError,
+    },
+    /// The model's heads do not match the dataset's label columns.
+    #[error("config key `{key}`: {message}")]
+    HeadMismatch {
+        /// The offending key.
+        key: String,
+        /// What does not match.
+        message: String,
+    },
+    /// Writing a result file failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Result alias of the multi-task module.
+pub type Result<T, E = MtlError> = std::result::Result<T, E>;

@@ -1,0 +1,253 @@
+//! Loss weighting and gradient aggregation for multi-task training, behind one trait.
+//!
+//! Every step, the trainer computes the per-task losses `L_i` and, when the method asks for them
+//! ([`Weighting::needs_grads`]), the per-task gradients `g_i = dL_i/d theta_shared` on the shared
+//! parameters (flattened, in `f64`). The method returns a [`Combined`] update:
+//!
+//! - `weights[i]`: task `i`'s task-specific parameters (its head) get `weights[i] * dL_i`;
+//! - `shared`: the gradient for the shared parameters; when `None` they get
+//!   `sum_i weights[i] * g_i` (so a pure loss-weighting method needs one backward pass of
+//!   `sum_i w_i L_i`, and no per-task gradients).
+//!
+//! Gradient-manipulation methods return `shared` on the scale of the summed gradient
+//! `sum_i g_i` (equal weighting of the plain sum `L_1 + ... + L_T`), so that learning rates carry
+//! over between methods.
+//!
+//! Methods ([`METHODS`]): `equal`, `uncertainty` (Kendall et al. 2018), `dwa` (Liu et al. 2019),
+//! `rlw` (random loss weighting, Lin et al. 2021), `gradnorm` (Chen et al. 2018), `pcgrad`
+//! (Yu et al. 2020), `mgda` (Sener & Koltun 2018, min-norm), `cagrad` (Liu et al. 2021),
+//! `nash` (Nash-MTL, Navon et al. 2022).
+
+mod gradient_based;
+mod loss_based;
+
+pub use gradient_based::{min_norm_weights, nash_weights, CaGrad, GradNorm, Mgda, NashMtl, PcGrad};
+pub use loss_based::{Dwa, Equal, RandomLossWeighting, Uncertainty};
+
+use super::error::{MtlError, Result};
+
+/// What a weighting method sees at one training step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepInfo<'a> {
+    /// The per-task losses of the batch.
+    pub losses: &'a [f64],
+    /// The per-task gradients on the shared parameters, flattened (present when the method
+    /// [needs them](Weighting::needs_grads)).
+    pub grads: Option<&'a [Vec<f64>]>,
+    /// The global step (0 first).
+    pub step: u64,
+    /// The epoch (0 first).
+    pub epoch: usize,
+}
+
+impl<'a> StepInfo<'a> {
+    /// A step with losses only.
+    pub fn losses(losses: &'a [f64]) -> Self {
+        StepInfo {
+            losses,
+            grads: None,
+            step: 0,
+            epoch: 0,
+        }
+    }
+
+    /// A step with losses and per-task shared gradients.
+    pub fn with_grads(losses: &'a [f64], grads: &'a [Vec<f64>]) -> Self {
+        StepInfo {
+            losses,
+            grads: Some(grads),
+            step: 0,
+            epoch: 0,
+        }
+    }
+
+    /// The gradients; panics with the method's name if they are absent.
+    pub fn grads(&self, method: &str) -> &'a [Vec<f64>] {
+        self.grads.unwrap_or_else(|| {
+            panic!("{method}: per-task gradients are required (needs_grads() is true)")
+        })
+    }
+}
+
+/// The update a method returns for one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Combined {
+    /// Weight of each task's loss for its own parameters (and for the shared ones when
+    /// `shared` is `None`).
+    pub weights: Vec<f64>,
+    /// The gradient for the shared parameters (flattened), if the method builds it itself.
+    pub shared: Option<Vec<f64>>,
+}
+
+impl Combined {
+    /// A pure loss weighting.
+    pub fn weights(weights: Vec<f64>) -> Self {
+        Combined {
+            weights,
+            shared: None,
+        }
+    }
+
+    /// The shared gradient this update implies, given the per-task gradients.
+    pub fn shared_grad(&self, grads: &[Vec<f64>]) -> Vec<f64> {
+        match &self.shared {
+            Some(s) => s.clone(),
+            None => weighted_sum(grads, &self.weights),
+        }
+    }
+}
+
+/// A loss-weighting or gradient-aggregation method.
+pub trait Weighting: Send {
+    /// The method's config name (`equal`, `pcgrad`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Whether [`Weighting::combine`] needs the per-task gradients on the shared parameters.
+    fn needs_grads(&self) -> bool {
+        false
+    }
+
+    /// The update for one step (methods with learnable weights also update them here).
+    fn combine(&mut self, info: &StepInfo<'_>) -> Combined;
+
+    /// Called at the end of each epoch with the epoch's mean training loss per task.
+    fn end_epoch(&mut self, _mean_losses: &[f64]) {}
+}
+
+/// The method names [`build`] accepts.
+pub const METHODS: [&str; 9] = [
+    "equal",
+    "uncertainty",
+    "dwa",
+    "rlw",
+    "gradnorm",
+    "pcgrad",
+    "mgda",
+    "cagrad",
+    "nash",
+];
+
+/// Options of the weighting methods (the `[weighting]` table of a config).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WeightingConfig {
+    /// One of [`METHODS`].
+    pub method: String,
+    /// DWA temperature.
+    pub temperature: f64,
+    /// GradNorm's asymmetry alpha.
+    pub alpha: f64,
+    /// Learning rate of the learnable weights (GradNorm's w, uncertainty's log-variances).
+    pub weight_lr: f64,
+    /// CAGrad's c (radius of the ball around the mean gradient, relative to its norm).
+    pub c: f64,
+    /// Seed of the random methods (RLW, PCGrad's task order).
+    pub seed: u64,
+}
+
+impl Default for WeightingConfig {
+    fn default() -> Self {
+        WeightingConfig {
+            method: "equal".into(),
+            temperature: 2.0,
+            alpha: 1.5,
+            weight_lr: 0.025,
+            c: 0.4,
+            seed: 0,
+        }
+    }
+}
+
+/// Builds the method named by `cfg.method` for `tasks` tasks.
+pub fn build(cfg: &WeightingConfig, tasks: usize) -> Result<Box<dyn Weighting>> {
+    let positive = |key: &str, v: f64| -> Result<()> {
+        if v.is_finite() && v > 0.0 {
+            Ok(())
+        } else {
+            Err(MtlError::InvalidValue {
+                key: format!("weighting.{key}"),
+                message: format!("must be a positive number, got {v}"),
+            })
+        }
+    };
+    Ok(match cfg.method.as_str() {
+        "equal" => Box::new(Equal::new(tasks)),
+        "uncertainty" => {
+            positive("weight_lr", cfg.weight_lr)?;
+            Box::new(Uncertainty::new(tasks, cfg.weight_lr))
+        }
+        "dwa" => {
+            positive("temperature", cfg.temperature)?;
+            Box::new(Dwa::new(tasks, cfg.temperature))
+        }
+        "rlw" => Box::new(RandomLossWeighting::new(tasks, cfg.seed)),
+        "gradnorm" => {
+            positive("weight_lr", cfg.weight_lr)?;
+            Box::new(GradNorm::new(tasks, cfg.alpha, cfg.weight_lr))
+        }
+        "pcgrad" => Box::new(PcGrad::new(cfg.seed)),
+        "mgda" => Box::new(Mgda::new()),
+        "cagrad" => {
+            if !(cfg.c.is_finite() && cfg.c >= 0.0) {
+                return Err(MtlError::InvalidValue {
+                    key: "weighting.c".into(),
+                    message: format!("must be >= 0, got {}", cfg.c),
+                });
+            }
+            Box::new(CaGrad::new(cfg.c))
+        }
+        "nash" => Box::new(NashMtl::new()),
+        other => {
+            return Err(MtlError::UnknownMethod {
+                name: other.to_string(),
+                known: METHODS.join(", "),
+            })
+        }
+    })
+}
+
+/// `sum_i a_i b_i`.
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The Euclidean norm.
+pub fn norm(a: &[f64]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+/// The cosine similarity (0 when either vector is zero).
+pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let d = norm(a) * norm(b);
+    if d > 0.0 {
+        dot(a, b) / d
+    } else {
+        0.0
+    }
+}
+
+/// `sum_i w_i v_i`.
+pub fn weighted_sum(vs: &[Vec<f64>], w: &[f64]) -> Vec<f64> {
+    let n = vs.first().map_or(0, |v| v.len());
+    let mut out = vec![0.0; n];
+    for (v, &wi) in vs.iter().zip(w) {
+        for (o, x) in out.iter_mut().zip(v) {
+            *o += wi * x;
+        }
+    }
+    out
+}
+
+/// The Gram matrix `G[i][j] = g_i . g_j`.
+pub fn gram(vs: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let t = vs.len();
+    let mut g = vec![vec![0.0; t]; t];
+    for i in 0..t {
+        for j in i..t {
+            let d = dot(&vs[i], &vs[j]);
+            g[i][j] = d;
+            g[j][i] = d;
+        }
+    }
+    g
+}

@@ -1,0 +1,335 @@
+//! Multi-task models: the fused conv op against the unfused ops, the W5 network against the
+//! PyTorch reference (`mtl_seed_mnist`), MMoE / cross-stitch, and config errors.
+
+use metalearn::autodiff::grad;
+use metalearn::mtl::fused::conv_relu_pool;
+use metalearn::mtl::model::{HardSharing, MultiTaskModel, Owner, Targets, TaskKind, TaskSpec};
+use metalearn::mtl::weighting::Equal;
+use metalearn::mtl::{architectures, bench::w5_model, train, LayerSpec, MtlConfig, MtlError};
+use metalearn::nn::Params;
+use metalearn::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+#[test]
+fn fused_conv_relu_pool_matches_the_unfused_ops() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for &(n, c, h, o, k, pad, pool) in &[
+        (3usize, 1usize, 12usize, 4usize, 3usize, 1usize, 4usize),
+        (2, 2, 9, 3, 3, 0, 2),
+        (2, 3, 8, 2, 2, 1, 3),
+    ] {
+        let x = Tensor::<f64>::rand_normal(&[n, c, h, h], 0.0, 1.0, &mut rng).requires_grad_();
+        let w = Tensor::<f64>::rand_normal(&[o, c, k, k], 0.0, 0.5, &mut rng).requires_grad_();
+        let b = Tensor::<f64>::rand_normal(&[o], 0.0, 0.5, &mut rng).requires_grad_();
+        let fused = conv_relu_pool(&x, &w, &b, pad, pool);
+        let plain = x.conv2d(&w, Some(&b), 1, pad).relu().max_pool2d(pool, pool);
+        assert_eq!(fused.shape(), plain.shape());
+        assert!(fused.max_abs_diff(&plain) < 1e-12);
+        let up = Tensor::<f64>::rand_normal(fused.shape(), 0.0, 1.0, &mut rng);
+        let gf = grad(
+            &[fused.mul(&up).sum_all()],
+            &[x.clone(), w.clone(), b.clone()],
+            false,
+        );
+        let gp = grad(
+            &[plain.mul(&up).sum_all()],
+            &[x.clone(), w.clone(), b.clone()],
+            false,
+        );
+        for (a, e) in gf.iter().zip(&gp) {
+            assert!(a.max_abs_diff(e) < 1e-12, "{a:?} vs {e:?}");
+        }
+    }
+}
+
+fn read_ref() -> Option<safetensors::SafeTensors<'static>> {
+    let path = metalearn::data::default_data_dir().join("../reference/mtl_seed_mnist.safetensors");
+    let bytes = std::fs::read(path).ok()?;
+    Some(
+        safetensors::SafeTensors::deserialize(Box::leak(bytes.into_boxed_slice()))
+            .expect("valid safetensors"),
+    )
+}
+
+fn f64_tensor(st: &safetensors::SafeTensors<'_>, name: &str) -> Tensor<f64> {
+    let v = st.tensor(name).unwrap();
+    let data: Vec<f64> = v
+        .data()
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    Tensor::from_vec(data, v.shape())
+}
+
+fn labels(st: &safetensors::SafeTensors<'_>, name: &str) -> Vec<usize> {
+    st.tensor(name)
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as usize)
+        .collect()
+}
+
+#[test]
+fn w5_network_matches_the_pytorch_reference() {
+    let Some(st) = read_ref() else {
+        eprintln!("reference mtl_seed_mnist not found; skipped");
+        return;
+    };
+    let model = w5_model();
+    let torch_names = [
+        "conv.weight",
+        "conv.bias",
+        "fc.weight",
+        "fc.bias",
+        "head_digit.weight",
+        "head_digit.bias",
+        "head_mod3.weight",
+        "head_mod3.bias",
+    ];
+    let init: Params<f64> = MultiTaskModel::<f64>::init(&model, &mut ChaCha8Rng::seed_from_u64(0));
+    let tensors: Vec<Tensor<f64>> = torch_names
+        .iter()
+        .map(|n| f64_tensor(&st, &format!("param/{n}")).requires_grad_())
+        .collect();
+    let params = init.with_tensors(tensors);
+    let x = f64_tensor(&st, "input/x");
+    let (yd, ym) = (labels(&st, "input/y_digit"), labels(&st, "input/y_mod3"));
+    let out = model.forward(&params, &x);
+    assert!(out[0].max_abs_diff(&f64_tensor(&st, "expected/logits_digit")) < 1e-10);
+    assert!(out[1].max_abs_diff(&f64_tensor(&st, "expected/logits_mod3")) < 1e-10);
+    let loss = out[0].cross_entropy(&yd).add(&out[1].cross_entropy(&ym));
+    assert!((loss.item() - f64_tensor(&st, "expected/loss").item()).abs() < 1e-10);
+    let g = grad(&[loss], params.tensors(), false);
+    for (n, gi) in torch_names.iter().zip(&g) {
+        let e = f64_tensor(&st, &format!("expected/grad/{n}"));
+        assert!(
+            gi.max_abs_diff(&e) < 1e-9,
+            "grad {n}: {}",
+            gi.max_abs_diff(&e)
+        );
+    }
+}
+
+fn tasks() -> Vec<TaskSpec> {
+    vec![
+        TaskSpec {
+            name: "a".into(),
+            kind: TaskKind::Multiclass,
+            outputs: 4,
+            hidden: vec![],
+        },
+        TaskSpec {
+            name: "b".into(),
+            kind: TaskKind::Binary,
+            outputs: 1,
+            hidden: vec![5],
+        },
+        TaskSpec {
+            name: "c".into(),
+            kind: TaskKind::Regression,
+            outputs: 1,
+            hidden: vec![],
+        },
+    ]
+}
+
+fn trunk() -> Vec<LayerSpec> {
+    vec![
+        LayerSpec::Conv {
+            out: 3,
+            kernel: 3,
+            padding: 1,
+            stride: 1,
+        },
+        LayerSpec::Relu,
+        LayerSpec::MaxPool { kernel: 2 },
+        LayerSpec::Flatten,
+        LayerSpec::Linear { out: 6 },
+        LayerSpec::Tanh,
+    ]
+}
+
+fn check_model(model: &dyn MultiTaskModel<f64>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let params = model.init(&mut rng).requires_grad_();
+    let owners = model.owners();
+    assert_eq!(owners.len(), params.len(), "{}", model.describe());
+    assert!(owners.contains(&Owner::Shared));
+    let x = Tensor::<f64>::rand_uniform(&[5, 1, 8, 8], 0.0, 1.0, &mut rng);
+    let outs = model.forward(&params, &x);
+    assert_eq!(outs.len(), 3);
+    assert_eq!(outs[0].shape(), [5, 4]);
+    assert_eq!(outs[1].shape(), [5, 1]);
+    assert_eq!(outs[2].shape(), [5, 1]);
+    // Every task's loss reaches the shared parameters; its own head is reached by it alone.
+    for (k, o) in outs.iter().enumerate() {
+        let opts = metalearn::GradOptions {
+            create_graph: false,
+            retain_graph: true,
+        };
+        let g = metalearn::grad_with(&[o.sum_all()], &[Tensor::ones(&[])], params.tensors(), opts);
+        let shared_norm: f64 = owners
+            .iter()
+            .zip(&g)
+            .filter(|(w, _)| **w == Owner::Shared)
+            .map(|(_, t)| t.data().iter().map(|v| v * v).sum::<f64>())
+            .sum();
+        assert!(
+            shared_norm > 0.0,
+            "task {k} does not reach the shared parameters of {}",
+            model.describe()
+        );
+    }
+}
+
+#[test]
+fn hard_mmoe_and_cross_stitch_shapes_and_gradients() {
+    check_model(&HardSharing::new(&trunk(), &[1, 8, 8], tasks(), true).unwrap());
+    check_model(&architectures::Mmoe::new(&trunk(), &[1, 8, 8], 3, tasks(), true).unwrap());
+    check_model(&architectures::CrossStitch::new(&trunk(), &[1, 8, 8], tasks(), false).unwrap());
+}
+
+#[test]
+fn per_task_gradients_sum_to_the_joint_gradient() {
+    // With equal weights, the per-task path (gradients measured) gives the same update as the
+    // single backward pass of the summed loss.
+    let model = HardSharing::new(&trunk(), &[1, 8, 8], tasks(), true).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let params: Params<f32> = MultiTaskModel::<f32>::init(&model, &mut rng).requires_grad_();
+    let owners = MultiTaskModel::<f32>::owners(&model);
+    let x = Tensor::<f32>::rand_uniform(&[6, 1, 8, 8], 0.0, 1.0, &mut rng);
+    let ys = vec![
+        Targets::Classes(vec![0, 1, 2, 3, 0, 1]),
+        Targets::Values {
+            values: vec![0.0, 1.0, 1.0, 0.0, 1.0, 0.0],
+            dim: 1,
+        },
+        Targets::Values {
+            values: vec![0.5, -1.0, 0.2, 0.0, 1.5, -0.3],
+            dim: 1,
+        },
+    ];
+    let a = train::step_gradients(
+        &model,
+        &owners,
+        &params,
+        &x,
+        &ys,
+        &mut Equal::new(3),
+        (0, 0),
+        false,
+    );
+    let b = train::step_gradients(
+        &model,
+        &owners,
+        &params,
+        &x,
+        &ys,
+        &mut Equal::new(3),
+        (0, 0),
+        true,
+    );
+    assert!(a.cosines.is_none());
+    assert_eq!(b.cosines.as_ref().unwrap().len(), 3);
+    for (ga, gb) in a.grads.iter().zip(&b.grads) {
+        assert!(ga.max_abs_diff(gb) < 1e-5);
+    }
+}
+
+const BASE: &str = r#"
+[data]
+dataset = "mnist"
+path = "/nonexistent/mnist"
+[model]
+trunk = [{ type = "flatten" }, { type = "linear", out = 8 }, { type = "relu" }]
+[[tasks]]
+name = "digit"
+kind = "multiclass"
+label = "class"
+[[tasks]]
+name = "mod3"
+kind = "multiclass"
+label = "class_mod3"
+classes = 3
+"#;
+
+#[test]
+fn config_errors_name_the_key_or_path() {
+    let ok = MtlConfig::from_toml(BASE).unwrap();
+    // Missing data folder.
+    let err = metalearn::mtl::run(&ok, false).unwrap_err();
+    assert!(matches!(err, MtlError::MissingData { .. }));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("data.path") && msg.contains("/nonexistent/mnist"),
+        "{msg}"
+    );
+    // Unknown method.
+    let err = MtlConfig::from_toml(&format!("{BASE}\n[weighting]\nmethod = \"fancy\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("weighting.method") && err.contains("fancy"),
+        "{err}"
+    );
+    // Head with the wrong number of classes.
+    let bad = BASE.replace("classes = 3", "classes = 10");
+    let cfg = MtlConfig::from_toml(&bad).unwrap();
+    let err = metalearn::mtl::config::task_specs(&cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tasks[1].classes"), "{err}");
+    // Unknown label source and unknown keys.
+    let err = MtlConfig::from_toml(&BASE.replace("class_mod3", "class_mod7"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tasks[1].label") && err.contains("class_mod7"),
+        "{err}"
+    );
+    let err = MtlConfig::from_toml(&format!("{BASE}\n[train]\nepochz = 3\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("epochz"), "{err}");
+    // A binary head on a 10-class label.
+    let err = metalearn::mtl::config::task_specs(
+        &MtlConfig::from_toml(&BASE.replacen("kind = \"multiclass\"", "kind = \"binary\"", 1))
+            .unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("tasks[0].kind"), "{err}");
+    // The shipped configs parse.
+    for f in [
+        "configs/mnist-multitask.toml",
+        "configs/fashion-multitask.toml",
+    ] {
+        let c = MtlConfig::from_file(std::path::Path::new(f)).unwrap();
+        metalearn::mtl::config::task_specs(&c).unwrap();
+    }
+}
+
+#[test]
+fn fast_adam_is_bit_identical_to_nn_adam() {
+    use metalearn::nn::optim::{Adam, Optimizer};
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let model = w5_model();
+    let mut p1: Params<f32> = MultiTaskModel::<f32>::init(&model, &mut rng).requires_grad_();
+    let mut p2 = p1.clone();
+    let (mut a, mut b) = (Adam::new(1e-3), metalearn::mtl::optim::FastAdam::new(1e-3));
+    for _ in 0..5 {
+        let g: Vec<Tensor<f32>> = p1
+            .tensors()
+            .iter()
+            .map(|t| Tensor::rand_normal(t.shape(), 0.0, 1.0, &mut rng))
+            .collect();
+        p1 = a.step(&p1, &g);
+        p2 = b.step(&p2, &g);
+        for (x, y) in p1.tensors().iter().zip(p2.tensors()) {
+            assert_eq!(x.data(), y.data());
+            assert!(y.requires_grad());
+        }
+    }
+}
