@@ -43,6 +43,98 @@ pub enum Command {
         #[arg(long)]
         f32: bool,
     },
+    /// Multi-task learning: train a shared-trunk model from a TOML config (e.g.
+    /// configs/mnist-multitask.toml), with single-task baselines; prints per-task test metrics.
+    Mtl {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the results as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Override `weighting.method` (equal, uncertainty, dwa, rlw, gradnorm, pcgrad, mgda, cagrad, nash).
+        #[arg(long)]
+        method: Option<String>,
+        /// Override `model.architecture` (hard, mmoe, cross_stitch).
+        #[arg(long)]
+        architecture: Option<String>,
+        /// Override `train.epochs`.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Override `data.train_limit` (use only the first N training examples).
+        #[arg(long)]
+        train_limit: Option<usize>,
+        /// Skip the single-task baselines.
+        #[arg(long)]
+        no_baselines: bool,
+        /// Override `diagnostics.out_dir`.
+        #[arg(long)]
+        out_dir: Option<String>,
+    },
+    /// Meta-train a few-shot learner from a TOML run config (e.g. configs/fewshot/maml-omniglot-5w1s.toml):
+    /// progress bar, periodic validation, best and last checkpoints and a learning curve in
+    /// `train.out_dir`, then the test protocol on the best checkpoint.
+    Train {
+        /// The run config.
+        #[arg(long)]
+        config: PathBuf,
+        /// Continue the run in `train.out_dir` from its last checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Start over even if `train.out_dir` already holds a run.
+        #[arg(long, conflicts_with = "resume")]
+        overwrite: bool,
+        /// Override `train.iterations`.
+        #[arg(long)]
+        iterations: Option<usize>,
+        /// Override `train.out_dir`.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// Skip the final test evaluation.
+        #[arg(long)]
+        no_eval: bool,
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate a checkpoint of `metalearn train` on fixed test episodes: mean accuracy (or MSE)
+    /// ± 95% CI, wall time and peak memory.
+    Eval {
+        /// The checkpoint (e.g. runs/.../best.safetensors).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// A run config to use instead of the one stored in the checkpoint (same architecture;
+        /// e.g. other N, K or [eval]).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override `eval.episodes`.
+        #[arg(long)]
+        episodes: Option<usize>,
+        /// Override `eval.seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adapt a checkpoint to a labelled support set and predict queries (CSV or JSON).
+    Adapt {
+        /// The checkpoint.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Support set: a folder with one subfolder of PNGs per class, or a CSV (label last).
+        #[arg(long)]
+        support: PathBuf,
+        /// Queries: a folder of PNGs, or a CSV of feature vectors.
+        #[arg(long)]
+        query: PathBuf,
+        /// Write the predictions here instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// csv or json (default: from the output's extension, else csv).
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Inspect or fetch datasets.
     Data {
         #[command(subcommand)]
@@ -81,9 +173,72 @@ pub fn run() -> Result<()> {
             .context("setting the thread count")?;
     }
     match cli.command {
-        Command::Bench { only, quick, json, data } => bench(&only, quick, json, data),
+        Command::Bench {
+            only,
+            quick,
+            json,
+            data,
+        } => bench(&only, quick, json, data),
         Command::VerifyReference { dir, f32 } => verify_reference(&dir, f32),
         Command::Data { command } => data_command(command),
+        Command::Train {
+            config,
+            resume,
+            overwrite,
+            iterations,
+            out_dir,
+            no_eval,
+            json,
+        } => crate::train::commands::train_command(
+            &config, resume, overwrite, iterations, out_dir, no_eval, json,
+        ),
+        Command::Eval {
+            checkpoint,
+            config,
+            episodes,
+            seed,
+            json,
+        } => crate::train::commands::eval_command(
+            &checkpoint,
+            config.as_deref(),
+            episodes,
+            seed,
+            json,
+        ),
+        Command::Adapt {
+            checkpoint,
+            support,
+            query,
+            output,
+            format,
+        } => crate::train::commands::adapt_command(
+            &checkpoint,
+            &support,
+            &query,
+            output.as_deref(),
+            format.as_deref(),
+        ),
+        Command::Mtl {
+            config,
+            json,
+            method,
+            architecture,
+            epochs,
+            train_limit,
+            no_baselines,
+            out_dir,
+        } => {
+            let o = crate::mtl::MtlOverrides {
+                method,
+                architecture,
+                epochs,
+                train_limit,
+                no_baselines,
+                out_dir,
+            };
+            crate::mtl::run_from_config(&config, &o, json)?;
+            Ok(())
+        }
     }
 }
 
@@ -92,7 +247,10 @@ fn bench(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> Res
     let known = ["w1", "w2", "w2fo", "conv", "data"];
     for o in only {
         if !known.contains(&o.as_str()) {
-            bail!("bench: unknown part '{o}' (expected one of {})", known.join(", "));
+            bail!(
+                "bench: unknown part '{o}' (expected one of {})",
+                known.join(", ")
+            );
         }
     }
     let want = |p: &str| only.is_empty() || only.iter().any(|o| o == p);
@@ -104,13 +262,25 @@ fn bench(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> Res
         }
     };
     if want("w1") {
-        show(if quick { crate::bench::bench_w1(5, 30) } else { crate::bench::bench_w1(20, 300) });
+        show(if quick {
+            crate::bench::bench_w1(5, 30)
+        } else {
+            crate::bench::bench_w1(20, 300)
+        });
     }
     if want("w2") {
-        show(if quick { crate::bench::bench_w2(Order::Second, 1, 2) } else { crate::bench::bench_w2(Order::Second, 2, 10) });
+        show(if quick {
+            crate::bench::bench_w2(Order::Second, 1, 2)
+        } else {
+            crate::bench::bench_w2(Order::Second, 2, 10)
+        });
     }
     if want("w2fo") {
-        show(if quick { crate::bench::bench_w2(Order::First, 1, 2) } else { crate::bench::bench_w2(Order::First, 2, 10) });
+        show(if quick {
+            crate::bench::bench_w2(Order::First, 1, 2)
+        } else {
+            crate::bench::bench_w2(Order::First, 2, 10)
+        });
     }
     if want("conv") {
         println!("{}", crate::tensor::conv_bench_report());
@@ -124,7 +294,11 @@ fn bench(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> Res
 
 fn verify_reference(dir: &std::path::Path, f32: bool) -> Result<()> {
     use crate::reference::{verify_reference_dir, VerifyDtype};
-    let dtype = if f32 { VerifyDtype::F32 } else { VerifyDtype::F64 };
+    let dtype = if f32 {
+        VerifyDtype::F32
+    } else {
+        VerifyDtype::F64
+    };
     let report = verify_reference_dir(dir, dtype)?;
     println!("{report}");
     if !report.all_passed() {

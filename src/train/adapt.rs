@@ -1,0 +1,515 @@
+//! `metalearn adapt`: a trained checkpoint, a labelled support set and unlabelled queries in,
+//! predictions out.
+//!
+//! - Support: a folder with one subfolder of PNG images per class (the subfolder names are
+//!   the class names), or a CSV of feature vectors with the label in the last column (or in
+//!   the column the run's `data.label_column` names; a header line is detected). For a
+//!   regression checkpoint (sinusoid), the CSV's last column is the real target.
+//! - Query: a folder of PNG images (searched recursively; names relative to the folder), or a
+//!   CSV of feature vectors. A query CSV with one column more than the features carries true
+//!   labels, reported beside the predictions.
+//!
+//! Images are converted to the backbone's channels and resized to its `image_size`. The
+//! output lists, per query, the predicted class and the probabilities (softmax of the
+//! method's scores over the support classes), as CSV or JSON.
+
+use super::error::{Result, TrainError};
+use super::eval::load_learner;
+use super::tasks::{check_input, load_csv_dataset, InputLayout};
+use crate::algorithms::{BackboneConfig, Target};
+use crate::tensor::Tensor;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// CSV or JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// `query,[label,]prediction,prob_<class>...`
+    Csv,
+    /// One JSON object.
+    Json,
+}
+
+/// One query's prediction.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The query's name (file path relative to the query folder, or `row N`).
+    pub query: String,
+    /// The true label, when the query data has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The predicted class name (classification) or value (regression).
+    pub prediction: String,
+    /// Probabilities over [`AdaptResult::classes`] (empty for regression).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probabilities: Vec<f64>,
+}
+
+/// What `adapt` returns.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AdaptResult {
+    /// The checkpoint.
+    pub checkpoint: PathBuf,
+    /// The checkpoint's run.
+    pub task: String,
+    /// The support classes, in probability order (empty for regression).
+    pub classes: Vec<String>,
+    /// Support examples.
+    pub support_size: usize,
+    /// One entry per query, in query order.
+    pub predictions: Vec<Prediction>,
+    /// Accuracy (or MSE for regression) when the queries have labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_score: Option<f64>,
+    /// Milliseconds of adaptation and prediction (`predict`).
+    pub adapt_ms: f64,
+    /// Worker threads it ran on.
+    pub threads: usize,
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+impl AdaptResult {
+    /// The predictions as CSV.
+    pub fn to_csv(&self) -> String {
+        let has_label = self.predictions.iter().any(|p| p.label.is_some());
+        let mut out = String::from("query");
+        if has_label {
+            out.push_str(",label");
+        }
+        out.push_str(",prediction");
+        for c in &self.classes {
+            out.push(',');
+            out.push_str(&csv_field(&format!("prob_{c}")));
+        }
+        out.push('\n');
+        for p in &self.predictions {
+            out.push_str(&csv_field(&p.query));
+            if has_label {
+                out.push(',');
+                out.push_str(&csv_field(p.label.as_deref().unwrap_or("")));
+            }
+            out.push(',');
+            out.push_str(&csv_field(&p.prediction));
+            for v in &p.probabilities {
+                out.push_str(&format!(",{v:.6}"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The result as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("adapt result serialises")
+    }
+
+    /// In `format`.
+    pub fn render(&self, format: OutputFormat) -> String {
+        match format {
+            OutputFormat::Csv => self.to_csv(),
+            OutputFormat::Json => self.to_json() + "\n",
+        }
+    }
+}
+
+/// Rows of a small CSV (empty lines skipped) and whether the first was a header.
+/// A CSV's header (if detected) and data rows.
+type CsvRows = (Option<Vec<String>>, Vec<Vec<String>>);
+
+fn read_csv(path: &Path) -> Result<CsvRows> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, "reading", e))?;
+    let mut rows: Vec<Vec<String>> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split(',')
+                .map(|f| f.trim().trim_matches('"').to_string())
+                .collect()
+        })
+        .collect();
+    let header = match rows.first() {
+        Some(r)
+            if r.iter()
+                .take(r.len().saturating_sub(1).max(1))
+                .any(|f| f.parse::<f64>().is_err()) =>
+        {
+            Some(rows.remove(0))
+        }
+        _ => None,
+    };
+    if rows.is_empty() {
+        return Err(TrainError::Input {
+            path: path.to_path_buf(),
+            reason: "the CSV holds no data rows".into(),
+        });
+    }
+    Ok((header, rows))
+}
+
+fn parse_row(path: &Path, row: usize, fields: &[String]) -> Result<Vec<f32>> {
+    fields
+        .iter()
+        .enumerate()
+        .map(|(c, f)| {
+            f.parse::<f32>().map_err(|_| TrainError::Input {
+                path: path.to_path_buf(),
+                reason: format!("row {}, column {}: `{f}` is not a number", row + 1, c + 1),
+            })
+        })
+        .collect()
+}
+
+/// Query examples: values, names and optional true labels.
+struct Queries {
+    x: Vec<f32>,
+    shape: Vec<usize>,
+    names: Vec<String>,
+    labels: Option<Vec<String>>,
+}
+
+fn image_channels_size(
+    backbone: &BackboneConfig,
+    image_size: Option<usize>,
+) -> (usize, Option<usize>) {
+    match backbone {
+        BackboneConfig::Conv4(c) => (c.in_channels, Some(c.image_size)),
+        BackboneConfig::Mlp(_) => (1, image_size),
+    }
+}
+
+fn png_files(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| TrainError::io(dir, "listing", e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if p.is_dir() {
+            png_files(&p, root, out)?;
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+        {
+            let name = p
+                .strip_prefix(root)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .replace('\\', "/");
+            out.push((name, p));
+        }
+    }
+    Ok(())
+}
+
+fn load_query_images(dir: &Path, channels: usize, size: usize) -> Result<Queries> {
+    use crate::data::{decode_png, BoxResizer};
+    let mut files = Vec::new();
+    png_files(dir, dir, &mut files)?;
+    if files.is_empty() {
+        return Err(TrainError::Input {
+            path: dir.to_path_buf(),
+            reason: "the query folder holds no PNG images".into(),
+        });
+    }
+    let mut x = Vec::with_capacity(files.len() * channels * size * size);
+    for (_, f) in &files {
+        let bytes = std::fs::read(f).map_err(|e| TrainError::io(f, "reading", e))?;
+        let png = decode_png(&bytes, &f.display().to_string())?;
+        let planes = if channels == 3 {
+            png.to_rgb_planar()
+        } else {
+            png.to_gray()
+        };
+        if (png.height, png.width) == (size, size) {
+            x.extend_from_slice(&planes);
+        } else {
+            let r = BoxResizer::new(png.height, png.width, size, size)?;
+            for plane in planes.chunks_exact(png.height * png.width) {
+                x.extend_from_slice(&r.resize(plane));
+            }
+        }
+    }
+    Ok(Queries {
+        x,
+        shape: vec![channels, size, size],
+        names: files.into_iter().map(|(n, _)| n).collect(),
+        labels: None,
+    })
+}
+
+fn load_query_csv(path: &Path, width: usize) -> Result<Queries> {
+    let (_, rows) = read_csv(path)?;
+    let mut x = Vec::with_capacity(rows.len() * width);
+    let mut labels = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        if r.len() != width && r.len() != width + 1 {
+            return Err(TrainError::Input {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "row {} has {} columns; the checkpoint takes {width} features (plus, optionally, a label column)",
+                    i + 1,
+                    r.len()
+                ),
+            });
+        }
+        x.extend(parse_row(path, i, &r[..width])?);
+        if r.len() == width + 1 {
+            labels.push(r[width].clone());
+        }
+    }
+    let labels = if labels.len() == rows.len() {
+        Some(labels)
+    } else {
+        None
+    };
+    Ok(Queries {
+        x,
+        shape: vec![width],
+        names: (1..=rows.len()).map(|i| format!("row {i}")).collect(),
+        labels,
+    })
+}
+
+fn mlp_width(backbone: &BackboneConfig) -> Option<usize> {
+    match backbone {
+        BackboneConfig::Mlp(m) => m.sizes.first().copied(),
+        BackboneConfig::Conv4(_) => None,
+    }
+}
+
+/// Adapts the checkpoint's learner to the support set and predicts the queries.
+pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptResult> {
+    let run = load_learner(checkpoint, None)?;
+    let cfg = &run.config;
+    let layout = InputLayout::of(&cfg.backbone);
+    let (channels, size) = image_channels_size(&cfg.backbone, cfg.image_size());
+    if !support.exists() {
+        return Err(TrainError::Input {
+            path: support.to_path_buf(),
+            reason: "support set not found (expected a folder with one subfolder of PNGs per class, or a CSV)".into(),
+        });
+    }
+    if !query.exists() {
+        return Err(TrainError::Input {
+            path: query.to_path_buf(),
+            reason: "query set not found (expected a folder of PNGs or a CSV)".into(),
+        });
+    }
+
+    // Support set.
+    let regression = cfg.data.is_regression();
+    let (sx, s_shape, sy, classes): (Vec<f32>, Vec<usize>, Target<f32>, Vec<String>) = if regression
+    {
+        if support.is_dir() {
+            return Err(TrainError::Input {
+                path: support.to_path_buf(),
+                reason: "a regression checkpoint takes a CSV support set (inputs, then the target)"
+                    .into(),
+            });
+        }
+        let width = mlp_width(&cfg.backbone).unwrap_or(1);
+        let (_, rows) = read_csv(support)?;
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for (i, r) in rows.iter().enumerate() {
+            if r.len() != width + 1 {
+                return Err(TrainError::Input {
+                    path: support.to_path_buf(),
+                    reason: format!(
+                        "row {} has {} columns, expected {width} inputs and the target",
+                        i + 1,
+                        r.len()
+                    ),
+                });
+            }
+            let v = parse_row(support, i, r)?;
+            x.extend_from_slice(&v[..width]);
+            y.push(v[width]);
+        }
+        let n = y.len();
+        (
+            x,
+            vec![width],
+            Target::Values(Tensor::from_vec(y, &[n, 1])),
+            Vec::new(),
+        )
+    } else {
+        let ds = if support.is_dir() {
+            let nonempty = std::fs::read_dir(support)
+                .map_err(|e| TrainError::io(support, "listing", e))?
+                .filter_map(|e| e.ok())
+                .any(|e| !e.file_name().to_string_lossy().starts_with('.'));
+            if !nonempty {
+                return Err(TrainError::Input {
+                    path: support.to_path_buf(),
+                    reason: "the support folder is empty: expected one subfolder of PNG images per class".into(),
+                });
+            }
+            let Some(size) = size else {
+                return Err(TrainError::Input {
+                    path: support.to_path_buf(),
+                    reason: "this checkpoint takes feature vectors: give the support set as a CSV"
+                        .into(),
+                });
+            };
+            let opts = crate::data::ImageFolderOptions {
+                color: if channels == 3 {
+                    crate::data::ColorMode::Rgb
+                } else {
+                    crate::data::ColorMode::Grayscale
+                },
+                resize: Some((size, size)),
+            };
+            crate::data::load_image_folder(support, &opts)?
+        } else {
+            load_csv_dataset(support, cfg.data.label_column.as_deref())?
+        };
+        // Compact the classes present (CSV class ids may have gaps), class-major order.
+        let present: Vec<usize> = {
+            let mut p: Vec<usize> = ds.labels.clone();
+            p.sort_unstable();
+            p.dedup();
+            p
+        };
+        let classes: Vec<String> = present.iter().map(|&c| ds.class_names[c].clone()).collect();
+        if classes.len() < 2 {
+            return Err(TrainError::Input {
+                path: support.to_path_buf(),
+                reason: format!(
+                    "the support set has {} class(es); at least 2 are needed",
+                    classes.len()
+                ),
+            });
+        }
+        if let Some(h) = run.head {
+            if classes.len() > h {
+                return Err(TrainError::TooManyClasses {
+                    path: checkpoint.to_path_buf(),
+                    what: format!("the support set {}", support.display()),
+                    n_way: classes.len(),
+                    head: h,
+                });
+            }
+        }
+        let shape: Vec<usize> = vec![ds.channels, ds.height, ds.width];
+        check_input(cfg, &shape, support)?;
+        let mut order: Vec<usize> = (0..ds.n).collect();
+        order.sort_by_key(|&i| ds.labels[i]);
+        let mut x = Vec::with_capacity(ds.images.len());
+        let mut y = Vec::with_capacity(ds.n);
+        for &i in &order {
+            x.extend_from_slice(ds.image(i));
+            y.push(present.binary_search(&ds.labels[i]).expect("present class"));
+        }
+        (x, shape, Target::Classes(y), classes)
+    };
+    let ns = sy.len();
+
+    // Queries.
+    let q = if query.is_dir() {
+        let Some(size) = size else {
+            return Err(TrainError::Input {
+                path: query.to_path_buf(),
+                reason: "this checkpoint takes feature vectors: give the queries as a CSV".into(),
+            });
+        };
+        load_query_images(query, channels, size)?
+    } else {
+        let width: usize = match mlp_width(&cfg.backbone) {
+            Some(w) => w,
+            None => s_shape.iter().product(),
+        };
+        load_query_csv(query, width)?
+    };
+    check_input(cfg, &q.shape, query)?;
+    let q_shape = if regression {
+        vec![q.names.len(), q.shape.iter().product()]
+    } else {
+        layout.shape(q.names.len(), &q.shape)
+    };
+    let s_tensor_shape = if regression {
+        vec![ns, s_shape.iter().product()]
+    } else {
+        layout.shape(ns, &s_shape)
+    };
+    let support_x = Tensor::from_vec(sx, &s_tensor_shape);
+    let query_x = Tensor::from_vec(q.x, &q_shape);
+
+    let t0 = std::time::Instant::now();
+    let out = run.learner.predict(&support_x, &sy, &query_x);
+    let adapt_ms = 1e3 * t0.elapsed().as_secs_f64();
+
+    let nq = q.names.len();
+    let mut predictions = Vec::with_capacity(nq);
+    let mut score = None;
+    if regression {
+        let v = out.to_vec();
+        let mut se = 0.0;
+        for (i, name) in q.names.iter().enumerate() {
+            let label = q.labels.as_ref().map(|l| l[i].clone());
+            if let Some(t) = label.as_ref().and_then(|l| l.parse::<f64>().ok()) {
+                se += (v[i] as f64 - t).powi(2);
+            }
+            predictions.push(Prediction {
+                query: name.clone(),
+                label,
+                prediction: format!("{}", v[i]),
+                probabilities: Vec::new(),
+            });
+        }
+        if q.labels.is_some() {
+            score = Some(se / nq.max(1) as f64);
+        }
+    } else {
+        let n = classes.len();
+        let width = out.shape()[1];
+        let v = out.to_vec();
+        let mut correct = 0;
+        for (i, name) in q.names.iter().enumerate() {
+            let row = &v[i * width..i * width + n];
+            let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let e: Vec<f64> = row.iter().map(|&z| (z as f64 - m).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            let probs: Vec<f64> = e.iter().map(|z| z / sum).collect();
+            let best = (0..n).fold(0, |b, k| if probs[k] > probs[b] { k } else { b });
+            let label = q.labels.as_ref().map(|l| l[i].clone());
+            if label.as_deref() == Some(classes[best].as_str()) {
+                correct += 1;
+            }
+            predictions.push(Prediction {
+                query: name.clone(),
+                label,
+                prediction: classes[best].clone(),
+                probabilities: probs,
+            });
+        }
+        if q.labels.is_some() {
+            score = Some(correct as f64 / nq.max(1) as f64);
+        }
+    }
+    Ok(AdaptResult {
+        checkpoint: checkpoint.to_path_buf(),
+        task: cfg.describe(),
+        classes,
+        support_size: ns,
+        predictions,
+        query_score: score,
+        adapt_ms,
+        threads: rayon::current_num_threads(),
+    })
+}

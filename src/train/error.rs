@@ -1,0 +1,141 @@
+//! The errors of training, evaluation and adaptation: each names the file, key or path at
+//! fault and what was expected.
+
+use std::path::PathBuf;
+
+/// Why a run, an evaluation or an adaptation could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The config file cannot be read.
+    #[error("config {}: cannot read: {source}", path.display())]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config text does not parse: unknown key, unknown algorithm, wrong type...
+    /// (`message` is the TOML parser's, naming the key and its line).
+    #[error("config {}: {message}", path.display())]
+    ConfigParse {
+        /// The file (or `<string>`).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A config value is out of range or inconsistent with another.
+    #[error("config: `{key}` {reason}")]
+    ConfigValue {
+        /// The key, as `section.key`.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The algorithm cannot be built from the config.
+    #[error(transparent)]
+    Algorithm(#[from] crate::algorithms::AlgorithmError),
+    /// A dataset cannot be loaded or sampled.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// A checkpoint cannot be written or read (missing, corrupt, wrong layout...).
+    #[error(transparent)]
+    Checkpoint(#[from] crate::nn::checkpoint::CheckpointError),
+    /// The checkpoint is a valid safetensors file but not a few-shot run of this crate.
+    #[error("checkpoint {}: {reason}", path.display())]
+    NotARun {
+        /// The file.
+        path: PathBuf,
+        /// What is missing or unreadable.
+        reason: String,
+    },
+    /// The checkpoint's tensors do not fit the architecture the config asks for.
+    #[error(
+        "checkpoint {} was trained with {stored}, but the config asks for {requested}: {source}",
+        path.display()
+    )]
+    Architecture {
+        /// The file.
+        path: PathBuf,
+        /// The checkpoint's algorithm and backbone.
+        stored: String,
+        /// The config's.
+        requested: String,
+        /// The mismatch found.
+        #[source]
+        source: Box<crate::nn::checkpoint::CheckpointError>,
+    },
+    /// More classes than the checkpoint's classifier head has outputs.
+    #[error(
+        "{what} has {n_way} classes, but the checkpoint {} has a {head}-way head (`data.n_way` = {head} \
+         when it was trained); use at most {head} classes or retrain with a larger `data.n_way`",
+        path.display()
+    )]
+    TooManyClasses {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What asked for the classes (the config's `data.n_way`, the support set...).
+        what: String,
+        /// The number asked for.
+        n_way: usize,
+        /// The head's width.
+        head: usize,
+    },
+    /// Input data for `adapt` is unusable (empty folder, wrong width...).
+    #[error("{}: {reason}", path.display())]
+    Input {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `--resume` is impossible, or a fresh run would overwrite one.
+    #[error("run {}: {reason}", out_dir.display())]
+    Resume {
+        /// The run folder.
+        out_dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The meta-training loss became NaN or infinite.
+    #[error("training diverged at iteration {iteration}: the meta-training loss is {loss}; lower `train.meta_lr` or the inner learning rate")]
+    Diverged {
+        /// The iteration (1-based).
+        iteration: usize,
+        /// The loss.
+        loss: f64,
+    },
+    /// Writing an output file failed.
+    #[error("{}: I/O error while {action}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl TrainError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.into(),
+            action,
+            source,
+        }
+    }
+
+    /// A bad config value.
+    pub fn value(key: &str, reason: impl Into<String>) -> Self {
+        TrainError::ConfigValue {
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Results of this module.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

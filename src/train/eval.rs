@@ -1,0 +1,311 @@
+//! The evaluation protocol: mean accuracy (or MSE for regression) over a fixed set of test
+//! episodes drawn once from `eval.seed` (so every method with the same data, N, K and Q is
+//! scored on the same episodes), with a 95% confidence interval `1.96 sigma / sqrt(n)`, the
+//! wall time and the peak memory.
+//!
+//! `sigma` is the population standard deviation of the per-episode scores (`ddof = 0`, as
+//! `np.std` in Finn et al.'s and Snell et al.'s evaluation code).
+
+use super::config::RunConfig;
+use super::error::{Result, TrainError};
+use super::tasks::{FixedTasks, Split, TaskSource};
+use crate::algorithms::{BackboneConfig, FewShotLearner, Target};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The metadata key holding the run config (JSON) in every checkpoint of `metalearn train`.
+pub const CONFIG_KEY: &str = "metalearn.run_config";
+
+/// Mean, standard deviation and 95% confidence half-width of a sample.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeanCi {
+    /// The mean.
+    pub mean: f64,
+    /// The population standard deviation (`ddof = 0`).
+    pub std: f64,
+    /// `1.96 * std / sqrt(n)`.
+    pub ci95: f64,
+    /// `n`.
+    pub n: usize,
+}
+
+/// `mean ± 1.96 sigma / sqrt(n)` of `values` (all `NaN` for an empty sample).
+pub fn mean_ci95(values: &[f64]) -> MeanCi {
+    let n = values.len();
+    if n == 0 {
+        return MeanCi {
+            mean: f64::NAN,
+            std: f64::NAN,
+            ci95: f64::NAN,
+            n,
+        };
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+    let std = var.sqrt();
+    MeanCi {
+        mean,
+        std,
+        ci95: 1.96 * std / (n as f64).sqrt(),
+        n,
+    }
+}
+
+/// One task's score: the query loss and the metric (accuracy in `[0, 1]`, or the MSE).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TaskScore {
+    /// Cross-entropy or MSE of the query predictions.
+    pub loss: f64,
+    /// Accuracy (classification) or MSE (regression).
+    pub metric: f64,
+}
+
+/// Scores the learner on every task of a fixed list (tasks in parallel; the scores come back
+/// in task order, so sums over them are deterministic).
+pub fn score_tasks(
+    learner: &dyn FewShotLearner<f32>,
+    source: &TaskSource,
+    fixed: &FixedTasks,
+) -> Result<Vec<TaskScore>> {
+    use rayon::prelude::*;
+    (0..fixed.len())
+        .into_par_iter()
+        .map(|i| {
+            let t = source.fixed_task(fixed, i)?;
+            let out = learner.predict(&t.support_x, &t.support_y, &t.query_x);
+            let loss = t.query_y.loss(&out).item() as f64;
+            let metric = match &t.query_y {
+                Target::Classes(labels) => {
+                    let pred = out.argmax_axis(-1);
+                    pred.iter().zip(labels).filter(|(p, l)| p == l).count() as f64
+                        / labels.len().max(1) as f64
+                }
+                Target::Values(_) => loss,
+            };
+            Ok(TaskScore { loss, metric })
+        })
+        .collect()
+}
+
+/// The result of the protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// `maml on omniglot 5-way 1-shot (conv4)`.
+    pub task: String,
+    /// The method.
+    pub algorithm: String,
+    /// `accuracy` or `mse`.
+    pub metric: String,
+    /// The episodes' seed.
+    pub seed: u64,
+    /// The metric over the episodes (accuracy as a fraction).
+    pub score: MeanCi,
+    /// The mean query loss.
+    pub mean_loss: f64,
+    /// Seconds for all episodes (adaptation and prediction).
+    pub wall_s: f64,
+    /// Milliseconds per episode.
+    pub ms_per_episode: f64,
+    /// Peak resident memory of the evaluation, MiB (of the process when the peak could not be
+    /// reset first).
+    pub peak_rss_mib: f64,
+    /// Worker threads.
+    pub threads: usize,
+    /// The checkpoint evaluated, if any.
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl std::fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.score;
+        if self.metric == "accuracy" {
+            write!(
+                f,
+                "{}: accuracy {:.2}% ± {:.2}%",
+                self.task,
+                100.0 * s.mean,
+                100.0 * s.ci95
+            )?;
+        } else {
+            write!(f, "{}: MSE {:.4} ± {:.4}", self.task, s.mean, s.ci95)?;
+        }
+        write!(
+            f,
+            " (95% CI, {} test episodes, seed {}) | eval {:.2} s, {:.2} ms/episode, peak RSS {:.0} MiB, {} threads",
+            s.n, self.seed, self.wall_s, self.ms_per_episode, self.peak_rss_mib, self.threads
+        )
+    }
+}
+
+/// Resets the process's peak-RSS counter (Linux `clear_refs`), so that a later
+/// [`crate::bench::peak_rss_mib`] measures from now; returns whether it worked.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Runs the protocol of `cfg.eval` on the test split of `source`.
+pub fn evaluate(
+    learner: &dyn FewShotLearner<f32>,
+    cfg: &RunConfig,
+    source: &TaskSource,
+) -> Result<EvalReport> {
+    let fixed = source.fixed(Split::Test, cfg.eval.episodes, cfg.eval.seed)?;
+    reset_peak_rss();
+    let t0 = std::time::Instant::now();
+    let scores = score_tasks(learner, source, &fixed)?;
+    let wall_s = t0.elapsed().as_secs_f64();
+    let metric: Vec<f64> = scores.iter().map(|s| s.metric).collect();
+    Ok(EvalReport {
+        task: cfg.describe(),
+        algorithm: cfg.algorithm.name().to_string(),
+        metric: if cfg.data.is_regression() {
+            "mse"
+        } else {
+            "accuracy"
+        }
+        .to_string(),
+        seed: cfg.eval.seed,
+        score: mean_ci95(&metric),
+        mean_loss: scores.iter().map(|s| s.loss).sum::<f64>() / scores.len().max(1) as f64,
+        wall_s,
+        ms_per_episode: 1e3 * wall_s / scores.len().max(1) as f64,
+        peak_rss_mib: crate::bench::peak_rss_mib(),
+        threads: rayon::current_num_threads(),
+        checkpoint: None,
+    })
+}
+
+/// A backbone in words.
+pub fn describe_backbone(b: &BackboneConfig) -> String {
+    match b {
+        BackboneConfig::Conv4(c) => format!(
+            "conv4 (in_channels {}, filters {}, image_size {}, blocks {})",
+            c.in_channels, c.filters, c.image_size, c.blocks
+        ),
+        BackboneConfig::Mlp(m) => format!("mlp (sizes {:?})", m.sizes),
+    }
+}
+
+/// A learner restored from a checkpoint of `metalearn train`.
+pub struct LoadedRun {
+    /// The learner with the checkpoint's state.
+    pub learner: Box<dyn FewShotLearner<f32>>,
+    /// The config in effect (the override, or the stored one).
+    pub config: RunConfig,
+    /// The config stored in the checkpoint.
+    pub stored: RunConfig,
+    /// The width of the classifier head (methods with a head), else `None`.
+    pub head: Option<usize>,
+    /// The checkpoint's metadata.
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// The run config stored in a checkpoint's metadata.
+pub fn stored_config(
+    path: &Path,
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Result<RunConfig> {
+    let text = metadata
+        .get(CONFIG_KEY)
+        .ok_or_else(|| TrainError::NotARun {
+            path: path.to_path_buf(),
+            reason: format!(
+                "no `{CONFIG_KEY}` in its metadata: not a checkpoint written by `metalearn train`"
+            ),
+        })?;
+    serde_json::from_str(text).map_err(|e| TrainError::NotARun {
+        path: path.to_path_buf(),
+        reason: format!("its `{CONFIG_KEY}` metadata is not a valid run config: {e}"),
+    })
+}
+
+/// Loads a checkpoint and rebuilds its learner. With `config`, that config's algorithm,
+/// backbone and data are used (e.g. another N or K): a config asking for more classes than
+/// the checkpoint's head, or for another architecture, is an error.
+pub fn load_learner(path: &Path, config: Option<&RunConfig>) -> Result<LoadedRun> {
+    let ck = crate::nn::checkpoint::load::<f32>(path)?;
+    let stored = stored_config(path, &ck.metadata)?;
+    let cfg = config.cloned().unwrap_or_else(|| stored.clone());
+    let head = if cfg.has_head() && !cfg.data.is_regression() {
+        Some(
+            ck.params
+                .get("param/head.weight")
+                .map(|t| t.shape()[0])
+                .unwrap_or(stored.data.n_way()),
+        )
+    } else {
+        None
+    };
+    if let Some(h) = head {
+        if cfg.data.n_way() > h {
+            return Err(TrainError::TooManyClasses {
+                path: path.to_path_buf(),
+                what: "the config's `data.n_way`".into(),
+                n_way: cfg.data.n_way(),
+                head: h,
+            });
+        }
+    }
+    let mut rng = crate::data::seeded_rng(0);
+    let learner = if cfg.data.is_regression() {
+        crate::algorithms::build_regression_learner(
+            &cfg.algorithm,
+            &cfg.backbone,
+            1,
+            cfg.meta_lr(),
+            &mut rng,
+        )
+    } else {
+        crate::algorithms::build_learner(
+            &cfg.algorithm,
+            &cfg.backbone,
+            head.unwrap_or(cfg.data.n_way()),
+            cfg.meta_lr(),
+            &mut rng,
+        )
+    };
+    let mut learner = learner?;
+    learner
+        .load_state(&ck.params)
+        .map_err(|source| TrainError::Architecture {
+            path: path.to_path_buf(),
+            stored: format!(
+                "{} on {} ({})",
+                stored.algorithm.name(),
+                if stored.data.is_regression() {
+                    "regression".to_string()
+                } else {
+                    format!("{}-way", stored.data.n_way())
+                },
+                describe_backbone(&stored.backbone)
+            ),
+            requested: format!(
+                "{} on {} ({})",
+                cfg.algorithm.name(),
+                if cfg.data.is_regression() {
+                    "regression".to_string()
+                } else {
+                    format!("{}-way", head.unwrap_or(cfg.data.n_way()))
+                },
+                describe_backbone(&cfg.backbone)
+            ),
+            source: Box::new(source),
+        })?;
+    Ok(LoadedRun {
+        learner,
+        config: cfg,
+        stored,
+        head,
+        metadata: ck.metadata,
+    })
+}
+
+/// `metalearn eval`: loads a checkpoint (with an optional config overriding the stored one,
+/// e.g. another `[eval]` or N/K) and runs the protocol on the test classes.
+pub fn evaluate_checkpoint(path: &Path, config: Option<&RunConfig>) -> Result<EvalReport> {
+    let run = load_learner(path, config)?;
+    let source = TaskSource::load(&run.config)?;
+    let mut report = evaluate(run.learner.as_ref(), &run.config, &source)?;
+    report.checkpoint = Some(path.to_path_buf());
+    Ok(report)
+}

@@ -1,0 +1,28 @@
+//! Few-shot training, evaluation and adaptation from TOML run configs: what `metalearn train`,
+//! `metalearn eval` and `metalearn adapt` do.
+//!
+//! - [`config`]: the run config ([`RunConfig`]: `[algorithm]`, `[backbone]`, `[data]`,
+//!   `[train]`, `[eval]`), unknown keys rejected,
+//! - [`tasks`]: episodes and sinusoid tasks as tensors, the data of a run ([`TaskSource`]),
+//! - [`r#loop`]: the meta-training loop (progress bar, validation, best and last checkpoints,
+//!   exact `--resume`),
+//! - [`eval`]: the test protocol (fixed episodes, mean ± 95% CI, wall time, peak memory),
+//! - [`adapt`]: predictions for new support/query data from a checkpoint,
+//! - [`plot`]: the learning-curve SVG,
+//! - [`error`]: the error type, [`TrainError`].
+
+pub mod adapt;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod eval;
+pub mod r#loop;
+pub mod plot;
+pub mod tasks;
+
+pub use adapt::{adapt, AdaptResult, OutputFormat, Prediction};
+pub use config::{DataConfig, DatasetKind, EvalConfig, RunConfig, TrainConfig};
+pub use error::TrainError;
+pub use eval::{evaluate, evaluate_checkpoint, load_learner, mean_ci95, EvalReport, MeanCi};
+pub use r#loop::{train, HistoryPoint, TrainOptions, TrainReport};
+pub use tasks::{Split, TaskSource};
