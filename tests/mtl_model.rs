@@ -310,26 +310,3 @@ fn config_errors_name_the_key_or_path() {
         metalearn::mtl::config::task_specs(&c).unwrap();
     }
 }
-
-#[test]
-fn fast_adam_is_bit_identical_to_nn_adam() {
-    use metalearn::nn::optim::{Adam, Optimizer};
-    let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let model = w5_model();
-    let mut p1: Params<f32> = MultiTaskModel::<f32>::init(&model, &mut rng).requires_grad_();
-    let mut p2 = p1.clone();
-    let (mut a, mut b) = (Adam::new(1e-3), metalearn::mtl::optim::FastAdam::new(1e-3));
-    for _ in 0..5 {
-        let g: Vec<Tensor<f32>> = p1
-            .tensors()
-            .iter()
-            .map(|t| Tensor::rand_normal(t.shape(), 0.0, 1.0, &mut rng))
-            .collect();
-        p1 = a.step(&p1, &g);
-        p2 = b.step(&p2, &g);
-        for (x, y) in p1.tensors().iter().zip(p2.tensors()) {
-            assert_eq!(x.data(), y.data());
-            assert!(y.requires_grad());
-        }
-    }
-}

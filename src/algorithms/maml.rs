@@ -49,7 +49,9 @@ pub fn adapt<T: Float>(
     for _ in 0..steps {
         let loss = support_y.loss(&model.forward(&phi, support_x));
         support_losses.push(loss.item().as_f64());
-        let wrt: Vec<usize> = (0..phi.len()).filter(|&i| adapt_mask.is_none_or(|m| m[i])).collect();
+        let wrt: Vec<usize> = (0..phi.len())
+            .filter(|&i| adapt_mask.is_none_or(|m| m[i]))
+            .collect();
         let inputs: Vec<Tensor<T>> = wrt.iter().map(|&i| phi.at(i).clone()).collect();
         let grads = crate::grad(&[loss], &inputs, order == Order::Second);
         let mut next: Vec<Tensor<T>> = phi.tensors().to_vec();
@@ -96,7 +98,9 @@ pub fn task_meta_grad<T: Float>(
     lr: f64,
     order: Order,
 ) -> TaskMetaGrad<T> {
-    let adapted = adapt(model, theta, support_x, support_y, steps, lr, order, None, None);
+    let adapted = adapt(
+        model, theta, support_x, support_y, steps, lr, order, None, None,
+    );
     let out = model.forward(&adapted.params, query_x);
     let loss = query_y.loss(&out);
     let wrt: Vec<Tensor<T>> = match order {
@@ -127,7 +131,7 @@ pub struct TaskData<T: Float> {
 }
 
 /// The meta-gradient of a meta-batch: `(1/T) sum_t d L_query_t / d theta`, with tasks run in
-/// parallel (rayon), each on its own graph. Returns the gradients (one per parameter, in
+/// parallel (rayon), each on its own graph, and summed in task order (reproducible). Returns the gradients (one per parameter, in
 /// order) and the mean query loss.
 pub fn meta_gradient<T: Float>(
     model: &dyn Model<T>,
@@ -137,23 +141,26 @@ pub fn meta_gradient<T: Float>(
     lr: f64,
     order: Order,
 ) -> (Vec<Tensor<T>>, f64) {
-    use rayon::prelude::*;
-    assert!(!tasks.is_empty(), "meta_gradient: empty meta-batch");
     let theta = theta.requires_grad_();
-    let scale = 1.0 / tasks.len() as f64;
-    let (sum, loss) = tasks
-        .par_iter()
-        .map(|t| {
-            let r = task_meta_grad(model, &theta, &t.support_x, &t.support_y, &t.query_x, &t.query_y, steps, lr, order);
-            (r.grads, r.query_loss)
-        })
-        .reduce_with(|(ga, la), (gb, lb)| {
-            let g = crate::autodiff::no_grad(|| ga.iter().zip(&gb).map(|(a, b)| a.add(b)).collect());
-            (g, la + lb)
-        })
-        .expect("at least one task");
-    let grads = crate::autodiff::no_grad(|| sum.iter().map(|g| g.mul_scalar(scale)).collect());
-    (grads, loss * scale)
+    let (grads, stats) = super::registry::mean_over_tasks(tasks, |t| {
+        let r = task_meta_grad(
+            model,
+            &theta,
+            &t.support_x,
+            &t.support_y,
+            &t.query_x,
+            &t.query_y,
+            steps,
+            lr,
+            order,
+        );
+        super::registry::TaskResult {
+            grads: r.grads,
+            loss: r.query_loss,
+            accuracy: f64::NAN,
+        }
+    });
+    (grads, stats.loss)
 }
 
 /// The MAML / first-order MAML learner: the network (body + linear head), the initialisation

@@ -369,18 +369,20 @@ pub(crate) fn mean_over_tasks<T: Float, D: Sync>(
 ) -> (Vec<Tensor<T>>, StepStats) {
     use rayon::prelude::*;
     assert!(!tasks.is_empty(), "meta_train_step: empty meta-batch");
-    let (grads, loss, acc) = tasks
-        .par_iter()
-        .map(|t| {
-            let r = f(t);
-            (r.grads, r.loss, r.accuracy)
-        })
-        .reduce_with(|(ga, la, aa), (gb, lb, ab)| {
-            let g =
-                crate::autodiff::no_grad(|| ga.iter().zip(&gb).map(|(a, b)| a.add(b)).collect());
-            (g, la + lb, aa + ab)
-        })
-        .expect("at least one task");
+    // Collect in task order, then add up sequentially: the sum is the same whatever the
+    // thread count or work-stealing order, so runs are bit-reproducible.
+    let results: Vec<TaskResult<T>> = tasks.par_iter().map(f).collect();
+    let (grads, loss, acc) = crate::autodiff::no_grad(|| {
+        let mut it = results.into_iter();
+        let first = it.next().expect("at least one task");
+        it.fold(
+            (first.grads, first.loss, first.accuracy),
+            |(ga, la, aa), r| {
+                let g = ga.iter().zip(&r.grads).map(|(a, b)| a.add(b)).collect();
+                (g, la + r.loss, aa + r.accuracy)
+            },
+        )
+    });
     let s = 1.0 / tasks.len() as f64;
     let grads = crate::autodiff::no_grad(|| grads.iter().map(|g| g.mul_scalar(s)).collect());
     (

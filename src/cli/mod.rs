@@ -20,9 +20,10 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Time the benchmark workloads (W1 sinusoid MAML, W2 Omniglot-shaped MAML / FOMAML,
-    /// Conv-4 conv2d per-op costs, data loading and episode sampling).
+    /// W5 multi-task MNIST-shaped epoch, Conv-4 conv2d per-op costs, data loading and episode
+    /// sampling).
     Bench {
-        /// Which parts: any of w1, w2, w2fo, conv, data (comma-separated); default all.
+        /// Which parts: any of w1, w2, w2fo, w5, conv, data (comma-separated); default all.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Fewer iterations (numbers are then only indicative).
@@ -135,6 +136,31 @@ pub enum Command {
         #[arg(long)]
         format: Option<String>,
     },
+    /// Transfer learning: pretrain on a source (or load a trunk), then compare scratch, linear
+    /// probe, fine-tuning and freeze-then-fine-tune on a target for several label budgets
+    /// (e.g. configs/transfer/mnist-to-fashion.toml); mean ± 95% CI over seeds.
+    Transfer {
+        /// The transfer config.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hyper-parameter search (grid, random, successive halving) over any key of a run,
+    /// multi-task or transfer config (e.g. configs/search/maml-sinusoid.toml); resumable;
+    /// writes trials.csv and best.toml.
+    Search {
+        /// The search config.
+        #[arg(long)]
+        config: PathBuf,
+        /// Override `workers` (trials run in parallel).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect or fetch datasets.
     Data {
         #[command(subcommand)]
@@ -181,6 +207,18 @@ pub fn run() -> Result<()> {
         } => bench(&only, quick, json, data),
         Command::VerifyReference { dir, f32 } => verify_reference(&dir, f32),
         Command::Data { command } => data_command(command),
+        Command::Transfer { config, json } => {
+            crate::transfer::command(&config, json)?;
+            Ok(())
+        }
+        Command::Search {
+            config,
+            workers,
+            json,
+        } => {
+            crate::search::command(&config, workers, json)?;
+            Ok(())
+        }
         Command::Train {
             config,
             resume,
@@ -244,7 +282,7 @@ pub fn run() -> Result<()> {
 
 fn bench(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> Result<()> {
     use crate::algorithms::maml::Order;
-    let known = ["w1", "w2", "w2fo", "conv", "data"];
+    let known = ["w1", "w2", "w2fo", "w5", "conv", "data"];
     for o in only {
         if !known.contains(&o.as_str()) {
             bail!(
@@ -281,6 +319,9 @@ fn bench(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> Res
         } else {
             crate::bench::bench_w2(Order::First, 2, 10)
         });
+    }
+    if want("w5") {
+        show(if quick { crate::mtl::bench::bench_w5_with(6400, 5).0 } else { crate::mtl::bench::bench_w5() });
     }
     if want("conv") {
         println!("{}", crate::tensor::conv_bench_report());

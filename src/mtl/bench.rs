@@ -2,11 +2,11 @@
 
 use super::config::MtlData;
 use super::model::{HardSharing, LayerSpec, Targets, TaskKind, TaskSpec};
-use super::optim::FastAdam;
 use super::train::{gather, step_gradients};
 use super::weighting::Equal;
 use super::MultiTaskModel;
 use crate::bench::{peak_rss_mib, BenchResult};
+use crate::nn::optim::{Adam, Optimizer};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -71,7 +71,7 @@ pub fn bench_w5_with(samples: usize, warmup: usize) -> (BenchResult, f64) {
     let run = |steps: Option<usize>, times: &mut Vec<f64>| {
         let mut init_rng = ChaCha8Rng::seed_from_u64(0);
         let mut params = MultiTaskModel::<f32>::init(&model, &mut init_rng).requires_grad_();
-        let mut opt = FastAdam::new(1e-3);
+        let mut opt = Adam::new(1e-3);
         let mut eq = Equal::new(2);
         for (s, idx) in perm.chunks(64).enumerate() {
             if steps.is_some_and(|n| s >= n) {

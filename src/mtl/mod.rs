@@ -9,7 +9,6 @@
 //!   retained graph when a method or the diagnostics need them), evaluation.
 //! - [`diagnostics`] and [`plot`]: loss / metric curves, gradient cosines, tables, SVG plots.
 //! - [`config`]: the TOML config; [`run_from_config`] runs it with single-task baselines.
-//! - [`optim`]: a vectorised Adam (bit-identical to [`crate::nn::optim::Adam`]).
 //! - [`bench`]: the W5 throughput workload.
 
 pub mod architectures;
@@ -19,7 +18,6 @@ pub mod diagnostics;
 pub mod error;
 pub mod fused;
 pub mod model;
-pub mod optim;
 pub mod plot;
 pub mod train;
 pub mod weighting;

@@ -3,21 +3,15 @@
 use super::config::MtlData;
 use super::diagnostics::{pairs, CosineRecord, EpochRecord, History};
 use super::model::{metric_name, task_loss, MetricAcc, MultiTaskModel, Owner, Targets};
-use super::optim::FastAdam;
 use super::weighting::{cosine, StepInfo, Weighting};
 use crate::autodiff::{grad, grad_with, no_grad, GradOptions};
-use crate::nn::optim::{Optimizer, Sgd};
+use crate::nn::optim::{Adam, Optimizer, Sgd};
 use crate::nn::Params;
 use crate::tensor::Tensor;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
-
-enum Opt {
-    Adam(FastAdam),
-    Sgd(Sgd<f32>),
-}
 
 /// How to train.
 #[derive(Clone, Debug)]
@@ -273,9 +267,9 @@ pub fn train(
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut params = model.init(&mut rng).requires_grad_();
     let owners = model.owners();
-    let mut opt = match opts.optimizer.as_str() {
-        "sgd" => Opt::Sgd(Sgd::new(opts.lr)),
-        _ => Opt::Adam(FastAdam::new(opts.lr)),
+    let mut opt: Box<dyn Optimizer<f32>> = match opts.optimizer.as_str() {
+        "sgd" => Box::new(Sgd::new(opts.lr)),
+        _ => Box::new(Adam::new(opts.lr)),
     };
     let mut history = History::new(
         tasks.iter().map(|t| t.name.clone()).collect(),
@@ -323,10 +317,7 @@ pub fn train(
                 (step, epoch),
                 measure,
             );
-            params = match &mut opt {
-                Opt::Adam(a) => a.step(&params, &out.grads),
-                Opt::Sgd(o) => o.step(&params, &out.grads),
-            };
+            params = opt.step(&params, &out.grads);
             for k in 0..t {
                 loss_sum[k] += out.losses[k];
                 w_sum[k] += out.weights[k];

@@ -440,31 +440,38 @@ impl<T: Float> AdamCore<T> {
                 let m = &mut first[0][i];
                 let v = &mut second[0][i];
                 let mut vmax = third.first_mut().map(|b| &mut b[i]);
-                for j in 0..data.len() {
-                    let mut gj = gd[j];
-                    if has_wd {
-                        if decoupled {
-                            data[j] *= decay;
-                        } else {
-                            gj += wd * data[j];
-                        }
+                // Weight decay first (its own pass), so that the moment loops below carry no
+                // branches and vectorise.
+                let decayed: Vec<T>;
+                let gd: &[T] = if has_wd && !decoupled {
+                    decayed = gd
+                        .iter()
+                        .zip(&data)
+                        .map(|(&gj, &pj)| gj + wd * pj)
+                        .collect();
+                    &decayed
+                } else {
+                    gd
+                };
+                if has_wd && decoupled {
+                    data.iter_mut().for_each(|pj| *pj *= decay);
+                }
+                // exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+                for ((mj, vj), &gj) in m.iter_mut().zip(v.iter_mut()).zip(gd) {
+                    *mj += one_m_b1 * (gj - *mj);
+                    *vj = *vj * beta2 + one_m_b2 * gj * gj;
+                }
+                let second_moment: &[T] = match vmax.as_deref_mut() {
+                    Some(vm) if amsgrad => {
+                        vm.iter_mut()
+                            .zip(v.iter())
+                            .for_each(|(a, &b)| *a = a.max(b));
+                        vm
                     }
-                    // exp_avg.lerp_(grad, 1 - beta1)
-                    let mj = m[j];
-                    m[j] = mj + one_m_b1 * (gj - mj);
-                    // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value = 1 - beta2)
-                    v[j] = v[j] * beta2 + one_m_b2 * gj * gj;
-                    let second_moment = match vmax.as_deref_mut() {
-                        Some(vm) if amsgrad => {
-                            if v[j] > vm[j] {
-                                vm[j] = v[j];
-                            }
-                            vm[j]
-                        }
-                        _ => v[j],
-                    };
-                    let denom = second_moment.sqrt() / bc2_sqrt + eps;
-                    data[j] -= step_size * m[j] / denom;
+                    _ => v,
+                };
+                for ((pj, &mj), &sj) in data.iter_mut().zip(m.iter()).zip(second_moment) {
+                    *pj -= step_size * mj / (sj.sqrt() / bc2_sqrt + eps);
                 }
                 out.push(leaf_like(data, p));
             }

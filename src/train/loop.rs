@@ -10,10 +10,8 @@
 //! learned step sizes, optimizer moments and step count), the number of iterations done,
 //! the learning-curve history, the best validation score and the running sums of the current
 //! logging window, all floats stored bit for bit. A run resumed from it therefore takes the
-//! same steps as an uninterrupted run: its final numbers are equal as long as each
-//! meta-gradient is itself deterministic, which holds with one worker thread (`--threads 1`)
-//! or meta-batches of at most two tasks; with more threads the order in which rayon sums the
-//! per-task gradients may differ between runs in the last bits.
+//! same steps as an uninterrupted run, and its final numbers are equal: each meta-gradient is
+//! deterministic whatever the thread count (per-task gradients are summed in task order).
 //!
 //! # Files (in `train.out_dir`)
 //! - `last.safetensors`: written every `checkpoint_every` iterations and at the end,
