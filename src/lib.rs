@@ -19,8 +19,10 @@ pub mod data;
 pub mod mtl;
 pub mod nn;
 pub mod reference;
+pub mod search;
 pub mod tensor;
 pub mod train;
+pub mod transfer;
 
 pub use autodiff::{grad, grad_with, no_grad, GradOptions};
 pub use tensor::{Device, Float, Tensor};

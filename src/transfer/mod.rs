@@ -1,0 +1,549 @@
+//! Transfer learning: pretrain a trunk on a source (a dataset, or some of its classes) or load
+//! it from a checkpoint, then compare on a target with few labels, at the same budget
+//! (`target.steps` Adam steps, same batch size and learning rate):
+//! (a) training from scratch, (b) a linear probe on the frozen trunk, (c) fine-tuning
+//! everything, (d) fine-tuning with the trunk frozen for the first `target.freeze_steps` steps.
+//! Every (strategy, label budget) is run for every seed; the report gives the target test
+//! accuracy as mean ± 1.96 sd / sqrt(n) over seeds, and the gain over scratch (paired by seed:
+//! same labelled examples, same head initialisation). `metalearn transfer --config FILE`.
+//!
+//! Files in the output folder: `pretrained.safetensors` (the trunk, reused by later runs with
+//! the same `[model]` and `[source]`), `runs.csv`, `summary.csv`, `report.json` and
+//! `accuracy_vs_labels.svg`.
+//!
+//! The pretraining is done once (with `source.seed`); the seeds vary the target side only.
+
+pub mod config;
+pub mod error;
+pub mod net;
+
+pub use config::{Arch, ModelSpec, SourceSpec, Strategy, TargetSpec, TransferConfig};
+pub use error::{Result, TransferError};
+pub use net::{fit, FitOptions, Net, TaskData};
+
+use crate::train::{mean_ci95, MeanCi};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Metadata key of `pretrained.safetensors`: the `[model]` and `[source]` it was trained with.
+pub const SOURCE_KEY: &str = "metalearn.transfer.source";
+
+/// One target run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Labelled target examples.
+    pub budget: usize,
+    /// The seed.
+    pub seed: u64,
+    /// Target test accuracy.
+    pub test_accuracy: f64,
+    /// Accuracy on the validation split (when `target.val_size` > 0).
+    pub val_accuracy: Option<f64>,
+    /// Seconds of training.
+    pub seconds: f64,
+}
+
+/// One (strategy, budget) cell of the report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Labelled target examples.
+    pub budget: usize,
+    /// Test accuracy over seeds.
+    pub accuracy: MeanCi,
+    /// Test accuracy minus scratch's, paired by seed (when scratch is run).
+    pub gain: Option<MeanCi>,
+}
+
+/// What [`run`] did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TransferReport {
+    /// The config's name.
+    pub name: String,
+    /// The trunk.
+    pub model: String,
+    /// Where the trunk came from.
+    pub source: String,
+    /// Source test accuracy of the pretrained network (when pretrained in this run).
+    pub source_test_accuracy: Option<f64>,
+    /// Seconds of pretraining (0 when loaded).
+    pub pretrain_seconds: f64,
+    /// The target.
+    pub target: String,
+    /// Optimizer steps of every strategy.
+    pub steps: usize,
+    /// Frozen steps of `freeze_then_finetune`.
+    pub freeze_steps: usize,
+    /// Every run.
+    pub runs: Vec<RunResult>,
+    /// Mean ± CI per strategy and budget.
+    pub summary: Vec<SummaryRow>,
+    /// Seconds for everything.
+    pub total_seconds: f64,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+impl TransferReport {
+    /// The results table (accuracy in %, `mean ± ci95`, gain over scratch in points).
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} | trunk {} | source {}{} | target {}",
+            self.name,
+            self.model,
+            self.source,
+            self.source_test_accuracy
+                .map(|a| format!(" (test acc {:.2}%)", 100.0 * a))
+                .unwrap_or_default(),
+            self.target
+        );
+        let seeds = self.summary.first().map_or(0, |r| r.accuracy.n);
+        let _ = writeln!(
+            s,
+            "budget: {} Adam steps per strategy (freeze_then_finetune: {} frozen); {} seeds; mean ± 1.96 sd/sqrt(n)",
+            self.steps, self.freeze_steps, seeds
+        );
+        let _ = writeln!(
+            s,
+            "{:<22} {:>7} {:>18} {:>20}",
+            "strategy", "labels", "test accuracy %", "gain vs scratch"
+        );
+        for r in &self.summary {
+            let gain = r.gain.as_ref().map_or("-".into(), |g| {
+                format!("{:+.2} ± {:.2}", 100.0 * g.mean, 100.0 * g.ci95)
+            });
+            let _ = writeln!(
+                s,
+                "{:<22} {:>7} {:>18} {:>20}",
+                r.strategy.name(),
+                r.budget,
+                format!(
+                    "{:.2} ± {:.2}",
+                    100.0 * r.accuracy.mean,
+                    100.0 * r.accuracy.ci95
+                ),
+                gain
+            );
+        }
+        let _ = writeln!(
+            s,
+            "pretraining {:.1} s, total {:.1} s",
+            self.pretrain_seconds, self.total_seconds
+        );
+        s
+    }
+
+    /// The mean validation accuracy over every run (`None` without a validation split): the
+    /// score of a transfer config in `metalearn search`.
+    pub fn mean_val_accuracy(&self) -> Option<f64> {
+        let v: Vec<f64> = self.runs.iter().filter_map(|r| r.val_accuracy).collect();
+        if v.is_empty() {
+            None
+        } else {
+            Some(v.iter().sum::<f64>() / v.len() as f64)
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TransferError + '_ {
+    move |source| TransferError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn rng_for(seed: u64, stream: u64) -> rand_chacha::ChaCha8Rng {
+    let mut r = crate::data::seeded_rng(seed);
+    r.set_stream(stream);
+    r
+}
+
+/// The labelled subsets: per class a seeded shuffle of the pool, then classes taken in turn,
+/// so every budget is class-balanced and a smaller budget is a subset of a larger one.
+pub fn label_subset(pool: &[usize], labels: &[usize], classes: usize, budget: usize, seed: u64) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    let mut per: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for &i in pool {
+        per[labels[i]].push(i);
+    }
+    let mut rng = rng_for(seed, 10);
+    for p in &mut per {
+        p.shuffle(&mut rng);
+    }
+    let mut out = Vec::with_capacity(budget);
+    let mut round = 0;
+    while out.len() < budget {
+        let before = out.len();
+        for p in &per {
+            if out.len() == budget {
+                break;
+            }
+            if let Some(&i) = p.get(round) {
+                out.push(i);
+            }
+        }
+        if out.len() == before {
+            break;
+        }
+        round += 1;
+    }
+    out
+}
+
+/// Gets the pretrained trunk: loaded from `source.checkpoint`, reused from
+/// `<out_dir>/pretrained.safetensors` when its `[model]` and `[source]` match, else trained.
+fn pretrained_trunk(
+    cfg: &TransferConfig,
+    net: &Net,
+    target_shape: [usize; 3],
+    out_dir: &Path,
+    progress: bool,
+) -> Result<(Params, String, Option<f64>, f64)> {
+    use crate::nn::Params as P;
+    let check = |path: &Path, p: &P<f32>| -> Result<P<f32>> {
+        let fresh = net.init_trunk(&mut rng_for(0, 0));
+        let trunk = p.filter(|n| n.starts_with("trunk."));
+        if trunk.names() != fresh.names()
+            || trunk
+                .tensors()
+                .iter()
+                .zip(fresh.tensors())
+                .any(|(a, b)| a.shape() != b.shape())
+        {
+            return Err(TransferError::Trunk {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "its trunk tensors do not fit `[model]` ({} on {:?} images)",
+                    net.describe(),
+                    target_shape
+                ),
+            });
+        }
+        Ok(trunk.detach().requires_grad_())
+    };
+    if let Some(ck) = &cfg.source.checkpoint {
+        let c = crate::nn::checkpoint::load::<f32>(ck)?;
+        let t = check(ck, &c.params)?;
+        return Ok((t, format!("checkpoint {}", ck.display()), None, 0.0));
+    }
+    let sel = cfg.source_sel().expect("validated: dataset or checkpoint");
+    let stamp = serde_json::to_string(&(&cfg.model, &cfg.source)).expect("serialisable");
+    let path = out_dir.join("pretrained.safetensors");
+    if path.exists() {
+        if let Ok(meta) = crate::nn::checkpoint::read_metadata(&path) {
+            if meta.get(SOURCE_KEY) == Some(&stamp) {
+                let c = crate::nn::checkpoint::load::<f32>(&path)?;
+                let t = check(&path, &c.params)?;
+                let acc = meta
+                    .get("metalearn.transfer.source_test_accuracy")
+                    .and_then(|s| s.parse().ok());
+                return Ok((t, format!("{} (reused {})", sel.dataset, path.display()), acc, 0.0));
+            }
+        }
+    }
+    let data = net::load(&sel, "source")?;
+    let shape = [data.train.channels, data.train.height, data.train.width];
+    if shape != target_shape {
+        return Err(TransferError::value(
+            "source.dataset",
+            format!("has {shape:?} images but the target has {target_shape:?}"),
+        ));
+    }
+    let t0 = Instant::now();
+    let classes = data.train.num_classes();
+    let trunk = net.init_trunk(&mut rng_for(cfg.source.seed, 0));
+    let head = net.init_head(classes, &mut rng_for(cfg.source.seed, 1));
+    let idx: Vec<usize> = (0..data.train.n).collect();
+    let steps = cfg.source.epochs * data.train.n.div_ceil(cfg.source.batch_size);
+    if progress {
+        eprintln!(
+            "pretraining {} on {}: {} epochs, {steps} steps",
+            net.describe(),
+            data.describe,
+            cfg.source.epochs
+        );
+    }
+    let (trunk, head) = fit(
+        net,
+        trunk,
+        head,
+        &data.train,
+        &idx,
+        &FitOptions {
+            steps,
+            batch_size: cfg.source.batch_size,
+            lr: cfg.source.lr,
+            freeze_steps: 0,
+        },
+        &mut rng_for(cfg.source.seed, 2),
+    );
+    let acc = net.accuracy(&trunk, &head, &data.test, None);
+    let secs = t0.elapsed().as_secs_f64();
+    if progress {
+        eprintln!(
+            "pretrained in {secs:.1} s: source test accuracy {:.2}%",
+            100.0 * acc
+        );
+    }
+    std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
+    let mut meta = BTreeMap::new();
+    meta.insert(SOURCE_KEY.to_string(), stamp);
+    meta.insert(
+        "metalearn.transfer.source_test_accuracy".to_string(),
+        acc.to_string(),
+    );
+    let mut all = trunk.clone();
+    for (n, t) in head.iter() {
+        all.push(format!("source_{n}"), t.clone());
+    }
+    crate::nn::checkpoint::save(&path, &all, &meta)?;
+    Ok((trunk, data.describe, Some(acc), secs))
+}
+
+use crate::nn::Params;
+
+/// Runs a validated config; `progress` prints progress on stderr.
+pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
+    cfg.validate()?;
+    let t_start = Instant::now();
+    let out_dir = cfg.out_dir();
+    let target = net::load(&cfg.target_sel(), "target")?;
+    let shape = [
+        target.train.channels,
+        target.train.height,
+        target.train.width,
+    ];
+    let net = Net::new(&cfg.model, shape)?;
+    let classes = target.train.num_classes();
+    // Validation split: fixed, disjoint from every label budget.
+    let mut all: Vec<usize> = (0..target.train.n).collect();
+    {
+        use rand::seq::SliceRandom;
+        all.shuffle(&mut rng_for(cfg.target.val_seed, 0));
+    }
+    if cfg.target.val_size >= all.len() {
+        return Err(TransferError::value(
+            "target.val_size",
+            format!("= {} leaves no training pool ({} examples)", cfg.target.val_size, all.len()),
+        ));
+    }
+    let val: Vec<usize> = all[..cfg.target.val_size].to_vec();
+    let mut pool: Vec<usize> = all[cfg.target.val_size..].to_vec();
+    pool.sort_unstable();
+    if let Some(&b) = cfg.budgets.iter().find(|&&b| b > pool.len()) {
+        return Err(TransferError::value(
+            "budgets",
+            format!("contains {b}, more than the {} target training examples available", pool.len()),
+        ));
+    }
+    let needs_source = cfg.strategies.iter().any(|s| s.pretrained());
+    let (pre, source_desc, source_acc, pre_secs) = if needs_source {
+        pretrained_trunk(cfg, &net, shape, &out_dir, progress)?
+    } else {
+        (Params::new(), "none (scratch only)".to_string(), None, 0.0)
+    };
+    let mut jobs = Vec::new();
+    for &budget in &cfg.budgets {
+        for &seed in &cfg.seeds {
+            for &strategy in &cfg.strategies {
+                jobs.push((strategy, budget, seed));
+            }
+        }
+    }
+    let bar = if progress {
+        let b = indicatif::ProgressBar::new(jobs.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "target runs [{elapsed_precise} < {eta_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let freeze = cfg.freeze_steps();
+    let runs: Vec<RunResult> = jobs
+        .par_iter()
+        .map(|&(strategy, budget, seed)| {
+            let t0 = Instant::now();
+            let labelled = label_subset(&pool, &target.train.labels, classes, budget, seed);
+            let trunk = if strategy.pretrained() {
+                pre.clone()
+            } else {
+                net.init_trunk(&mut rng_for(seed, 1))
+            };
+            let head = net.init_head(classes, &mut rng_for(seed, 2));
+            let freeze_steps = match strategy {
+                Strategy::Scratch | Strategy::Finetune => 0,
+                Strategy::LinearProbe => cfg.target.steps,
+                Strategy::FreezeThenFinetune => freeze,
+            };
+            let (trunk, head) = fit(
+                &net,
+                trunk,
+                head,
+                &target.train,
+                &labelled,
+                &FitOptions {
+                    steps: cfg.target.steps,
+                    batch_size: cfg.target.batch_size,
+                    lr: cfg.target.lr,
+                    freeze_steps,
+                },
+                &mut rng_for(seed, 3),
+            );
+            let test_accuracy = net.accuracy(&trunk, &head, &target.test, None);
+            let val_accuracy =
+                (!val.is_empty()).then(|| net.accuracy(&trunk, &head, &target.train, Some(&val)));
+            bar.inc(1);
+            bar.set_message(format!("{} {budget} labels seed {seed}", strategy.name()));
+            RunResult {
+                strategy,
+                budget,
+                seed,
+                test_accuracy,
+                val_accuracy,
+                seconds: t0.elapsed().as_secs_f64(),
+            }
+        })
+        .collect();
+    bar.finish_and_clear();
+    let summary = summarize(&runs, &cfg.strategies, &cfg.budgets);
+    let mut report = TransferReport {
+        name: cfg.name.clone(),
+        model: net.describe(),
+        source: source_desc,
+        source_test_accuracy: source_acc,
+        pretrain_seconds: pre_secs,
+        target: target.describe.clone(),
+        steps: cfg.target.steps,
+        freeze_steps: freeze,
+        runs,
+        summary,
+        total_seconds: 0.0,
+        files: Vec::new(),
+    };
+    report.total_seconds = t_start.elapsed().as_secs_f64();
+    report.files = write_outputs(&report, &out_dir)?;
+    Ok(report)
+}
+
+/// Mean ± CI per (strategy, budget), and the paired gain over scratch.
+pub fn summarize(runs: &[RunResult], strategies: &[Strategy], budgets: &[usize]) -> Vec<SummaryRow> {
+    let mut out = Vec::new();
+    for &b in budgets {
+        let scratch: BTreeMap<u64, f64> = runs
+            .iter()
+            .filter(|r| r.budget == b && r.strategy == Strategy::Scratch)
+            .map(|r| (r.seed, r.test_accuracy))
+            .collect();
+        for &s in strategies {
+            let rs: Vec<&RunResult> = runs
+                .iter()
+                .filter(|r| r.budget == b && r.strategy == s)
+                .collect();
+            let acc: Vec<f64> = rs.iter().map(|r| r.test_accuracy).collect();
+            let gains: Vec<f64> = rs
+                .iter()
+                .filter_map(|r| scratch.get(&r.seed).map(|sc| r.test_accuracy - sc))
+                .collect();
+            out.push(SummaryRow {
+                strategy: s,
+                budget: b,
+                accuracy: mean_ci95(&acc),
+                gain: (s != Strategy::Scratch && !gains.is_empty()).then(|| mean_ci95(&gains)),
+            });
+        }
+    }
+    out
+}
+
+fn write_outputs(report: &TransferReport, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut files = Vec::new();
+    let mut runs = String::from("strategy,budget,seed,test_accuracy,val_accuracy,seconds\n");
+    for r in &report.runs {
+        let _ = writeln!(
+            runs,
+            "{},{},{},{:.6},{},{:.3}",
+            r.strategy.name(),
+            r.budget,
+            r.seed,
+            r.test_accuracy,
+            r.val_accuracy.map_or(String::new(), |v| format!("{v:.6}")),
+            r.seconds
+        );
+    }
+    let mut summary =
+        String::from("strategy,budget,n,mean_accuracy,ci95,gain_vs_scratch,gain_ci95\n");
+    for r in &report.summary {
+        let _ = writeln!(
+            summary,
+            "{},{},{},{:.6},{:.6},{},{}",
+            r.strategy.name(),
+            r.budget,
+            r.accuracy.n,
+            r.accuracy.mean,
+            r.accuracy.ci95,
+            r.gain.as_ref().map_or(String::new(), |g| format!("{:.6}", g.mean)),
+            r.gain.as_ref().map_or(String::new(), |g| format!("{:.6}", g.ci95)),
+        );
+    }
+    let mut plot = crate::mtl::plot::LinePlot::new(
+        &format!("{}: target test accuracy vs labels", report.name),
+        "labelled target examples (log10)",
+        "test accuracy",
+    );
+    let mut strategies: Vec<Strategy> = report.summary.iter().map(|r| r.strategy).collect();
+    strategies.dedup();
+    strategies.sort();
+    strategies.dedup();
+    for s in strategies {
+        let pts = report
+            .summary
+            .iter()
+            .filter(|r| r.strategy == s)
+            .map(|r| ((r.budget as f64).log10(), r.accuracy.mean))
+            .collect();
+        plot.series
+            .push(crate::mtl::plot::Series::new(s.name(), pts));
+    }
+    let json = serde_json::to_string_pretty(report).expect("serialisable");
+    for (name, text) in [
+        ("runs.csv", runs),
+        ("summary.csv", summary),
+        ("accuracy_vs_labels.svg", plot.to_svg()),
+        ("report.json", json),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(io_err(&p))?;
+        files.push(p);
+    }
+    Ok(files)
+}
+
+/// `metalearn transfer --config FILE [--json]`: runs the config, prints the table (or the
+/// report as JSON) and the files written.
+pub fn command(config: &Path, json: bool) -> anyhow::Result<TransferReport> {
+    let cfg = TransferConfig::load(config)?;
+    let report = run(&cfg, !json)?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table());
+        for f in &report.files {
+            println!("wrote {}", f.display());
+        }
+    }
+    Ok(report)
+}
