@@ -317,19 +317,15 @@ fn pool_geom(
 
 struct MaxPoolBackward {
     idx: Arc<[usize]>,
-    /// 2x2 windows at stride 2 (disjoint), where the backward has a one-pass kernel.
-    window2: bool,
 }
 impl<T: Float> Backward<T> for MaxPoolBackward {
     fn name(&self) -> &'static str {
         "max_pool2d"
     }
     fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let shape = ctx.inputs[0].shape();
-        if self.window2 {
-            return vec![Some(max_unpool_2x2(g, self.idx.clone(), shape))];
-        }
-        vec![Some(g.put_add_flat(self.idx.clone(), shape))]
+        vec![Some(
+            g.put_add_flat(self.idx.clone(), ctx.inputs[0].shape()),
+        )]
     }
 }
 
@@ -487,7 +483,6 @@ impl<T: Float> Tensor<T> {
             let shape = vec![self.dim(0), self.dim(1), ho, wo];
             return Tensor::from_op(out, shape, &[self], move || MaxPoolBackward {
                 idx: idx.into(),
-                window2: true,
             });
         }
         for pl in 0..planes {
@@ -513,7 +508,6 @@ impl<T: Float> Tensor<T> {
         let shape = vec![self.dim(0), self.dim(1), ho, wo];
         Tensor::from_op(out, shape, &[self], move || MaxPoolBackward {
             idx: idx.into(),
-            window2: false,
         })
     }
 
@@ -721,36 +715,4 @@ fn max_pool_2x2<T: Float>(
             }
         }
     }
-}
-
-/// The scatter `out[idx[i]] = g[i]` (zero elsewhere) of a 2x2 / stride-2 max-pool's gradient,
-/// written in one sequential pass: the windows are disjoint, so each input pixel is either its
-/// window's arg-max or zero. Recorded as `put_add_flat` (backward: gather at `idx`).
-fn max_unpool_2x2<T: Float>(g: &Tensor<T>, idx: Arc<[usize]>, shape: &[usize]) -> Tensor<T> {
-    let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3]);
-    let (ho, wo) = (g.dim(2), g.dim(3));
-    let gd = g.data();
-    let mut out = Vec::with_capacity(planes * h * w);
-    for pl in 0..planes {
-        for y in 0..h {
-            let oy = y / 2;
-            if oy >= ho {
-                out.extend(std::iter::repeat_n(T::zero(), w));
-                continue;
-            }
-            let row = pl * ho * wo + oy * wo;
-            for x in 0..w {
-                let ox = x / 2;
-                let flat = out.len();
-                out.push(if ox < wo && idx[row + ox] == flat {
-                    gd[row + ox]
-                } else {
-                    T::zero()
-                });
-            }
-        }
-    }
-    Tensor::from_op(out, shape.to_vec(), &[g], || {
-        crate::tensor::index::PutBackward { idx }
-    })
 }

@@ -21,9 +21,8 @@ impl<T: Float> Backward<T> for TakeBackward {
     }
 }
 
-/// The backward of a scatter `out[idx[i]] += x[i]`: gather the upstream gradient at `idx`.
-pub(crate) struct PutBackward {
-    pub(crate) idx: Arc<[usize]>,
+struct PutBackward {
+    idx: Arc<[usize]>,
 }
 impl<T: Float> Backward<T> for PutBackward {
     fn name(&self) -> &'static str {
