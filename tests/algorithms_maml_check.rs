@@ -83,7 +83,7 @@ fn dot(a: &[Tensor<f64>], b: &[Tensor<f64>]) -> f64 {
 fn maml_meta_gradient_matches_finite_differences() {
     let tasks = vec![episode()];
     let mut second = learner(false);
-    let mut first = learner(true);
+    let first = learner(true);
     assert_eq!(second.order(), Order::Second);
     assert_eq!(first.order(), Order::First);
     let theta = second.params().clone();

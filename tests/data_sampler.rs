@@ -23,7 +23,7 @@ fn synthetic(counts: &[usize]) -> ImageDataset {
     }
     let n = labels.len();
     let images = (0..n)
-        .flat_map(|i| std::iter::repeat(i as f32).take(6))
+        .flat_map(|i| std::iter::repeat_n(i as f32, 6))
         .collect();
     ImageDataset::new(
         images,

@@ -113,7 +113,7 @@ pub fn gradgradcheck(
             let mut wrt = leaves.clone();
             wrt.push(w);
             if create {
-                let second = crate::grad(&[hv.clone()], &wrt, false);
+                let second = crate::grad(std::slice::from_ref(&hv), &wrt, false);
                 (hv, second)
             } else {
                 (hv, Vec::new())

@@ -321,7 +321,11 @@ fn bench(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> Res
         });
     }
     if want("w5") {
-        show(if quick { crate::mtl::bench::bench_w5_with(6400, 5).0 } else { crate::mtl::bench::bench_w5() });
+        show(if quick {
+            crate::mtl::bench::bench_w5_with(6400, 5).0
+        } else {
+            crate::mtl::bench::bench_w5()
+        });
     }
     if want("conv") {
         println!("{}", crate::tensor::conv_bench_report());

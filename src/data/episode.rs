@@ -349,10 +349,10 @@ fn fill_episode<D: LabelledData + ?Sized>(data: &D, ep: &mut Episode) {
     } = ep.spec;
     ep.support_y.clear();
     ep.support_y
-        .extend((0..n_way).flat_map(|k| std::iter::repeat(k).take(k_shot)));
+        .extend((0..n_way).flat_map(|k| std::iter::repeat_n(k, k_shot)));
     ep.query_y.clear();
     ep.query_y
-        .extend((0..n_way).flat_map(|k| std::iter::repeat(k).take(q_query)));
+        .extend((0..n_way).flat_map(|k| std::iter::repeat_n(k, q_query)));
 }
 
 fn check_indices<D: LabelledData + ?Sized>(

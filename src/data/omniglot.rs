@@ -649,7 +649,7 @@ impl RotatedDataset {
             }
             class_names.push(format!("{}/rot{:03}", base.class_names[c], (q % 4) * 90));
             examples.extend_from_slice(index.examples(c));
-            labels.extend(std::iter::repeat(k).take(index.examples(c).len()));
+            labels.extend(std::iter::repeat_n(k, index.examples(c).len()));
         }
         Ok(RotatedDataset {
             base,

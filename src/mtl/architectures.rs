@@ -106,13 +106,13 @@ impl<T: Float> MultiTaskModel<T> for Mmoe {
         let mut o: Vec<Owner> = self
             .experts
             .iter()
-            .flat_map(|e| std::iter::repeat(Owner::Shared).take(e.num_params()))
+            .flat_map(|e| std::iter::repeat_n(Owner::Shared, e.num_params()))
             .collect();
         for (t, g) in self.gates.iter().enumerate() {
-            o.extend(std::iter::repeat(Owner::Task(t)).take(g.num_params()));
+            o.extend(std::iter::repeat_n(Owner::Task(t), g.num_params()));
         }
         for (t, h) in self.heads.iter().enumerate() {
-            o.extend(std::iter::repeat(Owner::Task(t)).take(h.num_params()));
+            o.extend(std::iter::repeat_n(Owner::Task(t), h.num_params()));
         }
         o
     }
@@ -221,11 +221,14 @@ impl<T: Float> MultiTaskModel<T> for CrossStitch {
         let t = self.tasks.len();
         let mut o = Vec::new();
         for i in 0..t {
-            o.extend(std::iter::repeat(Owner::Task(i)).take(self.column.num_params()));
+            o.extend(std::iter::repeat_n(
+                Owner::Task(i),
+                self.column.num_params(),
+            ));
         }
-        o.extend(std::iter::repeat(Owner::Shared).take(self.column.stage_ends()));
+        o.extend(std::iter::repeat_n(Owner::Shared, self.column.stage_ends()));
         for (i, h) in self.heads.iter().enumerate() {
-            o.extend(std::iter::repeat(Owner::Task(i)).take(h.num_params()));
+            o.extend(std::iter::repeat_n(Owner::Task(i), h.num_params()));
         }
         o
     }

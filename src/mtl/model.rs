@@ -562,7 +562,7 @@ impl<T: Float> MultiTaskModel<T> for HardSharing {
     fn owners(&self) -> Vec<Owner> {
         let mut o = vec![Owner::Shared; self.trunk.num_params()];
         for (t, h) in self.heads.iter().enumerate() {
-            o.extend(std::iter::repeat(Owner::Task(t)).take(h.num_params()));
+            o.extend(std::iter::repeat_n(Owner::Task(t), h.num_params()));
         }
         o
     }

@@ -439,7 +439,7 @@ impl<T: Float> AdamCore<T> {
                 let (second, third) = rest.split_at_mut(1);
                 let m = &mut first[0][i];
                 let v = &mut second[0][i];
-                let mut vmax = third.first_mut().map(|b| &mut b[i]);
+                let vmax = third.first_mut().map(|b| &mut b[i]);
                 // Weight decay first (its own pass), so that the moment loops below carry no
                 // branches and vectorise.
                 let decayed: Vec<T>;
@@ -461,7 +461,7 @@ impl<T: Float> AdamCore<T> {
                     *mj += one_m_b1 * (gj - *mj);
                     *vj = *vj * beta2 + one_m_b2 * gj * gj;
                 }
-                let second_moment: &[T] = match vmax.as_deref_mut() {
+                let second_moment: &[T] = match vmax {
                     Some(vm) if amsgrad => {
                         vm.iter_mut()
                             .zip(v.iter())

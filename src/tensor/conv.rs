@@ -666,16 +666,6 @@ pub fn conv_bench_report() -> String {
     report
 }
 
-#[cfg(test)]
-mod tests {
-    /// `cargo test --release --lib conv_bench -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn conv_bench() {
-        println!("{}", super::conv_bench_report());
-    }
-}
-
 /// The common 2x2 / stride 2 max-pool, branch-free: each window's four values are compared in
 /// row-major order with strict `>`, so ties go to the first maximum (as PyTorch).
 #[allow(clippy::too_many_arguments)]
@@ -714,5 +704,15 @@ fn max_pool_2x2<T: Float>(
                 idx.push(r0 + 2 * ox + k);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `cargo test --release --lib conv_bench -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn conv_bench() {
+        println!("{}", super::conv_bench_report());
     }
 }

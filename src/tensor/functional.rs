@@ -323,11 +323,9 @@ fn normalize_grad_recorded<T: Float>(
     let mg = g.channel_sum().mul_scalar(-inv_m);
     let mgh = g.mul(xhat).channel_sum().mul_scalar(-inv_m);
     // (g - mean_c(g) - xhat * mean_c(g * xhat)) * inv_std
-    let gx = xhat
-        .channel_affine(&mgh, &mg)
+    xhat.channel_affine(&mgh, &mg)
         .add(g)
-        .channel_affine(&inv_std, &zeros);
-    gx
+        .channel_affine(&inv_std, &zeros)
 }
 
 struct ChannelAffineBackward;

@@ -225,7 +225,7 @@ fn min_norm_exact(g: &[Vec<f64>]) -> Option<Vec<f64>> {
             .flat_map(|i| (0..t).map(move |j| (i, j)))
             .map(|(i, j)| w[i] * w[j] * g[i][j])
             .sum();
-        if best.as_ref().map_or(true, |(bv, _)| val < *bv - 1e-15) {
+        if best.as_ref().is_none_or(|(bv, _)| val < *bv - 1e-15) {
             best = Some((val, w));
         }
     }
