@@ -1,5 +1,809 @@
-//! Hyper-parameter search (in progress).
-/// stub
-pub fn command(_config: &std::path::Path, _workers: Option<usize>, _json: bool) -> anyhow::Result<()> {
-    anyhow::bail!("search: not yet implemented")
+//! Model selection: grid, random and successive-halving search over any key of a run config
+//! (`metalearn search --config FILE`, see `configs/search/`).
+//!
+//! ```toml
+//! base = "../fewshot/maml-sinusoid.toml"   # relative to this file; a `metalearn train`,
+//! kind = "train"                          # `mtl` or `transfer` config (kind = train|mtl|transfer)
+//! method = "halving"                      # grid | random | halving
+//! trials = 9                              # random / halving: configs sampled (halving: 0 = the grid)
+//! seed = 0                                # of the sampling
+//! seeds = [0]                             # run seeds of every config (score = mean); default: the base's
+//! workers = 2                             # trials in parallel (0 = one per core)
+//! out_dir = "runs/search/maml-sinusoid"
+//! min_budget = 100                        # halving: budget of the first rung, times eta per rung,
+//! max_budget = 900                        # up to max_budget (grid / random: the budget of all trials)
+//! eta = 3                                 # halving: keep the top 1/eta of each rung
+//! # budget_key = "train.iterations"       # default: train.iterations | train.epochs | target.steps
+//!
+//! [fixed]                                 # overrides of every trial
+//! "train.val_every" = 0
+//!
+//! [space]
+//! "algorithm.inner_lr" = { log_uniform = [0.001, 0.1] }
+//! "algorithm.inner_steps" = { values = [1, 2, 5] }
+//! # "backbone.filters" = { range = [16, 64, 16] }
+//! ```
+//!
+//! Every key of `[space]`, `[fixed]` and the budget is applied to the base document and the
+//! result parsed as the run config (unknown keys, wrong types and out-of-range values are
+//! rejected) for every listed value and interval end, before any trial runs.
+//!
+//! Trials are scored on the run's validation data (few-shot: the fixed validation episodes,
+//! best validation metric of the run; multi-task: the last 10% of the training set; transfer:
+//! `target.val_size` held-out target examples). Each finished trial is stored as
+//! `<out_dir>/trials/<key>.json`, `key` hashing the base config, the overrides, the budget and
+//! the seed; `trials.csv` is rewritten after each trial. A restarted search skips recorded
+//! trials. The best config, at the final budget, is written as `<out_dir>/best.toml` (a config
+//! of the base's kind, e.g. accepted by `metalearn train`), with `search_trials.svg`.
+
+pub mod error;
+pub mod objective;
+pub mod space;
+
+pub use error::{Result, SearchError};
+pub use objective::{FewShot, MultiTask, Objective, Transfer};
+pub use space::{flatten_space, get_dotted, set_dotted, Dim};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+use toml::Value;
+
+/// The config family of the base.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `metalearn train` run configs.
+    #[default]
+    Train,
+    /// `metalearn mtl` configs.
+    Mtl,
+    /// `metalearn transfer` configs.
+    Transfer,
+}
+
+/// The search method.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Every combination of the values.
+    #[default]
+    Grid,
+    /// `trials` random combinations.
+    Random,
+    /// Successive halving: rungs of growing budget, the top 1/eta kept.
+    Halving,
+}
+
+fn default_eta() -> usize {
+    3
+}
+
+/// A search config (see the module documentation).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// The base config (relative to the search config's folder).
+    pub base: PathBuf,
+    /// Its family.
+    #[serde(default)]
+    pub kind: Kind,
+    /// grid, random or halving.
+    #[serde(default)]
+    pub method: Method,
+    /// Configs sampled (random, halving; 0 for halving = the whole grid).
+    #[serde(default)]
+    pub trials: usize,
+    /// Seed of the sampling.
+    #[serde(default)]
+    pub seed: u64,
+    /// Run seeds of every config (empty: the base's seed).
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// Output folder (default `runs/search/<config file stem>`).
+    #[serde(default)]
+    pub out_dir: Option<PathBuf>,
+    /// Trials run in parallel (0: one per core).
+    #[serde(default)]
+    pub workers: usize,
+    /// The key a budget sets (default by kind).
+    #[serde(default)]
+    pub budget_key: Option<String>,
+    /// Halving: the first rung's budget.
+    #[serde(default)]
+    pub min_budget: Option<usize>,
+    /// Halving: the largest budget (default: the base's value); grid / random: every trial's.
+    #[serde(default)]
+    pub max_budget: Option<usize>,
+    /// Halving: budget factor and 1/keep-fraction between rungs (3).
+    #[serde(default = "default_eta")]
+    pub eta: usize,
+    /// Overrides of every trial (dotted keys).
+    #[serde(default)]
+    pub fixed: toml::Table,
+    /// The search space (dotted keys).
+    pub space: toml::Table,
+}
+
+impl SearchConfig {
+    /// Parses TOML text.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|e| SearchError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+}
+
+/// One finished trial (`<out_dir>/trials/<key>.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrialRecord {
+    /// Hash of base, overrides, budget and seed.
+    pub key: String,
+    /// Index of the config among the candidates.
+    pub candidate: usize,
+    /// Halving rung (0 otherwise).
+    pub rung: usize,
+    /// The budget set, if any.
+    pub budget: Option<usize>,
+    /// The run seed set, if any.
+    pub seed: Option<u64>,
+    /// The space values.
+    pub overrides: BTreeMap<String, Value>,
+    /// The score (`None` when the trial failed).
+    pub score: Option<f64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// One rung: its budget and every candidate's mean score.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Rung {
+    /// The budget (`None`: the base's).
+    pub budget: Option<usize>,
+    /// `(candidate, mean score over seeds)`, best first; `None` = failed.
+    pub scores: Vec<(usize, Option<f64>)>,
+    /// Candidates promoted to the next rung.
+    pub kept: Vec<usize>,
+}
+
+/// What [`search`] did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SearchReport {
+    /// The method.
+    pub method: Method,
+    /// The score's name.
+    pub metric: String,
+    /// Whether higher is better.
+    pub maximize: bool,
+    /// The searched keys.
+    pub keys: Vec<String>,
+    /// The candidate configs.
+    pub candidates: Vec<BTreeMap<String, Value>>,
+    /// The rungs (one for grid and random).
+    pub rungs: Vec<Rung>,
+    /// This search's trials, in plan order.
+    pub trials: Vec<TrialRecord>,
+    /// Trials run by this process.
+    pub ran: usize,
+    /// Trials found recorded and skipped.
+    pub reused: usize,
+    /// The best candidate.
+    pub best: usize,
+    /// Its score (at the last rung).
+    pub best_score: f64,
+    /// The budget `best.toml` carries.
+    pub best_budget: Option<usize>,
+    /// `<out_dir>/best.toml`.
+    pub best_toml: PathBuf,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+impl SearchReport {
+    /// The results table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:?} search, {} candidates, metric {} ({}), {} trials run, {} reused",
+            self.method,
+            self.candidates.len(),
+            self.metric,
+            if self.maximize {
+                "higher is better"
+            } else {
+                "lower is better"
+            },
+            self.ran,
+            self.reused
+        );
+        for (r, rung) in self.rungs.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "rung {r} (budget {}):",
+                rung.budget.map_or("base".into(), |b| b.to_string())
+            );
+            let _ = writeln!(
+                s,
+                "  {:>4} {:>5} {:>12}  {}",
+                "rank",
+                "cand",
+                self.metric,
+                self.keys.join("  ")
+            );
+            for (rank, (c, sc)) in rung.scores.iter().enumerate() {
+                let vals: Vec<String> = self
+                    .keys
+                    .iter()
+                    .map(|k| self.candidates[*c].get(k).map_or("-".into(), space::show))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "  {:>4} {:>5} {:>12}  {}{}",
+                    rank + 1,
+                    c,
+                    sc.map_or("failed".into(), |v| format!("{v:.5}")),
+                    vals.join("  "),
+                    if rung.kept.contains(c) && r + 1 < self.rungs.len() {
+                        "  -> kept"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        let vals: Vec<String> = self
+            .keys
+            .iter()
+            .map(|k| format!("{k} = {}", space::show(&self.candidates[self.best][k])))
+            .collect();
+        let _ = writeln!(
+            s,
+            "best: candidate {} ({}), {} = {:.5} -> {}",
+            self.best,
+            vals.join(", "),
+            self.metric,
+            self.best_score,
+            self.best_toml.display()
+        );
+        s
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SearchError + '_ {
+    move |source| SearchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn trial_key(
+    base: &Value,
+    point: &BTreeMap<String, Value>,
+    budget: Option<usize>,
+    seed: Option<u64>,
+) -> String {
+    let text = serde_json::to_string(&(base, point, budget, seed)).expect("serialisable");
+    let h = Sha256::digest(text.as_bytes());
+    h.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+fn cartesian(
+    keys: &[String],
+    dims: &BTreeMap<String, Dim>,
+) -> Option<Vec<BTreeMap<String, Value>>> {
+    let mut out = vec![BTreeMap::new()];
+    for k in keys {
+        let vals = dims[k].grid()?;
+        out = out
+            .into_iter()
+            .flat_map(|p| {
+                vals.iter().map(move |v| {
+                    let mut q = p.clone();
+                    q.insert(k.clone(), v.clone());
+                    q
+                })
+            })
+            .collect();
+    }
+    Some(out)
+}
+
+/// The rung budgets of successive halving: `min, min*eta, ...` up to `max`.
+pub fn rung_budgets(min: usize, max: usize, eta: usize) -> Vec<usize> {
+    let mut v = vec![min];
+    while let Some(&b) = v.last() {
+        match b.checked_mul(eta) {
+            Some(n) if n <= max => v.push(n),
+            _ => break,
+        }
+    }
+    v
+}
+
+/// How many of `n` candidates a rung keeps: `max(1, n / eta)`.
+pub fn keep_count(n: usize, eta: usize) -> usize {
+    (n / eta).max(1)
+}
+
+/// Runs a search of `cfg` over the `base` document with `objective`, in `out_dir`; `progress`
+/// prints a line per trial on stderr. Every key is validated before any trial runs.
+pub fn search(
+    cfg: &SearchConfig,
+    base: &Value,
+    objective: &dyn Objective,
+    out_dir: &Path,
+    progress: bool,
+) -> Result<SearchReport> {
+    // ---- validation, before any trial ----
+    objective
+        .check(base)
+        .map_err(|e| SearchError::value("base", format!("does not load: {e}")))?;
+    if cfg.eta < 2 {
+        return Err(SearchError::value(
+            "eta",
+            format!("= {} must be at least 2", cfg.eta),
+        ));
+    }
+    let mut fixed_doc = base.clone();
+    for (k, v) in flatten_space(&cfg.fixed) {
+        set_dotted(&mut fixed_doc, &k, v.clone())?;
+        objective
+            .check(&fixed_doc)
+            .map_err(|e| SearchError::Space {
+                key: format!("fixed.{k}"),
+                reason: format!("= {} is rejected: {e}", space::show(&v)),
+            })?;
+    }
+    let flat = flatten_space(&cfg.space);
+    if flat.is_empty() {
+        return Err(SearchError::value(
+            "space",
+            "is empty: give at least one key to search",
+        ));
+    }
+    let mut dims = BTreeMap::new();
+    for (k, spec) in &flat {
+        let d = Dim::parse(k, spec, get_dotted(&fixed_doc, k))?;
+        for probe in d.probes() {
+            let mut doc = fixed_doc.clone();
+            set_dotted(&mut doc, k, probe.clone())?;
+            objective.check(&doc).map_err(|e| SearchError::Space {
+                key: k.clone(),
+                reason: format!(
+                    "= {} is rejected by the base config: {e}",
+                    space::show(&probe)
+                ),
+            })?;
+        }
+        dims.insert(k.clone(), d);
+    }
+    let keys: Vec<String> = dims.keys().cloned().collect();
+    let budget_key = cfg
+        .budget_key
+        .clone()
+        .unwrap_or_else(|| objective.budget_key().to_string());
+    let budgets: Vec<Option<usize>> = match cfg.method {
+        Method::Halving => {
+            let min = cfg.min_budget.ok_or_else(|| {
+                SearchError::value("min_budget", "is required by method = \"halving\"")
+            })?;
+            let max = match cfg.max_budget {
+                Some(m) => m,
+                None => get_dotted(&fixed_doc, &budget_key)
+                    .and_then(Value::as_integer)
+                    .map(|i| i as usize)
+                    .ok_or_else(|| {
+                        SearchError::value(
+                            "max_budget",
+                            format!("is required: the base has no integer `{budget_key}`"),
+                        )
+                    })?,
+            };
+            if min == 0 || max < min {
+                return Err(SearchError::value(
+                    "min_budget",
+                    format!("= {min} must be >= 1 and at most max_budget = {max}"),
+                ));
+            }
+            rung_budgets(min, max, cfg.eta)
+                .into_iter()
+                .map(Some)
+                .collect()
+        }
+        _ => {
+            if cfg.min_budget.is_some() {
+                return Err(SearchError::value(
+                    "min_budget",
+                    "only applies to method = \"halving\"",
+                ));
+            }
+            vec![cfg.max_budget]
+        }
+    };
+    for b in budgets.iter().flatten() {
+        let mut doc = fixed_doc.clone();
+        set_dotted(&mut doc, &budget_key, Value::Integer(*b as i64))?;
+        objective.check(&doc).map_err(|e| SearchError::Space {
+            key: budget_key.clone(),
+            reason: format!("(the budget) = {b} is rejected: {e}"),
+        })?;
+    }
+    let grid = cartesian(&keys, &dims);
+    let candidates: Vec<BTreeMap<String, Value>> = match (cfg.method, cfg.trials, grid) {
+        (Method::Grid, _, Some(g)) => g,
+        (Method::Grid, _, None) => {
+            return Err(SearchError::value(
+                "method",
+                "= \"grid\" cannot enumerate a `log_uniform` key; use values or range, or method = \"random\" / \"halving\" with `trials`",
+            ))
+        }
+        (Method::Halving, 0, Some(g)) => g,
+        (_, 0, _) => {
+            return Err(SearchError::value("trials", "must be at least 1 for random sampling"))
+        }
+        (_, n, _) => {
+            let mut rng = crate::data::seeded_rng(cfg.seed);
+            let mut seen = std::collections::HashSet::new();
+            let mut out = Vec::new();
+            let mut tries = 0;
+            while out.len() < n && tries < 100 * n {
+                tries += 1;
+                let p: BTreeMap<String, Value> =
+                    keys.iter().map(|k| (k.clone(), dims[k].sample(&mut rng))).collect();
+                if seen.insert(serde_json::to_string(&p).expect("serialisable")) {
+                    out.push(p);
+                }
+            }
+            out
+        }
+    };
+    // ---- trials ----
+    let trials_dir = out_dir.join("trials");
+    std::fs::create_dir_all(&trials_dir).map_err(io(&trials_dir))?;
+    let mut recorded: HashMap<String, TrialRecord> = HashMap::new();
+    for e in std::fs::read_dir(&trials_dir)
+        .map_err(io(&trials_dir))?
+        .flatten()
+    {
+        if e.path().extension().is_some_and(|x| x == "json") {
+            if let Ok(r) = std::fs::read_to_string(e.path())
+                .map_err(|_| ())
+                .and_then(|t| serde_json::from_str::<TrialRecord>(&t).map_err(|_| ()))
+            {
+                recorded.insert(r.key.clone(), r);
+            }
+        }
+    }
+    let seeds: Vec<Option<u64>> = if cfg.seeds.is_empty() {
+        vec![None]
+    } else {
+        cfg.seeds.iter().map(|&s| Some(s)).collect()
+    };
+    let workers = if cfg.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cfg.workers
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .map_err(|e| SearchError::value("workers", e.to_string()))?;
+    let doc_for = |point: &BTreeMap<String, Value>,
+                   budget: Option<usize>,
+                   seed: Option<u64>|
+     -> Result<Value> {
+        let mut doc = fixed_doc.clone();
+        for (k, v) in point {
+            set_dotted(&mut doc, k, v.clone())?;
+        }
+        if let Some(b) = budget {
+            set_dotted(&mut doc, &budget_key, Value::Integer(b as i64))?;
+        }
+        if let Some(s) = seed {
+            objective.set_seed(&mut doc, s);
+        }
+        Ok(doc)
+    };
+    let all_trials: Mutex<Vec<TrialRecord>> = Mutex::new(Vec::new());
+    let csv_path = out_dir.join("trials.csv");
+    let (mut ran, mut reused) = (0, 0);
+    let mut rungs = Vec::new();
+    let mut alive: Vec<usize> = (0..candidates.len()).collect();
+    let write_csv = |records: &[TrialRecord]| -> Result<()> {
+        let mut s = String::from("key,rung,candidate,budget,seed");
+        for k in &keys {
+            s.push(',');
+            s.push_str(&csv_field(k));
+        }
+        s.push_str(",score,status,seconds\n");
+        for r in records {
+            let _ = write!(
+                s,
+                "{},{},{},{},{}",
+                r.key,
+                r.rung,
+                r.candidate,
+                r.budget.map_or(String::new(), |b| b.to_string()),
+                r.seed.map_or(String::new(), |b| b.to_string())
+            );
+            for k in &keys {
+                s.push(',');
+                s.push_str(&csv_field(
+                    &r.overrides.get(k).map_or(String::new(), space::show),
+                ));
+            }
+            let _ = writeln!(
+                s,
+                ",{},{},{:.3}",
+                r.score.map_or(String::new(), |v| format!("{v}")),
+                csv_field(r.error.as_deref().map_or("ok", |e| e)),
+                r.seconds
+            );
+        }
+        std::fs::write(&csv_path, s).map_err(io(&csv_path))
+    };
+    for (ri, &budget) in budgets.iter().enumerate() {
+        let mut jobs = Vec::new();
+        for &c in &alive {
+            for &seed in &seeds {
+                let doc = doc_for(&candidates[c], budget, seed)?;
+                let key = trial_key(&doc, &candidates[c], budget, seed);
+                jobs.push((c, seed, doc, key));
+            }
+        }
+        let todo: Vec<&(usize, Option<u64>, Value, String)> = jobs
+            .iter()
+            .filter(|j| !recorded.contains_key(&j.3))
+            .collect();
+        reused += jobs.len() - todo.len();
+        ran += todo.len();
+        {
+            let mut a = all_trials.lock().expect("not poisoned");
+            for j in &jobs {
+                if let Some(r) = recorded.get(&j.3) {
+                    a.push(r.clone());
+                }
+            }
+        }
+        let fresh: Vec<Result<TrialRecord>> = pool.install(|| {
+            todo.par_iter()
+                .map(|(c, seed, doc, key)| {
+                    let t0 = Instant::now();
+                    let run_dir = out_dir.join("runs").join(key);
+                    let res = objective.run(doc, &run_dir);
+                    let (score, error) = match res {
+                        Ok(s) if s.is_finite() => (Some(s), None),
+                        Ok(s) => (None, Some(format!("score {s}"))),
+                        Err(e) => (None, Some(e)),
+                    };
+                    let rec = TrialRecord {
+                        key: key.clone(),
+                        candidate: *c,
+                        rung: ri,
+                        budget,
+                        seed: *seed,
+                        overrides: candidates[*c].clone(),
+                        score,
+                        error,
+                        seconds: t0.elapsed().as_secs_f64(),
+                    };
+                    let p = trials_dir.join(format!("{key}.json"));
+                    std::fs::write(
+                        &p,
+                        serde_json::to_string_pretty(&rec).expect("serialisable"),
+                    )
+                    .map_err(io(&p))?;
+                    let mut a = all_trials.lock().expect("not poisoned");
+                    a.push(rec.clone());
+                    write_csv(&a)?;
+                    if progress {
+                        eprintln!(
+                            "trial {key} rung {ri} budget {} cand {c} {}: {}",
+                            budget.map_or("base".into(), |b| b.to_string()),
+                            serde_json::to_string(&rec.overrides).unwrap_or_default(),
+                            rec.score.map_or_else(
+                                || format!("failed: {}", rec.error.as_deref().unwrap_or("")),
+                                |s| format!("{} = {s:.5}", objective.metric())
+                            )
+                        );
+                    }
+                    Ok(rec)
+                })
+                .collect()
+        });
+        for r in fresh {
+            let r = r?;
+            recorded.insert(r.key.clone(), r);
+        }
+        write_csv(&all_trials.lock().expect("not poisoned"))?;
+        let mut scores: Vec<(usize, Option<f64>)> = alive
+            .iter()
+            .map(|&c| {
+                let s: Option<Vec<f64>> = jobs
+                    .iter()
+                    .filter(|j| j.0 == c)
+                    .map(|j| recorded[&j.3].score)
+                    .collect();
+                (c, s.map(|v| v.iter().sum::<f64>() / v.len() as f64))
+            })
+            .collect();
+        let max = objective.maximize();
+        scores.sort_by(|a, b| match (a.1, b.1) {
+            (Some(x), Some(y)) => {
+                let o = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+                (if max { o.reverse() } else { o }).then(a.0.cmp(&b.0))
+            }
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.0.cmp(&b.0),
+        });
+        let kept: Vec<usize> = scores
+            .iter()
+            .take(keep_count(scores.len(), cfg.eta))
+            .map(|s| s.0)
+            .collect();
+        rungs.push(Rung {
+            budget,
+            scores: scores.clone(),
+            kept: kept.clone(),
+        });
+        alive = kept;
+    }
+    let trials = all_trials.into_inner().expect("not poisoned");
+    let last = rungs.last().expect("at least one rung");
+    let (best, best_score) = match last.scores.first() {
+        Some(&(c, Some(s))) => (c, s),
+        _ => {
+            let first = trials
+                .iter()
+                .find_map(|t| t.error.clone())
+                .unwrap_or_else(|| "none".into());
+            return Err(SearchError::NoTrial(first));
+        }
+    };
+    let best_budget = last.budget;
+    let mut best_doc = doc_for(&candidates[best], best_budget, None)?;
+    if let Some(k) = objective.out_dir_key() {
+        set_dotted(
+            &mut best_doc,
+            k,
+            Value::String(out_dir.join("best").to_string_lossy().into_owned()),
+        )?;
+    }
+    objective
+        .check(&best_doc)
+        .map_err(|e| SearchError::value("best.toml", format!("does not load: {e}")))?;
+    let best_toml = out_dir.join("best.toml");
+    let mut text = format!(
+        "# best config of `metalearn search` ({:?}, {} = {best_score:.6})\n",
+        cfg.method,
+        objective.metric()
+    );
+    for k in &keys {
+        let _ = writeln!(text, "#   {k} = {}", space::show(&candidates[best][k]));
+    }
+    text.push_str(
+        &toml::to_string(&best_doc).map_err(|e| SearchError::value("best.toml", e.to_string()))?,
+    );
+    std::fs::write(&best_toml, text).map_err(io(&best_toml))?;
+    let mut plot = crate::mtl::plot::LinePlot::new(
+        "search trials: score by rank within each rung",
+        "rank",
+        &objective.metric(),
+    );
+    for (r, rung) in rungs.iter().enumerate() {
+        let pts = rung
+            .scores
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, s))| s.map(|s| ((i + 1) as f64, s)))
+            .collect();
+        plot.series.push(crate::mtl::plot::Series::new(
+            &format!(
+                "rung {r} (budget {})",
+                rung.budget.map_or("base".into(), |b| b.to_string())
+            ),
+            pts,
+        ));
+    }
+    let svg = out_dir.join("search_trials.svg");
+    std::fs::write(&svg, plot.to_svg()).map_err(io(&svg))?;
+    let mut report = SearchReport {
+        method: cfg.method,
+        metric: objective.metric(),
+        maximize: objective.maximize(),
+        keys,
+        candidates,
+        rungs,
+        trials,
+        ran,
+        reused,
+        best,
+        best_score,
+        best_budget,
+        best_toml: best_toml.clone(),
+        files: vec![csv_path, best_toml, svg],
+    };
+    let rp = out_dir.join("search.json");
+    report.files.push(rp.clone());
+    std::fs::write(
+        &rp,
+        serde_json::to_string_pretty(&report).expect("serialisable"),
+    )
+    .map_err(io(&rp))?;
+    Ok(report)
+}
+
+/// Loads a search config and its base, and builds the objective: `(config, base document,
+/// objective, out_dir)`. Nothing runs.
+pub fn load(path: &Path) -> Result<(SearchConfig, Value, Box<dyn Objective>, PathBuf)> {
+    let text = std::fs::read_to_string(path).map_err(|source| SearchError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let cfg = SearchConfig::from_toml_str(&text, path)?;
+    let base_path = match path.parent() {
+        Some(d) if cfg.base.is_relative() && d.join(&cfg.base).exists() => d.join(&cfg.base),
+        _ => cfg.base.clone(),
+    };
+    let base_text = std::fs::read_to_string(&base_path).map_err(|source| SearchError::Read {
+        path: base_path.clone(),
+        source,
+    })?;
+    let base: Value = toml::from_str(&base_text).map_err(|e| SearchError::Parse {
+        path: base_path.clone(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let objective: Box<dyn Objective> = match cfg.kind {
+        Kind::Train => Box::new(
+            FewShot::new(&base_path, &base)
+                .map_err(|e| SearchError::value("base", format!("does not load: {e}")))?,
+        ),
+        Kind::Mtl => Box::new(MultiTask {
+            origin: base_path.clone(),
+        }),
+        Kind::Transfer => Box::new(Transfer {
+            origin: base_path.clone(),
+        }),
+    };
+    let out_dir = cfg
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs/search").join(path.file_stem().unwrap_or_default()));
+    Ok((cfg, base, objective, out_dir))
+}
+
+/// `metalearn search --config FILE [--workers N] [--json]`.
+pub fn command(config: &Path, workers: Option<usize>, json: bool) -> anyhow::Result<SearchReport> {
+    let (mut cfg, base, objective, out_dir) = load(config)?;
+    if let Some(w) = workers {
+        cfg.workers = w;
+    }
+    let report = search(&cfg, &base, objective.as_ref(), &out_dir, !json)?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table());
+        for f in &report.files {
+            println!("wrote {}", f.display());
+        }
+    }
+    Ok(report)
 }

@@ -351,7 +351,10 @@ impl TransferConfig {
             return Err(v("seeds", "is empty: give at least one seed".into()));
         }
         if self.budgets.is_empty() {
-            return Err(v("budgets", "is empty: give at least one label budget".into()));
+            return Err(v(
+                "budgets",
+                "is empty: give at least one label budget".into(),
+            ));
         }
         if let Some(b) = self.budgets.iter().find(|&&b| b == 0) {
             return Err(v("budgets", format!("contains {b}: budgets must be >= 1")));
@@ -362,10 +365,17 @@ impl TransferConfig {
         let pretrained = self.strategies.iter().any(|s| s.pretrained());
         match (&self.source.dataset, &self.source.checkpoint) {
             (Some(_), Some(_)) => {
-                return Err(v("source", "give either `dataset` (pretrain) or `checkpoint` (a saved trunk), not both".into()))
+                return Err(v(
+                    "source",
+                    "give either `dataset` (pretrain) or `checkpoint` (a saved trunk), not both"
+                        .into(),
+                ))
             }
             (None, None) if pretrained => {
-                return Err(v("source", "needs `dataset` (to pretrain) or `checkpoint` (a saved trunk)".into()))
+                return Err(v(
+                    "source",
+                    "needs `dataset` (to pretrain) or `checkpoint` (a saved trunk)".into(),
+                ))
             }
             _ => {}
         }
@@ -410,7 +420,10 @@ impl TransferConfig {
         }
         match self.model.arch {
             Arch::Mlp if self.model.hidden.is_empty() || self.model.hidden.contains(&0) => {
-                return Err(v("model.hidden", "needs at least one layer, all widths >= 1".into()))
+                return Err(v(
+                    "model.hidden",
+                    "needs at least one layer, all widths >= 1".into(),
+                ))
             }
             Arch::Conv4 if self.model.filters == 0 => {
                 return Err(v("model.filters", "must be at least 1".into()))

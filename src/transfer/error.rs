@@ -39,7 +39,7 @@ pub enum TransferError {
         path: PathBuf,
         /// The loader's error.
         #[source]
-        source: crate::data::DataError,
+        source: Box<crate::data::DataError>,
     },
     /// A checkpoint cannot be read or written, or does not fit the model.
     #[error(transparent)]

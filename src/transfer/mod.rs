@@ -169,7 +169,13 @@ fn rng_for(seed: u64, stream: u64) -> rand_chacha::ChaCha8Rng {
 
 /// The labelled subsets: per class a seeded shuffle of the pool, then classes taken in turn,
 /// so every budget is class-balanced and a smaller budget is a subset of a larger one.
-pub fn label_subset(pool: &[usize], labels: &[usize], classes: usize, budget: usize, seed: u64) -> Vec<usize> {
+pub fn label_subset(
+    pool: &[usize],
+    labels: &[usize],
+    classes: usize,
+    budget: usize,
+    seed: u64,
+) -> Vec<usize> {
     use rand::seq::SliceRandom;
     let mut per: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for &i in pool {
@@ -246,7 +252,12 @@ fn pretrained_trunk(
                 let acc = meta
                     .get("metalearn.transfer.source_test_accuracy")
                     .and_then(|s| s.parse().ok());
-                return Ok((t, format!("{} (reused {})", sel.dataset, path.display()), acc, 0.0));
+                return Ok((
+                    t,
+                    format!("{} (reused {})", sel.dataset, path.display()),
+                    acc,
+                    0.0,
+                ));
             }
         }
     }
@@ -333,7 +344,11 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
     if cfg.target.val_size >= all.len() {
         return Err(TransferError::value(
             "target.val_size",
-            format!("= {} leaves no training pool ({} examples)", cfg.target.val_size, all.len()),
+            format!(
+                "= {} leaves no training pool ({} examples)",
+                cfg.target.val_size,
+                all.len()
+            ),
         ));
     }
     let val: Vec<usize> = all[..cfg.target.val_size].to_vec();
@@ -342,7 +357,10 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
     if let Some(&b) = cfg.budgets.iter().find(|&&b| b > pool.len()) {
         return Err(TransferError::value(
             "budgets",
-            format!("contains {b}, more than the {} target training examples available", pool.len()),
+            format!(
+                "contains {b}, more than the {} target training examples available",
+                pool.len()
+            ),
         ));
     }
     let needs_source = cfg.strategies.iter().any(|s| s.pretrained());
@@ -439,7 +457,11 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
 }
 
 /// Mean ± CI per (strategy, budget), and the paired gain over scratch.
-pub fn summarize(runs: &[RunResult], strategies: &[Strategy], budgets: &[usize]) -> Vec<SummaryRow> {
+pub fn summarize(
+    runs: &[RunResult],
+    strategies: &[Strategy],
+    budgets: &[usize],
+) -> Vec<SummaryRow> {
     let mut out = Vec::new();
     for &b in budgets {
         let scratch: BTreeMap<u64, f64> = runs
@@ -495,8 +517,12 @@ fn write_outputs(report: &TransferReport, dir: &Path) -> Result<Vec<PathBuf>> {
             r.accuracy.n,
             r.accuracy.mean,
             r.accuracy.ci95,
-            r.gain.as_ref().map_or(String::new(), |g| format!("{:.6}", g.mean)),
-            r.gain.as_ref().map_or(String::new(), |g| format!("{:.6}", g.ci95)),
+            r.gain
+                .as_ref()
+                .map_or(String::new(), |g| format!("{:.6}", g.mean)),
+            r.gain
+                .as_ref()
+                .map_or(String::new(), |g| format!("{:.6}", g.ci95)),
         );
     }
     let mut plot = crate::mtl::plot::LinePlot::new(

@@ -49,7 +49,7 @@ pub fn load(sel: &DataSel, what: &'static str) -> Result<TaskData> {
     let derr = |source| TransferError::Data {
         what,
         path: path.clone(),
-        source,
+        source: Box::new(source),
     };
     let (train, test) = match sel.dataset.as_str() {
         "mnist" | "fashion-mnist" => {
@@ -99,7 +99,10 @@ pub fn load(sel: &DataSel, what: &'static str) -> Result<TaskData> {
     if let Some(&c) = classes.iter().find(|&&c| c >= total) {
         return Err(TransferError::value(
             &format!("{what}.classes"),
-            format!("class {c} out of range: `{}` has {total} classes", sel.dataset),
+            format!(
+                "class {c} out of range: `{}` has {total} classes",
+                sel.dataset
+            ),
         ));
     }
     let (train, test) = if classes.len() == total {
@@ -199,9 +202,13 @@ impl Net {
     pub fn init_head(&self, classes: usize, rng: &mut dyn rand::RngCore) -> Params<f32> {
         let d = self.feat_dim;
         let bound = 1.0 / (d as f32).sqrt();
-        let mut u = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-bound..bound)).collect() };
+        let mut u =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-bound..bound)).collect() };
         let mut p = Params::new();
-        p.push("head.weight", Tensor::from_vec(u(classes * d), &[classes, d]));
+        p.push(
+            "head.weight",
+            Tensor::from_vec(u(classes * d), &[classes, d]),
+        );
         p.push("head.bias", Tensor::from_vec(u(classes), &[classes]));
         p.requires_grad_()
     }
@@ -230,8 +237,7 @@ impl Net {
 
     /// Class scores.
     pub fn logits(&self, trunk: &Params<f32>, head: &Params<f32>, x: &Tensor<f32>) -> Tensor<f32> {
-        self.features(trunk, x)
-            .linear(head.at(0), Some(head.at(1)))
+        self.features(trunk, x).linear(head.at(0), Some(head.at(1)))
     }
 
     /// Accuracy on `idx` of `ds` (all examples when `None`), in batches of 500, no graph.
@@ -256,9 +262,7 @@ impl Net {
         let correct: usize = no_grad(|| {
             idx.chunks(500)
                 .map(|ch| {
-                    let pred = self
-                        .logits(trunk, head, &self.batch(ds, ch))
-                        .argmax_axis(1);
+                    let pred = self.logits(trunk, head, &self.batch(ds, ch)).argmax_axis(1);
                     pred.iter()
                         .zip(ch)
                         .filter(|(p, &i)| **p == ds.labels[i])
