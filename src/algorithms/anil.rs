@@ -6,19 +6,71 @@
 //! reaches the body through the features (second order by default).
 
 use super::config::AnilConfig;
-use super::learner::{FewShotLearner, StepStats};
-use super::maml::{adapt, Order, TaskData};
-use super::registry::{self, Body, LinearHead, MetaState, Network, TaskKind, TaskResult};
+use super::learner::{MetaGradient, MetaLearner, Method};
+use super::maml::{adapt, adapt_and_predict, query_result, Order, TaskData};
+use super::registry::{self, Body, LinearHead, Network, TaskKind};
 use super::Target;
 use crate::nn::{Model, Params};
 use crate::tensor::{Float, Tensor};
 
-/// The ANIL learner.
-pub struct Anil<T: Float> {
+/// ANIL: the network and the inner loop's settings.
+pub struct AnilMethod {
     net: Network,
-    meta: MetaState<T>,
     config: AnilConfig,
 }
+
+impl AnilMethod {
+    /// The head (`head.weight`, `head.bias`) of `theta`.
+    fn head<T: Float>(&self, theta: &Params<T>) -> Params<T> {
+        let k = self.net.head_index();
+        registry::slice(theta, k..k + 2)
+    }
+
+    /// The body's features of `x` under `theta`.
+    fn features<T: Float>(&self, theta: &Params<T>, x: &Tensor<T>) -> Tensor<T> {
+        self.net.body.embed(theta, x)
+    }
+}
+
+impl<T: Float> Method<T> for AnilMethod {
+    fn name(&self) -> &'static str {
+        "anil"
+    }
+
+    fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
+        let theta = params.requires_grad_();
+        let order = Order::first_if(self.config.first_order);
+        let (steps, lr) = (self.config.inner_steps, self.config.inner_lr);
+        registry::mean_over_tasks(tasks, |t| {
+            let fs = self.features(&theta, &t.support_x);
+            let fq = self.features(&theta, &t.query_x);
+            let head = self.head(&theta);
+            let head = adapt(
+                &LinearHead,
+                &head,
+                &fs,
+                &t.support_y,
+                steps,
+                lr,
+                order,
+                None,
+                None,
+            );
+            let out = LinearHead.forward(&head.params, &fq);
+            query_result(&out, &t.query_y, theta.tensors())
+        })
+    }
+
+    fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T> {
+        let (fs, fq) = crate::autodiff::no_grad(|| (self.features(p, sx), self.features(p, qx)));
+        let head = self.head(p).requires_grad_();
+        let (steps, lr) = (self.config.eval_inner_steps, self.config.inner_lr);
+        adapt_and_predict(&LinearHead, &head, &fs, sy, &fq, steps, lr, None)
+    }
+}
+
+/// The ANIL learner (meta-parameters `param/...`: body, then head).
+pub type Anil<T> = MetaLearner<T, AnilMethod>;
 
 impl<T: Float> Anil<T> {
     /// A learner from its config.
@@ -29,120 +81,14 @@ impl<T: Float> Anil<T> {
         meta_lr: f64,
         rng: &mut dyn rand::RngCore,
     ) -> Self {
-        let net = Network {
-            body,
-            outputs: task.outputs(),
-        };
-        let params = registry::prefixed(&Model::<T>::init(&net, rng), "param/");
-        Anil {
-            net,
-            meta: MetaState::adam("anil", params, meta_lr),
-            config: config.clone(),
-        }
+        let (net, theta) = Network::fresh::<T>(body, task, rng);
+        let params = registry::prefixed(&theta, "param/");
+        let config = config.clone();
+        MetaLearner::adam(AnilMethod { net, config }, params, meta_lr)
     }
 
     /// The meta-parameters (body, then head).
     pub fn params(&self) -> &Params<T> {
         &self.meta.params
-    }
-
-    /// Adapts the head of `theta` on the support features; returns the adapted head.
-    fn adapt_head(
-        &self,
-        theta: &Params<T>,
-        fs: &Tensor<T>,
-        ys: &Target<T>,
-        steps: usize,
-        order: Order,
-    ) -> Params<T> {
-        let k = self.net.head_index();
-        let head = registry::slice(theta, k..k + 2);
-        adapt(
-            &LinearHead,
-            &head,
-            fs,
-            ys,
-            steps,
-            self.config.inner_lr,
-            order,
-            None,
-            None,
-        )
-        .params
-    }
-}
-
-impl<T: Float> FewShotLearner<T> for Anil<T> {
-    fn name(&self) -> &'static str {
-        "anil"
-    }
-
-    fn meta_train_step(
-        &mut self,
-        tasks: &[TaskData<T>],
-        _rng: &mut dyn rand::RngCore,
-    ) -> StepStats {
-        let theta = self.meta.leaves();
-        let order = if self.config.first_order {
-            Order::First
-        } else {
-            Order::Second
-        };
-        let (grads, stats) = registry::mean_over_tasks(tasks, |t| {
-            let fs = self.net.body.embed(&theta, &t.support_x);
-            let fq = self.net.body.embed(&theta, &t.query_x);
-            let head = self.adapt_head(&theta, &fs, &t.support_y, self.config.inner_steps, order);
-            let out = LinearHead.forward(&head, &fq);
-            let loss = t.query_y.loss(&out);
-            let grads = crate::grad(std::slice::from_ref(&loss), theta.tensors(), false);
-            TaskResult {
-                grads,
-                loss: loss.item().as_f64(),
-                accuracy: registry::target_accuracy(&out, &t.query_y),
-            }
-        });
-        self.meta.step(&grads);
-        stats
-    }
-
-    fn predict(
-        &self,
-        support_x: &Tensor<T>,
-        support_y: &Target<T>,
-        query_x: &Tensor<T>,
-    ) -> Tensor<T> {
-        let theta = self.meta.params.clone();
-        let (fs, fq) = crate::autodiff::no_grad(|| {
-            (
-                self.net.body.embed(&theta, support_x),
-                self.net.body.embed(&theta, query_x),
-            )
-        });
-        let k = self.net.head_index();
-        let head = registry::slice(&theta, k..k + 2).requires_grad_();
-        let head = adapt(
-            &LinearHead,
-            &head,
-            &fs,
-            support_y,
-            self.config.eval_inner_steps,
-            self.config.inner_lr,
-            Order::First,
-            None,
-            None,
-        )
-        .params;
-        crate::autodiff::no_grad(|| LinearHead.forward(&head, &fq))
-    }
-
-    fn state(&self) -> Params<T> {
-        self.meta.state()
-    }
-
-    fn load_state(
-        &mut self,
-        state: &Params<T>,
-    ) -> Result<(), crate::nn::checkpoint::CheckpointError> {
-        self.meta.load_state(state)
     }
 }

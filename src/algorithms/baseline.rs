@@ -8,7 +8,7 @@
 //!   the backbone + a global head over `base_classes` on a batch with GLOBAL labels. The
 //!   episodic [`TaskData`] has no global labels, so this is a separate method (the config must
 //!   set `base_classes`).
-//! - [`FewShotLearner::meta_train_step`] (episodic training with the same head as at test
+//! - [`FewShotLearner::meta_train_step`](super::FewShotLearner::meta_train_step) (episodic training with the same head as at test
 //!   time): per task, a new head is initialised from the support features (imprinting, see
 //!   below), fine-tuned on the support set exactly as in `predict`, and the query loss is
 //!   back-propagated to the backbone through the imprinted head and the query features; the
@@ -24,23 +24,25 @@
 //! `base_classes` is set; Baseline++ has no bias), `opt/...`.
 
 use super::config::{AlgorithmError, BaselineConfig};
-use super::learner::{FewShotLearner, StepStats};
+use super::learner::{MetaGradient, MetaLearner, Method, StepStats};
 use super::maml::TaskData;
-use super::protonet::embed_both;
-use super::registry::{self, Body, MetaState, TaskResult};
+use super::metric::embed_both;
+use super::registry::{self, Body};
 use super::Target;
 use crate::nn::optim::{Optimizer, Sgd};
 use crate::nn::Params;
 use crate::tensor::{Float, Tensor};
 
-/// The Baseline / Baseline++ learner.
-pub struct Baseline<T: Float> {
+/// Baseline / Baseline++: the backbone and the new heads' settings.
+pub struct BaselineMethod {
     body: Body,
-    meta: MetaState<T>,
     n_body: usize,
     cosine: bool,
     config: BaselineConfig,
 }
+
+/// The Baseline / Baseline++ learner.
+pub type Baseline<T> = MetaLearner<T, BaselineMethod>;
 
 impl<T: Float> Baseline<T> {
     /// A learner with a fresh backbone (and a global head when `config.base_classes` is set);
@@ -61,16 +63,60 @@ impl<T: Float> Baseline<T> {
                 params.push("head/bias", registry::kaiming_uniform(&[b], d, rng));
             }
         }
-        Baseline {
+        let method = BaselineMethod {
             body,
-            meta: MetaState::adam(
-                if cosine { "baseline_pp" } else { "baseline" },
-                params,
-                meta_lr,
-            ),
             n_body,
             cosine,
             config: config.clone(),
+        };
+        MetaLearner::adam(method, params, meta_lr)
+    }
+
+    /// One pre-training step on base classes: cross-entropy of the backbone and the global
+    /// head on a batch `x` with global labels in `0..base_classes`. Errors unless the config
+    /// set `base_classes`.
+    pub fn pretrain_step(
+        &mut self,
+        x: &Tensor<T>,
+        labels: &[usize],
+    ) -> Result<StepStats, AlgorithmError> {
+        let Some(classes) = self.method.config.base_classes else {
+            return Err(AlgorithmError::InvalidParameter {
+                algorithm: self.method.label(),
+                field: "base_classes",
+                value: "unset".into(),
+                reason: "pretrain_step needs a global classifier: set `base_classes` to the number of base classes",
+            });
+        };
+        if let Some(&l) = labels.iter().find(|&&l| l >= classes) {
+            return Err(AlgorithmError::InvalidOutputs {
+                algorithm: self.method.label(),
+                what: "base_classes (the largest pre-training label + 1)",
+                min: l + 1,
+                got: classes,
+            });
+        }
+        let theta = self.meta.leaves();
+        let m = &self.method;
+        let z = m.body.embed(&theta, x);
+        let out = m.head_logits(&z, &theta.tensors()[m.n_body..]);
+        let loss = out.cross_entropy(labels);
+        let grads = crate::grad(std::slice::from_ref(&loss), theta.tensors(), false);
+        self.meta.step(&grads);
+        Ok(StepStats {
+            loss: loss.item().as_f64(),
+            accuracy: registry::accuracy(&out, labels),
+        })
+    }
+}
+
+impl BaselineMethod {
+    /// `baseline` or `baseline_pp`.
+    fn label(&self) -> &'static str {
+        if self.cosine {
+            "baseline_pp"
+        } else {
+            "baseline"
         }
     }
 
@@ -81,7 +127,7 @@ impl<T: Float> Baseline<T> {
     }
 
     /// Logits of features `z` under a head (`[w]` for cosine, `[w, b]` for linear).
-    fn head_logits(&self, z: &Tensor<T>, head: &[Tensor<T>]) -> Tensor<T> {
+    fn head_logits<T: Float>(&self, z: &Tensor<T>, head: &[Tensor<T>]) -> Tensor<T> {
         if self.cosine {
             let s = self.scale(head[0].dim(0));
             registry::l2_normalize(z, 1e-8)
@@ -93,7 +139,7 @@ impl<T: Float> Baseline<T> {
     }
 
     /// The imprinted head of support features `zs` (differentiable in `zs`).
-    fn imprint(&self, zs: &Tensor<T>, sy: &[usize]) -> Vec<Tensor<T>> {
+    fn imprint<T: Float>(&self, zs: &Tensor<T>, sy: &[usize]) -> Vec<Tensor<T>> {
         let mu = registry::class_means(zs, sy, registry::num_classes(sy));
         if self.cosine {
             vec![mu]
@@ -103,7 +149,12 @@ impl<T: Float> Baseline<T> {
     }
 
     /// Fine-tunes a head from `init` on fixed support features; returns the final values.
-    fn finetune(&self, zs: &Tensor<T>, sy: &[usize], init: &[Tensor<T>]) -> Vec<Tensor<T>> {
+    fn finetune<T: Float>(
+        &self,
+        zs: &Tensor<T>,
+        sy: &[usize],
+        init: &[Tensor<T>],
+    ) -> Vec<Tensor<T>> {
         let zs = zs.detach();
         let names: Vec<String> = (0..init.len()).map(|i| format!("h{i}")).collect();
         let mut head = Params::from_parts(
@@ -121,66 +172,18 @@ impl<T: Float> Baseline<T> {
         }
         head.tensors().iter().map(|t| t.detach()).collect()
     }
-
-    /// One pre-training step on base classes: cross-entropy of the backbone and the global
-    /// head on a batch `x` with global labels in `0..base_classes`. Errors unless the config
-    /// set `base_classes`.
-    pub fn pretrain_step(
-        &mut self,
-        x: &Tensor<T>,
-        labels: &[usize],
-    ) -> Result<StepStats, AlgorithmError> {
-        let Some(classes) = self.config.base_classes else {
-            return Err(AlgorithmError::InvalidParameter {
-                algorithm: if self.cosine { "baseline_pp" } else { "baseline" },
-                field: "base_classes",
-                value: "unset".into(),
-                reason: "pretrain_step needs a global classifier: set `base_classes` to the number of base classes",
-            });
-        };
-        if let Some(&l) = labels.iter().find(|&&l| l >= classes) {
-            return Err(AlgorithmError::InvalidOutputs {
-                algorithm: if self.cosine {
-                    "baseline_pp"
-                } else {
-                    "baseline"
-                },
-                what: "base_classes (the largest pre-training label + 1)",
-                min: l + 1,
-                got: classes,
-            });
-        }
-        let theta = self.meta.leaves();
-        let z = self.body.embed(&theta, x);
-        let out = self.head_logits(&z, &theta.tensors()[self.n_body..]);
-        let loss = out.cross_entropy(labels);
-        let grads = crate::grad(std::slice::from_ref(&loss), theta.tensors(), false);
-        self.meta.step(&grads);
-        Ok(StepStats {
-            loss: loss.item().as_f64(),
-            accuracy: registry::accuracy(&out, labels),
-        })
-    }
 }
 
-impl<T: Float> FewShotLearner<T> for Baseline<T> {
+impl<T: Float> Method<T> for BaselineMethod {
     fn name(&self) -> &'static str {
-        if self.cosine {
-            "baseline_pp"
-        } else {
-            "baseline"
-        }
+        self.label()
     }
 
-    fn meta_train_step(
-        &mut self,
-        tasks: &[TaskData<T>],
-        _rng: &mut dyn rand::RngCore,
-    ) -> StepStats {
-        let theta = self.meta.leaves();
+    fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
+        let theta = params.requires_grad_();
         let body_params = registry::slice(&theta, 0..self.n_body);
-        let name = self.name();
-        let (grads, stats) = registry::mean_over_tasks(tasks, |t| {
+        let name = self.label();
+        registry::mean_over_tasks(tasks, |t| {
             let sy = registry::class_labels(&t.support_y, name);
             let qy = registry::class_labels(&t.query_y, name);
             let (zs, zq) = embed_both(&self.body, &body_params, &t.support_x, &t.query_x);
@@ -197,39 +200,15 @@ impl<T: Float> FewShotLearner<T> for Baseline<T> {
                 .collect();
             let out = self.head_logits(&zq, &head);
             let loss = out.cross_entropy(qy);
-            TaskResult {
-                grads: crate::grad(std::slice::from_ref(&loss), theta.tensors(), false),
-                loss: loss.item().as_f64(),
-                accuracy: registry::accuracy(&out, qy),
-            }
-        });
-        self.meta.step(&grads);
-        stats
+            registry::task_result(&loss, theta.tensors(), registry::accuracy(&out, qy))
+        })
     }
 
-    fn predict(
-        &self,
-        support_x: &Tensor<T>,
-        support_y: &Target<T>,
-        query_x: &Tensor<T>,
-    ) -> Tensor<T> {
-        let sy = registry::class_labels(support_y, self.name());
-        let (zs, zq) = crate::autodiff::no_grad(|| {
-            embed_both(&self.body, &self.meta.params, support_x, query_x)
-        });
+    fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T> {
+        let sy = registry::class_labels(sy, self.label());
+        let (zs, zq) = crate::autodiff::no_grad(|| embed_both(&self.body, p, sx, qx));
         let init = crate::autodiff::no_grad(|| self.imprint(&zs, sy));
         let head = self.finetune(&zs, sy, &init);
         crate::autodiff::no_grad(|| self.head_logits(&zq, &head))
-    }
-
-    fn state(&self) -> Params<T> {
-        self.meta.state()
-    }
-
-    fn load_state(
-        &mut self,
-        state: &Params<T>,
-    ) -> Result<(), crate::nn::checkpoint::CheckpointError> {
-        self.meta.load_state(state)
     }
 }

@@ -2,7 +2,9 @@
 //! then predict the query set), with meta-training on top.
 
 use super::maml::TaskData;
+use super::registry::MetaState;
 use super::Target;
+use crate::nn::optim::Optimizer;
 use crate::nn::Params;
 use crate::tensor::{Float, Tensor};
 
@@ -42,4 +44,85 @@ pub trait FewShotLearner<T: Float>: Send + Sync {
         &mut self,
         state: &Params<T>,
     ) -> Result<(), crate::nn::checkpoint::CheckpointError>;
+}
+
+/// The mean meta-gradient of a meta-batch (one tensor per meta-parameter) and its statistics.
+pub type MetaGradient<T> = (Vec<Tensor<T>>, StepStats);
+
+/// What one method supplies; [`MetaLearner`] adds the meta-parameters and their optimizer and
+/// implements [`FewShotLearner`] once for every method.
+pub trait Method<T: Float>: Send + Sync {
+    /// The method's name, as configs spell it (also the learner state's name in errors).
+    fn name(&self) -> &'static str;
+
+    /// The mean gradient (or update direction) of a meta-batch at the meta-parameters
+    /// `params` (detached leaves), in their order, and the step's statistics (methods that
+    /// need randomness would take it from the tasks).
+    fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T>;
+
+    /// [`FewShotLearner::predict`] at the meta-parameters `p`, for the support set `(sx, sy)`
+    /// and the queries `qx`.
+    fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T>;
+}
+
+/// A method with its meta-parameters and their optimizer: each meta-training step feeds
+/// [`Method::batch_gradient`] to the optimizer; the state is [`MetaState::state`].
+pub struct MetaLearner<T: Float, M> {
+    pub(crate) meta: MetaState<T>,
+    pub(crate) method: M,
+}
+
+impl<T: Float, M: Method<T>> MetaLearner<T, M> {
+    /// `method` with meta-parameters `params` under Adam at `meta_lr`.
+    pub(crate) fn adam(method: M, params: Params<T>, meta_lr: f64) -> Self {
+        MetaLearner {
+            meta: MetaState::adam(method.name(), params, meta_lr),
+            method,
+        }
+    }
+
+    /// `method` with meta-parameters `params` under a given optimizer.
+    pub(crate) fn with_optimizer(
+        method: M,
+        params: Params<T>,
+        opt: Box<dyn Optimizer<T> + Send + Sync>,
+    ) -> Self {
+        MetaLearner {
+            meta: MetaState::with_optimizer(method.name(), params, opt),
+            method,
+        }
+    }
+}
+
+impl<T: Float, M: Method<T>> FewShotLearner<T> for MetaLearner<T, M> {
+    fn name(&self) -> &'static str {
+        self.method.name()
+    }
+
+    fn meta_train_step(&mut self, tasks: &[TaskData<T>], _: &mut dyn rand::RngCore) -> StepStats {
+        let (grads, stats) = self.method.batch_gradient(&self.meta.params, tasks);
+        self.meta.step(&grads);
+        stats
+    }
+
+    fn predict(
+        &self,
+        support_x: &Tensor<T>,
+        support_y: &Target<T>,
+        query_x: &Tensor<T>,
+    ) -> Tensor<T> {
+        self.method
+            .predict(&self.meta.params, support_x, support_y, query_x)
+    }
+
+    fn state(&self) -> Params<T> {
+        self.meta.state()
+    }
+
+    fn load_state(
+        &mut self,
+        state: &Params<T>,
+    ) -> Result<(), crate::nn::checkpoint::CheckpointError> {
+        self.meta.load_state(state)
+    }
 }

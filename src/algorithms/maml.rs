@@ -5,6 +5,8 @@
 //! `phi_K` differentiates back to `theta` through every step (`d phi_{k+1} / d phi_k =
 //! I - alpha H_k`). With [`Order::First`] the inner gradients are constants (first-order MAML).
 
+use super::learner::{MetaGradient, MetaLearner, Method};
+use super::registry::{self, Body, Network, TaskKind, TaskResult};
 use super::Target;
 use crate::nn::{Model, Params};
 use crate::tensor::{Float, Tensor};
@@ -17,6 +19,17 @@ pub enum Order {
     Second,
     /// First-order MAML: inner gradients are treated as constants.
     First,
+}
+
+impl Order {
+    /// [`Order::First`] when `first_order`, else [`Order::Second`].
+    pub fn first_if(first_order: bool) -> Order {
+        if first_order {
+            Order::First
+        } else {
+            Order::Second
+        }
+    }
 }
 
 /// The result of adapting to a support set.
@@ -131,8 +144,8 @@ pub struct TaskData<T: Float> {
 }
 
 /// The meta-gradient of a meta-batch: `(1/T) sum_t d L_query_t / d theta`, with tasks run in
-/// parallel (rayon), each on its own graph, and summed in task order (reproducible). Returns the gradients (one per parameter, in
-/// order) and the mean query loss.
+/// parallel (rayon), each on its own graph, and summed in task order (reproducible). Returns
+/// the gradients (one per parameter, in order) and the mean query loss.
 pub fn meta_gradient<T: Float>(
     model: &dyn Model<T>,
     theta: &Params<T>,
@@ -141,8 +154,21 @@ pub fn meta_gradient<T: Float>(
     lr: f64,
     order: Order,
 ) -> (Vec<Tensor<T>>, f64) {
+    let (grads, stats) = batch_meta_gradient(model, theta, tasks, steps, lr, order);
+    (grads, stats.loss)
+}
+
+/// [`meta_gradient`] with the step statistics (mean query loss and accuracy).
+fn batch_meta_gradient<T: Float>(
+    model: &dyn Model<T>,
+    theta: &Params<T>,
+    tasks: &[TaskData<T>],
+    steps: usize,
+    lr: f64,
+    order: Order,
+) -> MetaGradient<T> {
     let theta = theta.requires_grad_();
-    let (grads, stats) = super::registry::mean_over_tasks(tasks, |t| {
+    registry::mean_over_tasks(tasks, |t| {
         let r = task_meta_grad(
             model,
             &theta,
@@ -154,27 +180,55 @@ pub fn meta_gradient<T: Float>(
             lr,
             order,
         );
-        super::registry::TaskResult {
+        TaskResult {
+            accuracy: registry::target_accuracy(&r.query_output, &t.query_y),
             grads: r.grads,
             loss: r.query_loss,
-            accuracy: f64::NAN,
         }
-    });
-    (grads, stats.loss)
+    })
 }
 
-/// The MAML / first-order MAML learner: the network (body + linear head), the initialisation
-/// `theta` (`param/...`) and Adam on it.
-///
-/// Meta-training adapts on each task's support set with `inner_steps` SGD steps (batch norm
-/// with the support batch's statistics in every step), scores the query set (query batch
-/// statistics), and steps Adam on the mean meta-gradient (tasks in parallel).
-/// [`predict`](super::learner::FewShotLearner::predict) adapts with `eval_inner_steps` first-order steps and runs the
-/// query batch under `no_grad`, with the query batch's statistics (transductive, as Finn et
-/// al.'s code).
-pub struct Maml<T: Float> {
-    net: super::registry::Network,
-    meta: super::registry::MetaState<T>,
+/// A task's result from the query output `out` after adaptation: the gradient of the query
+/// loss with respect to `wrt`, the loss and the accuracy.
+pub(crate) fn query_result<T: Float>(
+    out: &Tensor<T>,
+    y: &Target<T>,
+    wrt: &[Tensor<T>],
+) -> TaskResult<T> {
+    registry::task_result(&y.loss(out), wrt, registry::target_accuracy(out, y))
+}
+
+/// The gradient-based methods' prediction: `steps` first-order steps from `theta` (leaves
+/// with gradients enabled) on the support set (step `lr`, or the per-element `lrs`), then
+/// `model` on the query set under `no_grad`, with the query batch's statistics.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn adapt_and_predict<T: Float>(
+    model: &dyn Model<T>,
+    theta: &Params<T>,
+    support_x: &Tensor<T>,
+    support_y: &Target<T>,
+    query_x: &Tensor<T>,
+    steps: usize,
+    lr: f64,
+    lrs: Option<&Params<T>>,
+) -> Tensor<T> {
+    let a = adapt(
+        model,
+        theta,
+        support_x,
+        support_y,
+        steps,
+        lr,
+        Order::First,
+        lrs,
+        None,
+    );
+    crate::autodiff::no_grad(|| model.forward(&a.params, query_x))
+}
+
+/// MAML / first-order MAML: the network (body + linear head) and the inner loop's settings.
+pub struct MamlMethod {
+    net: Network,
     inner_lr: f64,
     inner_steps: usize,
     eval_inner_steps: usize,
@@ -182,45 +236,65 @@ pub struct Maml<T: Float> {
     name: &'static str,
 }
 
+impl<T: Float> Method<T> for MamlMethod {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
+        let (net, steps, lr) = (&self.net, self.inner_steps, self.inner_lr);
+        batch_meta_gradient(net, params, tasks, steps, lr, self.order)
+    }
+
+    fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T> {
+        let (steps, lr) = (self.eval_inner_steps, self.inner_lr);
+        let theta = p.requires_grad_();
+        adapt_and_predict(&self.net, &theta, sx, sy, qx, steps, lr, None)
+    }
+}
+
+/// The MAML / first-order MAML learner: [`MamlMethod`] with the initialisation `theta`
+/// (`param/...`) and Adam on it.
+///
+/// Meta-training adapts on each task's support set with `inner_steps` SGD steps (batch norm
+/// with the support batch's statistics in every step), scores the query set (query batch
+/// statistics), and steps Adam on the mean meta-gradient (tasks in parallel).
+/// [`predict`](super::learner::FewShotLearner::predict) adapts with `eval_inner_steps`
+/// first-order steps and runs the query batch under `no_grad`, with the query batch's
+/// statistics (transductive, as Finn et al.'s code).
+pub type Maml<T> = MetaLearner<T, MamlMethod>;
+
 impl<T: Float> Maml<T> {
     /// A learner from its config; `fomaml` (or `config.first_order`) selects first order.
     pub fn new(
         config: &super::config::MamlConfig,
         fomaml: bool,
-        body: super::registry::Body,
-        task: super::registry::TaskKind,
+        body: Body,
+        task: TaskKind,
         meta_lr: f64,
         rng: &mut dyn rand::RngCore,
     ) -> Self {
-        let net = super::registry::Network {
-            body,
-            outputs: task.outputs(),
-        };
-        let params = super::registry::prefixed(&Model::<T>::init(&net, rng), "param/");
-        let first = fomaml || config.first_order;
-        Maml {
+        let (net, theta) = Network::fresh::<T>(body, task, rng);
+        let params = registry::prefixed(&theta, "param/");
+        let method = MamlMethod {
             net,
-            meta: super::registry::MetaState::adam(
-                if fomaml { "fomaml" } else { "maml" },
-                params,
-                meta_lr,
-            ),
             inner_lr: config.inner_lr,
             inner_steps: config.inner_steps,
             eval_inner_steps: config.eval_inner_steps,
-            order: if first { Order::First } else { Order::Second },
+            order: Order::first_if(fomaml || config.first_order),
             name: if fomaml { "fomaml" } else { "maml" },
-        }
+        };
+        MetaLearner::adam(method, params, meta_lr)
     }
 
     /// First or second order.
     pub fn order(&self) -> Order {
-        self.order
+        self.method.order
     }
 
     /// The network.
-    pub fn network(&self) -> &super::registry::Network {
-        &self.net
+    pub fn network(&self) -> &Network {
+        &self.method.net
     }
 
     /// The current initialisation `theta`.
@@ -230,76 +304,17 @@ impl<T: Float> Maml<T> {
 
     /// The mean meta-gradient of a meta-batch at the current `theta` and the step statistics
     /// (without updating): what [`FewShotLearner::meta_train_step`] feeds the optimizer.
-    pub fn meta_gradient(
-        &self,
-        tasks: &[TaskData<T>],
-    ) -> (Vec<Tensor<T>>, super::learner::StepStats) {
-        let theta = self.meta.leaves();
-        super::registry::mean_over_tasks(tasks, |t| {
-            let r = task_meta_grad(
-                &self.net,
-                &theta,
-                &t.support_x,
-                &t.support_y,
-                &t.query_x,
-                &t.query_y,
-                self.inner_steps,
-                self.inner_lr,
-                self.order,
-            );
-            super::registry::TaskResult {
-                accuracy: super::registry::target_accuracy(&r.query_output, &t.query_y),
-                grads: r.grads,
-                loss: r.query_loss,
-            }
-        })
-    }
-}
-
-impl<T: Float> super::learner::FewShotLearner<T> for Maml<T> {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn meta_train_step(
-        &mut self,
-        tasks: &[TaskData<T>],
-        _rng: &mut dyn rand::RngCore,
-    ) -> super::learner::StepStats {
-        let (grads, stats) = self.meta_gradient(tasks);
-        self.meta.step(&grads);
-        stats
-    }
-
-    fn predict(
-        &self,
-        support_x: &Tensor<T>,
-        support_y: &Target<T>,
-        query_x: &Tensor<T>,
-    ) -> Tensor<T> {
-        let theta = self.meta.leaves();
-        let a = adapt(
-            &self.net,
-            &theta,
-            support_x,
-            support_y,
-            self.eval_inner_steps,
-            self.inner_lr,
-            Order::First,
-            None,
-            None,
-        );
-        crate::autodiff::no_grad(|| self.net.forward(&a.params, query_x))
-    }
-
-    fn state(&self) -> Params<T> {
-        self.meta.state()
-    }
-
-    fn load_state(
-        &mut self,
-        state: &Params<T>,
-    ) -> Result<(), crate::nn::checkpoint::CheckpointError> {
-        self.meta.load_state(state)
+    ///
+    /// [`FewShotLearner::meta_train_step`]: super::learner::FewShotLearner::meta_train_step
+    pub fn meta_gradient(&self, tasks: &[TaskData<T>]) -> MetaGradient<T> {
+        let m = &self.method;
+        batch_meta_gradient(
+            &m.net,
+            &self.meta.params,
+            tasks,
+            m.inner_steps,
+            m.inner_lr,
+            m.order,
+        )
     }
 }

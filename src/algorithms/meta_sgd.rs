@@ -5,83 +5,31 @@
 //! then the optimizer's state under `opt/`.
 
 use super::config::MetaSgdConfig;
-use super::learner::{FewShotLearner, StepStats};
-use super::maml::{adapt, Order, TaskData};
-use super::registry::{self, Body, MetaState, Network, TaskKind, TaskResult};
+use super::learner::{MetaGradient, MetaLearner, Method};
+use super::maml::{adapt, adapt_and_predict, query_result, Order, TaskData};
+use super::registry::{self, Body, Network, TaskKind};
 use super::Target;
 use crate::nn::{Model, Params};
 use crate::tensor::{Float, Tensor};
 
-/// The Meta-SGD learner.
-pub struct MetaSgd<T: Float> {
+/// Meta-SGD: the network, the number of its parameters `n` and the inner loop's settings.
+pub struct MetaSgdMethod {
     net: Network,
-    /// `param/...` then `lr/...`.
-    meta: MetaState<T>,
     n: usize,
     config: MetaSgdConfig,
 }
 
-impl<T: Float> MetaSgd<T> {
-    /// A learner from its config; every step size starts at `config.init_lr`.
-    pub fn new(
-        config: &MetaSgdConfig,
-        body: Body,
-        task: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Self {
-        let net = Network {
-            body,
-            outputs: task.outputs(),
-        };
-        let theta: Params<T> = Model::<T>::init(&net, rng);
-        let lrs = theta.map(|t| Tensor::full(t.shape(), T::of(config.init_lr)));
-        let params = registry::concat_params(
-            &registry::prefixed(&theta, "param/"),
-            &registry::prefixed(&lrs, "lr/"),
-        );
-        MetaSgd {
-            n: theta.len(),
-            net,
-            meta: MetaState::adam("meta_sgd", params, meta_lr),
-            config: config.clone(),
-        }
-    }
-
-    /// The initialisation `theta`.
-    pub fn theta(&self) -> Params<T> {
-        registry::slice(&self.meta.params, 0..self.n)
-    }
-
-    /// The learned step sizes.
-    pub fn step_sizes(&self) -> Params<T> {
-        registry::slice(&self.meta.params, self.n..2 * self.n)
-    }
-
-    fn order(&self) -> Order {
-        if self.config.first_order {
-            Order::First
-        } else {
-            Order::Second
-        }
-    }
-}
-
-impl<T: Float> FewShotLearner<T> for MetaSgd<T> {
+impl<T: Float> Method<T> for MetaSgdMethod {
     fn name(&self) -> &'static str {
         "meta_sgd"
     }
 
-    fn meta_train_step(
-        &mut self,
-        tasks: &[TaskData<T>],
-        _rng: &mut dyn rand::RngCore,
-    ) -> StepStats {
-        let all = self.meta.leaves();
+    fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
+        let all = params.requires_grad_();
         let theta = registry::slice(&all, 0..self.n);
         let lrs = registry::slice(&all, self.n..2 * self.n);
-        let order = self.order();
-        let (grads, stats) = registry::mean_over_tasks(tasks, |t| {
+        let order = Order::first_if(self.config.first_order);
+        registry::mean_over_tasks(tasks, |t| {
             let a = adapt(
                 &self.net,
                 &theta,
@@ -94,50 +42,54 @@ impl<T: Float> FewShotLearner<T> for MetaSgd<T> {
                 None,
             );
             let out = self.net.forward(&a.params, &t.query_x);
-            let loss = t.query_y.loss(&out);
             // Both orders record phi = theta - alpha * g, so the gradient reaches theta and alpha
             // (with `First`, g is a constant and d phi / d theta = I).
-            let grads = crate::grad(std::slice::from_ref(&loss), all.tensors(), false);
-            TaskResult {
-                grads,
-                loss: loss.item().as_f64(),
-                accuracy: registry::target_accuracy(&out, &t.query_y),
-            }
-        });
-        self.meta.step(&grads);
-        stats
+            query_result(&out, &t.query_y, all.tensors())
+        })
     }
 
-    fn predict(
-        &self,
-        support_x: &Tensor<T>,
-        support_y: &Target<T>,
-        query_x: &Tensor<T>,
-    ) -> Tensor<T> {
-        let theta = self.theta().requires_grad_();
-        let lrs = self.step_sizes();
-        let a = adapt(
-            &self.net,
-            &theta,
-            support_x,
-            support_y,
-            self.config.eval_inner_steps,
-            0.0,
-            Order::First,
-            Some(&lrs),
-            None,
+    fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T> {
+        let theta = registry::slice(p, 0..self.n).requires_grad_();
+        let lrs = registry::slice(p, self.n..2 * self.n);
+        let steps = self.config.eval_inner_steps;
+        adapt_and_predict(&self.net, &theta, sx, sy, qx, steps, 0.0, Some(&lrs))
+    }
+}
+
+/// The Meta-SGD learner (meta-parameters `param/...` then `lr/...`).
+pub type MetaSgd<T> = MetaLearner<T, MetaSgdMethod>;
+
+impl<T: Float> MetaSgd<T> {
+    /// A learner from its config; every step size starts at `config.init_lr`.
+    pub fn new(
+        config: &MetaSgdConfig,
+        body: Body,
+        task: TaskKind,
+        meta_lr: f64,
+        rng: &mut dyn rand::RngCore,
+    ) -> Self {
+        let (net, theta) = Network::fresh::<T>(body, task, rng);
+        let lrs = theta.map(|t| Tensor::full(t.shape(), T::of(config.init_lr)));
+        let params = registry::concat_params(
+            &registry::prefixed(&theta, "param/"),
+            &registry::prefixed(&lrs, "lr/"),
         );
-        crate::autodiff::no_grad(|| self.net.forward(&a.params, query_x))
+        let method = MetaSgdMethod {
+            n: theta.len(),
+            net,
+            config: config.clone(),
+        };
+        MetaLearner::adam(method, params, meta_lr)
     }
 
-    fn state(&self) -> Params<T> {
-        self.meta.state()
+    /// The initialisation `theta`.
+    pub fn theta(&self) -> Params<T> {
+        registry::slice(&self.meta.params, 0..self.method.n)
     }
 
-    fn load_state(
-        &mut self,
-        state: &Params<T>,
-    ) -> Result<(), crate::nn::checkpoint::CheckpointError> {
-        self.meta.load_state(state)
+    /// The learned step sizes.
+    pub fn step_sizes(&self) -> Params<T> {
+        let n = self.method.n;
+        registry::slice(&self.meta.params, n..2 * n)
     }
 }

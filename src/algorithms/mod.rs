@@ -1,5 +1,8 @@
-//! Learning algorithms. `maml` holds the differentiable inner loop that every gradient-based
-//! meta-learner (MAML, first-order MAML, Meta-SGD, ANIL) is built from.
+//! Learning algorithms. Every method implements [`learner::Method`] and is wrapped with its
+//! meta-parameters and optimizer by [`learner::MetaLearner`], the one [`FewShotLearner`]
+//! implementation. `maml` holds the differentiable inner loop that every gradient-based
+//! meta-learner (MAML, first-order MAML, Meta-SGD, ANIL, Reptile) is built from; `metric` the
+//! shared shape of the metric-based ones (ProtoNet, Matching, Relation, R2D2).
 
 pub mod anil;
 pub mod baseline;
@@ -8,6 +11,7 @@ pub mod learner;
 pub mod maml;
 pub mod matching;
 pub mod meta_sgd;
+pub mod metric;
 pub mod protonet;
 pub mod r2d2;
 pub mod registry;

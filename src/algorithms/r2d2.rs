@@ -5,16 +5,14 @@
 //! With support features `Z [Ns, d]` and one-hot labels `Y [Ns, N]`, the Woodbury form
 //! `W = Z^T (Z Z^T + lambda I)^{-1} Y` needs only an `Ns x Ns` solve; query logits are
 //! `scale * Z_q W`. `lambda` (as `log lambda`) and `scale` are meta-learned unless disabled.
-//! Support and query are embedded in one batch.
+//! Support and query are embedded in one batch; with `learn_lambda` / `learn_scale` off, their
+//! meta-gradients are zeroed.
 //!
 //! State names: `param/...` (backbone), `r2d2/log_lambda`, `r2d2/scale`, `opt/...`.
 
 use super::config::R2d2Config;
-use super::learner::{FewShotLearner, StepStats};
-use super::maml::TaskData;
-use super::protonet::embed_both;
-use super::registry::{self, Body, MetaState, TaskResult};
-use super::Target;
+use super::metric::{metric_learner, Metric, MetricLearner};
+use super::registry::{self, Body};
 use crate::autodiff::{Backward, BackwardCtx};
 use crate::nn::Params;
 use crate::tensor::{Float, Tensor};
@@ -97,45 +95,25 @@ pub fn solve<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
     Tensor::from_op(data, vec![n, m], &[a, b], || SolveBackward)
 }
 
-/// The R2D2 learner.
-pub struct R2d2<T: Float> {
-    body: Body,
-    meta: MetaState<T>,
+/// R2D2's metric: the ridge-regression head fitted on the support features.
+pub struct RidgeHead {
     n_body: usize,
-    config: R2d2Config,
+    learn_lambda: bool,
+    learn_scale: bool,
 }
 
-impl<T: Float> R2d2<T> {
-    /// A learner with a fresh backbone.
-    pub fn new(config: &R2d2Config, body: Body, meta_lr: f64, rng: &mut dyn rand::RngCore) -> Self {
-        let mut params = registry::prefixed(&body.init::<T>(rng), "param/");
-        let n_body = params.len();
-        params.push(
-            "r2d2/log_lambda",
-            Tensor::from_f64(&[config.lambda.ln()], &[1]),
-        );
-        params.push("r2d2/scale", Tensor::from_f64(&[config.scale], &[1]));
-        R2d2 {
-            body,
-            meta: MetaState::adam("r2d2", params, meta_lr),
-            n_body,
-            config: config.clone(),
-        }
+impl<T: Float> Metric<T> for RidgeHead {
+    fn name(&self) -> &'static str {
+        "r2d2"
     }
 
-    /// The current ridge penalty.
-    pub fn lambda(&self) -> f64 {
-        self.meta.params.at(self.n_body).item().as_f64().exp()
-    }
-
-    fn logits(
+    fn scores(
         &self,
         params: &Params<T>,
-        sx: &Tensor<T>,
+        zs: &Tensor<T>,
         sy: &[usize],
-        qx: &Tensor<T>,
+        zq: &Tensor<T>,
     ) -> Tensor<T> {
-        let (zs, zq) = embed_both(&self.body, params, sx, qx);
         let ns = zs.dim(0);
         let y = registry::one_hot::<T>(sy, registry::num_classes(sy));
         let lambda = params.at(self.n_body).exp();
@@ -144,65 +122,49 @@ impl<T: Float> R2d2<T> {
             eye[i * ns + i] = T::one();
         }
         let a = zs
-            .matmul_nt(&zs)
+            .matmul_nt(zs)
             .add(&Tensor::from_vec(eye, &[ns, ns]).mul(&lambda));
         let alpha = solve(&a, &y); // [Ns, N]
-        zq.matmul_nt(&zs)
+        zq.matmul_nt(zs)
             .matmul(&alpha)
             .mul(params.at(self.n_body + 1))
     }
-}
 
-impl<T: Float> FewShotLearner<T> for R2d2<T> {
-    fn name(&self) -> &'static str {
-        "r2d2"
-    }
-
-    fn meta_train_step(
-        &mut self,
-        tasks: &[TaskData<T>],
-        _rng: &mut dyn rand::RngCore,
-    ) -> StepStats {
-        let theta = self.meta.leaves();
-        let (mut grads, stats) = registry::mean_over_tasks(tasks, |t| {
-            let sy = registry::class_labels(&t.support_y, "r2d2");
-            let qy = registry::class_labels(&t.query_y, "r2d2");
-            let out = self.logits(&theta, &t.support_x, sy, &t.query_x);
-            let loss = out.cross_entropy(qy);
-            TaskResult {
-                grads: crate::grad(std::slice::from_ref(&loss), theta.tensors(), false),
-                loss: loss.item().as_f64(),
-                accuracy: registry::accuracy(&out, qy),
-            }
-        });
-        if !self.config.learn_lambda {
+    fn mask_gradient(&self, grads: &mut [Tensor<T>]) {
+        if !self.learn_lambda {
             grads[self.n_body] = Tensor::zeros(&[1]);
         }
-        if !self.config.learn_scale {
+        if !self.learn_scale {
             grads[self.n_body + 1] = Tensor::zeros(&[1]);
         }
-        self.meta.step(&grads);
-        stats
+    }
+}
+
+/// The R2D2 learner.
+pub type R2d2<T> = MetricLearner<T, RidgeHead>;
+
+impl<T: Float> R2d2<T> {
+    /// A learner with a fresh backbone.
+    pub fn new(config: &R2d2Config, body: Body, meta_lr: f64, rng: &mut dyn rand::RngCore) -> Self {
+        metric_learner(body, meta_lr, rng, |_, n_body, _| {
+            let mut p = Params::new();
+            p.push(
+                "r2d2/log_lambda",
+                Tensor::from_f64(&[config.lambda.ln()], &[1]),
+            );
+            p.push("r2d2/scale", Tensor::from_f64(&[config.scale], &[1]));
+            let head = RidgeHead {
+                n_body,
+                learn_lambda: config.learn_lambda,
+                learn_scale: config.learn_scale,
+            };
+            (head, p)
+        })
     }
 
-    fn predict(
-        &self,
-        support_x: &Tensor<T>,
-        support_y: &Target<T>,
-        query_x: &Tensor<T>,
-    ) -> Tensor<T> {
-        let sy = registry::class_labels(support_y, "r2d2");
-        crate::autodiff::no_grad(|| self.logits(&self.meta.params, support_x, sy, query_x))
-    }
-
-    fn state(&self) -> Params<T> {
-        self.meta.state()
-    }
-
-    fn load_state(
-        &mut self,
-        state: &Params<T>,
-    ) -> Result<(), crate::nn::checkpoint::CheckpointError> {
-        self.meta.load_state(state)
+    /// The current ridge penalty.
+    pub fn lambda(&self) -> f64 {
+        let n_body = self.method.metric.n_body;
+        self.meta.params.at(n_body).item().as_f64().exp()
     }
 }

@@ -277,6 +277,20 @@ pub struct Network {
 }
 
 impl Network {
+    /// `body` with a head for `task`, and fresh parameters for both (names unprefixed).
+    pub(crate) fn fresh<T: Float>(
+        body: Body,
+        task: TaskKind,
+        rng: &mut dyn rand::RngCore,
+    ) -> (Network, Params<T>) {
+        let net = Network {
+            body,
+            outputs: task.outputs(),
+        };
+        let params = Model::<T>::init(&net, rng);
+        (net, params)
+    }
+
     /// The index of `head.weight` (the body's parameter count).
     pub fn head_index(&self) -> usize {
         self.body.num_params()
@@ -361,6 +375,20 @@ pub(crate) struct TaskResult<T: Float> {
     pub accuracy: f64,
 }
 
+/// A task's result from its (scalar) loss: the gradient with respect to `wrt`, the loss's
+/// value and `accuracy`.
+pub(crate) fn task_result<T: Float>(
+    loss: &Tensor<T>,
+    wrt: &[Tensor<T>],
+    accuracy: f64,
+) -> TaskResult<T> {
+    TaskResult {
+        grads: crate::grad(std::slice::from_ref(loss), wrt, false),
+        loss: loss.item().as_f64(),
+        accuracy,
+    }
+}
+
 /// Runs `f` on every task in parallel (rayon) and averages the gradients, losses and
 /// accuracies.
 pub(crate) fn mean_over_tasks<T: Float, D: Sync>(
@@ -371,7 +399,16 @@ pub(crate) fn mean_over_tasks<T: Float, D: Sync>(
     assert!(!tasks.is_empty(), "meta_train_step: empty meta-batch");
     // Collect in task order, then add up sequentially: the sum is the same whatever the
     // thread count or work-stealing order, so runs are bit-reproducible.
-    let results: Vec<TaskResult<T>> = tasks.par_iter().map(f).collect();
+    let mode = crate::autodiff::is_grad_enabled();
+    let results: Vec<TaskResult<T>> = tasks
+        .par_iter()
+        .map(|t| {
+            // A rayon thread may run this job while it waits inside another job that set a
+            // different recording mode: run with the caller's mode.
+            let _mode = crate::autodiff::set_grad_enabled(mode);
+            f(t)
+        })
+        .collect();
     let (grads, loss, acc) = crate::autodiff::no_grad(|| {
         let mut it = results.into_iter();
         let first = it.next().expect("at least one task");

@@ -13,80 +13,45 @@
 //! inner loop, so each inner step's graph is freed at once.
 
 use super::config::ReptileConfig;
-use super::learner::{FewShotLearner, StepStats};
+use super::learner::{MetaGradient, MetaLearner, Method};
 use super::maml::{adapt, Order, TaskData};
-use super::registry::{self, Body, MetaState, Network, TaskKind, TaskResult};
+use super::registry::{self, Body, Network, TaskKind, TaskResult};
 use super::Target;
 use crate::nn::optim::Sgd;
 use crate::nn::{Model, Params};
 use crate::tensor::{Float, Tensor};
 
-/// The Reptile learner.
-pub struct Reptile<T: Float> {
+/// Reptile: the network and the inner loop's settings.
+pub struct ReptileMethod {
     net: Network,
-    meta: MetaState<T>,
     config: ReptileConfig,
 }
 
-impl<T: Float> Reptile<T> {
-    /// A learner from its config (the outer step size is `config.epsilon`).
-    pub fn new(
-        config: &ReptileConfig,
-        body: Body,
-        task: TaskKind,
-        rng: &mut dyn rand::RngCore,
-    ) -> Self {
-        let net = Network {
-            body,
-            outputs: task.outputs(),
-        };
-        let params = registry::prefixed(&Model::<T>::init(&net, rng), "param/");
-        Reptile {
-            net,
-            meta: MetaState::with_optimizer(
-                "reptile",
-                params,
-                Box::new(Sgd::<T>::new(config.epsilon)),
-            ),
-            config: config.clone(),
-        }
-    }
-
-    /// The current initialisation.
-    pub fn params(&self) -> &Params<T> {
-        &self.meta.params
-    }
-
-    fn adapt(&self, x: &Tensor<T>, y: &Target<T>, steps: usize) -> Params<T> {
-        let theta = self.meta.leaves();
-        adapt(
-            &self.net,
-            &theta,
-            x,
-            y,
-            steps,
-            self.config.inner_lr,
-            Order::First,
-            None,
-            None,
-        )
-        .params
-        .detach()
+impl ReptileMethod {
+    /// `steps` first-order SGD steps from `theta` on `(x, y)`; the adapted weights, detached.
+    fn adapt<T: Float>(
+        &self,
+        theta: &Params<T>,
+        x: &Tensor<T>,
+        y: &Target<T>,
+        steps: usize,
+    ) -> Params<T> {
+        let theta = theta.requires_grad_();
+        let lr = self.config.inner_lr;
+        adapt(&self.net, &theta, x, y, steps, lr, Order::First, None, None)
+            .params
+            .detach()
     }
 }
 
-impl<T: Float> FewShotLearner<T> for Reptile<T> {
+impl<T: Float> Method<T> for ReptileMethod {
     fn name(&self) -> &'static str {
         "reptile"
     }
 
-    fn meta_train_step(
-        &mut self,
-        tasks: &[TaskData<T>],
-        _rng: &mut dyn rand::RngCore,
-    ) -> StepStats {
-        let theta = self.meta.params.clone();
-        let (grads, stats) = registry::mean_over_tasks(tasks, |t| {
+    fn batch_gradient(&self, theta: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
+        registry::mean_over_tasks(tasks, |t| {
+            let steps = self.config.inner_steps;
             let phi = if self.config.train_on_query {
                 let x = registry::cat_batch(&t.support_x, &t.query_x);
                 let y = match (&t.support_y, &t.query_y) {
@@ -98,53 +63,53 @@ impl<T: Float> FewShotLearner<T> for Reptile<T> {
                     }
                     _ => panic!("reptile: support and query targets are of different kinds"),
                 };
-                self.adapt(&x, &y, self.config.inner_steps)
+                self.adapt(theta, &x, &y, steps)
             } else {
-                self.adapt(&t.support_x, &t.support_y, self.config.inner_steps)
+                self.adapt(theta, &t.support_x, &t.support_y, steps)
             };
-            let (loss, acc) = crate::autodiff::no_grad(|| {
+            crate::autodiff::no_grad(|| {
                 let out = self.net.forward(&phi, &t.query_x);
-                (
-                    t.query_y.loss(&out).item().as_f64(),
-                    registry::target_accuracy(&out, &t.query_y),
-                )
-            });
-            let grads = crate::autodiff::no_grad(|| {
-                theta
+                let grads = theta
                     .tensors()
                     .iter()
                     .zip(phi.tensors())
                     .map(|(a, b)| a.sub(b))
-                    .collect()
-            });
-            TaskResult {
-                grads,
-                loss,
-                accuracy: acc,
-            }
-        });
-        self.meta.step(&grads);
-        stats
+                    .collect();
+                TaskResult {
+                    grads,
+                    loss: t.query_y.loss(&out).item().as_f64(),
+                    accuracy: registry::target_accuracy(&out, &t.query_y),
+                }
+            })
+        })
     }
 
-    fn predict(
-        &self,
-        support_x: &Tensor<T>,
-        support_y: &Target<T>,
-        query_x: &Tensor<T>,
-    ) -> Tensor<T> {
-        let phi = self.adapt(support_x, support_y, self.config.eval_inner_steps);
-        crate::autodiff::no_grad(|| self.net.forward(&phi, query_x))
+    fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T> {
+        let phi = self.adapt(p, sx, sy, self.config.eval_inner_steps);
+        crate::autodiff::no_grad(|| self.net.forward(&phi, qx))
+    }
+}
+
+/// The Reptile learner (meta-parameters `param/...`, SGD at `epsilon` on them).
+pub type Reptile<T> = MetaLearner<T, ReptileMethod>;
+
+impl<T: Float> Reptile<T> {
+    /// A learner from its config (the outer step size is `config.epsilon`).
+    pub fn new(
+        config: &ReptileConfig,
+        body: Body,
+        task: TaskKind,
+        rng: &mut dyn rand::RngCore,
+    ) -> Self {
+        let (net, theta) = Network::fresh::<T>(body, task, rng);
+        let params = registry::prefixed(&theta, "param/");
+        let opt = Box::new(Sgd::<T>::new(config.epsilon));
+        let config = config.clone();
+        MetaLearner::with_optimizer(ReptileMethod { net, config }, params, opt)
     }
 
-    fn state(&self) -> Params<T> {
-        self.meta.state()
-    }
-
-    fn load_state(
-        &mut self,
-        state: &Params<T>,
-    ) -> Result<(), crate::nn::checkpoint::CheckpointError> {
-        self.meta.load_state(state)
+    /// The current initialisation.
+    pub fn params(&self) -> &Params<T> {
+        &self.meta.params
     }
 }

@@ -5,7 +5,10 @@
 //! of their own and can be differentiated again (what true second-order MAML needs, like
 //! `torch.autograd.grad(..., create_graph=True)`).
 //!
-//! Recording is on by default on every thread; [`no_grad`] turns it off for a scope.
+//! Recording is on by default on every thread; [`no_grad`] turns it off for a scope. The mode is
+//! per thread, and a rayon thread that waits inside one job may run another: code that runs
+//! graph-building closures in parallel passes the caller's mode into each closure
+//! (`set_grad_enabled(mode)` at its start), as `algorithms::registry::mean_over_tasks` does.
 
 pub mod check;
 

@@ -583,8 +583,10 @@ pub fn search(
             }
         }
         let fresh: Vec<Result<TrialRecord>> = pool.install(|| {
+            let mode = crate::autodiff::is_grad_enabled();
             todo.par_iter()
                 .map(|(c, seed, doc, key)| {
+                    let _mode = crate::autodiff::set_grad_enabled(mode);
                     let t0 = Instant::now();
                     let run_dir = out_dir.join("runs").join(key);
                     let res = objective.run(doc, &run_dir);

@@ -68,9 +68,11 @@ pub fn score_tasks(
     fixed: &FixedTasks,
 ) -> Result<Vec<TaskScore>> {
     use rayon::prelude::*;
+    let mode = crate::autodiff::is_grad_enabled();
     (0..fixed.len())
         .into_par_iter()
         .map(|i| {
+            let _mode = crate::autodiff::set_grad_enabled(mode);
             let t = source.fixed_task(fixed, i)?;
             let out = learner.predict(&t.support_x, &t.support_y, &t.query_x);
             let loss = t.query_y.loss(&out).item() as f64;

@@ -390,9 +390,11 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
         indicatif::ProgressBar::hidden()
     };
     let freeze = cfg.freeze_steps();
+    let mode = crate::autodiff::is_grad_enabled();
     let runs: Vec<RunResult> = jobs
         .par_iter()
         .map(|&(strategy, budget, seed)| {
+            let _mode = crate::autodiff::set_grad_enabled(mode);
             let t0 = Instant::now();
             let labelled = label_subset(&pool, &target.train.labels, classes, budget, seed);
             let trunk = if strategy.pretrained() {
