@@ -2,28 +2,10 @@
 //! functional ops: permute, concat, narrow, index_select, gather, max, softmax, losses and
 //! batch normalisation.
 
-use metalearn::autodiff::check::{gradcheck, gradgradcheck};
+use metalearn::autodiff::check::assert_gradients as check;
 use metalearn::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-
-type F<'a> = dyn Fn(&[Tensor<f64>]) -> Tensor<f64> + 'a;
-
-fn check(name: &str, f: &F<'_>, xs: &[Tensor<f64>]) {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let g = gradcheck(f, xs, 5, &mut rng);
-    assert!(
-        g.max_error < 1e-6,
-        "{name}: gradcheck error {}",
-        g.max_error
-    );
-    let gg = gradgradcheck(f, xs, 5, &mut rng);
-    assert!(
-        gg.max_error < 1e-5,
-        "{name}: gradgradcheck error {}",
-        gg.max_error
-    );
-}
 
 fn rand(shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor<f64> {
     Tensor::rand_uniform(shape, lo, hi, &mut ChaCha8Rng::seed_from_u64(seed))

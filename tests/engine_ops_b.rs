@@ -1,26 +1,10 @@
 //! Matrix products, linear layers, convolutions and pooling: gradient checks (first and second
 //! order), values against naive references, and shape errors.
 
-use metalearn::autodiff::check::{gradcheck, gradgradcheck};
+use metalearn::autodiff::check::assert_gradients as check;
 use metalearn::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-
-fn check(name: &str, f: &dyn Fn(&[Tensor<f64>]) -> Tensor<f64>, xs: &[Tensor<f64>]) {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let g = gradcheck(f, xs, 4, &mut rng);
-    assert!(
-        g.max_error < 1e-6,
-        "{name}: gradcheck error {}",
-        g.max_error
-    );
-    let gg = gradgradcheck(f, xs, 4, &mut rng);
-    assert!(
-        gg.max_error < 1e-5,
-        "{name}: gradgradcheck error {}",
-        gg.max_error
-    );
-}
 
 fn rand(shape: &[usize], seed: u64) -> Tensor<f64> {
     Tensor::rand_uniform(shape, -1.0, 1.0, &mut ChaCha8Rng::seed_from_u64(seed))
