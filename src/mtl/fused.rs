@@ -411,6 +411,11 @@ impl<T: Float> Backward<T> for ConvReluPoolBackward {
         "conv_relu_pool"
     }
     fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        assert!(
+            !crate::autodiff::is_grad_enabled(),
+            "conv_relu_pool: this fused op is differentiable once only (create_graph = false); \
+             build the trunk from the unfused ops for higher-order gradients"
+        );
         let geo = &self.geo;
         let (x, w) = (&ctx.inputs[0], &ctx.inputs[1]);
         let need_dx = ctx.needs[0];
