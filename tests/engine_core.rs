@@ -110,3 +110,24 @@ fn hand_computed_values() {
 fn shape_mismatch_names_op_and_shapes() {
     let _ = Tensor::<f32>::zeros(&[2, 3]).add(&Tensor::zeros(&[4]));
 }
+
+#[test]
+fn where_mask_selects_and_routes_gradients() {
+    let a = rand(&[3, 4], -1.0, 1.0, 21);
+    let b = rand(&[3, 4], -1.0, 1.0, 22);
+    let mask = a.mask(|v| v > 0.0);
+    let y = Tensor::where_mask(&mask, &a, &b);
+    for ((&m, &yv), (&av, &bv)) in mask
+        .data()
+        .iter()
+        .zip(y.data())
+        .zip(a.data().iter().zip(b.data()))
+    {
+        assert_eq!(yv, if m == 1.0 { av } else { bv });
+    }
+    check(
+        "where_mask",
+        &|x| Tensor::where_mask(&mask, &x[0], &x[1]).square(),
+        &[a, b],
+    );
+}
