@@ -302,8 +302,11 @@ fn node_inputs<T: Float>(t: &Tensor<T>) -> Vec<Tensor<T>> {
 
 fn accumulate<T: Float>(grads: &mut HashMap<u64, Tensor<T>>, id: u64, g: Tensor<T>) {
     match grads.remove(&id) {
-        Some(prev) => {
-            grads.insert(id, prev.add(&g));
+        Some(mut prev) => {
+            if !prev.add_assign_unique(&g) {
+                prev = prev.add(&g);
+            }
+            grads.insert(id, prev);
         }
         None => {
             grads.insert(id, g);

@@ -152,12 +152,11 @@ impl Conv4 {
         for b in 0..self.config.blocks {
             let k = 4 * b;
             h = h.conv2d(params.at(k), Some(params.at(k + 1)), stride, 1);
-            h = h
-                .batch_norm(params.at(k + 2), params.at(k + 3), 1e-5)
-                .relu();
-            if self.config.downsample == DownsampleKind::MaxPool {
-                h = h.max_pool2d(2, 2);
-            }
+            let (gamma, beta) = (params.at(k + 2), params.at(k + 3));
+            h = match self.config.downsample {
+                DownsampleKind::MaxPool => h.batch_norm_relu_max_pool2(gamma, beta, 1e-5),
+                DownsampleKind::Strided => h.batch_norm(gamma, beta, 1e-5).relu(),
+            };
         }
         h.flatten_from1()
     }

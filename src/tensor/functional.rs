@@ -20,6 +20,13 @@ use rayon::prelude::*;
 /// Above this many elements the channel kernels run in parallel.
 const PARALLEL_MIN: usize = 1 << 16;
 
+/// Whether this code already runs inside a rayon job (e.g. one task of a meta-batch): then the
+/// other workers are busy with their own tasks, and splitting a per-channel loop only adds
+/// scheduling overhead (measured on W2: ~3% of a meta-step).
+fn in_parallel_job() -> bool {
+    rayon::current_thread_index().is_some()
+}
+
 // ---------------------------------------------------------------------------------------------
 // softmax / log_softmax
 
@@ -180,7 +187,7 @@ impl<T: Float> Backward<T> for BceBackward {
 // per-channel kernels for tensors shaped [N, C, rest...]
 
 /// (N, C, S) with S the product of the dimensions after the channel axis.
-fn ncs(shape: &[usize], op: &str) -> (usize, usize, usize) {
+pub(super) fn ncs(shape: &[usize], op: &str) -> (usize, usize, usize) {
     assert!(
         shape.len() >= 2,
         "{op}: expected an input shaped [N, C, ...], got {:?}",
@@ -203,7 +210,7 @@ where
         }
         acc
     };
-    if n * c * s >= PARALLEL_MIN && s >= 16 {
+    if n * c * s >= PARALLEL_MIN && s >= 16 && !in_parallel_job() {
         (0..c).into_par_iter().map(per_channel).collect()
     } else {
         (0..c).map(per_channel).collect()
@@ -222,7 +229,7 @@ where
             f(k * cs + ch * s, ch, run);
         }
     };
-    if out.len() >= PARALLEL_MIN {
+    if out.len() >= PARALLEL_MIN && !in_parallel_job() {
         out.par_chunks_mut(cs).enumerate().for_each(sample);
     } else {
         out.chunks_mut(cs).enumerate().for_each(sample);
@@ -593,7 +600,7 @@ impl<T: Float> Tensor<T> {
 }
 
 /// Per-channel mean and `1 / sqrt(biased var + eps)` of `x` shaped `[N, C, S]`.
-fn channel_stats<T: Float>(
+pub(super) fn channel_stats<T: Float>(
     x: &[T],
     n: usize,
     c: usize,
@@ -612,6 +619,27 @@ fn channel_stats<T: Float>(
     (mean, inv_std)
 }
 
+/// The gradients of [`Tensor::batch_norm`] with respect to `x`, `gamma`, `beta` (where `needs`
+/// says so) for upstream `g`, built from differentiable ops (for a recorded backward pass):
+/// `dgamma = sum_c g xhat`, `dbeta = sum_c g`, `dx = normalize backward of g gamma`.
+pub(super) fn batch_norm_grad_recorded<T: Float>(
+    x: &Tensor<T>,
+    gamma: &Tensor<T>,
+    g: &Tensor<T>,
+    eps: f64,
+    needs: &[bool],
+) -> Vec<Option<Tensor<T>>> {
+    let c = gamma.numel();
+    let xhat = x.normalize_channels(eps);
+    let ggamma = needs[1].then(|| g.mul(&xhat).channel_sum());
+    let gbeta = needs[2].then(|| g.channel_sum());
+    let gx = needs[0].then(|| {
+        let gxhat = g.channel_affine(gamma, &Tensor::zeros(&[c]));
+        normalize_grad_recorded(x, &xhat, &gxhat, eps)
+    });
+    vec![gx, ggamma, gbeta]
+}
+
 struct BatchNormBackward {
     eps: f64,
     mean: Vec<f64>,
@@ -626,14 +654,7 @@ impl<T: Float> Backward<T> for BatchNormBackward {
         let (x, gamma) = (&ctx.inputs[0], &ctx.inputs[1]);
         let (n, c, s) = ncs(x.shape(), "batch_norm");
         if is_grad_enabled() {
-            let xhat = x.normalize_channels(self.eps);
-            let ggamma = ctx.needs[1].then(|| g.mul(&xhat).channel_sum());
-            let gbeta = ctx.needs[2].then(|| g.channel_sum());
-            let gx = ctx.needs[0].then(|| {
-                let gxhat = g.channel_affine(gamma, &Tensor::zeros(&[c]));
-                normalize_grad_recorded(x, &xhat, &gxhat, self.eps)
-            });
-            return vec![gx, ggamma, gbeta];
+            return batch_norm_grad_recorded(x, gamma, g, self.eps, ctx.needs);
         }
         // fused: per channel sg = sum g, sgh = sum g * xhat (one pass), then
         // gx = gamma inv (g - sg/m - xhat sgh/m) = A g + B x + C (one pass)

@@ -6,11 +6,13 @@
 //!
 //! Files: `shape` (broadcasting), `elementwise` (arithmetic and pointwise functions),
 //! `reduce` (sums, means, maxima), `layout` (reshape, permute, concat, slicing, indexing),
-//! `linalg` (matmul), `conv` (conv2d and pooling), `functional` (softmax, batch norm, losses).
+//! `linalg` (matmul), `conv` (conv2d and pooling), `functional` (softmax, batch norm, losses),
+//! `fused` (op chains computed in one kernel).
 
 mod conv;
 mod elementwise;
 mod functional;
+mod fused;
 mod index;
 mod kernels;
 mod layout;
@@ -157,6 +159,26 @@ impl<T: Float> Tensor<T> {
             n
         );
         Self::build(Arc::new(Storage::Cpu(data)), shape.to_vec(), false, None)
+    }
+
+    /// Adds `other` into `self`'s buffer in place when that is unobservable: `self` is the only
+    /// handle to its data, and neither side is part of a recorded graph. Returns whether it did;
+    /// callers fall back to `add` otherwise. (Gradient accumulation in an unrecorded backward
+    /// pass: saves one allocation and one pass per accumulated gradient.)
+    pub(crate) fn add_assign_unique(&mut self, other: &Tensor<T>) -> bool {
+        if self.shape() != other.shape() || self.requires_grad() || other.requires_grad() {
+            return false;
+        }
+        let Some(inner) = Arc::get_mut(&mut self.inner) else {
+            return false;
+        };
+        let Some(Storage::Cpu(buf)) = Arc::get_mut(&mut inner.storage) else {
+            return false;
+        };
+        for (a, &b) in buf.iter_mut().zip(other.data()) {
+            *a += b;
+        }
+        true
     }
 
     /// A tensor with every element equal to `value`.

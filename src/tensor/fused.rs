@@ -1,0 +1,244 @@
+//! Fused op chains: one kernel where the composed ops would make several passes over memory.
+//!
+//! `batch_norm_relu_max_pool2` is Conv-4's block tail, `max_pool2d(relu(batch_norm(x)), 2, 2)`.
+//! On the 28x28 layer of an Omniglot batch the composed chain makes about eight passes over a
+//! 15 MB activation forward and backward; the fused op reads `x` twice for the statistics, once
+//! for the pooled output, and twice in the unrecorded backward, and stores only the pooled output
+//! and one byte per window (which of the four pixels won).
+//!
+//! Its recorded backward (when a gradient must itself be differentiated, as in second-order MAML)
+//! is composed from differentiable ops: the pooling and ReLU Jacobians are constant selections
+//! (`put_add_flat` at the winning pixels, gated by `where_positive` on the output), followed by
+//! batch norm's recorded backward, so every order of derivative matches the composed chain.
+
+use super::functional::{batch_norm_grad_recorded, channel_stats, ncs};
+use super::{Float, Tensor};
+use crate::autodiff::{is_grad_enabled, Backward, BackwardCtx};
+use std::sync::Arc;
+
+struct BnReluPoolBackward {
+    eps: f64,
+    mean: Vec<f64>,
+    inv_std: Vec<f64>,
+    /// For every output pixel, which pixel of its 2x2 window won: `2 * dy + dx`.
+    winner: Vec<u8>,
+}
+
+/// Flat index in `x` (`[planes, h, w]`) of the winning pixel of every output window.
+fn winner_offsets(winner: &[u8], h: usize, w: usize, ho: usize, wo: usize) -> Vec<usize> {
+    let per_plane = (ho * wo).max(1);
+    winner
+        .iter()
+        .enumerate()
+        .map(|(j, &k)| {
+            let (pl, r) = (j / per_plane, j % per_plane);
+            let (oy, ox) = (r / wo, r % wo);
+            pl * h * w + (2 * oy + (k as usize >> 1)) * w + 2 * ox + (k as usize & 1)
+        })
+        .collect()
+}
+
+impl<T: Float> Backward<T> for BnReluPoolBackward {
+    fn name(&self) -> &'static str {
+        "batch_norm_relu_max_pool2"
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let (x, gamma) = (&ctx.inputs[0], &ctx.inputs[1]);
+        let (n, c, _) = ncs(x.shape(), "batch_norm_relu_max_pool2");
+        let (h, w) = (x.dim(2), x.dim(3));
+        let (ho, wo) = (h / 2, w / 2);
+        if is_grad_enabled() {
+            // Constant selections, then batch norm's differentiable backward.
+            let gate = g.where_positive(&ctx.output.detach());
+            let idx: Arc<[usize]> = winner_offsets(&self.winner, h, w, ho, wo).into();
+            let gy = gate.put_add_flat(idx, x.shape());
+            return batch_norm_grad_recorded(x, gamma, &gy, self.eps, ctx.needs);
+        }
+        // Unrecorded: the upstream gradient of the batch-norm output, gy, is g at the winning
+        // pixel of every window whose output is positive and 0 elsewhere. Per channel
+        // sg = sum gy, sgx = sum gy x (over the winners only), then as batch norm's fused rule:
+        // dx = a gy + b x + cc with a = gamma inv, b = -gamma inv^2 sgh / m, cc = -a sg/m - b mu.
+        let (gd, od, xd, gm) = (g.data(), ctx.output.data(), x.data(), gamma.data());
+        let (hw, howo) = (h * w, ho * wo);
+        let mut sums = vec![(0.0f64, 0.0f64); c];
+        for pl in 0..n * c {
+            let (xs, acc) = (&xd[pl * hw..(pl + 1) * hw], &mut sums[pl % c]);
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let j = pl * howo + oy * wo + ox;
+                    if od[j] > T::zero() {
+                        let k = self.winner[j] as usize;
+                        let p = (2 * oy + (k >> 1)) * w + 2 * ox + (k & 1);
+                        let gv = gd[j].as_f64();
+                        acc.0 += gv;
+                        acc.1 += gv * xs[p].as_f64();
+                    }
+                }
+            }
+        }
+        let m = (n * hw).max(1) as f64;
+        let sgh: Vec<f64> = (0..c)
+            .map(|ch| (sums[ch].1 - self.mean[ch] * sums[ch].0) * self.inv_std[ch])
+            .collect();
+        let gx = ctx.needs[0].then(|| {
+            let mut out = Vec::with_capacity(xd.len());
+            for pl in 0..n * c {
+                let ch = pl % c;
+                let (inv, mu, k) = (self.inv_std[ch], self.mean[ch], gm[ch].as_f64());
+                let a = k * inv;
+                let b = -k * inv * inv * sgh[ch] / m;
+                let cc = -a * sums[ch].0 / m - b * mu;
+                let (a, b, cc) = (T::of(a), T::of(b), T::of(cc));
+                let start = out.len();
+                out.extend(xd[pl * hw..(pl + 1) * hw].iter().map(|&xv| b * xv + cc));
+                let plane = &mut out[start..];
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let j = pl * howo + oy * wo + ox;
+                        if od[j] > T::zero() {
+                            let kk = self.winner[j] as usize;
+                            plane[(2 * oy + (kk >> 1)) * w + 2 * ox + (kk & 1)] += a * gd[j];
+                        }
+                    }
+                }
+            }
+            Tensor::from_vec(out, x.shape())
+        });
+        let ggamma =
+            ctx.needs[1].then(|| Tensor::from_vec(sgh.iter().map(|&v| T::of(v)).collect(), &[c]));
+        let gbeta =
+            ctx.needs[2].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
+        vec![gx, ggamma, gbeta]
+    }
+}
+
+impl<T: Float> Tensor<T> {
+    /// `max_pool2d(relu(batch_norm(x, gamma, beta, eps)), 2, 2)` for `x` shaped `[N, C, H, W]`
+    /// in one op (Conv-4's block tail): the same values and gradients of every order as the
+    /// composed chain, with far less memory traffic. Pooling is floor mode (odd sizes drop
+    /// the last row / column from the windows; batch statistics still use every pixel).
+    pub fn batch_norm_relu_max_pool2(
+        &self,
+        gamma: &Tensor<T>,
+        beta: &Tensor<T>,
+        eps: f64,
+    ) -> Tensor<T> {
+        let op = "batch_norm_relu_max_pool2";
+        assert!(
+            self.ndim() == 4 && self.dim(2) >= 2 && self.dim(3) >= 2,
+            "{op}: expected an input [N, C, H, W] with H, W >= 2, got {:?}",
+            self.shape()
+        );
+        let (n, c, s) = ncs(self.shape(), op);
+        assert!(
+            gamma.shape() == [c] && beta.shape() == [c],
+            "{op}: weight shape {:?} and bias shape {:?} do not match the {c} channels of input shape {:?}",
+            gamma.shape(),
+            beta.shape(),
+            self.shape()
+        );
+        let (h, w) = (self.dim(2), self.dim(3));
+        let (ho, wo) = (h / 2, w / 2);
+        let (mean, inv_std) = channel_stats(self.data(), n, c, s, eps);
+        let (x, gm, bt) = (self.data(), gamma.data(), beta.data());
+        let mut out = Vec::with_capacity(n * c * ho * wo);
+        let mut winner = Vec::with_capacity(n * c * ho * wo);
+        for (pl, plane) in x.chunks_exact(h * w).enumerate() {
+            let ch = pl % c;
+            // the same affine map as `batch_norm`, so the values agree bit for bit
+            let a = T::of(inv_std[ch]) * gm[ch];
+            let b = bt[ch] - T::of(mean[ch]) * a;
+            for oy in 0..ho {
+                let (r0, r1) = (&plane[2 * oy * w..], &plane[(2 * oy + 1) * w..]);
+                for ox in 0..wo {
+                    let v = [
+                        r0[2 * ox] * a + b,
+                        r0[2 * ox + 1] * a + b,
+                        r1[2 * ox] * a + b,
+                        r1[2 * ox + 1] * a + b,
+                    ];
+                    // first maximum wins, as max_pool2d
+                    let (mut best, mut k) = (v[0], 0u8);
+                    for (i, &vi) in v.iter().enumerate().skip(1) {
+                        if vi > best {
+                            best = vi;
+                            k = i as u8;
+                        }
+                    }
+                    out.push(if best > T::zero() { best } else { T::zero() });
+                    winner.push(k);
+                }
+            }
+        }
+        Tensor::from_op(out, vec![n, c, ho, wo], &[self, gamma, beta], move || {
+            BnReluPoolBackward {
+                eps,
+                mean,
+                inv_std,
+                winner,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autodiff::check::assert_gradients;
+    use crate::autodiff::grad;
+    use rand::SeedableRng;
+
+    fn composed(x: &Tensor<f64>, g: &Tensor<f64>, b: &Tensor<f64>) -> Tensor<f64> {
+        x.batch_norm(g, b, 1e-5).relu().max_pool2d(2, 2)
+    }
+
+    fn inputs(shape: &[usize], seed: u64) -> [Tensor<f64>; 3] {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let c = shape[1];
+        [
+            Tensor::rand_normal(shape, 0.3, 1.0, &mut rng).requires_grad_(),
+            Tensor::rand_uniform(&[c], 0.5, 1.5, &mut rng).requires_grad_(),
+            Tensor::rand_uniform(&[c], -0.5, 0.5, &mut rng).requires_grad_(),
+        ]
+    }
+
+    #[test]
+    fn values_and_gradients_match_the_composed_chain() {
+        // even and odd sizes (7x7 drops the last row and column)
+        for (shape, seed) in [([3, 2, 4, 6], 1), ([2, 3, 7, 7], 2), ([4, 2, 3, 2], 3)] {
+            let [x, gm, bt] = inputs(&shape, seed);
+            let fused = x.batch_norm_relu_max_pool2(&gm, &bt, 1e-5);
+            let reference = composed(&x, &gm, &bt);
+            assert_eq!(fused.shape(), reference.shape());
+            assert!(fused.max_abs_diff(&reference) == 0.0, "forward differs");
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 10);
+            let up = Tensor::rand_normal(fused.shape(), 0.0, 1.0, &mut rng);
+            let params = [x.clone(), gm.clone(), bt.clone()];
+            // unrecorded (fused kernel) and recorded (composed rule) against the chain's
+            let want = grad(&[reference.mul(&up).sum_all()], &params, false);
+            let got_rec = grad(&[fused.mul(&up).sum_all()], &params, true);
+            let fused = x.batch_norm_relu_max_pool2(&gm, &bt, 1e-5);
+            let got = grad(&[fused.mul(&up).sum_all()], &params, false);
+            for i in 0..3 {
+                assert!(
+                    got[i].max_abs_diff(&want[i]) < 1e-12,
+                    "input {i} unrecorded"
+                );
+                assert!(
+                    got_rec[i].max_abs_diff(&want[i]) < 1e-12,
+                    "input {i} recorded"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn second_order_matches_finite_differences() {
+        let [x, gm, bt] = inputs(&[3, 2, 5, 4], 7);
+        assert_gradients(
+            "batch_norm_relu_max_pool2",
+            &|t: &[Tensor<f64>]| t[0].batch_norm_relu_max_pool2(&t[1], &t[2], 1e-5),
+            &[x, gm, bt],
+        );
+    }
+}
