@@ -61,13 +61,14 @@ fn conv_geom(op: &str, x: &[usize], w: &[usize], stride: usize, pad: usize) -> C
     }
 }
 
-/// Forward: `y[n,o] = W[o] * cols(x[n]) (+ b[o])`.
+/// Forward: `y[n,o] = W[o] * cols(x[n]) (+ b[o])`. The output is written once, in order (no
+/// zero-fill pass): each image's rows start as the bias (or zero) and the product is added.
 fn conv_fwd<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
     let (ckk, howo, o, chw) = (g.ckk(), g.howo(), g.o, g.c * g.hw());
     let gmax = group_size(g, COLS_TARGET);
     let mut cols = vec![T::zero(); ckk * gmax * howo];
     let mut tmp = vec![T::zero(); if gmax > 1 { o * gmax * howo } else { 0 }];
-    let mut out = vec![T::zero(); g.n * o * howo];
+    let mut out = Vec::with_capacity(g.n * o * howo);
     let mut n0 = 0;
     while n0 < g.n {
         let gs = gmax.min(g.n - n0);
@@ -75,20 +76,19 @@ fn conv_fwd<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec
         let cols = &mut cols[..ckk * nc];
         im2col(g, &x[n0 * chw..(n0 + gs) * chw], gs, cols);
         if gs == 1 {
-            let dst = &mut out[n0 * o * howo..(n0 + 1) * o * howo];
-            if let Some(b) = bias {
-                for (row, &bv) in dst.chunks_exact_mut(howo).zip(b) {
-                    row.iter_mut().for_each(|v| *v = bv);
-                }
+            let start = out.len();
+            for ch in 0..o {
+                let bv = bias.map_or(T::zero(), |b| b[ch]);
+                out.extend(std::iter::repeat_n(bv, howo));
             }
             gemm(
                 o,
                 howo,
                 ckk,
-                dst,
+                &mut out[start..],
                 howo,
                 1,
-                bias.is_some(),
+                true,
                 Mat::rows(w, ckk),
                 Mat::rows(cols, nc),
             );
@@ -108,16 +108,12 @@ fn conv_fwd<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec
             for img in 0..gs {
                 for ch in 0..o {
                     let src = &tmp[ch * nc + img * howo..ch * nc + (img + 1) * howo];
-                    let dst =
-                        &mut out[((n0 + img) * o + ch) * howo..((n0 + img) * o + ch + 1) * howo];
                     match bias {
                         Some(b) => {
                             let bv = b[ch];
-                            for (d, &s) in dst.iter_mut().zip(src) {
-                                *d = s + bv;
-                            }
+                            out.extend(src.iter().map(|&s| s + bv));
                         }
-                        None => dst.copy_from_slice(src),
+                        None => out.extend_from_slice(src),
                     }
                 }
             }
