@@ -1,5 +1,6 @@
 //! Per-op costs of one Conv-4 block at W2's query size ([75, C, H, W], f32, one thread):
-//! forward and backward of conv2d, batch norm, ReLU and max-pool, to see where time goes.
+//! forward and backward of conv2d, batch norm, ReLU and max-pool, composed and fused, to see
+//! where time goes.
 //! Run: `cargo run --release --example op_costs`.
 
 use metalearn::Tensor;
@@ -52,6 +53,33 @@ fn main() {
                 .batch_norm(&gamma, &beta, 1e-5)
                 .relu()
                 .max_pool2d(2, 2);
+            let g = Tensor::ones(out.shape());
+            drop(metalearn::grad_with(
+                &[out],
+                &[g],
+                &inputs,
+                metalearn::GradOptions::new(false),
+            ));
+        });
+        time("  fused bn+relu+pool forward", 20, || {
+            drop(y.batch_norm_relu_max_pool2(&gamma, &beta, 1e-5))
+        });
+        let yg = y.detach().requires_grad_();
+        let fused_inputs = [yg.clone(), gamma.clone(), beta.clone()];
+        time("  fused bn+relu+pool forward + backward", 20, || {
+            let out = yg.batch_norm_relu_max_pool2(&gamma, &beta, 1e-5);
+            let g = Tensor::ones(out.shape());
+            drop(metalearn::grad_with(
+                &[out],
+                &[g],
+                &fused_inputs,
+                metalearn::GradOptions::new(false),
+            ));
+        });
+        time("  whole block forward + backward (fused)", 5, || {
+            let out = x
+                .conv2d(&w, Some(&b), 1, 1)
+                .batch_norm_relu_max_pool2(&gamma, &beta, 1e-5);
             let g = Tensor::ones(out.shape());
             drop(metalearn::grad_with(
                 &[out],

@@ -60,21 +60,34 @@ impl<T: Float> Backward<T> for BnReluPoolBackward {
         // dx = a gy + b x + cc with a = gamma inv, b = -gamma inv^2 sgh / m, cc = -a sg/m - b mu.
         let (gd, od, xd, gm) = (g.data(), ctx.output.data(), x.data(), gamma.data());
         let (hw, howo) = (h * w, ho * wo);
+        // gy at each window's winner (0 where the output is not positive), kept branch-free:
+        // the sign pattern is data-dependent and would mispredict.
+        let gated = |j: usize| {
+            if od[j] > T::zero() {
+                gd[j]
+            } else {
+                T::zero()
+            }
+        };
+        let at = |oy: usize, ox: usize, k: u8| {
+            let k = k as usize;
+            (2 * oy + (k >> 1)) * w + 2 * ox + (k & 1)
+        };
         let mut sums = vec![(0.0f64, 0.0f64); c];
         for pl in 0..n * c {
-            let (xs, acc) = (&xd[pl * hw..(pl + 1) * hw], &mut sums[pl % c]);
+            let xs = &xd[pl * hw..(pl + 1) * hw];
+            let (mut sg, mut sgx) = (T::zero(), T::zero());
             for oy in 0..ho {
                 for ox in 0..wo {
                     let j = pl * howo + oy * wo + ox;
-                    if od[j] > T::zero() {
-                        let k = self.winner[j] as usize;
-                        let p = (2 * oy + (k >> 1)) * w + 2 * ox + (k & 1);
-                        let gv = gd[j].as_f64();
-                        acc.0 += gv;
-                        acc.1 += gv * xs[p].as_f64();
-                    }
+                    let gv = gated(j);
+                    sg += gv;
+                    sgx += gv * xs[at(oy, ox, self.winner[j])];
                 }
             }
+            let acc = &mut sums[pl % c];
+            acc.0 += sg.as_f64();
+            acc.1 += sgx.as_f64();
         }
         let m = (n * hw).max(1) as f64;
         let sgh: Vec<f64> = (0..c)
@@ -95,10 +108,7 @@ impl<T: Float> Backward<T> for BnReluPoolBackward {
                 for oy in 0..ho {
                     for ox in 0..wo {
                         let j = pl * howo + oy * wo + ox;
-                        if od[j] > T::zero() {
-                            let kk = self.winner[j] as usize;
-                            plane[(2 * oy + (kk >> 1)) * w + 2 * ox + (kk & 1)] += a * gd[j];
-                        }
+                        plane[at(oy, ox, self.winner[j])] += a * gated(j);
                     }
                 }
             }
@@ -141,32 +151,43 @@ impl<T: Float> Tensor<T> {
         let (ho, wo) = (h / 2, w / 2);
         let (mean, inv_std) = channel_stats(self.data(), n, c, s, eps);
         let (x, gm, bt) = (self.data(), gamma.data(), beta.data());
-        let mut out = Vec::with_capacity(n * c * ho * wo);
-        let mut winner = Vec::with_capacity(n * c * ho * wo);
-        for (pl, plane) in x.chunks_exact(h * w).enumerate() {
+        let mut out = vec![T::zero(); n * c * ho * wo];
+        let mut winner = vec![0u8; n * c * ho * wo];
+        let (out_planes, win_planes) = (
+            out.chunks_exact_mut((ho * wo).max(1)),
+            winner.chunks_exact_mut((ho * wo).max(1)),
+        );
+        for (pl, ((plane, out_pl), win_pl)) in x
+            .chunks_exact(h * w)
+            .zip(out_planes)
+            .zip(win_planes)
+            .enumerate()
+        {
             let ch = pl % c;
             // the same affine map as `batch_norm`, so the values agree bit for bit
             let a = T::of(inv_std[ch]) * gm[ch];
             let b = bt[ch] - T::of(mean[ch]) * a;
             for oy in 0..ho {
-                let (r0, r1) = (&plane[2 * oy * w..], &plane[(2 * oy + 1) * w..]);
-                for ox in 0..wo {
-                    let v = [
-                        r0[2 * ox] * a + b,
-                        r0[2 * ox + 1] * a + b,
-                        r1[2 * ox] * a + b,
-                        r1[2 * ox + 1] * a + b,
-                    ];
-                    // first maximum wins, as max_pool2d
-                    let (mut best, mut k) = (v[0], 0u8);
-                    for (i, &vi) in v.iter().enumerate().skip(1) {
-                        if vi > best {
-                            best = vi;
-                            k = i as u8;
-                        }
-                    }
-                    out.push(if best > T::zero() { best } else { T::zero() });
-                    winner.push(k);
+                let r0 = &plane[2 * oy * w..2 * oy * w + 2 * wo];
+                let r1 = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * wo];
+                let (o_row, k_row) = (
+                    &mut out_pl[oy * wo..(oy + 1) * wo],
+                    &mut win_pl[oy * wo..(oy + 1) * wo],
+                );
+                for (((p0, p1), o), k) in r0
+                    .chunks_exact(2)
+                    .zip(r1.chunks_exact(2))
+                    .zip(o_row)
+                    .zip(k_row)
+                {
+                    let (v0, v1) = (p0[0] * a + b, p0[1] * a + b);
+                    let (v2, v3) = (p1[0] * a + b, p1[1] * a + b);
+                    // first maximum wins (as max_pool2d), as a branch-free tournament
+                    let (m01, k01) = if v1 > v0 { (v1, 1u8) } else { (v0, 0u8) };
+                    let (m23, k23) = if v3 > v2 { (v3, 3u8) } else { (v2, 2u8) };
+                    let (best, kk) = if m23 > m01 { (m23, k23) } else { (m01, k01) };
+                    *o = if best > T::zero() { best } else { T::zero() };
+                    *k = kk;
                 }
             }
         }
