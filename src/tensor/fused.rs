@@ -12,7 +12,7 @@
 //! batch norm's recorded backward, so every order of derivative matches the composed chain.
 
 use super::functional::{batch_norm_grad_recorded, channel_stats, ncs};
-use super::{Float, Tensor};
+use super::{kernels, Float, Tensor};
 use crate::autodiff::{is_grad_enabled, Backward, BackwardCtx};
 use std::sync::Arc;
 
@@ -60,34 +60,34 @@ impl<T: Float> Backward<T> for BnReluPoolBackward {
         // dx = a gy + b x + cc with a = gamma inv, b = -gamma inv^2 sgh / m, cc = -a sg/m - b mu.
         let (gd, od, xd, gm) = (g.data(), ctx.output.data(), x.data(), gamma.data());
         let (hw, howo) = (h * w, ho * wo);
-        // gy at each window's winner (0 where the output is not positive), kept branch-free:
-        // the sign pattern is data-dependent and would mispredict.
-        let gated = |j: usize| {
-            if od[j] > T::zero() {
-                gd[j]
-            } else {
-                T::zero()
-            }
-        };
-        let at = |oy: usize, ox: usize, k: u8| {
-            let k = k as usize;
-            (2 * oy + (k >> 1)) * w + 2 * ox + (k & 1)
-        };
+        // Per output pixel: gy (g, or 0 where the output is not positive; branch-free, as the
+        // sign pattern is data-dependent) and the offset of its winner within the plane.
+        let gy: Vec<T> = gd
+            .iter()
+            .zip(od)
+            .map(|(&gv, &ov)| if ov > T::zero() { gv } else { T::zero() })
+            .collect();
+        let pos: Vec<u32> = (0..n * c * howo)
+            .map(|j| {
+                let (r, k) = (j % howo.max(1), self.winner[j] as usize);
+                let (oy, ox) = (r / wo, r % wo);
+                ((2 * oy + (k >> 1)) * w + 2 * ox + (k & 1)) as u32
+            })
+            .collect();
         let mut sums = vec![(0.0f64, 0.0f64); c];
+        let mut xg = vec![T::zero(); howo];
         for pl in 0..n * c {
             let xs = &xd[pl * hw..(pl + 1) * hw];
-            let (mut sg, mut sgx) = (T::zero(), T::zero());
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let j = pl * howo + oy * wo + ox;
-                    let gv = gated(j);
-                    sg += gv;
-                    sgx += gv * xs[at(oy, ox, self.winner[j])];
-                }
+            let (gp, pp) = (
+                &gy[pl * howo..(pl + 1) * howo],
+                &pos[pl * howo..(pl + 1) * howo],
+            );
+            for (v, &p) in xg.iter_mut().zip(pp) {
+                *v = xs[p as usize];
             }
             let acc = &mut sums[pl % c];
-            acc.0 += sg.as_f64();
-            acc.1 += sgx.as_f64();
+            acc.0 += kernels::sum(gp).as_f64();
+            acc.1 += kernels::dot(gp, &xg).as_f64();
         }
         let m = (n * hw).max(1) as f64;
         let sgh: Vec<f64> = (0..c)
@@ -105,11 +105,12 @@ impl<T: Float> Backward<T> for BnReluPoolBackward {
                 let start = out.len();
                 out.extend(xd[pl * hw..(pl + 1) * hw].iter().map(|&xv| b * xv + cc));
                 let plane = &mut out[start..];
-                for oy in 0..ho {
-                    for ox in 0..wo {
-                        let j = pl * howo + oy * wo + ox;
-                        plane[at(oy, ox, self.winner[j])] += a * gated(j);
-                    }
+                let (gp, pp) = (
+                    &gy[pl * howo..(pl + 1) * howo],
+                    &pos[pl * howo..(pl + 1) * howo],
+                );
+                for (&gv, &p) in gp.iter().zip(pp) {
+                    plane[p as usize] += a * gv;
                 }
             }
             Tensor::from_vec(out, x.shape())
