@@ -600,6 +600,11 @@ impl<T: Float> Tensor<T> {
 }
 
 /// Per-channel mean and `1 / sqrt(biased var + eps)` of `x` shaped `[N, C, S]`.
+///
+/// One pass over memory: each contiguous run `[n, c, :]` gets its own mean and sum of squared
+/// deviations (two passes over a run that is in cache), and runs are merged per channel with
+/// Chan et al.'s pairwise update (`M2 = M2a + M2b + delta^2 na nb / (na + nb)`), as stable as
+/// the two-pass formula.
 pub(super) fn channel_stats<T: Float>(
     x: &[T],
     n: usize,
@@ -607,15 +612,39 @@ pub(super) fn channel_stats<T: Float>(
     s: usize,
     eps: f64,
 ) -> (Vec<f64>, Vec<f64>) {
-    let m = (n * s).max(1) as f64;
-    let mean: Vec<f64> = channel_sums(n, c, s, |b| kernels::sum(&x[b..b + s]).as_f64())
-        .into_iter()
-        .map(|v| v / m)
-        .collect();
-    let var = channel_sums(n, c, s, |b| {
-        kernels::sum_sq_dev(&x[b..b + s], T::of(mean[(b / s.max(1)) % c])).as_f64()
+    #[derive(Clone, Copy, Default)]
+    struct Moments {
+        count: f64,
+        mean: f64,
+        m2: f64,
+    }
+    impl std::ops::AddAssign for Moments {
+        fn add_assign(&mut self, o: Moments) {
+            let count = self.count + o.count;
+            if count == 0.0 {
+                return;
+            }
+            let delta = o.mean - self.mean;
+            self.mean += delta * o.count / count;
+            self.m2 += o.m2 + delta * delta * self.count * o.count / count;
+            self.count = count;
+        }
+    }
+    let moments = channel_sums(n, c, s, |b| {
+        let run = &x[b..b + s];
+        let mean = kernels::sum(run).as_f64() / s.max(1) as f64;
+        Moments {
+            count: s as f64,
+            mean,
+            m2: kernels::sum_sq_dev(run, T::of(mean)).as_f64(),
+        }
     });
-    let inv_std = var.iter().map(|&v| 1.0 / (v / m + eps).sqrt()).collect();
+    let m = (n * s).max(1) as f64;
+    let mean = moments.iter().map(|mo| mo.mean).collect();
+    let inv_std = moments
+        .iter()
+        .map(|mo| 1.0 / (mo.m2 / m + eps).sqrt())
+        .collect();
     (mean, inv_std)
 }
 

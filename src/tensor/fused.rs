@@ -20,21 +20,17 @@ struct BnReluPoolBackward {
     eps: f64,
     mean: Vec<f64>,
     inv_std: Vec<f64>,
-    /// For every output pixel, which pixel of its 2x2 window won: `2 * dy + dx`.
-    winner: Vec<u8>,
+    /// For every output pixel, the offset within its plane of the pixel of its 2x2 window
+    /// that won.
+    winner: Vec<u32>,
 }
 
 /// Flat index in `x` (`[planes, h, w]`) of the winning pixel of every output window.
-fn winner_offsets(winner: &[u8], h: usize, w: usize, ho: usize, wo: usize) -> Vec<usize> {
-    let per_plane = (ho * wo).max(1);
+fn winner_offsets(winner: &[u32], hw: usize, howo: usize) -> Vec<usize> {
     winner
         .iter()
         .enumerate()
-        .map(|(j, &k)| {
-            let (pl, r) = (j / per_plane, j % per_plane);
-            let (oy, ox) = (r / wo, r % wo);
-            pl * h * w + (2 * oy + (k as usize >> 1)) * w + 2 * ox + (k as usize & 1)
-        })
+        .map(|(j, &p)| j / howo.max(1) * hw + p as usize)
         .collect()
 }
 
@@ -50,7 +46,7 @@ impl<T: Float> Backward<T> for BnReluPoolBackward {
         if is_grad_enabled() {
             // Constant selections, then batch norm's differentiable backward.
             let gate = g.where_positive(&ctx.output.detach());
-            let idx: Arc<[usize]> = winner_offsets(&self.winner, h, w, ho, wo).into();
+            let idx: Arc<[usize]> = winner_offsets(&self.winner, h * w, ho * wo).into();
             let gy = gate.put_add_flat(idx, x.shape());
             return batch_norm_grad_recorded(x, gamma, &gy, self.eps, ctx.needs);
         }
@@ -61,19 +57,13 @@ impl<T: Float> Backward<T> for BnReluPoolBackward {
         let (gd, od, xd, gm) = (g.data(), ctx.output.data(), x.data(), gamma.data());
         let (hw, howo) = (h * w, ho * wo);
         // Per output pixel: gy (g, or 0 where the output is not positive; branch-free, as the
-        // sign pattern is data-dependent) and the offset of its winner within the plane.
+        // sign pattern is data-dependent).
         let gy: Vec<T> = gd
             .iter()
             .zip(od)
             .map(|(&gv, &ov)| if ov > T::zero() { gv } else { T::zero() })
             .collect();
-        let pos: Vec<u32> = (0..n * c * howo)
-            .map(|j| {
-                let (r, k) = (j % howo.max(1), self.winner[j] as usize);
-                let (oy, ox) = (r / wo, r % wo);
-                ((2 * oy + (k >> 1)) * w + 2 * ox + (k & 1)) as u32
-            })
-            .collect();
+        let pos = &self.winner;
         let mut sums = vec![(0.0f64, 0.0f64); c];
         let mut xg = vec![T::zero(); howo];
         for pl in 0..n * c {
@@ -136,8 +126,11 @@ impl<T: Float> Tensor<T> {
     ) -> Tensor<T> {
         let op = "batch_norm_relu_max_pool2";
         assert!(
-            self.ndim() == 4 && self.dim(2) >= 2 && self.dim(3) >= 2,
-            "{op}: expected an input [N, C, H, W] with H, W >= 2, got {:?}",
+            self.ndim() == 4
+                && self.dim(2) >= 2
+                && self.dim(3) >= 2
+                && self.dim(2) * self.dim(3) <= u32::MAX as usize,
+            "{op}: expected an input [N, C, H, W] with H, W >= 2 and H * W < 2^32, got {:?}",
             self.shape()
         );
         let (n, c, s) = ncs(self.shape(), op);
@@ -153,7 +146,7 @@ impl<T: Float> Tensor<T> {
         let (mean, inv_std) = channel_stats(self.data(), n, c, s, eps);
         let (x, gm, bt) = (self.data(), gamma.data(), beta.data());
         let mut out = vec![T::zero(); n * c * ho * wo];
-        let mut winner = vec![0u8; n * c * ho * wo];
+        let mut winner = vec![0u32; n * c * ho * wo];
         let (out_planes, win_planes) = (
             out.chunks_exact_mut((ho * wo).max(1)),
             winner.chunks_exact_mut((ho * wo).max(1)),
@@ -175,17 +168,25 @@ impl<T: Float> Tensor<T> {
                     &mut out_pl[oy * wo..(oy + 1) * wo],
                     &mut win_pl[oy * wo..(oy + 1) * wo],
                 );
-                for (((p0, p1), o), k) in r0
+                let top = (2 * oy * w) as u32;
+                for (ox, (((p0, p1), o), k)) in r0
                     .chunks_exact(2)
                     .zip(r1.chunks_exact(2))
                     .zip(o_row)
                     .zip(k_row)
+                    .enumerate()
                 {
                     let (v0, v1) = (p0[0] * a + b, p0[1] * a + b);
                     let (v2, v3) = (p1[0] * a + b, p1[1] * a + b);
                     // first maximum wins (as max_pool2d), as a branch-free tournament
-                    let (m01, k01) = if v1 > v0 { (v1, 1u8) } else { (v0, 0u8) };
-                    let (m23, k23) = if v3 > v2 { (v3, 3u8) } else { (v2, 2u8) };
+                    let left = top + 2 * ox as u32;
+                    let (m01, k01) = if v1 > v0 { (v1, left + 1) } else { (v0, left) };
+                    let below = left + w as u32;
+                    let (m23, k23) = if v3 > v2 {
+                        (v3, below + 1)
+                    } else {
+                        (v2, below)
+                    };
                     let (best, kk) = if m23 > m01 { (m23, k23) } else { (m01, k01) };
                     *o = if best > T::zero() { best } else { T::zero() };
                     *k = kk;
