@@ -19,6 +19,17 @@ fn time(label: &str, reps: usize, mut f: impl FnMut()) {
     );
 }
 
+/// Backpropagates ones from `out` to `inputs` (unrecorded), dropping the gradients.
+fn backward(out: Tensor<f32>, inputs: &[Tensor<f32>]) {
+    let g = Tensor::ones(out.shape());
+    drop(metalearn::grad_with(
+        &[out],
+        &[g],
+        inputs,
+        metalearn::GradOptions::new(false),
+    ));
+}
+
 fn main() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     for &(c, s) in &[(1usize, 28usize), (64, 14), (64, 7)] {
@@ -53,13 +64,7 @@ fn main() {
                 .batch_norm(&gamma, &beta, 1e-5)
                 .relu()
                 .max_pool2d(2, 2);
-            let g = Tensor::ones(out.shape());
-            drop(metalearn::grad_with(
-                &[out],
-                &[g],
-                &inputs,
-                metalearn::GradOptions::new(false),
-            ));
+            backward(out, &inputs);
         });
         time("  fused bn+relu+pool forward", 20, || {
             drop(y.batch_norm_relu_max_pool2(&gamma, &beta, 1e-5))
@@ -68,25 +73,13 @@ fn main() {
         let fused_inputs = [yg.clone(), gamma.clone(), beta.clone()];
         time("  fused bn+relu+pool forward + backward", 20, || {
             let out = yg.batch_norm_relu_max_pool2(&gamma, &beta, 1e-5);
-            let g = Tensor::ones(out.shape());
-            drop(metalearn::grad_with(
-                &[out],
-                &[g],
-                &fused_inputs,
-                metalearn::GradOptions::new(false),
-            ));
+            backward(out, &fused_inputs);
         });
         time("  whole block forward + backward (fused)", 5, || {
             let out = x
                 .conv2d(&w, Some(&b), 1, 1)
                 .batch_norm_relu_max_pool2(&gamma, &beta, 1e-5);
-            let g = Tensor::ones(out.shape());
-            drop(metalearn::grad_with(
-                &[out],
-                &[g],
-                &inputs,
-                metalearn::GradOptions::new(false),
-            ));
+            backward(out, &inputs);
         });
         drop(p);
     }

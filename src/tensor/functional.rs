@@ -669,6 +669,32 @@ pub(super) fn batch_norm_grad_recorded<T: Float>(
     vec![gx, ggamma, gbeta]
 }
 
+/// Batch norm's backward in closed form, per channel, from `sg = sum g` and `sgx = sum g x`
+/// (`sums[c] = (sg, sgx)`) over the `m` values of the channel: returns `dgamma = sum g xhat =
+/// (sgx - mu sg) inv` and the coefficients `(a, b, cc)` of `dx = a g + b x + cc`, with
+/// `a = gamma inv`, `b = -gamma inv^2 dgamma / m`, `cc = -a sg / m - b mu`.
+pub(super) fn batch_norm_grad_coefficients<T: Float>(
+    mean: &[f64],
+    inv_std: &[f64],
+    gamma: &[T],
+    sums: &[(f64, f64)],
+    m: f64,
+) -> (Vec<f64>, Vec<(T, T, T)>) {
+    let sgh: Vec<f64> = (0..gamma.len())
+        .map(|ch| (sums[ch].1 - mean[ch] * sums[ch].0) * inv_std[ch])
+        .collect();
+    let coef = (0..gamma.len())
+        .map(|ch| {
+            let (inv, mu, k) = (inv_std[ch], mean[ch], gamma[ch].as_f64());
+            let a = k * inv;
+            let b = -k * inv * inv * sgh[ch] / m;
+            let cc = -a * sums[ch].0 / m - b * mu;
+            (T::of(a), T::of(b), T::of(cc))
+        })
+        .collect();
+    (sgh, coef)
+}
+
 struct BatchNormBackward {
     eps: f64,
     mean: Vec<f64>,
@@ -696,19 +722,9 @@ impl<T: Float> Backward<T> for BatchNormBackward {
                 kernels::dot(gr, &xd[b..b + s]).as_f64(),
             )
         });
-        let sgh: Vec<f64> = (0..c)
-            .map(|ch| (sums[ch].1 - self.mean[ch] * sums[ch].0) * self.inv_std[ch])
-            .collect();
+        let sums: Vec<(f64, f64)> = sums.iter().map(|p| (p.0, p.1)).collect();
+        let (sgh, coef) = batch_norm_grad_coefficients(&self.mean, &self.inv_std, gm, &sums, m);
         let gx = ctx.needs[0].then(|| {
-            let coef: Vec<(T, T, T)> = (0..c)
-                .map(|ch| {
-                    let (inv, mu, k) = (self.inv_std[ch], self.mean[ch], gm[ch].as_f64());
-                    let a = k * inv;
-                    let b = -k * inv * inv * sgh[ch] / m;
-                    let cc = -a * sums[ch].0 / m - b * mu;
-                    (T::of(a), T::of(b), T::of(cc))
-                })
-                .collect();
             let mut out = Vec::with_capacity(gd.len());
             for (gr, xr) in gd.chunks_exact(s.max(1)).zip(xd.chunks_exact(s.max(1))) {
                 let (a, b, cc) = coef[(out.len() / s.max(1)) % c];

@@ -11,7 +11,9 @@
 //! (`put_add_flat` at the winning pixels, gated by `where_positive` on the output), followed by
 //! batch norm's recorded backward, so every order of derivative matches the composed chain.
 
-use super::functional::{batch_norm_grad_recorded, channel_stats, ncs};
+use super::functional::{
+    batch_norm_grad_coefficients, batch_norm_grad_recorded, channel_stats, ncs,
+};
 use super::{kernels, Float, Tensor};
 use crate::autodiff::{is_grad_enabled, Backward, BackwardCtx};
 use std::sync::Arc;
@@ -80,18 +82,11 @@ impl<T: Float> Backward<T> for BnReluPoolBackward {
             acc.1 += kernels::dot(gp, &xg).as_f64();
         }
         let m = (n * hw).max(1) as f64;
-        let sgh: Vec<f64> = (0..c)
-            .map(|ch| (sums[ch].1 - self.mean[ch] * sums[ch].0) * self.inv_std[ch])
-            .collect();
+        let (sgh, coef) = batch_norm_grad_coefficients(&self.mean, &self.inv_std, gm, &sums, m);
         let gx = ctx.needs[0].then(|| {
             let mut out = Vec::with_capacity(xd.len());
             for pl in 0..n * c {
-                let ch = pl % c;
-                let (inv, mu, k) = (self.inv_std[ch], self.mean[ch], gm[ch].as_f64());
-                let a = k * inv;
-                let b = -k * inv * inv * sgh[ch] / m;
-                let cc = -a * sums[ch].0 / m - b * mu;
-                let (a, b, cc) = (T::of(a), T::of(b), T::of(cc));
+                let (a, b, cc) = coef[pl % c];
                 let start = out.len();
                 out.extend(xd[pl * hw..(pl + 1) * hw].iter().map(|&xv| b * xv + cc));
                 let plane = &mut out[start..];
