@@ -2,9 +2,11 @@
 //!
 //! `batch_norm_relu_max_pool2` is Conv-4's block tail, `max_pool2d(relu(batch_norm(x)), 2, 2)`.
 //! On the 28x28 layer of an Omniglot batch the composed chain makes about eight passes over a
-//! 15 MB activation forward and backward; the fused op reads `x` twice for the statistics, once
-//! for the pooled output, and twice in the unrecorded backward, and stores only the pooled output
-//! and one byte per window (which of the four pixels won).
+//! 15 MB activation forward and backward, and keeps two more such tensors alive for the
+//! backward pass; the fused op reads `x` once for the statistics and once for the pooled output,
+//! and in the unrecorded backward gathers the winners and makes one read-`x`-write-`dx` pass. It
+//! stores only the pooled output and, per window, the offset of the pixel that won.
+//! (W2, MAML on 2 threads: 2.00 s -> 1.73 s together with the one-pass statistics.)
 //!
 //! Its recorded backward (when a gradient must itself be differentiated, as in second-order MAML)
 //! is composed from differentiable ops: the pooling and ReLU Jacobians are constant selections
