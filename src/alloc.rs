@@ -9,7 +9,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in mimalloc v2's `mimalloc.h` (the Rust bindings lack the name).
+/// `mi_option_purge_delay` in `mimalloc.h` (index 15 in both v2 and the v3 that libmimalloc-sys
+/// builds by default; the Rust bindings lack the name).
 #[cfg(feature = "mimalloc")]
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
