@@ -44,6 +44,13 @@ fn main() {
         let r = n.relu();
         let p = r.max_pool2d(2, 2);
         time("  conv2d forward", 5, || drop(x.conv2d(&w, Some(&b), 1, 1)));
+        let gy = Tensor::<f32>::rand_normal(y.shape(), 0.0, 1.0, &mut rng);
+        time("  conv2d weight gradient", 10, || {
+            drop(x.conv2d_weight_grad(&gy, w.shape(), 1, 1))
+        });
+        time("  conv2d input gradient", 10, || {
+            drop(gy.conv2d_input_grad(&w, x.shape(), 1, 1))
+        });
         time("  batch_norm forward", 5, || {
             drop(y.batch_norm(&gamma, &beta, 1e-5))
         });

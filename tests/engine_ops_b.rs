@@ -238,9 +238,11 @@ fn conv2d_stride2_pad1_gradients() {
 
 #[test]
 fn conv2d_adjoint_ops_gradients() {
-    let xs = [2usize, 3, 7, 7];
-    let ws = [4usize, 3, 3, 3];
-    for &(s, p) in &[(1usize, 1usize), (2, 1)] {
+    // 3 input channels: the input gradient by col2im; 16 at stride 1: as a forward convolution
+    // with the turned kernel (padding 1 and 0)
+    for &(c, s, p) in &[(3usize, 1usize, 1usize), (3, 2, 1), (16, 1, 1), (16, 1, 0)] {
+        let xs = [2usize, c, 7, 7];
+        let ws = [4usize, c, 3, 3];
         let ho = (7 + 2 * p - 3) / s + 1;
         let g = rand(&[2, 4, ho, ho], 50);
         let w = rand(&ws, 51);

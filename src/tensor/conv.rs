@@ -123,8 +123,12 @@ fn conv_fwd<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec
     out
 }
 
-/// Input gradient: `dx[n] = col2im(W^T gy[n])`.
+/// Input gradient: `dx[n] = col2im(W^T gy[n])`; for stride 1, a square kernel and at least
+/// [`DX_AS_CONV_MIN_CHANNELS`] input channels, the forward convolution of [`conv_dx_as_conv`].
 fn conv_dx<T: Float>(g: &ConvGeom, gy: &[T], w: &[T]) -> Vec<T> {
+    if g.stride == 1 && g.kh == g.kw && g.pad < g.kh && g.c >= DX_AS_CONV_MIN_CHANNELS {
+        return conv_dx_as_conv(g, gy, w);
+    }
     let (ckk, howo, o, chw) = (g.ckk(), g.howo(), g.o, g.c * g.hw());
     let gmax = group_size(g, COLS_TARGET);
     let mut cols = vec![T::zero(); ckk * gmax * howo];
@@ -147,6 +151,41 @@ fn conv_dx<T: Float>(g: &ConvGeom, gy: &[T], w: &[T]) -> Vec<T> {
         n0 += gs;
     }
     dx
+}
+
+/// Below this many input channels the input gradient keeps col2im: a product with fewer output
+/// rows than a micro-kernel is slow (1 channel: 0.8 ms with col2im, 7 ms as a convolution, at
+/// Conv-4's 28x28 layer).
+const DX_AS_CONV_MIN_CHANNELS: usize = 16;
+
+/// The stride-1 input gradient as a forward convolution: `dx = conv2d(gy, W')` with padding
+/// `k-1-p`, where `W'[c,o,i,j] = W[o,c,k-1-i,k-1-j]` (the kernel turned by 180 degrees, its
+/// channel axes swapped). The product then has `C*k*k`-long dot products and writes `dx` once,
+/// where `col2im(W^T gy)` wrote `k*k` times more columns and added them back one by one
+/// (Conv-4, 75 images, one thread: 14x14 layer 11.5 -> 9.9 ms, 7x7 layer 3.5 -> 2.6 ms).
+fn conv_dx_as_conv<T: Float>(g: &ConvGeom, gy: &[T], w: &[T]) -> Vec<T> {
+    let k = g.kh;
+    let mut turned = Vec::with_capacity(w.len());
+    for c in 0..g.c {
+        for o in 0..g.o {
+            let kernel = &w[(o * g.c + c) * k * k..(o * g.c + c + 1) * k * k];
+            turned.extend(kernel.iter().rev());
+        }
+    }
+    let transposed = ConvGeom {
+        n: g.n,
+        c: g.o,
+        h: g.ho,
+        w: g.wo,
+        o: g.c,
+        kh: k,
+        kw: k,
+        stride: 1,
+        pad: k - 1 - g.pad,
+        ho: g.h,
+        wo: g.w,
+    };
+    conv_fwd(&transposed, gy, &turned, None)
 }
 
 /// Weight gradient: `dW = sum_n gy[n] cols(x[n])^T`.

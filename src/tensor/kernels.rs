@@ -297,14 +297,25 @@ pub(crate) fn im2col<T: Float>(g: &ConvGeom, x: &[T], gs: usize, cols: &mut [T])
                 for j in 0..g.kw {
                     let r = (c * g.kh + i) * g.kw + j;
                     let dst = &mut cols[r * ncols + img * howo..r * ncols + (img + 1) * howo];
-                    for (oy, drow) in dst.chunks_exact_mut(g.wo).enumerate() {
-                        let src = &pad[(oy * s + i) * wp + j..];
-                        if s == 1 {
-                            for (d, &v) in drow.iter_mut().zip(src) {
-                                *d = v;
+                    let src = &pad[i * wp + j..];
+                    if s == 1 {
+                        // Conv-4's widths get fixed-size copies (inlined vector moves; a memcpy
+                        // call per 14-float row cost more than the copy)
+                        match g.wo {
+                            28 => copy_rows::<T, 28>(dst, src, wp),
+                            14 => copy_rows::<T, 14>(dst, src, wp),
+                            7 => copy_rows::<T, 7>(dst, src, wp),
+                            3 => copy_rows::<T, 3>(dst, src, wp),
+                            _ => {
+                                for (oy, drow) in dst.chunks_exact_mut(g.wo).enumerate() {
+                                    drow.copy_from_slice(&src[oy * wp..oy * wp + g.wo]);
+                                }
                             }
-                        } else {
-                            for (d, &v) in drow.iter_mut().zip(src.iter().step_by(s)) {
+                        }
+                    } else {
+                        for (oy, drow) in dst.chunks_exact_mut(g.wo).enumerate() {
+                            let srow = src[oy * s * wp..].iter().step_by(s);
+                            for (d, &v) in drow.iter_mut().zip(srow) {
                                 *d = v;
                             }
                         }
@@ -312,6 +323,18 @@ pub(crate) fn im2col<T: Float>(g: &ConvGeom, x: &[T], gs: usize, cols: &mut [T])
                 }
             }
         }
+    }
+}
+
+/// Copies rows of width `W` from `src` (row stride `stride`) into the packed rows of `dst`.
+#[inline(always)]
+fn copy_rows<T: Copy, const W: usize>(dst: &mut [T], src: &[T], stride: usize) {
+    for (oy, drow) in dst.chunks_exact_mut(W).enumerate() {
+        let d: &mut [T; W] = drow.try_into().expect("chunk of width W");
+        let s: &[T; W] = src[oy * stride..oy * stride + W]
+            .try_into()
+            .expect("row of width W");
+        *d = *s;
     }
 }
 
