@@ -33,7 +33,7 @@ fn main() {
             continue;
         }
         let mut t = [Duration::ZERO; 5];
-        let reps = 20;
+        let reps: usize = std::env::var("REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
         for rep in 0..reps + 2 {
             let mut lap = Instant::now();
             let mut mark = |i: usize, lap: &mut Instant| {
