@@ -194,3 +194,62 @@ fn state_round_trips_for_every_method() {
         assert!(e.contains("shape") || e.contains("missing"), "{name}: {e}");
     }
 }
+
+/// The `param/` tensors of a learner's state, flattened.
+fn flat_params(l: &dyn metalearn::algorithms::FewShotLearner<f64>) -> Vec<f64> {
+    let s = l.state();
+    s.iter()
+        .filter(|(n, _)| n.starts_with("param/"))
+        .flat_map(|(_, t)| t.to_vec())
+        .collect()
+}
+
+/// Reptile's annealed outer step: with `epsilon` 1 -> `epsilon_final` 0, a step taken when
+/// `done / total = 3/4` moves the parameters exactly a quarter of the unannealed step (the
+/// pseudo-gradient is the same), and a step at `done = total` does not move them.
+#[test]
+fn reptile_epsilon_is_annealed_linearly() {
+    let mlp = BackboneConfig::from_toml("name = \"mlp\"\nsizes = [4, 8]").unwrap();
+    let task = TaskKind::Classification { n_way: 3 };
+    let tasks = toy_tasks(2, 3);
+    for inner_lr in [0.05, 0.2] {
+        let base = format!("name = \"reptile\"\ninner_lr = {inner_lr}");
+        let constant = AlgorithmConfig::from_toml(&base).unwrap();
+        let annealed = AlgorithmConfig::from_toml(&format!("{base}\nepsilon_final = 0.0")).unwrap();
+        let build = |cfg: &AlgorithmConfig| {
+            build_learner_generic::<f64>(cfg, &mlp, task, 1e-3, &mut seeded_rng(4)).unwrap()
+        };
+        let (mut full, mut quarter, mut last) =
+            (build(&constant), build(&annealed), build(&annealed));
+        let theta0 = flat_params(full.as_ref());
+        full.set_progress(3, 4);
+        full.meta_train_step(&tasks, &mut seeded_rng(0));
+        quarter.set_progress(3, 4);
+        quarter.meta_train_step(&tasks, &mut seeded_rng(0));
+        last.set_progress(4, 4);
+        last.meta_train_step(&tasks, &mut seeded_rng(0));
+        let (t_full, t_quarter) = (flat_params(full.as_ref()), flat_params(quarter.as_ref()));
+        let moved: f64 = t_full.iter().zip(&theta0).map(|(a, b)| (a - b).abs()).sum();
+        assert!(
+            moved > 1e-3,
+            "lr {inner_lr}: the unannealed step moved only {moved}"
+        );
+        for ((f, q), t0) in t_full.iter().zip(&t_quarter).zip(&theta0) {
+            assert!(
+                (q - t0 - 0.25 * (f - t0)).abs() < 1e-12,
+                "lr {inner_lr}: annealed step {} vs a quarter of {}",
+                q - t0,
+                f - t0
+            );
+        }
+        assert_eq!(
+            flat_params(last.as_ref()),
+            theta0,
+            "lr {inner_lr}: epsilon 0 moved"
+        );
+    }
+    let e = AlgorithmConfig::from_toml("name = \"reptile\"\nepsilon_final = -1.0")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("epsilon_final"), "{e}");
+}

@@ -103,8 +103,9 @@ fn train_and_eval(alg: &str, steps: usize, meta_lr: f64) -> Outcome {
     let untrained = evaluate(learner.as_ref(), test_episodes());
     let train = sampler(TRAIN_CLASSES, 5);
     let mut last = StepStats::default();
-    for _ in 0..steps {
+    for i in 0..steps {
         let tasks: Vec<TaskData<f32>> = train.sample_batch(&mut rng, 4).iter().map(task).collect();
+        learner.set_progress(i, steps);
         last = learner.meta_train_step(&tasks, &mut rng);
         assert!(last.loss.is_finite() && (0.0..=1.0).contains(&last.accuracy));
     }
@@ -148,7 +149,7 @@ fn fomaml_omniglot() {
 #[test]
 fn reptile_omniglot() {
     check(
-        "name = \"reptile\"\neval_inner_steps = 5\nepsilon = 0.5",
+        "name = \"reptile\"\neval_inner_steps = 5\nepsilon = 0.5\nepsilon_final = 0.0",
         40,
         3e-3,
         0.6,

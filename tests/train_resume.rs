@@ -135,6 +135,15 @@ fn resumed_sinusoid_run_equals_uninterrupted() {
     check_resume(SINUSOID, "sin");
 }
 
+/// Reptile's annealed outer step follows the iteration count, so a resumed run follows the
+/// same schedule.
+#[test]
+fn resumed_annealed_reptile_run_equals_uninterrupted() {
+    let body = SINUSOID.replace("name = \"maml\"", "name = \"reptile\"\nepsilon_final = 0.0");
+    assert!(body.contains("reptile"));
+    check_resume(&body, "sin-reptile");
+}
+
 #[test]
 fn resumed_episodic_run_equals_uninterrupted() {
     let dir = tmp("csvdata");

@@ -26,6 +26,13 @@ pub trait FewShotLearner<T: Float>: Send + Sync {
     /// One meta-training step on a meta-batch of tasks (updates the meta-parameters).
     fn meta_train_step(&mut self, tasks: &[TaskData<T>], rng: &mut dyn rand::RngCore) -> StepStats;
 
+    /// Says, before a meta-training step, that `done` of the run's `total` iterations are done,
+    /// for methods whose outer step follows a schedule (Reptile's annealed `epsilon`). A
+    /// function of `(done, total)` only, so a resumed run follows the same schedule.
+    fn set_progress(&mut self, done: usize, total: usize) {
+        let _ = (done, total);
+    }
+
     /// Adapts to (or embeds) the support set and returns the query predictions:
     /// logits `[Nq, N]` for classification, values `[Nq, 1]` for regression.
     fn predict(
@@ -63,6 +70,13 @@ pub trait Method<T: Float>: Send + Sync {
     /// [`FewShotLearner::predict`] at the meta-parameters `p`, for the support set `(sx, sy)`
     /// and the queries `qx`.
     fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T>;
+
+    /// The outer optimizer's learning rate once `done` of `total` iterations are done, for
+    /// methods with a schedule; `None` (the default) keeps it constant.
+    fn outer_lr(&self, done: usize, total: usize) -> Option<f64> {
+        let _ = (done, total);
+        None
+    }
 }
 
 /// A method with its meta-parameters and their optimizer: each meta-training step feeds
@@ -103,6 +117,12 @@ impl<T: Float, M: Method<T>> FewShotLearner<T> for MetaLearner<T, M> {
         let (grads, stats) = self.method.batch_gradient(&self.meta.params, tasks);
         self.meta.step(&grads);
         stats
+    }
+
+    fn set_progress(&mut self, done: usize, total: usize) {
+        if let Some(lr) = self.method.outer_lr(done, total) {
+            self.meta.opt.set_lr(lr);
+        }
     }
 
     fn predict(

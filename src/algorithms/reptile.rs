@@ -9,8 +9,9 @@
 //! support set only.
 //!
 //! The outer update is SGD with step `epsilon` on the pseudo-gradient `theta - mean_t phi_t`
-//! (its optimizer state is kept, so checkpoints resume exactly). No gradient flows through the
-//! inner loop, so each inner step's graph is freed at once.
+//! (its optimizer state is kept, so checkpoints resume exactly), annealed linearly to
+//! `epsilon_final` over the run when that is set (Nichol et al. anneal 1 -> 0). No gradient
+//! flows through the inner loop, so each inner step's graph is freed at once.
 
 use super::config::ReptileConfig;
 use super::learner::{MetaGradient, MetaLearner, Method};
@@ -87,6 +88,12 @@ impl<T: Float> Method<T> for ReptileMethod {
     fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T> {
         let phi = self.adapt(p, sx, sy, self.config.eval_inner_steps);
         crate::autodiff::no_grad(|| self.net.forward(&phi, qx))
+    }
+
+    /// `epsilon + (epsilon_final - epsilon) * done / total` when `epsilon_final` is set.
+    fn outer_lr(&self, done: usize, total: usize) -> Option<f64> {
+        let (e0, e1) = (self.config.epsilon, self.config.epsilon_final?);
+        Some(e0 + (e1 - e0) * done as f64 / total.max(1) as f64)
     }
 }
 

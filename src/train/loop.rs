@@ -377,6 +377,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
         }
         let mut rng = step_rng(cfg.train.seed, it);
         let tasks = source.train_batch(sampler.as_ref(), &mut rng, cfg.train.meta_batch);
+        learner.set_progress(it, cfg.train.iterations);
         let s = learner.meta_train_step(&tasks, &mut rng);
         let done = it + 1;
         if !s.loss.is_finite() {
