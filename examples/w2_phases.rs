@@ -3,20 +3,13 @@
 //! and first-order MAML. Run: `cargo run --release --example w2_phases`.
 
 use metalearn::algorithms::Target;
-use metalearn::nn::{Conv4, Conv4Config, DownsampleKind, Model};
+use metalearn::nn::Model;
 use metalearn::Tensor;
 use rand::SeedableRng;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let model = Conv4::new(Conv4Config {
-        in_channels: 1,
-        filters: 64,
-        blocks: 4,
-        image_size: 28,
-        head: Some(5),
-        downsample: DownsampleKind::MaxPool,
-    });
+    let model = metalearn::bench::w2_model();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
     let theta = model.init(&mut rng).requires_grad_();
     let sx = Tensor::<f32>::rand_normal(&[5, 1, 28, 28], 0.0, 1.0, &mut rng);
@@ -33,7 +26,10 @@ fn main() {
             continue;
         }
         let mut t = [Duration::ZERO; 5];
-        let reps: usize = std::env::var("REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+        let reps: usize = std::env::var("REPS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(20);
         for rep in 0..reps + 2 {
             let mut lap = Instant::now();
             let mut mark = |i: usize, lap: &mut Instant| {

@@ -133,18 +133,24 @@ pub fn bench_w1(warmup: usize, iters: usize) -> BenchResult {
     })
 }
 
-/// W2: Omniglot-shaped MAML meta-step: Conv-4 (64 filters, BN, ReLU, max-pool 2) + linear 5 on
-/// 1x28x28 N(0,1) images, 32 tasks of 5-way 1-shot with 15 queries per class, 1 inner step of
-/// lr 0.4, Adam 1e-3; second order or first order. Peers: 2 warm-up + 10 timed.
-pub fn bench_w2(order: Order, warmup: usize, iters: usize) -> BenchResult {
-    let model = Conv4::new(Conv4Config {
+/// W2's network: Conv-4 (64 filters, batch norm, ReLU, max-pool 2) on 1x28x28 images with a
+/// linear 5-way head.
+pub fn w2_model() -> Conv4 {
+    Conv4::new(Conv4Config {
         in_channels: 1,
         filters: 64,
         blocks: 4,
         image_size: 28,
         head: Some(5),
         downsample: DownsampleKind::MaxPool,
-    });
+    })
+}
+
+/// W2: Omniglot-shaped MAML meta-step: Conv-4 (64 filters, BN, ReLU, max-pool 2) + linear 5 on
+/// 1x28x28 N(0,1) images, 32 tasks of 5-way 1-shot with 15 queries per class, 1 inner step of
+/// lr 0.4, Adam 1e-3; second order or first order. Peers: 2 warm-up + 10 timed.
+pub fn bench_w2(order: Order, warmup: usize, iters: usize) -> BenchResult {
+    let model = w2_model();
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let mut theta: Params<f32> = model.init(&mut rng);
     let mut opt = Adam::new(1e-3);
