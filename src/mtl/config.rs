@@ -198,17 +198,8 @@ pub struct MtlOverrides {
 impl MtlConfig {
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| MtlError::ConfigRead {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut cfg = Self::from_toml(&text).map_err(|e| match e {
-            MtlError::ConfigParse { message, .. } => MtlError::ConfigParse {
-                path: path.to_path_buf(),
-                message,
-            },
-            other => other,
-        })?;
+        let text = crate::train::config_file::read_text(path)?;
+        let mut cfg = Self::parse(&text, path)?;
         if let Some(p) = &cfg.data.path {
             if p.is_relative() && !p.exists() {
                 if let Some(dir) = path.parent() {
@@ -224,10 +215,12 @@ impl MtlConfig {
 
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let cfg: MtlConfig = toml::from_str(text).map_err(|e| MtlError::ConfigParse {
-            path: PathBuf::from("<text>"),
-            message: e.to_string(),
-        })?;
+        Self::parse(text, Path::new("<text>"))
+    }
+
+    /// Parses and validates TOML text that came from `origin`.
+    fn parse(text: &str, origin: &Path) -> Result<Self> {
+        let cfg: MtlConfig = crate::train::config_file::parse_toml(text, origin)?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -5,22 +5,9 @@ use std::path::PathBuf;
 /// Why a multi-task run could not be set up or run.
 #[derive(Debug, thiserror::Error)]
 pub enum MtlError {
-    /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    ConfigRead {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The config file is not valid TOML or does not match the schema.
-    #[error("invalid config {path}: {message}")]
-    ConfigParse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message (names the offending key).
-        message: String,
-    },
+    /// The config file cannot be read or parsed, or a value is bad.
+    #[error(transparent)]
+    Config(#[from] crate::train::ConfigError),
     /// A config key has a value that is not allowed.
     #[error("config key `{key}`: {message}")]
     InvalidValue {

@@ -253,21 +253,14 @@ pub const HEAD_ALGORITHMS: &[&str] = &["maml", "fomaml", "reptile", "meta_sgd", 
 impl RunConfig {
     /// Parses TOML text (`origin` names it in errors) and validates it.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
-        let cfg: RunConfig = toml::from_str(text).map_err(|e| TrainError::ConfigParse {
-            path: origin.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let cfg: RunConfig = super::config_file::parse_toml(text, origin)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| TrainError::ConfigRead {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml_str(&text, path)
+        Self::from_toml_str(&super::config_file::read_text(path)?, path)
     }
 
     /// The config as JSON (what checkpoints store).

@@ -6,32 +6,9 @@ use std::path::PathBuf;
 /// Why a run, an evaluation or an adaptation could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// The config file cannot be read.
-    #[error("config {}: cannot read: {source}", path.display())]
-    ConfigRead {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The config text does not parse: unknown key, unknown algorithm, wrong type...
-    /// (`message` is the TOML parser's, naming the key and its line).
-    #[error("config {}: {message}", path.display())]
-    ConfigParse {
-        /// The file (or `<string>`).
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// A config value is out of range or inconsistent with another.
-    #[error("config: `{key}` {reason}")]
-    ConfigValue {
-        /// The key, as `section.key`.
-        key: String,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The config file cannot be read or parsed, or a value is bad.
+    #[error(transparent)]
+    Config(#[from] crate::train::ConfigError),
     /// The algorithm cannot be built from the config.
     #[error(transparent)]
     Algorithm(#[from] crate::algorithms::AlgorithmError),
@@ -130,10 +107,7 @@ impl TrainError {
 
     /// A bad config value.
     pub fn value(key: &str, reason: impl Into<String>) -> Self {
-        TrainError::ConfigValue {
-            key: key.to_string(),
-            reason: reason.into(),
-        }
+        crate::train::ConfigError::value(key, reason).into()
     }
 }
 

@@ -3,6 +3,8 @@
 //!
 //! - [`config`]: the run config ([`RunConfig`]: `[algorithm]`, `[backbone]`, `[data]`,
 //!   `[train]`, `[eval]`), unknown keys rejected,
+//! - [`config_file`]: reading and parsing TOML config files, [`ConfigError`] (shared with
+//!   `mtl` and `transfer`),
 //! - [`tasks`]: episodes and sinusoid tasks as tensors, the data of a run ([`TaskSource`]),
 //! - [`r#loop`]: the meta-training loop (progress bar, validation, best and last checkpoints,
 //!   exact `--resume`),
@@ -14,6 +16,7 @@
 pub mod adapt;
 pub mod commands;
 pub mod config;
+pub mod config_file;
 pub mod error;
 pub mod eval;
 pub mod r#loop;
@@ -22,6 +25,7 @@ pub mod tasks;
 
 pub use adapt::{adapt, AdaptResult, OutputFormat, Prediction};
 pub use config::{DataConfig, DatasetKind, EvalConfig, RunConfig, TrainConfig};
+pub use config_file::ConfigError;
 pub use error::TrainError;
 pub use eval::{evaluate, evaluate_checkpoint, load_learner, mean_ci95, EvalReport, MeanCi};
 pub use r#loop::{train, HistoryPoint, TrainOptions, TrainReport};

@@ -274,11 +274,7 @@ impl TransferConfig {
     /// Parses and validates TOML text (`origin` names it in errors; relative data and
     /// checkpoint paths are resolved against its folder when they do not exist as given).
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
-        let mut cfg: TransferConfig =
-            toml::from_str(text).map_err(|e| TransferError::ConfigParse {
-                path: origin.to_path_buf(),
-                message: e.to_string().trim_end().to_string(),
-            })?;
+        let mut cfg: TransferConfig = crate::train::config_file::parse_toml(text, origin)?;
         if let Some(dir) = origin.parent() {
             let fix = |p: &mut Option<PathBuf>| {
                 if let Some(q) = p {
@@ -297,11 +293,7 @@ impl TransferConfig {
 
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| TransferError::ConfigRead {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml_str(&text, path)
+        Self::from_toml_str(&crate::train::config_file::read_text(path)?, path)
     }
 
     /// The output folder.

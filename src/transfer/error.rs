@@ -5,31 +5,9 @@ use std::path::PathBuf;
 /// Why a transfer experiment could not be set up or run.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
-    /// The config file cannot be read.
-    #[error("config {}: cannot read: {source}", path.display())]
-    ConfigRead {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The config text does not parse (unknown key, wrong type...).
-    #[error("config {}: {message}", path.display())]
-    ConfigParse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message.
-        message: String,
-    },
-    /// A config value is out of range or inconsistent.
-    #[error("config: `{key}` {reason}")]
-    ConfigValue {
-        /// The dotted key.
-        key: String,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The config file cannot be read or parsed, or a value is bad.
+    #[error(transparent)]
+    Config(#[from] crate::train::ConfigError),
     /// A dataset cannot be loaded.
     #[error("loading {what} from {}: {source}", path.display())]
     Data {
@@ -66,10 +44,7 @@ pub enum TransferError {
 impl TransferError {
     /// A bad config value.
     pub fn value(key: &str, reason: impl Into<String>) -> Self {
-        TransferError::ConfigValue {
-            key: key.to_string(),
-            reason: reason.into(),
-        }
+        crate::train::ConfigError::value(key, reason).into()
     }
 }
 

@@ -1,0 +1,62 @@
+//! TOML config files: reading and parsing them, and the one error type for both that every
+//! command's config shares (`train`, `mtl`, `transfer`).
+
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// Why a TOML config could not be used: the file, or the key, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("config {}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text does not parse: unknown key, unknown name, wrong type... (`message` is the
+    /// TOML parser's, naming the key and its line).
+    #[error("config {}: {message}", path.display())]
+    Parse {
+        /// The file (or what the text came from).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("config: `{key}` {reason}")]
+    Value {
+        /// The key, as `section.key`.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// A bad value of `key`.
+    pub fn value(key: &str, reason: impl Into<String>) -> Self {
+        ConfigError::Value {
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The text of the config file at `path`.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Parses TOML `text` into `C` (`origin` names the text in errors).
+pub fn parse_toml<C: DeserializeOwned>(text: &str, origin: &Path) -> Result<C, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: origin.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
