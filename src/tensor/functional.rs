@@ -258,7 +258,7 @@ impl<T: Float> Backward<T> for ChannelBroadcastBackward {
 
 /// Per-channel sums of `(a, b)` pairs, added as one.
 #[derive(Clone, Copy, Default)]
-struct Pair(f64, f64);
+pub(super) struct Pair(pub f64, pub f64);
 impl std::ops::AddAssign for Pair {
     fn add_assign(&mut self, o: Pair) {
         self.0 += o.0;
@@ -670,14 +670,14 @@ pub(super) fn batch_norm_grad_recorded<T: Float>(
 }
 
 /// Batch norm's backward in closed form, per channel, from `sg = sum g` and `sgx = sum g x`
-/// (`sums[c] = (sg, sgx)`) over the `m` values of the channel: returns `dgamma = sum g xhat =
+/// (`sums[c] = Pair(sg, sgx)`) over the `m` values of the channel: returns `dgamma = sum g xhat =
 /// (sgx - mu sg) inv` and the coefficients `(a, b, cc)` of `dx = a g + b x + cc`, with
 /// `a = gamma inv`, `b = -gamma inv^2 dgamma / m`, `cc = -a sg / m - b mu`.
 pub(super) fn batch_norm_grad_coefficients<T: Float>(
     mean: &[f64],
     inv_std: &[f64],
     gamma: &[T],
-    sums: &[(f64, f64)],
+    sums: &[Pair],
     m: f64,
 ) -> (Vec<f64>, Vec<(T, T, T)>) {
     let sgh: Vec<f64> = (0..gamma.len())
@@ -722,7 +722,6 @@ impl<T: Float> Backward<T> for BatchNormBackward {
                 kernels::dot(gr, &xd[b..b + s]).as_f64(),
             )
         });
-        let sums: Vec<(f64, f64)> = sums.iter().map(|p| (p.0, p.1)).collect();
         let (sgh, coef) = batch_norm_grad_coefficients(&self.mean, &self.inv_std, gm, &sums, m);
         let gx = ctx.needs[0].then(|| {
             let mut out = Vec::with_capacity(gd.len());

@@ -13,7 +13,7 @@
 //! batch norm's recorded backward, so every order of derivative matches the composed chain.
 
 use super::functional::{
-    batch_norm_grad_coefficients, batch_norm_grad_recorded, channel_stats, ncs,
+    batch_norm_grad_coefficients, batch_norm_grad_recorded, channel_stats, ncs, Pair,
 };
 use super::{kernels, Float, Tensor};
 use crate::autodiff::{is_grad_enabled, Backward, BackwardCtx};
@@ -67,7 +67,7 @@ impl<T: Float> Backward<T> for BnReluPoolBackward {
             .map(|(&gv, &ov)| if ov > T::zero() { gv } else { T::zero() })
             .collect();
         let pos = &self.winner;
-        let mut sums = vec![(0.0f64, 0.0f64); c];
+        let mut sums = vec![Pair::default(); c];
         let mut xg = vec![T::zero(); howo];
         for pl in 0..n * c {
             let xs = &xd[pl * hw..(pl + 1) * hw];
