@@ -238,13 +238,21 @@ fn conv2d_stride2_pad1_gradients() {
 
 #[test]
 fn conv2d_adjoint_ops_gradients() {
-    // 3 input channels: the input gradient by col2im; 16 at stride 1: as a forward convolution
-    // with the turned kernel (padding 1 and 0)
-    for &(c, s, p) in &[(3usize, 1usize, 1usize), (3, 2, 1), (16, 1, 1), (16, 1, 0)] {
-        let xs = [2usize, c, 7, 7];
-        let ws = [4usize, c, 3, 3];
-        let ho = (7 + 2 * p - 3) / s + 1;
-        let g = rand(&[2, 4, ho, ho], 50);
+    // (input channels, output channels, size, stride, padding). 3 input channels: the input
+    // gradient by col2im; 16 at stride 1: as a forward convolution with the turned kernel
+    // (padding 1 and 0); 16 -> 16 channels on 8x8 and larger outputs: forward, input gradient
+    // and weight gradient by Winograd F(2x2, 3x3).
+    for &(c, o, size, s, p) in &[
+        (3usize, 4usize, 7usize, 1usize, 1usize),
+        (3, 4, 7, 2, 1),
+        (16, 4, 7, 1, 1),
+        (16, 4, 7, 1, 0),
+        (16, 16, 9, 1, 1),
+    ] {
+        let xs = [2usize, c, size, size];
+        let ws = [o, c, 3, 3];
+        let ho = (size + 2 * p - 3) / s + 1;
+        let g = rand(&[2, o, ho, ho], 50);
         let w = rand(&ws, 51);
         let x = rand(&xs, 52);
         check(
@@ -341,6 +349,9 @@ fn conv2d_values_against_naive_f64_and_f32() {
         ([2, 3, 28, 28], [8, 3, 3, 3], 1, 1),
         ([5, 2, 9, 8], [3, 2, 2, 3], 2, 0),
         ([30, 16, 7, 7], [32, 16, 3, 3], 1, 1),
+        // Winograd F(2x2, 3x3): odd and even outputs, padding 1 and 0
+        ([3, 16, 9, 10], [16, 16, 3, 3], 1, 1),
+        ([2, 16, 10, 11], [17, 16, 3, 3], 1, 0),
     ];
     for (k, &(xs, ws, s, p)) in cases.iter().enumerate() {
         let x = rand(&xs, 70 + k as u64);

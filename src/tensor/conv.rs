@@ -1,6 +1,7 @@
 //! 2-D convolution and pooling on NCHW tensors.
 //!
-//! `conv2d` is a cross-correlation computed by im2col + a matrix product. Its two adjoints are
+//! `conv2d` is a cross-correlation computed by im2col + a matrix product, or, for stride-1 3x3
+//! layers with many channels, by Winograd's F(2x2, 3x3) (see `winograd.rs`). Its two adjoints are
 //! ops of their own, each linear in each argument, so every order of derivative is available:
 //!
 //! - `y = conv2d(x, W) (+ b)`: `dx = conv2d_input_grad(g, W)`, `dW = conv2d_weight_grad(x, g)`,
@@ -18,7 +19,7 @@
 //! trailing rows and columns that fit no window are ignored (and get zero gradient).
 
 use super::kernels::{col2im, gemm, group_size, im2col, nchw_to_cmajor, sum, ConvGeom, Mat};
-use super::{Float, Tensor};
+use super::{winograd, Float, Tensor};
 use crate::autodiff::{Backward, BackwardCtx};
 use std::sync::Arc;
 
@@ -64,6 +65,9 @@ fn conv_geom(op: &str, x: &[usize], w: &[usize], stride: usize, pad: usize) -> C
 /// Forward: `y[n,o] = W[o] * cols(x[n]) (+ b[o])`. The output is written once, in order (no
 /// zero-fill pass): each image's rows start as the bias (or zero) and the product is added.
 fn conv_fwd<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+    if winograd::applies(g) {
+        return winograd::conv2d(g, x, w, bias);
+    }
     let (ckk, howo, o, chw) = (g.ckk(), g.howo(), g.o, g.c * g.hw());
     let gmax = group_size(g, COLS_TARGET);
     let mut cols = vec![T::zero(); ckk * gmax * howo];
@@ -190,6 +194,9 @@ fn conv_dx_as_conv<T: Float>(g: &ConvGeom, gy: &[T], w: &[T]) -> Vec<T> {
 
 /// Weight gradient: `dW = sum_n gy[n] cols(x[n])^T`.
 fn conv_dw<T: Float>(g: &ConvGeom, x: &[T], gy: &[T]) -> Vec<T> {
+    if winograd::applies(g) {
+        return winograd::weight_grad(g, x, gy);
+    }
     let (ckk, howo, o, chw) = (g.ckk(), g.howo(), g.o, g.c * g.hw());
     let gmax = group_size(g, COLS_TARGET);
     let mut cols = vec![T::zero(); ckk * gmax * howo];

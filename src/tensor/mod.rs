@@ -21,6 +21,7 @@ mod reduce;
 pub mod shape;
 mod storage;
 mod view;
+mod winograd;
 
 pub use conv::conv_bench_report;
 pub use storage::{Device, Storage};
