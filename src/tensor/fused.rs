@@ -109,6 +109,42 @@ impl<T: Float> Backward<T> for BnReluPoolBackward {
     }
 }
 
+/// One output row of the fused forward: for every window `ox` of the row pair `r0`, `r1` (each
+/// `2 * out.len()` long), the maximum of `x * a + b` over its 4 pixels, floored at 0, and the
+/// offset of the first pixel that reaches it (`top` is the offset of `r0[0]` in its plane, `w`
+/// the plane's width). Branch-free over contiguous indices, so the compiler vectorises it.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pool_row<T: Float>(
+    r0: &[T],
+    r1: &[T],
+    a: T,
+    b: T,
+    top: u32,
+    w: u32,
+    out: &mut [T],
+    winner: &mut [u32],
+) {
+    let n = out.len();
+    let (r0, r1, winner) = (&r0[..2 * n], &r1[..2 * n], &mut winner[..n]);
+    for ox in 0..n {
+        let (v0, v1) = (r0[2 * ox] * a + b, r0[2 * ox + 1] * a + b);
+        let (v2, v3) = (r1[2 * ox] * a + b, r1[2 * ox + 1] * a + b);
+        // first maximum wins (as max_pool2d), as a tournament
+        let left = top + 2 * ox as u32;
+        let (m01, k01) = if v1 > v0 { (v1, left + 1) } else { (v0, left) };
+        let below = left + w;
+        let (m23, k23) = if v3 > v2 {
+            (v3, below + 1)
+        } else {
+            (v2, below)
+        };
+        let (best, kk) = if m23 > m01 { (m23, k23) } else { (m01, k01) };
+        out[ox] = if best > T::zero() { best } else { T::zero() };
+        winner[ox] = kk;
+    }
+}
+
 impl<T: Float> Tensor<T> {
     /// `max_pool2d(relu(batch_norm(x, gamma, beta, eps)), 2, 2)` for `x` shaped `[N, C, H, W]`
     /// in one op (Conv-4's block tail): the same values and gradients of every order as the
@@ -165,28 +201,7 @@ impl<T: Float> Tensor<T> {
                     &mut win_pl[oy * wo..(oy + 1) * wo],
                 );
                 let top = (2 * oy * w) as u32;
-                for (ox, (((p0, p1), o), k)) in r0
-                    .chunks_exact(2)
-                    .zip(r1.chunks_exact(2))
-                    .zip(o_row)
-                    .zip(k_row)
-                    .enumerate()
-                {
-                    let (v0, v1) = (p0[0] * a + b, p0[1] * a + b);
-                    let (v2, v3) = (p1[0] * a + b, p1[1] * a + b);
-                    // first maximum wins (as max_pool2d), as a branch-free tournament
-                    let left = top + 2 * ox as u32;
-                    let (m01, k01) = if v1 > v0 { (v1, left + 1) } else { (v0, left) };
-                    let below = left + w as u32;
-                    let (m23, k23) = if v3 > v2 {
-                        (v3, below + 1)
-                    } else {
-                        (v2, below)
-                    };
-                    let (best, kk) = if m23 > m01 { (m23, k23) } else { (m01, k01) };
-                    *o = if best > T::zero() { best } else { T::zero() };
-                    *k = kk;
-                }
+                pool_row(r0, r1, a, b, top, w as u32, o_row, k_row);
             }
         }
         Tensor::from_op(out, vec![n, c, ho, wo], &[self, gamma, beta], move || {
