@@ -21,8 +21,11 @@
 //! The weight gradient is the adjoint of the same map: with `dM = A dY A^T` per tile,
 //! `dU[ξ] = sum_tiles dM[ξ] V[ξ]^T` and `dW = G^T dU G`.
 //!
-//! Tiles are processed a few images at a time (about [`TILES_TARGET`] tiles), so that the
-//! transformed patches and products of one block stay in cache.
+//! The transforms work channels-last: each image is first copied into a zero-bordered
+//! `[H, W, C]` buffer, so that every transform step is an operation on contiguous runs of `C`
+//! channels (which the compiler vectorises), and `V`, `M` and `dM` are stored `[16, tiles, C]`
+//! (the matrix products take them through strides). Tiles are processed a few images at a time
+//! (about [`TILES_TARGET`] tiles), so that one block's `V` and `M` stay in cache.
 
 use super::kernels::{gemm, ConvGeom, Mat};
 use super::Float;
@@ -32,11 +35,12 @@ const TILES_TARGET: usize = 196;
 
 /// Whether [`conv2d`] and [`weight_grad`] serve this convolution: 3x3 kernel, stride 1, at least
 /// 16 input and output channels (thinner layers are memory-bound, where im2col is as fast), and
-/// an output of at least 8x8. Measured on Conv-4's 7x7 layer (75 images, one thread), Winograd
-/// was no faster than im2col (forward 2.73 vs 2.76 ms, weight gradient 3.25 vs 3.03 ms): its 4x4
-/// tiles cover 8x8, so it saves 1.7x multiplications there, not 2.25x, and the transforms eat that.
+/// an output of at least 4x4 (on a 3x3 output the tiles cover 4x4, so Winograd would save only
+/// 1.3x multiplications). Measured on Conv-4 (75 images, one thread): 14x14 layer forward 10.1
+/// -> 6.5 ms, weight gradient 11.2 -> 6.8 ms; 7x7 layer forward 2.5 -> 2.1 ms, weight gradient
+/// 2.9 ms either way.
 pub(crate) fn applies(g: &ConvGeom) -> bool {
-    g.kh == 3 && g.kw == 3 && g.stride == 1 && g.c >= 16 && g.o >= 16 && g.ho >= 8 && g.wo >= 8
+    g.kh == 3 && g.kw == 3 && g.stride == 1 && g.c >= 16 && g.o >= 16 && g.ho >= 4 && g.wo >= 4
 }
 
 /// The tile grid of one image and the block size.
@@ -44,7 +48,7 @@ struct Tiling {
     /// Tile rows and columns: `ceil(Ho / 2)`, `ceil(Wo / 2)`.
     th: usize,
     tw: usize,
-    /// Rows and columns of the zero-bordered input plane the tiles read: `2 th + 2`, `2 tw + 2`.
+    /// Rows and columns of the zero-bordered input the tiles read: `2 th + 2`, `2 tw + 2`.
     hp: usize,
     wp: usize,
     /// Images per block.
@@ -114,112 +118,6 @@ fn untransform_kernel_grads<T: Float>(g: &ConvGeom, du: &[T]) -> Vec<T> {
     dw
 }
 
-/// Scratch space for the input transform of one plane.
-struct PlaneScratch<T> {
-    /// The zero-bordered plane, `hp x wp`, its even rows first, then its odd rows (each
-    /// `[th + 1, wp]`). The border is zeroed once; every plane overwrites the interior.
-    padded: Vec<T>,
-    /// `B^T d` for every tile row: `[4 (i), th, wp]`, plus room for the last tile's reads.
-    cols: Vec<T>,
-}
-
-impl<T: Float> PlaneScratch<T> {
-    fn new(t: &Tiling) -> Self {
-        PlaneScratch {
-            padded: vec![T::zero(); t.hp * t.wp],
-            cols: vec![T::zero(); 4 * t.th * t.wp],
-        }
-    }
-}
-
-/// Writes `V[ξ][c][first + tile] = (B^T d B)[ξ]` for every tile of one input plane `x`
-/// (`H x W`); `v` is laid out `[16, C, nb]`.
-#[allow(clippy::too_many_arguments)]
-fn transform_plane<T: Float>(
-    g: &ConvGeom,
-    t: &Tiling,
-    x: &[T],
-    c: usize,
-    first: usize,
-    nb: usize,
-    v: &mut [T],
-    s: &mut PlaneScratch<T>,
-) {
-    let (p, wp, th) = (g.pad, t.wp, t.th);
-    let half = (th + 1) * wp;
-    for (y, row) in x.chunks_exact(g.w).enumerate() {
-        let r = y + p;
-        let start = (r % 2) * half + (r / 2) * wp + p;
-        s.padded[start..start + g.w].copy_from_slice(row);
-    }
-    // Down the columns, for all tile rows at once: tile row ty reads padded rows 2ty, 2ty + 1,
-    // 2ty + 2, 2ty + 3, i.e. even row ty, odd row ty, even row ty + 1, odd row ty + 1, so each
-    // combination of B^T is one contiguous run over th * wp values.
-    let n = th * wp;
-    let (even, odd) = s.padded.split_at(half);
-    let (e0, e1, o0, o1) = (&even[..n], &even[wp..wp + n], &odd[..n], &odd[wp..wp + n]);
-    let (c0, rest) = s.cols.split_at_mut(n);
-    let (c1, rest) = rest.split_at_mut(n);
-    let (c2, c3) = rest.split_at_mut(n);
-    combine(c0, e0, e1, |a, b| a - b);
-    combine(c1, o0, e1, |a, b| a + b);
-    combine(c2, e1, o0, |a, b| a - b);
-    combine(c3, o0, o1, |a, b| a - b);
-    // Along the rows of every tile row: the same combinations of columns 2tx .. 2tx + 3.
-    match t.tw {
-        7 => transform_rows::<T, 7>(t, &s.cols, c, first, nb, g.c, v),
-        4 => transform_rows::<T, 4>(t, &s.cols, c, first, nb, g.c, v),
-        _ => transform_rows::<T, 0>(t, &s.cols, c, first, nb, g.c, v),
-    }
-}
-
-/// The second half of the input transform: `V[4i + j][c][first + ty tw + tx]` from the four
-/// values `cols[i][ty][2tx .. 2tx + 4]`. `TW` is the number of tile columns when known at
-/// compile time (Conv-4's 14x14 and 7x7 layers), so the short row loops unroll; 0 reads it from
-/// `t`.
-fn transform_rows<T: Float, const TW: usize>(
-    t: &Tiling,
-    cols: &[T],
-    c: usize,
-    first: usize,
-    nb: usize,
-    channels: usize,
-    v: &mut [T],
-) {
-    let tw = if TW > 0 { TW } else { t.tw };
-    let (th, wp) = (t.th, t.wp);
-    let plane = channels * nb;
-    for i in 0..4 {
-        let src = &cols[i * th * wp..(i + 1) * th * wp];
-        // the four outputs of this row of B^T, each a run of th * tw tiles
-        let at = |j: usize| (4 * i + j) * plane + c * nb + first;
-        let (head, rest) = v.split_at_mut(at(1));
-        let v0 = &mut head[at(0)..at(0) + th * tw];
-        let (head, rest) = rest.split_at_mut(at(2) - at(1));
-        let v1 = &mut head[..th * tw];
-        let (head, rest) = rest.split_at_mut(at(3) - at(2));
-        let v2 = &mut head[..th * tw];
-        let v3 = &mut rest[..th * tw];
-        for ty in 0..th {
-            let row = &src[ty * wp..ty * wp + 2 * tw + 2];
-            let k = ty * tw;
-            let (d0, d1, d2, d3) = (
-                &mut v0[k..k + tw],
-                &mut v1[k..k + tw],
-                &mut v2[k..k + tw],
-                &mut v3[k..k + tw],
-            );
-            for tx in 0..tw {
-                let q = &row[2 * tx..2 * tx + 4];
-                d0[tx] = q[0] - q[2];
-                d1[tx] = q[1] + q[2];
-                d2[tx] = q[2] - q[1];
-                d3[tx] = q[1] - q[3];
-            }
-        }
-    }
-}
-
 /// `dst[k] = f(a[k], b[k])` (a loop the compiler vectorises).
 #[inline(always)]
 fn combine<T: Float>(dst: &mut [T], a: &[T], b: &[T], f: impl Fn(T, T) -> T) {
@@ -228,20 +126,132 @@ fn combine<T: Float>(dst: &mut [T], a: &[T], b: &[T], f: impl Fn(T, T) -> T) {
     }
 }
 
-/// Writes `V` (`[16, C, gs * tiles per image]`) for the `gs` images of `x`.
-fn transform_inputs<T: Float>(
+/// `dst[k] = f(a[k], b[k], c[k])`.
+#[inline(always)]
+fn combine3<T: Float>(dst: &mut [T], a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T) {
+    for (((d, &x), &y), &z) in dst.iter_mut().zip(a).zip(b).zip(c) {
+        *d = f(x, y, z);
+    }
+}
+
+/// Channels per block of the layout changes below: one cache line of `f32`, so each pixel's
+/// block is written (or read) as one line while the `CH_BLOCK` planes stream.
+const CH_BLOCK: usize = 16;
+
+/// Copies the planes `[K, rows, cols]` of `src` into the channels-last buffer `dst`
+/// (`[.., dst_cols, K]`) at row / column offset `at`; positions not written keep their value.
+fn to_channels_last<T: Float>(
+    src: &[T],
+    k: usize,
+    (rows, cols): (usize, usize),
+    dst: &mut [T],
+    dst_cols: usize,
+    at: usize,
+) {
+    let plane = rows * cols;
+    for y in 0..rows {
+        let line = &mut dst[((y + at) * dst_cols + at) * k..][..cols * k];
+        for c0 in (0..k).step_by(CH_BLOCK) {
+            let cb = CH_BLOCK.min(k - c0);
+            for (xx, px) in line.chunks_exact_mut(k).enumerate() {
+                let src_px = &src[c0 * plane + y * cols + xx..];
+                for (cc, d) in px[c0..c0 + cb].iter_mut().enumerate() {
+                    *d = src_px[cc * plane];
+                }
+            }
+        }
+    }
+}
+
+/// The inverse layout change: `dst[ch][y][x] = src[(y * src_cols + x) * K + ch]` for the
+/// `[K, rows, cols]` planes of `dst`.
+fn from_channels_last<T: Float>(
+    src: &[T],
+    k: usize,
+    src_cols: usize,
+    dst: &mut [T],
+    (rows, cols): (usize, usize),
+) {
+    let plane = rows * cols;
+    for y in 0..rows {
+        let line = &src[y * src_cols * k..][..cols * k];
+        for c0 in (0..k).step_by(CH_BLOCK) {
+            let cb = CH_BLOCK.min(k - c0);
+            for (xx, px) in line.chunks_exact(k).enumerate() {
+                let dst_px = &mut dst[c0 * plane + y * cols + xx..];
+                for (cc, &val) in px[c0..c0 + cb].iter().enumerate() {
+                    dst_px[cc * plane] = val;
+                }
+            }
+        }
+    }
+}
+
+/// Scratch space of the transforms, sized for one image.
+struct Scratch<T> {
+    /// One image channels-last: the zero-bordered input `[hp, wp, C]` (forward and weight
+    /// gradient), or the output gradient `[2 th, 2 tw, O]` (weight gradient), or the output
+    /// `[2 th, 2 tw, O]` (forward). Borders are zeroed once; every image overwrites the interior.
+    input: Vec<T>,
+    grad: Vec<T>,
+    /// `d B` (or `A^T M`) of one tile: `[4, 4, channels]`.
+    rows: Vec<T>,
+}
+
+impl<T: Float> Scratch<T> {
+    fn new(g: &ConvGeom, t: &Tiling) -> Self {
+        let ch = g.c.max(g.o);
+        Scratch {
+            input: vec![T::zero(); t.hp * t.wp * g.c],
+            grad: vec![T::zero(); 4 * t.th * t.tw * g.o],
+            rows: vec![T::zero(); 16 * ch],
+        }
+    }
+}
+
+/// Writes `V[ξ][first + tile][c] = (B^T d B)[ξ]` for every tile of one image `x` (`[C, H, W]`);
+/// `v` is laid out `[16, nb, C]`.
+fn transform_input<T: Float>(
     g: &ConvGeom,
     t: &Tiling,
     x: &[T],
-    gs: usize,
+    first: usize,
+    nb: usize,
     v: &mut [T],
-    s: &mut PlaneScratch<T>,
+    s: &mut Scratch<T>,
 ) {
-    let (nb, hw) = (gs * t.per_image(), g.hw());
-    for img in 0..gs {
-        for c in 0..g.c {
-            let plane = &x[(img * g.c + c) * hw..(img * g.c + c + 1) * hw];
-            transform_plane(g, t, plane, c, img * t.per_image(), nb, v, s);
+    let c = g.c;
+    to_channels_last(x, c, (g.h, g.w), &mut s.input, t.wp, g.pad);
+    let (d, r) = (&s.input, &mut s.rows);
+    for ty in 0..t.th {
+        for tx in 0..t.tw {
+            // d B for each of the 4 patch rows: r[i][j] = combination j of d[i][0..4]
+            for i in 0..4 {
+                let px = |j: usize| {
+                    let at = ((2 * ty + i) * t.wp + 2 * tx + j) * c;
+                    &d[at..at + c]
+                };
+                let (d0, d1, d2, d3) = (px(0), px(1), px(2), px(3));
+                let row = &mut r[4 * i * c..4 * (i + 1) * c];
+                let (r0, rest) = row.split_at_mut(c);
+                let (r1, rest) = rest.split_at_mut(c);
+                let (r2, r3) = rest.split_at_mut(c);
+                combine(r0, d0, d2, |a, b| a - b);
+                combine(r1, d1, d2, |a, b| a + b);
+                combine(r2, d2, d1, |a, b| a - b);
+                combine(r3, d1, d3, |a, b| a - b);
+            }
+            // B^T (d B): V[4i + j] = combination i of r[0..4][j]
+            let tile = first + ty * t.tw + tx;
+            for j in 0..4 {
+                let rr = |i: usize| &r[(4 * i + j) * c..(4 * i + j + 1) * c];
+                let (r0, r1, r2, r3) = (rr(0), rr(1), rr(2), rr(3));
+                let out = |i: usize| (4 * i + j) * nb * c + tile * c;
+                combine(&mut v[out(0)..out(0) + c], r0, r2, |a, b| a - b);
+                combine(&mut v[out(1)..out(1) + c], r1, r2, |a, b| a + b);
+                combine(&mut v[out(2)..out(2) + c], r2, r1, |a, b| a - b);
+                combine(&mut v[out(3)..out(3) + c], r1, r3, |a, b| a - b);
+            }
         }
     }
 }
@@ -255,151 +265,129 @@ pub(crate) fn conv2d<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]
     let nb_max = t.block * tpi;
     let mut v = vec![T::zero(); 16 * c * nb_max];
     let mut m = vec![T::zero(); 16 * o * nb_max];
-    let mut y = vec![T::zero(); 12 * nb_max];
-    let mut scratch = PlaneScratch::new(&t);
+    let mut s = Scratch::new(g, &t);
+    let zeros = vec![T::zero(); o];
+    let bias = bias.unwrap_or(&zeros);
     let mut out = vec![T::zero(); g.n * o * g.howo()];
     let mut n0 = 0;
     while n0 < g.n {
         let gs = t.block.min(g.n - n0);
         let nb = gs * tpi;
         let (v, m) = (&mut v[..16 * c * nb], &mut m[..16 * o * nb]);
-        transform_inputs(g, &t, &x[n0 * chw..(n0 + gs) * chw], gs, v, &mut scratch);
+        for img in 0..gs {
+            let xi = &x[(n0 + img) * chw..(n0 + img + 1) * chw];
+            transform_input(g, &t, xi, img * tpi, nb, v, &mut s);
+        }
+        // M[ξ] (O x tiles, stored tile-major) = U[ξ] (O x C) V[ξ] (C x tiles, tile-major)
         for xi in 0..16 {
             gemm(
                 o,
                 nb,
                 c,
                 &mut m[xi * o * nb..(xi + 1) * o * nb],
-                nb,
                 1,
+                o,
                 false,
                 Mat::rows(&u[xi * o * c..(xi + 1) * o * c], c),
-                Mat::rows(&v[xi * c * nb..(xi + 1) * c * nb], nb),
+                Mat::rows_t(&v[xi * c * nb..(xi + 1) * c * nb], c),
             );
         }
-        let out = &mut out[n0 * o * g.howo()..(n0 + gs) * o * g.howo()];
-        for ch in 0..o {
-            let bv = bias.map_or(T::zero(), |b| b[ch]);
-            let mm = |xi: usize| &m[(xi * o + ch) * nb..(xi * o + ch + 1) * nb];
-            let (tmp, yy) = y.split_at_mut(8 * nb_max);
-            // A^T M: two rows, each of four runs over the block's tiles
-            for j in 0..4 {
-                let (m0, m1, m2, m3) = (mm(j), mm(4 + j), mm(8 + j), mm(12 + j));
-                for k in 0..nb {
-                    tmp[j * nb_max + k] = m0[k] + m1[k] + m2[k];
-                    tmp[(4 + j) * nb_max + k] = m1[k] - m2[k] - m3[k];
-                }
-            }
-            // (A^T M) A, plus the bias: the four outputs of every tile
-            for a in 0..2 {
-                let r = |j: usize| &tmp[(4 * a + j) * nb_max..(4 * a + j) * nb_max + nb];
-                let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-                for k in 0..nb {
-                    yy[2 * a * nb_max + k] = r0[k] + r1[k] + r2[k] + bv;
-                    yy[(2 * a + 1) * nb_max + k] = r1[k] - r2[k] - r3[k] + bv;
-                }
-            }
-            scatter_tiles(g, &t, yy, nb_max, ch, gs, out);
+        for img in 0..gs {
+            let dst = &mut out[(n0 + img) * o * g.howo()..(n0 + img + 1) * o * g.howo()];
+            transform_output(g, &t, m, img * tpi, nb, bias, dst, &mut s);
         }
         n0 += gs;
     }
     out
 }
 
-/// Writes the 2x2 outputs `y[2a + b][tile]` of one output channel `ch` into `out`
-/// (`[gs, O, Ho, Wo]`), dropping the parts of edge tiles that fall outside an odd-sized output.
-fn scatter_tiles<T: Float>(
+/// Writes one image's output (`[O, Ho, Wo]`) from `M` (`[16, nb, O]`, its tiles from `first`):
+/// `Y = A^T M A + b` per tile, channels-last into scratch, then copied out by channel.
+#[allow(clippy::too_many_arguments)]
+fn transform_output<T: Float>(
     g: &ConvGeom,
     t: &Tiling,
-    y: &[T],
-    stride: usize,
-    ch: usize,
-    gs: usize,
+    m: &[T],
+    first: usize,
+    nb: usize,
+    bias: &[T],
     out: &mut [T],
+    s: &mut Scratch<T>,
 ) {
-    let (ho, wo, tpi) = (g.ho, g.wo, t.per_image());
-    for img in 0..gs {
-        let plane = &mut out[(img * g.o + ch) * ho * wo..(img * g.o + ch + 1) * ho * wo];
-        for ty in 0..t.th {
+    let o = g.o;
+    let w2 = 2 * t.tw;
+    let (y, r) = (&mut s.grad, &mut s.rows);
+    for ty in 0..t.th {
+        for tx in 0..t.tw {
+            let tile = first + ty * t.tw + tx;
+            let mm = |xi: usize| &m[(xi * nb + tile) * o..(xi * nb + tile + 1) * o];
+            // A^T M: r[a][j] for a = 0, 1
+            for j in 0..4 {
+                let (m0, m1, m2, m3) = (mm(j), mm(4 + j), mm(8 + j), mm(12 + j));
+                let (r0, r1) = r[2 * j * o..(2 * j + 2) * o].split_at_mut(o);
+                combine3(r0, m0, m1, m2, |a, b, c| a + b + c);
+                combine3(r1, m1, m2, m3, |a, b, c| a - b - c);
+            }
+            // (A^T M) A + b: the 2x2 outputs, channels-last
             for a in 0..2 {
-                let oy = 2 * ty + a;
-                if oy >= ho {
-                    break;
+                let rr = |j: usize| &r[(2 * j + a) * o..(2 * j + a + 1) * o];
+                let (r0, r1, r2, r3) = (rr(0), rr(1), rr(2), rr(3));
+                let at = ((2 * ty + a) * w2 + 2 * tx) * o;
+                let (left, right) = y[at..at + 2 * o].split_at_mut(o);
+                for ((((l, &a0), &a1), &a2), &bv) in
+                    left.iter_mut().zip(r0).zip(r1).zip(r2).zip(bias)
+                {
+                    *l = a0 + a1 + a2 + bv;
                 }
-                let first = img * tpi + ty * t.tw;
-                let (left, right) = (
-                    &y[2 * a * stride + first..2 * a * stride + first + t.tw],
-                    &y[(2 * a + 1) * stride + first..(2 * a + 1) * stride + first + t.tw],
-                );
-                let row = &mut plane[oy * wo..(oy + 1) * wo];
-                let mut pairs = row.chunks_exact_mut(2);
-                for ((dst, &l), &r) in (&mut pairs).zip(left).zip(right) {
-                    dst[0] = l;
-                    dst[1] = r;
-                }
-                if let Some(last) = pairs.into_remainder().first_mut() {
-                    *last = left[t.tw - 1];
+                for ((((rt, &a1), &a2), &a3), &bv) in
+                    right.iter_mut().zip(r1).zip(r2).zip(r3).zip(bias)
+                {
+                    *rt = a1 - a2 - a3 + bv;
                 }
             }
         }
     }
+    // channels-last [2 th, 2 tw, O] -> [O, Ho, Wo], dropping the padding of odd sizes
+    from_channels_last(y, o, w2, out, (g.ho, g.wo));
 }
 
-/// Writes `dM = A dY A^T` (`[16, O, gs * tiles per image]`) for the output gradients `gy` of
-/// `gs` images; pixels of edge tiles outside an odd-sized output count as 0.
-fn transform_output_grads<T: Float>(
+/// Writes `dM[ξ][first + tile][o] = (A dY A^T)[ξ]` for one image's output gradient `gy`
+/// (`[O, Ho, Wo]`; pixels of edge tiles outside an odd-sized output count as 0).
+fn transform_output_grad<T: Float>(
     g: &ConvGeom,
     t: &Tiling,
     gy: &[T],
-    gs: usize,
+    first: usize,
+    nb: usize,
     dm: &mut [T],
-    q: &mut [T],
+    s: &mut Scratch<T>,
 ) {
-    let (ho, wo, tpi, o) = (g.ho, g.wo, t.per_image(), g.o);
-    let nb = gs * tpi;
-    for ch in 0..o {
-        // gather the four pixels of every tile: q[2a + b][tile]
-        for img in 0..gs {
-            let plane = &gy[(img * o + ch) * ho * wo..(img * o + ch + 1) * ho * wo];
-            for ty in 0..t.th {
-                for a in 0..2 {
-                    let oy = 2 * ty + a;
-                    let first = img * tpi + ty * t.tw;
-                    let (l, r) = q.split_at_mut((2 * a + 1) * nb);
-                    let left = &mut l[2 * a * nb + first..2 * a * nb + first + t.tw];
-                    let right = &mut r[first..first + t.tw];
-                    if oy >= ho {
-                        left.fill(T::zero());
-                        right.fill(T::zero());
-                        continue;
-                    }
-                    let row = &plane[oy * wo..(oy + 1) * wo];
-                    let mut pairs = row.chunks_exact(2);
-                    for ((src, lv), rv) in (&mut pairs).zip(left.iter_mut()).zip(right.iter_mut()) {
-                        *lv = src[0];
-                        *rv = src[1];
-                    }
-                    if let Some(&last) = pairs.remainder().first() {
-                        left[t.tw - 1] = last;
-                        right[t.tw - 1] = T::zero();
-                    }
+    let o = g.o;
+    let w2 = 2 * t.tw;
+    to_channels_last(gy, o, (g.ho, g.wo), &mut s.grad, w2, 0);
+    let q = &s.grad;
+    for ty in 0..t.th {
+        for tx in 0..t.tw {
+            let px = |a: usize, b: usize| {
+                let at = ((2 * ty + a) * w2 + 2 * tx + b) * o;
+                &q[at..at + o]
+            };
+            let (g00, g01, g10, g11) = (px(0, 0), px(0, 1), px(1, 0), px(1, 1));
+            let tile = first + ty * t.tw + tx;
+            let out = |i: usize, j: usize| ((4 * i + j) * nb + tile) * o;
+            // rows of A dY: (p_i, q_i) = (g00, g01), (g00 + g10, g01 + g11),
+            // (g00 - g10, g01 - g11), (-g10, -g11); each row times A^T: (p, p + q, p - q, -q)
+            for k in 0..o {
+                let (a, b, c, d) = (g00[k], g01[k], g10[k], g11[k]);
+                for (i, (p, qq)) in [(a, b), (a + c, b + d), (a - c, b - d), (-c, -d)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    dm[out(i, 0) + k] = p;
+                    dm[out(i, 1) + k] = p + qq;
+                    dm[out(i, 2) + k] = p - qq;
+                    dm[out(i, 3) + k] = -qq;
                 }
-            }
-        }
-        // rows of A dY: (p_i, q_i) = (g00, g01), (g00 + g10, g01 + g11), (g00 - g10, ...),
-        // (-g10, -g11); then each row times A^T: (p, p + q, p - q, -q)
-        let (g00, g01, g10, g11) = (&q[..nb], &q[nb..2 * nb], &q[2 * nb..3 * nb], &q[3 * nb..]);
-        let at = |i: usize, j: usize| ((4 * i + j) * o + ch) * nb;
-        for k in 0..nb {
-            let (a, b, c, d) = (g00[k], g01[k], g10[k], g11[k]);
-            for (i, (p, qq)) in [(a, b), (a + c, b + d), (a - c, b - d), (-c, -d)]
-                .into_iter()
-                .enumerate()
-            {
-                dm[at(i, 0) + k] = p;
-                dm[at(i, 1) + k] = p + qq;
-                dm[at(i, 2) + k] = p - qq;
-                dm[at(i, 3) + k] = -qq;
             }
         }
     }
@@ -409,21 +397,24 @@ fn transform_output_grads<T: Float>(
 /// geometries where [`applies`] holds: `dU[ξ] = sum_tiles dM[ξ] V[ξ]^T`, then `G^T dU G`.
 pub(crate) fn weight_grad<T: Float>(g: &ConvGeom, x: &[T], gy: &[T]) -> Vec<T> {
     let t = Tiling::new(g);
-    let (tpi, o, c, chw) = (t.per_image(), g.o, g.c, g.c * g.hw());
+    let (tpi, o, c, chw, ohw) = (t.per_image(), g.o, g.c, g.c * g.hw(), g.o * g.howo());
     let nb_max = t.block * tpi;
     let mut v = vec![T::zero(); 16 * c * nb_max];
     let mut dm = vec![T::zero(); 16 * o * nb_max];
-    let mut q = vec![T::zero(); 4 * nb_max];
-    let mut scratch = PlaneScratch::new(&t);
+    let mut s = Scratch::new(g, &t);
     let mut du = vec![T::zero(); 16 * o * c];
     let mut n0 = 0;
     while n0 < g.n {
         let gs = t.block.min(g.n - n0);
         let nb = gs * tpi;
         let (v, dm) = (&mut v[..16 * c * nb], &mut dm[..16 * o * nb]);
-        transform_inputs(g, &t, &x[n0 * chw..(n0 + gs) * chw], gs, v, &mut scratch);
-        let gy = &gy[n0 * o * g.howo()..(n0 + gs) * o * g.howo()];
-        transform_output_grads(g, &t, gy, gs, dm, &mut q[..4 * nb]);
+        for img in 0..gs {
+            let k = n0 + img;
+            transform_input(g, &t, &x[k * chw..(k + 1) * chw], img * tpi, nb, v, &mut s);
+            let gyi = &gy[k * ohw..(k + 1) * ohw];
+            transform_output_grad(g, &t, gyi, img * tpi, nb, dm, &mut s);
+        }
+        // dU[ξ] (O x C) += dM[ξ] (O x tiles, tile-major) V[ξ]^T (tiles x C)
         for xi in 0..16 {
             gemm(
                 o,
@@ -433,8 +424,8 @@ pub(crate) fn weight_grad<T: Float>(g: &ConvGeom, x: &[T], gy: &[T]) -> Vec<T> {
                 c,
                 1,
                 n0 > 0,
-                Mat::rows(&dm[xi * o * nb..(xi + 1) * o * nb], nb),
-                Mat::rows_t(&v[xi * c * nb..(xi + 1) * c * nb], nb),
+                Mat::rows_t(&dm[xi * o * nb..(xi + 1) * o * nb], o),
+                Mat::rows(&v[xi * c * nb..(xi + 1) * c * nb], c),
             );
         }
         n0 += gs;
