@@ -134,12 +134,28 @@ fn combine3<T: Float>(dst: &mut [T], a: &[T], b: &[T], c: &[T], f: impl Fn(T, T,
     }
 }
 
-/// Channels per block of the layout changes below: one cache line of `f32`, so each pixel's
-/// block is written (or read) as one line while the `CH_BLOCK` planes stream.
+/// Channels per block of the scalar layout changes below: one cache line of `f32`, so each
+/// pixel's block is one line while the `CH_BLOCK` planes stream.
 const CH_BLOCK: usize = 16;
+
+/// Moves `[8 planes, 8 pixels]` to `[8 pixels, 8 channels]` through registers: 8 contiguous
+/// loads from `src` (plane stride `plane`), 8 contiguous stores into `dst` (pixel stride `k`).
+#[inline(always)]
+fn transpose8<T: Float>(src: &[T], plane: usize, dst: &mut [T], k: usize) {
+    let blk: [[T; 8]; 8] = std::array::from_fn(|cc| {
+        src[cc * plane..cc * plane + 8]
+            .try_into()
+            .expect("8 values")
+    });
+    for xx in 0..8 {
+        let px: &mut [T; 8] = (&mut dst[xx * k..xx * k + 8]).try_into().expect("8 values");
+        *px = std::array::from_fn(|cc| blk[cc][xx]);
+    }
+}
 
 /// Copies the planes `[K, rows, cols]` of `src` into the channels-last buffer `dst`
 /// (`[.., dst_cols, K]`) at row / column offset `at`; positions not written keep their value.
+/// Whole 8 x 8 blocks go through [`transpose8`], the rest value by value.
 fn to_channels_last<T: Float>(
     src: &[T],
     k: usize,
@@ -149,15 +165,24 @@ fn to_channels_last<T: Float>(
     at: usize,
 ) {
     let plane = rows * cols;
+    let (kb, xb) = (k / 8 * 8, cols / 8 * 8);
     for y in 0..rows {
         let line = &mut dst[((y + at) * dst_cols + at) * k..][..cols * k];
-        for c0 in (0..k).step_by(CH_BLOCK) {
-            let cb = CH_BLOCK.min(k - c0);
-            for (xx, px) in line.chunks_exact_mut(k).enumerate() {
-                let src_px = &src[c0 * plane + y * cols + xx..];
-                for (cc, d) in px[c0..c0 + cb].iter_mut().enumerate() {
-                    *d = src_px[cc * plane];
-                }
+        for c0 in (0..kb).step_by(8) {
+            for x0 in (0..xb).step_by(8) {
+                transpose8(
+                    &src[c0 * plane + y * cols + x0..],
+                    plane,
+                    &mut line[x0 * k + c0..],
+                    k,
+                );
+            }
+        }
+        for (xx, px) in line.chunks_exact_mut(k).enumerate() {
+            let c_from = if xx < xb { kb } else { 0 };
+            let src_px = &src[y * cols + xx..];
+            for (ch, d) in px.iter_mut().enumerate().skip(c_from) {
+                *d = src_px[ch * plane];
             }
         }
     }
@@ -173,15 +198,25 @@ fn from_channels_last<T: Float>(
     (rows, cols): (usize, usize),
 ) {
     let plane = rows * cols;
+    let (kb, xb) = (k / 8 * 8, cols / 8 * 8);
     for y in 0..rows {
         let line = &src[y * src_cols * k..][..cols * k];
-        for c0 in (0..k).step_by(CH_BLOCK) {
-            let cb = CH_BLOCK.min(k - c0);
-            for (xx, px) in line.chunks_exact(k).enumerate() {
-                let dst_px = &mut dst[c0 * plane + y * cols + xx..];
-                for (cc, &val) in px[c0..c0 + cb].iter().enumerate() {
-                    dst_px[cc * plane] = val;
-                }
+        for c0 in (0..kb).step_by(8) {
+            for x0 in (0..xb).step_by(8) {
+                // [8 pixels, 8 channels] -> [8 planes, 8 pixels]: the same register transpose
+                transpose8(
+                    &line[x0 * k + c0..],
+                    k,
+                    &mut dst[c0 * plane + y * cols + x0..],
+                    plane,
+                );
+            }
+        }
+        for (xx, px) in line.chunks_exact(k).enumerate() {
+            let c_from = if xx < xb { kb } else { 0 };
+            let dst_px = &mut dst[y * cols + xx..];
+            for (ch, &val) in px.iter().enumerate().skip(c_from) {
+                dst_px[ch * plane] = val;
             }
         }
     }
