@@ -134,10 +134,6 @@ fn combine3<T: Float>(dst: &mut [T], a: &[T], b: &[T], c: &[T], f: impl Fn(T, T,
     }
 }
 
-/// Channels per block of the scalar layout changes below: one cache line of `f32`, so each
-/// pixel's block is one line while the `CH_BLOCK` planes stream.
-const CH_BLOCK: usize = 16;
-
 /// Moves `[8 planes, 8 pixels]` to `[8 pixels, 8 channels]` through registers: 8 contiguous
 /// loads from `src` (plane stride `plane`), 8 contiguous stores into `dst` (pixel stride `k`).
 #[inline(always)]
