@@ -149,9 +149,26 @@ fn transpose8<T: Float>(src: &[T], plane: usize, dst: &mut [T], k: usize) {
     }
 }
 
+/// `dst[j][i] = src[i][j]` for a row-major `[r, c]` matrix `src`: whole 8 x 8 blocks through
+/// [`transpose8`], the edges value by value.
+fn transpose<T: Float>(src: &[T], r: usize, c: usize, dst: &mut [T]) {
+    let (rb, cb) = (r / 8 * 8, c / 8 * 8);
+    for i0 in (0..rb).step_by(8) {
+        for j0 in (0..cb).step_by(8) {
+            transpose8(&src[i0 * c + j0..], c, &mut dst[j0 * r + i0..], r);
+        }
+    }
+    for i in 0..r {
+        let j_from = if i < rb { cb } else { 0 };
+        for j in j_from..c {
+            dst[j * r + i] = src[i * c + j];
+        }
+    }
+}
+
 /// Copies the planes `[K, rows, cols]` of `src` into the channels-last buffer `dst`
-/// (`[.., dst_cols, K]`) at row / column offset `at`; positions not written keep their value.
-/// Whole 8 x 8 blocks go through [`transpose8`], the rest value by value.
+/// (`[.., dst_cols, K]`) at row / column offset `at`, through `tmp` (`rows * cols * K`
+/// values); positions not written keep their value.
 fn to_channels_last<T: Float>(
     src: &[T],
     k: usize,
@@ -159,63 +176,29 @@ fn to_channels_last<T: Float>(
     dst: &mut [T],
     dst_cols: usize,
     at: usize,
+    tmp: &mut [T],
 ) {
     let plane = rows * cols;
-    let (kb, xb) = (k / 8 * 8, cols / 8 * 8);
-    for y in 0..rows {
-        let line = &mut dst[((y + at) * dst_cols + at) * k..][..cols * k];
-        for c0 in (0..kb).step_by(8) {
-            for x0 in (0..xb).step_by(8) {
-                transpose8(
-                    &src[c0 * plane + y * cols + x0..],
-                    plane,
-                    &mut line[x0 * k + c0..],
-                    k,
-                );
-            }
-        }
-        for (xx, px) in line.chunks_exact_mut(k).enumerate() {
-            let c_from = if xx < xb { kb } else { 0 };
-            let src_px = &src[y * cols + xx..];
-            for (ch, d) in px.iter_mut().enumerate().skip(c_from) {
-                *d = src_px[ch * plane];
-            }
-        }
+    transpose(&src[..k * plane], k, plane, tmp);
+    for (y, line) in tmp.chunks_exact(cols * k).take(rows).enumerate() {
+        dst[((y + at) * dst_cols + at) * k..][..cols * k].copy_from_slice(line);
     }
 }
 
 /// The inverse layout change: `dst[ch][y][x] = src[(y * src_cols + x) * K + ch]` for the
-/// `[K, rows, cols]` planes of `dst`.
+/// `[K, rows, cols]` planes of `dst`, through `tmp` (`rows * cols * K` values).
 fn from_channels_last<T: Float>(
     src: &[T],
     k: usize,
     src_cols: usize,
     dst: &mut [T],
     (rows, cols): (usize, usize),
+    tmp: &mut [T],
 ) {
-    let plane = rows * cols;
-    let (kb, xb) = (k / 8 * 8, cols / 8 * 8);
-    for y in 0..rows {
-        let line = &src[y * src_cols * k..][..cols * k];
-        for c0 in (0..kb).step_by(8) {
-            for x0 in (0..xb).step_by(8) {
-                // [8 pixels, 8 channels] -> [8 planes, 8 pixels]: the same register transpose
-                transpose8(
-                    &line[x0 * k + c0..],
-                    k,
-                    &mut dst[c0 * plane + y * cols + x0..],
-                    plane,
-                );
-            }
-        }
-        for (xx, px) in line.chunks_exact(k).enumerate() {
-            let c_from = if xx < xb { kb } else { 0 };
-            let dst_px = &mut dst[y * cols + xx..];
-            for (ch, &val) in px.iter().enumerate().skip(c_from) {
-                dst_px[ch * plane] = val;
-            }
-        }
+    for (y, line) in tmp.chunks_exact_mut(cols * k).take(rows).enumerate() {
+        line.copy_from_slice(&src[y * src_cols * k..][..cols * k]);
     }
+    transpose(&tmp[..rows * cols * k], rows * cols, k, dst);
 }
 
 /// Scratch space of the transforms, sized for one image.
@@ -227,6 +210,8 @@ struct Scratch<T> {
     grad: Vec<T>,
     /// `d B` (or `A^T M`) of one tile: `[4, 4, channels]`.
     rows: Vec<T>,
+    /// One image channels-last without borders, on its way in or out.
+    plain: Vec<T>,
 }
 
 impl<T: Float> Scratch<T> {
@@ -236,6 +221,7 @@ impl<T: Float> Scratch<T> {
             input: vec![T::zero(); t.hp * t.wp * g.c],
             grad: vec![T::zero(); 4 * t.th * t.tw * g.o],
             rows: vec![T::zero(); 16 * ch],
+            plain: vec![T::zero(); g.hw().max(g.howo()) * ch],
         }
     }
 }
@@ -252,7 +238,7 @@ fn transform_input<T: Float>(
     s: &mut Scratch<T>,
 ) {
     let c = g.c;
-    to_channels_last(x, c, (g.h, g.w), &mut s.input, t.wp, g.pad);
+    to_channels_last(x, c, (g.h, g.w), &mut s.input, t.wp, g.pad, &mut s.plain);
     let (d, r) = (&s.input, &mut s.rows);
     for ty in 0..t.th {
         for tx in 0..t.tw {
@@ -379,7 +365,7 @@ fn transform_output<T: Float>(
         }
     }
     // channels-last [2 th, 2 tw, O] -> [O, Ho, Wo], dropping the padding of odd sizes
-    from_channels_last(y, o, w2, out, (g.ho, g.wo));
+    from_channels_last(y, o, w2, out, (g.ho, g.wo), &mut s.plain);
 }
 
 /// Writes `dM[ξ][first + tile][o] = (A dY A^T)[ξ]` for one image's output gradient `gy`
@@ -395,7 +381,7 @@ fn transform_output_grad<T: Float>(
 ) {
     let o = g.o;
     let w2 = 2 * t.tw;
-    to_channels_last(gy, o, (g.ho, g.wo), &mut s.grad, w2, 0);
+    to_channels_last(gy, o, (g.ho, g.wo), &mut s.grad, w2, 0, &mut s.plain);
     let q = &s.grad;
     for ty in 0..t.th {
         for tx in 0..t.tw {
