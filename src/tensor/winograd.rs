@@ -134,10 +134,25 @@ fn combine3<T: Float>(dst: &mut [T], a: &[T], b: &[T], c: &[T], f: impl Fn(T, T,
     }
 }
 
-/// Moves `[8 planes, 8 pixels]` to `[8 pixels, 8 channels]` through registers: 8 contiguous
-/// loads from `src` (plane stride `plane`), 8 contiguous stores into `dst` (pixel stride `k`).
+/// Moves `[8 planes, 8 pixels]` to `[8 pixels, 8 channels]`: 8 contiguous loads from `src`
+/// (row stride `plane`), 8 contiguous stores into `dst` (row stride `k`). For `f32` on AVX
+/// builds, in registers with the usual unpack / shuffle / lane-permute sequence (the generic
+/// code compiles to 64 scalar moves through the stack).
 #[inline(always)]
 fn transpose8<T: Float>(src: &[T], plane: usize, dst: &mut [T], k: usize) {
+    assert!(
+        src.len() >= 7 * plane + 8 && dst.len() >= 7 * k + 8,
+        "winograd transpose8: 8 rows of 8 exceed the buffers"
+    );
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: T is f32 (checked just above), the 8 rows of 8 values read and written are in
+        // bounds (asserted), and AVX is enabled for this build (cfg).
+        unsafe {
+            transpose8_f32_avx(src.as_ptr().cast(), plane, dst.as_mut_ptr().cast(), k);
+        }
+        return;
+    }
     let blk: [[T; 8]; 8] = std::array::from_fn(|cc| {
         src[cc * plane..cc * plane + 8]
             .try_into()
@@ -146,6 +161,46 @@ fn transpose8<T: Float>(src: &[T], plane: usize, dst: &mut [T], k: usize) {
     for xx in 0..8 {
         let px: &mut [T; 8] = (&mut dst[xx * k..xx * k + 8]).try_into().expect("8 values");
         *px = std::array::from_fn(|cc| blk[cc][xx]);
+    }
+}
+
+/// The AVX 8 x 8 `f32` transpose behind [`transpose8`].
+///
+/// # Safety
+/// `src + r * src_stride + 0..8` and `dst + r * dst_stride + 0..8` must be valid for `r < 8`.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
+#[inline(always)]
+unsafe fn transpose8_f32_avx(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+    use std::arch::x86_64::*;
+    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * src_stride)));
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    let out = [
+        _mm256_permute2f128_ps::<0x20>(s0, s4),
+        _mm256_permute2f128_ps::<0x20>(s1, s5),
+        _mm256_permute2f128_ps::<0x20>(s2, s6),
+        _mm256_permute2f128_ps::<0x20>(s3, s7),
+        _mm256_permute2f128_ps::<0x31>(s0, s4),
+        _mm256_permute2f128_ps::<0x31>(s1, s5),
+        _mm256_permute2f128_ps::<0x31>(s2, s6),
+        _mm256_permute2f128_ps::<0x31>(s3, s7),
+    ];
+    for (i, v) in out.into_iter().enumerate() {
+        _mm256_storeu_ps(dst.add(i * dst_stride), v);
     }
 }
 
