@@ -627,7 +627,9 @@ fn thread_cpu_ns() -> Option<u64> {
 
 /// Times `conv2d` forward, input gradient and weight gradient (f32, one thread) at the
 /// Conv-4 shapes (batch 75, 64 filters, 3x3, padding 1) and returns a table of median and best
-/// wall-clock milliseconds, GFLOP/s at the median (`2 N O C kh kw Ho Wo` flops per op) and,
+/// wall-clock milliseconds, GFLOP/s at the median (`2 N O C kh kw Ho Wo` flops per op, the direct
+/// convolution's count, so layers computed by Winograd show an effective rate above the
+/// hardware's) and,
 /// on Linux, the mean CPU milliseconds of this thread (what the op costs when other processes
 /// compete for the cores and stretch the wall clock).
 pub fn conv_bench_report() -> String {
@@ -640,7 +642,7 @@ pub fn conv_bench_report() -> String {
         ([75, 64, 3, 3], [64, 64, 3, 3]),
     ];
     let mut report = String::from(
-        "conv2d f32, 1 thread, stride 1, padding 1: median ms (best ms) | GFLOP/s at the median | mean CPU ms\n",
+        "conv2d f32, 1 thread, stride 1, padding 1: median ms (best ms) | GFLOP/s at the median (direct-convolution FLOPs) | mean CPU ms\n",
     );
     report.push_str(&format!(
         "{:<34} {:>30} {:>30} {:>30}\n",
