@@ -258,10 +258,11 @@ fn from_channels_last<T: Float>(
 
 /// Scratch space of the transforms, sized for one image.
 struct Scratch<T> {
-    /// One image channels-last: the zero-bordered input `[hp, wp, C]` (forward and weight
-    /// gradient), or the output gradient `[2 th, 2 tw, O]` (weight gradient), or the output
-    /// `[2 th, 2 tw, O]` (forward). Borders are zeroed once; every image overwrites the interior.
+    /// One input image channels-last and zero-bordered, `[hp, wp, C]`. The border is zeroed
+    /// once; every image overwrites the interior.
     input: Vec<T>,
+    /// One image's output gradient (weight gradient) or output (forward) channels-last,
+    /// `[2 th, 2 tw, O]`; for the gradient, the positions past an odd-sized output stay 0.
     grad: Vec<T>,
     /// `d B` (or `A^T M`) of one tile: `[4, 4, channels]`.
     rows: Vec<T>,
