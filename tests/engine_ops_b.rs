@@ -256,6 +256,11 @@ fn conv2d_adjoint_ops_gradients() {
         let w = rand(&ws, 51);
         let x = rand(&xs, 52);
         check(
+            "conv2d",
+            &|t| t[0].conv2d(&t[1], None, s, p).tanh(),
+            &[x.clone(), w.clone()],
+        );
+        check(
             "conv2d_input_grad",
             &|t| t[0].conv2d_input_grad(&t[1], &xs, s, p).tanh(),
             &[g.clone(), w.clone()],
