@@ -250,10 +250,7 @@ impl MtlConfig {
 
     /// Checks the values that do not need the data.
     pub fn validate(&self) -> Result<()> {
-        let invalid = |key: &str, message: String| MtlError::InvalidValue {
-            key: key.into(),
-            message,
-        };
+        let invalid = |key: &str, message: String| MtlError::value(key, message);
         if !["mnist", "fashion-mnist"].contains(&self.data.dataset.as_str()) {
             return Err(invalid(
                 "data.dataset",
@@ -553,10 +550,7 @@ pub fn build_model(
     in_shape: &[usize],
     tasks: Vec<TaskSpec>,
 ) -> Result<Box<dyn MultiTaskModel<f32>>> {
-    let err = |e: super::model::ShapeError| MtlError::InvalidValue {
-        key: "model.trunk".into(),
-        message: e.0,
-    };
+    let err = |e: super::model::ShapeError| MtlError::value("model.trunk", e.0);
     Ok(match cfg.architecture.as_str() {
         "mmoe" => {
             Box::new(Mmoe::new(&cfg.trunk, in_shape, cfg.experts, tasks, cfg.fuse).map_err(err)?)

@@ -8,14 +8,6 @@ pub enum MtlError {
     /// The config file cannot be read or parsed, or a value is bad.
     #[error(transparent)]
     Config(#[from] crate::train::ConfigError),
-    /// A config key has a value that is not allowed.
-    #[error("config key `{key}`: {message}")]
-    InvalidValue {
-        /// The dotted key, e.g. `weighting.method` or `tasks[1].classes`.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
     /// The weighting method is not known.
     #[error("config key `weighting.method`: unknown method {name:?} (known: {known})")]
     UnknownMethod {
@@ -60,3 +52,10 @@ pub enum MtlError {
 
 /// Result alias of the multi-task module.
 pub type Result<T, E = MtlError> = std::result::Result<T, E>;
+
+impl MtlError {
+    /// A bad config value of `key` (a dotted key, e.g. `weighting.c` or `tasks[1].classes`).
+    pub fn value(key: &str, reason: impl Into<String>) -> Self {
+        crate::train::ConfigError::value(key, reason).into()
+    }
+}

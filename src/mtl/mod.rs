@@ -198,10 +198,7 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
         for (k, s) in specs.iter().enumerate() {
             let single =
                 HardSharing::new(&cfg.model.trunk, &shape, vec![s.clone()], cfg.model.fuse)
-                    .map_err(|e| MtlError::InvalidValue {
-                        key: "model.trunk".into(),
-                        message: e.0,
-                    })?;
+                    .map_err(|e| MtlError::value("model.trunk", e.0))?;
             let mut eq = weighting::Equal::new(1);
             let o = train::TrainOptions {
                 grad_every: 0,

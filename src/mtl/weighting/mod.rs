@@ -164,10 +164,10 @@ pub fn build(cfg: &WeightingConfig, tasks: usize) -> Result<Box<dyn Weighting>> 
         if v.is_finite() && v > 0.0 {
             Ok(())
         } else {
-            Err(MtlError::InvalidValue {
-                key: format!("weighting.{key}"),
-                message: format!("must be a positive number, got {v}"),
-            })
+            Err(MtlError::value(
+                &format!("weighting.{key}"),
+                format!("must be a positive number, got {v}"),
+            ))
         }
     };
     Ok(match cfg.method.as_str() {
@@ -189,10 +189,10 @@ pub fn build(cfg: &WeightingConfig, tasks: usize) -> Result<Box<dyn Weighting>> 
         "mgda" => Box::new(Mgda::new()),
         "cagrad" => {
             if !(cfg.c.is_finite() && cfg.c >= 0.0) {
-                return Err(MtlError::InvalidValue {
-                    key: "weighting.c".into(),
-                    message: format!("must be >= 0, got {}", cfg.c),
-                });
+                return Err(MtlError::value(
+                    "weighting.c",
+                    format!("must be >= 0, got {}", cfg.c),
+                ));
             }
             Box::new(CaGrad::new(cfg.c))
         }
