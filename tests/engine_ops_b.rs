@@ -240,8 +240,8 @@ fn conv2d_stride2_pad1_gradients() {
 fn conv2d_adjoint_ops_gradients() {
     // (input channels, output channels, size, stride, padding). 3 input channels: the input
     // gradient by col2im; 16 at stride 1: as a forward convolution with the turned kernel
-    // (padding 1 and 0); 16 -> 16 channels on 8x8 and larger outputs: forward, input gradient
-    // and weight gradient by Winograd F(2x2, 3x3).
+    // (padding 1 and 0); 16 -> 16 channels (outputs of 4x4 and larger): forward, input
+    // gradient and weight gradient by Winograd F(2x2, 3x3).
     for &(c, o, size, s, p) in &[
         (3usize, 4usize, 7usize, 1usize, 1usize),
         (3, 4, 7, 2, 1),
@@ -353,8 +353,9 @@ fn conv2d_values_against_naive_f64_and_f32() {
         ([7, 5, 7, 7], [6, 5, 3, 3], 2, 1),
         ([2, 3, 28, 28], [8, 3, 3, 3], 1, 1),
         ([5, 2, 9, 8], [3, 2, 2, 3], 2, 0),
+        // this one and the next two by Winograd F(2x2, 3x3): odd and even outputs, padding
+        // 1 and 0
         ([30, 16, 7, 7], [32, 16, 3, 3], 1, 1),
-        // Winograd F(2x2, 3x3): odd and even outputs, padding 1 and 0
         ([3, 16, 9, 10], [16, 16, 3, 3], 1, 1),
         ([2, 16, 10, 11], [17, 16, 3, 3], 1, 0),
     ];
