@@ -176,3 +176,66 @@ fn maml_orders_selected_by_config() {
         "second and first order must give different updates"
     );
 }
+
+/// A meta-batch of same-shape regression tasks runs as one batched graph
+/// (`Model::forward_tasks`); its meta-gradient and loss equal the mean of the task-by-task
+/// ones (`task_meta_grad`, itself checked against finite differences), in both orders.
+#[test]
+fn the_batched_meta_batch_equals_the_task_by_task_mean() {
+    use metalearn::algorithms::maml::{meta_gradient, task_meta_grad, Order, TaskData};
+    use metalearn::algorithms::Target;
+    use metalearn::nn::{Mlp, Model};
+    use metalearn::Tensor;
+    use rand::SeedableRng;
+    let model = Mlp::new(&[1, 16, 16, 1]);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let theta = Model::<f64>::init(&model, &mut rng);
+    let tasks: Vec<TaskData<f64>> = (0..5)
+        .map(|_| TaskData {
+            support_x: Tensor::rand_uniform(&[6, 1], -5.0, 5.0, &mut rng),
+            support_y: Target::Values(Tensor::rand_normal(&[6, 1], 0.0, 1.0, &mut rng)),
+            query_x: Tensor::rand_uniform(&[7, 1], -5.0, 5.0, &mut rng),
+            query_y: Target::Values(Tensor::rand_normal(&[7, 1], 0.0, 1.0, &mut rng)),
+        })
+        .collect();
+    for order in [Order::Second, Order::First] {
+        let (batched, loss) = meta_gradient(&model, &theta, &tasks, 2, 0.05, order);
+        let leaves = theta.requires_grad_();
+        let per_task: Vec<_> = tasks
+            .iter()
+            .map(|t| {
+                task_meta_grad(
+                    &model,
+                    &leaves,
+                    &t.support_x,
+                    &t.support_y,
+                    &t.query_x,
+                    &t.query_y,
+                    2,
+                    0.05,
+                    order,
+                )
+            })
+            .collect();
+        let mean_loss = per_task.iter().map(|r| r.query_loss).sum::<f64>() / 5.0;
+        assert!(
+            (loss - mean_loss).abs() < 1e-12,
+            "{order:?}: {loss} vs {mean_loss}"
+        );
+        for (k, g) in batched.iter().enumerate() {
+            let mut want = per_task[0].grads[k].to_vec();
+            for r in &per_task[1..] {
+                for (w, v) in want.iter_mut().zip(r.grads[k].to_vec()) {
+                    *w += v;
+                }
+            }
+            for (a, w) in g.to_vec().iter().zip(&want) {
+                let w = w / 5.0;
+                assert!(
+                    (a - w).abs() <= 1e-10 + 1e-8 * w.abs(),
+                    "{order:?} param {k}: {a} vs {w}"
+                );
+            }
+        }
+    }
+}

@@ -168,6 +168,9 @@ fn batch_meta_gradient<T: Float>(
     order: Order,
 ) -> MetaGradient<T> {
     let theta = theta.requires_grad_();
+    if let Some(batched) = tasks_as_one_graph(model, &theta, tasks, steps, lr, order) {
+        return batched;
+    }
     registry::mean_over_tasks(tasks, |t| {
         let r = task_meta_grad(
             model,
@@ -186,6 +189,93 @@ fn batch_meta_gradient<T: Float>(
             loss: r.query_loss,
         }
     })
+}
+
+/// The inputs and real targets of every task stacked on a leading task axis
+/// (`[B, N, ...]`), when all tasks are regression tasks of one shape.
+fn stack_regression<T: Float>(
+    tasks: &[TaskData<T>],
+    part: impl Fn(&TaskData<T>) -> (&Tensor<T>, &Target<T>),
+) -> Option<(Tensor<T>, Tensor<T>)> {
+    let (x0, _) = part(tasks.first()?);
+    let mut xs = Vec::with_capacity(tasks.len());
+    let mut ys = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let (x, Target::Values(y)) = part(t) else {
+            return None;
+        };
+        if x.shape() != x0.shape()
+            || ys
+                .first()
+                .is_some_and(|f: &Tensor<T>| f.shape() != y.shape())
+        {
+            return None;
+        }
+        xs.push(x.clone());
+        ys.push(y.clone());
+    }
+    Some((Tensor::stack(&xs, 0), Tensor::stack(&ys, 0)))
+}
+
+/// Each task's mean squared error `[B]` of batched predictions `out` against `y` (`[B, ...]`).
+fn per_task_mse<T: Float>(out: &Tensor<T>, y: &Tensor<T>) -> Tensor<T> {
+    let b = y.dim(0);
+    let per_task = y.numel() / b.max(1);
+    out.sub(y)
+        .square()
+        .reshape(&[b, per_task])
+        .sum_axis(-1, false)
+        .mul_scalar(1.0 / per_task.max(1) as f64)
+}
+
+/// The meta-gradient of a meta-batch of regression tasks of one shape as one graph of batched
+/// ops, for models with a batched form ([`Model::forward_tasks`]): `theta` broadcast to a
+/// `[B, ...]` copy per task, the inner steps `phi <- phi - lr grad_phi sum_b L_b(phi_b)` (each
+/// task's loss depends only on its own slice, so that gradient is every task's own), then
+/// `grad_theta (1/B) sum_b L_query_b(phi_b)` (first order: the gradient at `phi_K` summed
+/// over tasks): the same quantity as the task-by-task path, with
+/// the sum over tasks inside `broadcast_to`'s backward. `None` when it does not apply (then the
+/// tasks run one by one). Small models gain most: W1 runs ~100 batched ops instead of 25x100.
+fn tasks_as_one_graph<T: Float>(
+    model: &dyn Model<T>,
+    theta: &Params<T>,
+    tasks: &[TaskData<T>],
+    steps: usize,
+    lr: f64,
+    order: Order,
+) -> Option<MetaGradient<T>> {
+    let (sx, sy) = stack_regression(tasks, |t| (&t.support_x, &t.support_y))?;
+    let (qx, qy) = stack_regression(tasks, |t| (&t.query_x, &t.query_y))?;
+    let b = tasks.len();
+    let per_task = |t: &Tensor<T>| {
+        let mut shape = vec![b];
+        shape.extend_from_slice(t.shape());
+        t.unsqueeze(0).broadcast_to(&shape)
+    };
+    let mut phi = theta.map(per_task);
+    for _ in 0..steps {
+        let loss = per_task_mse(&model.forward_tasks(&phi, &sx)?, &sy).sum_all();
+        let grads = crate::grad(&[loss], phi.tensors(), order == Order::Second);
+        let next = phi.tensors().iter().zip(&grads);
+        phi = phi.with_tensors(next.map(|(p, g)| p.sub(&g.mul_scalar(lr))).collect());
+    }
+    let losses = per_task_mse(&model.forward_tasks(&phi, &qx)?, &qy);
+    let mean = losses.sum_all().mul_scalar(1.0 / b as f64);
+    let grads = match order {
+        Order::Second => crate::grad(&[mean], theta.tensors(), false),
+        // the inner gradients are constants: d phi_K / d theta is the broadcast, whose
+        // adjoint sums over the task axis
+        Order::First => crate::grad(&[mean], phi.tensors(), false)
+            .iter()
+            .map(|g| g.sum_axis(0, false))
+            .collect(),
+    };
+    let loss = losses.to_vec().iter().map(|l| l.as_f64()).sum::<f64>() / b as f64;
+    let stats = super::learner::StepStats {
+        loss,
+        accuracy: f64::NAN,
+    };
+    Some((grads, stats))
 }
 
 /// A task's result from the query output `out` after adaptation: the gradient of the query

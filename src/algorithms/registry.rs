@@ -316,6 +316,19 @@ impl<T: Float> Model<T> for Network {
     fn describe(&self) -> String {
         format!("{} -> linear({})", self.body.describe(), self.outputs)
     }
+
+    fn forward_tasks(&self, params: &Params<T>, x: &Tensor<T>) -> Option<Tensor<T>> {
+        let Body::Mlp(mlp) = &self.body else {
+            return None;
+        };
+        let k = self.head_index();
+        let features = mlp.forward_tasks(params, x)?.relu();
+        Some(crate::nn::linear_tasks(
+            &features,
+            params.at(k),
+            params.at(k + 1),
+        ))
+    }
 }
 
 /// A linear layer as a model (parameters `weight [out, in]`, `bias [out]`): ANIL's adapted head.
@@ -399,14 +412,17 @@ pub(crate) fn mean_over_tasks<T: Float, D: Sync>(
     assert!(!tasks.is_empty(), "meta_train_step: empty meta-batch");
     // Collect in task order, then add up sequentially: the sum is the same whatever the
     // thread count or work-stealing order, so runs are bit-reproducible.
+    // Tasks first; ops inside a task split over the workers the tasks leave idle (a batch
+    // smaller than the pool, or a last round that does not fill it). Same numbers either way.
     let mode = crate::autodiff::is_grad_enabled();
+    let split = crate::tensor::parallel::tasks_leave_workers_idle(tasks.len());
     let results: Vec<TaskResult<T>> = tasks
         .par_iter()
         .map(|t| {
             // A rayon thread may run this job while it waits inside another job that set a
             // different recording mode: run with the caller's mode.
             let _mode = crate::autodiff::set_grad_enabled(mode);
-            f(t)
+            crate::tensor::parallel::with_op_splitting(split, || f(t))
         })
         .collect();
     let (grads, loss, acc) = crate::autodiff::no_grad(|| {

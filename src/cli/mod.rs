@@ -20,10 +20,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Time the benchmark workloads (W1 sinusoid MAML, W2 Omniglot-shaped MAML / FOMAML,
-    /// W5 multi-task MNIST-shaped epoch, Conv-4 conv2d per-op costs, data loading and episode
+    /// W3 ProtoNet 60-way episode, W4 miniImageNet-shaped MAML, W5 multi-task MNIST-shaped
+    /// epoch, W6 cold `adapt` process, Conv-4 conv2d per-op costs, data loading and episode
     /// sampling).
     Bench {
-        /// Which parts: any of w1, w2, w2fo, w5, conv, data (comma-separated); default all.
+        /// Which parts: any of w1, w2, w2fo, w3, w4, w5, w6, conv, data (comma-separated);
+        /// default all.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Fewer iterations (numbers are then only indicative).
@@ -282,7 +284,7 @@ pub fn run() -> Result<()> {
 
 fn bench(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> Result<()> {
     use crate::algorithms::maml::Order;
-    let known = ["w1", "w2", "w2fo", "w5", "conv", "data"];
+    let known = ["w1", "w2", "w2fo", "w3", "w4", "w5", "w6", "conv", "data"];
     for o in only {
         if !known.contains(&o.as_str()) {
             bail!(
@@ -320,12 +322,31 @@ fn bench(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> Res
             crate::bench::bench_w2(Order::First, 2, 10)
         });
     }
+    if want("w3") {
+        show(if quick {
+            crate::bench::bench_w3(1, 3)
+        } else {
+            crate::bench::bench_w3(3, 20)
+        });
+    }
+    if want("w4") {
+        show(if quick {
+            crate::bench::bench_w4(1, 2)
+        } else {
+            crate::bench::bench_w4(1, 5)
+        });
+    }
     if want("w5") {
         show(if quick {
             crate::mtl::bench::bench_w5_with(6400, 5).0
         } else {
             crate::mtl::bench::bench_w5()
         });
+    }
+    if want("w6") {
+        let exe = std::env::current_exe().context("W6: locating the metalearn binary")?;
+        let (warmup, iters) = if quick { (2, 5) } else { (3, 30) };
+        show(crate::bench::bench_w6(&exe, warmup, iters)?);
     }
     if want("conv") {
         println!("{}", crate::tensor::conv_bench_report());

@@ -87,10 +87,14 @@ impl Geo {
     }
 }
 
-/// Images per rayon task.
+/// Most chunks of images a batch is cut into.
+const MAX_CHUNKS: usize = 32;
+
+/// Images per rayon task: fixed by the batch size alone (at most [`MAX_CHUNKS`] chunks), so the
+/// backward's per-chunk partial sums, and hence the gradients, are the same bits at any thread
+/// count (it was `n / (2 threads)`, which changed the sum's grouping with the thread count).
 fn chunk(g: &Geo) -> usize {
-    let threads = rayon::current_num_threads().max(1);
-    g.n.div_ceil(threads * 2).max(1)
+    g.n.div_ceil(MAX_CHUNKS).max(1)
 }
 
 #[inline(always)]

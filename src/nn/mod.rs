@@ -10,5 +10,5 @@ mod params;
 pub mod checkpoint;
 pub mod optim;
 
-pub use models::{Conv4, Conv4Config, DownsampleKind, Mlp, Model};
+pub use models::{linear_tasks, Conv4, Conv4Config, DownsampleKind, Mlp, Model};
 pub use params::Params;

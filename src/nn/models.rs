@@ -14,6 +14,21 @@ pub trait Model<T: Float>: Send + Sync {
 
     /// A one-line description (for logs and checkpoints).
     fn describe(&self) -> String;
+
+    /// The model on a batch of tasks at once, where it has such a form: `params` holds one
+    /// parameter set per task, each tensor stacked on a new leading task axis (`[B, ...]`), and
+    /// `x` is `[B, N, ...]`; the result is `[B, N, outputs]`, task `b`'s slice equal to
+    /// `forward(params[b], x[b])`. `None` (the default) when the model has no batched form.
+    /// MAML uses it to run a whole meta-batch as one graph of batched products.
+    fn forward_tasks(&self, params: &Params<T>, x: &Tensor<T>) -> Option<Tensor<T>> {
+        let _ = (params, x);
+        None
+    }
+}
+
+/// `x @ W^T + b` for a batch of tasks: `x [B, N, in]`, `w [B, out, in]`, `b [B, out]`.
+pub fn linear_tasks<T: Float>(x: &Tensor<T>, w: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
+    x.matmul_nt(w).add(&b.unsqueeze(1))
 }
 
 /// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`: PyTorch's default for linear and conv layers.
@@ -78,6 +93,18 @@ impl<T: Float> Model<T> for Mlp {
 
     fn describe(&self) -> String {
         format!("mlp{:?}", self.sizes)
+    }
+
+    fn forward_tasks(&self, params: &Params<T>, x: &Tensor<T>) -> Option<Tensor<T>> {
+        let layers = self.sizes.len() - 1;
+        let mut h = x.clone();
+        for i in 0..layers {
+            h = linear_tasks(&h, params.at(2 * i), params.at(2 * i + 1));
+            if i + 1 < layers {
+                h = h.relu();
+            }
+        }
+        Some(h)
     }
 }
 

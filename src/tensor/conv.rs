@@ -19,7 +19,7 @@
 //! trailing rows and columns that fit no window are ignored (and get zero gradient).
 
 use super::kernels::{col2im, gemm, group_size, im2col, nchw_to_cmajor, sum, ConvGeom, Mat};
-use super::{winograd, Float, Tensor};
+use super::{parallel, winograd, Float, Tensor};
 use crate::autodiff::{Backward, BackwardCtx};
 use std::sync::Arc;
 
@@ -62,99 +62,117 @@ fn conv_geom(op: &str, x: &[usize], w: &[usize], stride: usize, pad: usize) -> C
     }
 }
 
-/// Forward: `y[n,o] = W[o] * cols(x[n]) (+ b[o])`. The output is written once, in order (no
-/// zero-fill pass): each image's rows start as the bias (or zero) and the product is added.
+/// Forward: `y[n,o] = W[o] * cols(x[n]) (+ b[o])`, one group of images per chunk (see
+/// [`parallel`]).
 fn conv_fwd<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
     if winograd::applies(g) {
         return winograd::conv2d(g, x, w, bias);
     }
     let (ckk, howo, o, chw) = (g.ckk(), g.howo(), g.o, g.c * g.hw());
     let gmax = group_size(g, COLS_TARGET);
-    let mut cols = vec![T::zero(); ckk * gmax * howo];
-    let mut tmp = vec![T::zero(); if gmax > 1 { o * gmax * howo } else { 0 }];
-    let mut out = Vec::with_capacity(g.n * o * howo);
-    let mut n0 = 0;
-    while n0 < g.n {
-        let gs = gmax.min(g.n - n0);
-        let nc = gs * howo;
-        let cols = &mut cols[..ckk * nc];
-        im2col(g, &x[n0 * chw..(n0 + gs) * chw], gs, cols);
-        if gs == 1 {
-            let start = out.len();
-            for ch in 0..o {
-                let bv = bias.map_or(T::zero(), |b| b[ch]);
-                out.extend(std::iter::repeat_n(bv, howo));
-            }
-            gemm(
-                o,
-                howo,
-                ckk,
-                &mut out[start..],
-                howo,
-                1,
-                true,
-                Mat::rows(w, ckk),
-                Mat::rows(cols, nc),
-            );
-        } else {
-            let tmp = &mut tmp[..o * nc];
-            gemm(
-                o,
-                nc,
-                ckk,
-                tmp,
-                nc,
-                1,
-                false,
-                Mat::rows(w, ckk),
-                Mat::rows(cols, nc),
-            );
-            for img in 0..gs {
-                for ch in 0..o {
-                    let src = &tmp[ch * nc + img * howo..ch * nc + (img + 1) * howo];
-                    match bias {
-                        Some(b) => {
-                            let bv = b[ch];
-                            out.extend(src.iter().map(|&s| s + bv));
-                        }
-                        None => out.extend_from_slice(src),
-                    }
-                }
-            }
-        }
-        n0 += gs;
-    }
+    let mut out = vec![T::zero(); g.n * o * howo];
+    let scratch = || {
+        let tmp = if gmax > 1 { o * gmax * howo } else { 0 };
+        (vec![T::zero(); ckk * gmax * howo], vec![T::zero(); tmp])
+    };
+    let work = g.n * o * howo * ckk;
+    parallel::for_each_chunk(&mut out, gmax * o * howo, work, scratch, |bufs, i, out| {
+        let gs = out.len() / (o * howo);
+        let xs = &x[i * gmax * chw..(i * gmax + gs) * chw];
+        fwd_group(g, xs, gs, w, bias, bufs, out);
+    });
     out
 }
 
-/// Input gradient: `dx[n] = col2im(W^T gy[n])`; for stride 1, a square kernel and at least
-/// [`DX_AS_CONV_MIN_CHANNELS`] input channels, the forward convolution of [`conv_dx_as_conv`].
+/// [`conv_fwd`] for `gs` consecutive images `x`, into their output `out` (`gs * O*Ho*Wo`).
+fn fwd_group<T: Float>(
+    g: &ConvGeom,
+    x: &[T],
+    gs: usize,
+    w: &[T],
+    bias: Option<&[T]>,
+    (cols, tmp): &mut (Vec<T>, Vec<T>),
+    out: &mut [T],
+) {
+    let (ckk, howo, o) = (g.ckk(), g.howo(), g.o);
+    let nc = gs * howo;
+    let cols = &mut cols[..ckk * nc];
+    im2col(g, x, gs, cols);
+    if gs == 1 {
+        // each channel's row starts as its bias, and the product is added
+        for (ch, row) in out.chunks_exact_mut(howo).enumerate() {
+            row.fill(bias.map_or(T::zero(), |b| b[ch]));
+        }
+        let (lhs, rhs) = (Mat::rows(w, ckk), Mat::rows(cols, nc));
+        gemm(o, howo, ckk, out, howo, 1, true, lhs, rhs);
+        return;
+    }
+    let tmp = &mut tmp[..o * nc];
+    gemm(
+        o,
+        nc,
+        ckk,
+        tmp,
+        nc,
+        1,
+        false,
+        Mat::rows(w, ckk),
+        Mat::rows(cols, nc),
+    );
+    for (k, dst) in out.chunks_exact_mut(howo).enumerate() {
+        let (img, ch) = (k / o, k % o);
+        let src = &tmp[ch * nc + img * howo..ch * nc + (img + 1) * howo];
+        match bias {
+            Some(b) => {
+                let bv = b[ch];
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + bv);
+            }
+            None => dst.copy_from_slice(src),
+        }
+    }
+}
+
+/// Input gradient: `dx[n] = col2im(W^T gy[n])`, one group of images per chunk; for stride 1,
+/// a square kernel and at least [`DX_AS_CONV_MIN_CHANNELS`] input channels, the forward
+/// convolution of [`conv_dx_as_conv`].
 fn conv_dx<T: Float>(g: &ConvGeom, gy: &[T], w: &[T]) -> Vec<T> {
     if g.stride == 1 && g.kh == g.kw && g.pad < g.kh && g.c >= DX_AS_CONV_MIN_CHANNELS {
         return conv_dx_as_conv(g, gy, w);
     }
     let (ckk, howo, o, chw) = (g.ckk(), g.howo(), g.o, g.c * g.hw());
     let gmax = group_size(g, COLS_TARGET);
-    let mut cols = vec![T::zero(); ckk * gmax * howo];
-    let mut gbuf = vec![T::zero(); if gmax > 1 { o * gmax * howo } else { 0 }];
     let mut dx = vec![T::zero(); g.n * chw];
-    let mut n0 = 0;
-    while n0 < g.n {
-        let gs = gmax.min(g.n - n0);
+    let scratch = || {
+        let gbuf = if gmax > 1 { o * gmax * howo } else { 0 };
+        (vec![T::zero(); ckk * gmax * howo], vec![T::zero(); gbuf])
+    };
+    let work = g.n * o * howo * ckk;
+    parallel::for_each_chunk(&mut dx, gmax * chw, work, scratch, |(cols, gbuf), i, dx| {
+        let (n0, gs) = (i * gmax, dx.len() / chw);
         let nc = gs * howo;
         let gchunk = &gy[n0 * o * howo..(n0 + gs) * o * howo];
-        let rhs = if gs == 1 {
-            Mat::rows(gchunk, nc)
-        } else {
-            nchw_to_cmajor(gchunk, gs, o, howo, &mut gbuf[..o * nc]);
-            Mat::rows(&gbuf[..o * nc], nc)
-        };
+        let rhs = channel_major(gchunk, gs, o, howo, gbuf);
         let cols = &mut cols[..ckk * nc];
         gemm(ckk, nc, o, cols, nc, 1, false, Mat::rows_t(w, ckk), rhs);
-        col2im(g, cols, gs, &mut dx[n0 * chw..(n0 + gs) * chw]);
-        n0 += gs;
-    }
+        col2im(g, cols, gs, dx);
+    });
     dx
+}
+
+/// `gs` images' `[gs, O, P]` block as the channel-major matrix `[O, gs*P]`: the block itself
+/// for one image, else its copy in `buf`.
+fn channel_major<'a, T: Float>(
+    block: &'a [T],
+    gs: usize,
+    o: usize,
+    p: usize,
+    buf: &'a mut [T],
+) -> Mat<'a, T> {
+    if gs == 1 {
+        return Mat::rows(block, p);
+    }
+    nchw_to_cmajor(block, gs, o, p, &mut buf[..o * gs * p]);
+    Mat::rows(&buf[..o * gs * p], gs * p)
 }
 
 /// Below this many input channels the input gradient keeps col2im: a product with fewer output
@@ -192,43 +210,30 @@ fn conv_dx_as_conv<T: Float>(g: &ConvGeom, gy: &[T], w: &[T]) -> Vec<T> {
     conv_fwd(&transposed, gy, &turned, None)
 }
 
-/// Weight gradient: `dW = sum_n gy[n] cols(x[n])^T`.
+/// Weight gradient: `dW = sum_n gy[n] cols(x[n])^T`, as a sum over parts of the image groups
+/// added in a fixed order ([`parallel::sum_parts`]).
 fn conv_dw<T: Float>(g: &ConvGeom, x: &[T], gy: &[T]) -> Vec<T> {
     if winograd::applies(g) {
         return winograd::weight_grad(g, x, gy);
     }
     let (ckk, howo, o, chw) = (g.ckk(), g.howo(), g.o, g.c * g.hw());
     let gmax = group_size(g, COLS_TARGET);
-    let mut cols = vec![T::zero(); ckk * gmax * howo];
-    let mut gbuf = vec![T::zero(); if gmax > 1 { o * gmax * howo } else { 0 }];
-    let mut dw = vec![T::zero(); o * ckk];
-    let mut n0 = 0;
-    while n0 < g.n {
-        let gs = gmax.min(g.n - n0);
-        let nc = gs * howo;
-        let gchunk = &gy[n0 * o * howo..(n0 + gs) * o * howo];
-        let lhs = if gs == 1 {
-            Mat::rows(gchunk, nc)
-        } else {
-            nchw_to_cmajor(gchunk, gs, o, howo, &mut gbuf[..o * nc]);
-            Mat::rows(&gbuf[..o * nc], nc)
-        };
-        let cols = &mut cols[..ckk * nc];
-        im2col(g, &x[n0 * chw..(n0 + gs) * chw], gs, cols);
-        gemm(
-            o,
-            ckk,
-            nc,
-            &mut dw,
-            ckk,
-            1,
-            n0 > 0,
-            lhs,
-            Mat::rows_t(cols, nc),
-        );
-        n0 += gs;
-    }
-    dw
+    let scratch = || {
+        let gbuf = if gmax > 1 { o * gmax * howo } else { 0 };
+        (vec![T::zero(); ckk * gmax * howo], vec![T::zero(); gbuf])
+    };
+    let (groups, work) = (g.n.div_ceil(gmax), g.n * o * howo * ckk);
+    parallel::sum_parts(groups, o * ckk, work, scratch, |(cols, gbuf), range, dw| {
+        for (k, grp) in range.enumerate() {
+            let n0 = grp * gmax;
+            let gs = gmax.min(g.n - n0);
+            let nc = gs * howo;
+            let lhs = channel_major(&gy[n0 * o * howo..(n0 + gs) * o * howo], gs, o, howo, gbuf);
+            let cols = &mut cols[..ckk * nc];
+            im2col(g, &x[n0 * chw..(n0 + gs) * chw], gs, cols);
+            gemm(o, ckk, nc, dw, ckk, 1, k > 0, lhs, Mat::rows_t(cols, nc));
+        }
+    })
 }
 
 struct Conv2dBackward {
@@ -316,9 +321,12 @@ impl<T: Float> Backward<T> for ChannelBroadcastBackward {
 fn channel_sum<T: Float>(t: &Tensor<T>) -> Tensor<T> {
     let (n, c) = (t.dim(0), t.dim(1));
     let inner = t.numel() / (n * c).max(1);
+    let data = t.data();
+    // plane sums (in parallel when large), then per channel in sample order
+    let planes = parallel::fill_indexed(n * c, |i| sum(&data[i * inner..(i + 1) * inner]));
     let mut out = vec![T::zero(); c];
-    for (i, plane) in t.data().chunks_exact(inner.max(1)).enumerate().take(n * c) {
-        out[i % c] += sum(plane);
+    for (i, &p) in planes.iter().enumerate() {
+        out[i % c] += p;
     }
     Tensor::from_op(out, vec![c], &[t], || ChannelSumBackward)
 }
@@ -328,12 +336,15 @@ fn channel_broadcast<T: Float>(v: &Tensor<T>, shape: &[usize]) -> Tensor<T> {
     let c = shape[1];
     let inner: usize = shape[2..].iter().product();
     let mut out = vec![T::zero(); shape.iter().product()];
-    if inner > 0 {
-        for (i, plane) in out.chunks_exact_mut(inner).enumerate() {
-            let val = v.data()[i % c];
-            plane.iter_mut().for_each(|x| *x = val);
-        }
-    }
+    let vd = v.data();
+    let len = out.len();
+    parallel::for_each_chunk(
+        &mut out,
+        inner,
+        len,
+        || (),
+        |_, i, plane| plane.fill(vd[i % c]),
+    );
     Tensor::from_op(out, shape.to_vec(), &[v], || ChannelBroadcastBackward)
 }
 

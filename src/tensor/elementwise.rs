@@ -7,8 +7,8 @@
 //! (ReLU'(0) = 0, as PyTorch).
 
 use super::shape::{broadcast_shapes, broadcast_strides};
-use super::view::for_each_offset;
-use super::{Float, Tensor};
+use super::view::for_each_row;
+use super::{parallel, Float, Tensor};
 use crate::autodiff::{Backward, BackwardCtx};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,20 +79,17 @@ fn binary_with<T: Float>(
     a: &Tensor<T>,
     b: &Tensor<T>,
     kind: BinaryKind,
-    f: impl Fn(T, T) -> T,
+    f: impl Fn(T, T) -> T + Sync + Send,
 ) -> Tensor<T> {
     let (ad, bd) = (a.data(), b.data());
     let (data, shape) = if a.shape() == b.shape() {
-        (
-            ad.iter().zip(bd).map(|(&x, &y)| f(x, y)).collect(),
-            a.shape().to_vec(),
-        )
+        (parallel::zip_slices(ad, bd, &f), a.shape().to_vec())
     } else if b.numel() == 1 && b.ndim() <= a.ndim() {
         let y = bd[0];
-        (ad.iter().map(|&x| f(x, y)).collect(), a.shape().to_vec())
+        (parallel::map_slice(ad, |x| f(x, y)), a.shape().to_vec())
     } else if a.numel() == 1 && a.ndim() <= b.ndim() {
         let x = ad[0];
-        (bd.iter().map(|&y| f(x, y)).collect(), b.shape().to_vec())
+        (parallel::map_slice(bd, |y| f(x, y)), b.shape().to_vec())
     } else {
         let shape = broadcast_shapes(a.shape(), b.shape()).unwrap_or_else(|| {
             panic!(
@@ -123,13 +120,16 @@ fn broadcast_zip<T: Float>(
     let sb = broadcast_strides(bsh, out);
     let n: usize = out.iter().product();
     let mut res = Vec::with_capacity(n);
-    // Walk `b` offsets in lockstep with `a` offsets: combine strides into pairs.
-    let mut offs_b = Vec::with_capacity(n);
-    for_each_offset(out, &sb, |o| offs_b.push(o));
-    let mut i = 0;
-    for_each_offset(out, &sa, |o| {
-        res.push(f(ad[o], bd[offs_b[i]]));
-        i += 1;
+    for_each_row(out, [&sa, &sb], |[oa, ob], len, [da, db]| match (da, db) {
+        (1, 0) => {
+            let y = bd[ob];
+            res.extend(ad[oa..oa + len].iter().map(|&x| f(x, y)));
+        }
+        (0, 1) => {
+            let x = ad[oa];
+            res.extend(bd[ob..ob + len].iter().map(|&y| f(x, y)));
+        }
+        _ => res.extend((0..len).map(|j| f(ad[oa + j * da], bd[ob + j * db]))),
     });
     res
 }
@@ -221,32 +221,29 @@ fn mask_of<T: Float>(x: &Tensor<T>, m: impl Fn(T) -> T) -> Tensor<T> {
 fn unary<T: Float>(x: &Tensor<T>, kind: UnaryKind) -> Tensor<T> {
     let d = x.data();
     let data: Vec<T> = match kind {
-        UnaryKind::Neg => d.iter().map(|&v| -v).collect(),
-        UnaryKind::Exp => d.iter().map(|&v| v.exp()).collect(),
-        UnaryKind::Log => d.iter().map(|&v| v.ln()).collect(),
-        UnaryKind::Sqrt => d.iter().map(|&v| v.sqrt()).collect(),
-        UnaryKind::Abs => d.iter().map(|&v| v.abs()).collect(),
-        UnaryKind::Relu => d
-            .iter()
-            .map(|&v| if v > T::zero() { v } else { T::zero() })
-            .collect(),
-        UnaryKind::Sigmoid => d.iter().map(|&v| sigmoid(v)).collect(),
-        UnaryKind::Tanh => d.iter().map(|&v| v.tanh()).collect(),
+        UnaryKind::Neg => parallel::map_slice(d, |v| -v),
+        UnaryKind::Exp => parallel::map_slice(d, |v| v.exp()),
+        UnaryKind::Log => parallel::map_slice(d, |v| v.ln()),
+        UnaryKind::Sqrt => parallel::map_slice(d, |v| v.sqrt()),
+        UnaryKind::Abs => parallel::map_slice(d, |v| v.abs()),
+        UnaryKind::Relu => parallel::map_slice(d, |v| if v > T::zero() { v } else { T::zero() }),
+        UnaryKind::Sigmoid => parallel::map_slice(d, |v| sigmoid(v)),
+        UnaryKind::Tanh => parallel::map_slice(d, |v| v.tanh()),
         UnaryKind::Powf(p) => {
             let p = T::of(p);
-            d.iter().map(|&v| v.powf(p)).collect()
+            parallel::map_slice(d, |v| v.powf(p))
         }
         UnaryKind::AddScalar(c) => {
             let c = T::of(c);
-            d.iter().map(|&v| v + c).collect()
+            parallel::map_slice(d, |v| v + c)
         }
         UnaryKind::MulScalar(c) => {
             let c = T::of(c);
-            d.iter().map(|&v| v * c).collect()
+            parallel::map_slice(d, |v| v * c)
         }
         UnaryKind::Clamp(lo, hi) => {
             let (lo, hi) = (T::of(lo), T::of(hi));
-            d.iter().map(|&v| v.max(lo).min(hi)).collect()
+            parallel::map_slice(d, |v| v.max(lo).min(hi))
         }
     };
     Tensor::from_op(data, x.shape().to_vec(), &[x], || UnaryBackward(kind))

@@ -17,16 +17,6 @@ use super::{Float, Tensor};
 use crate::autodiff::{is_grad_enabled, Backward, BackwardCtx};
 use rayon::prelude::*;
 
-/// Above this many elements the channel kernels run in parallel.
-const PARALLEL_MIN: usize = 1 << 16;
-
-/// Whether this code already runs inside a rayon job (e.g. one task of a meta-batch): then the
-/// other workers are busy with their own tasks, and splitting a per-channel loop only adds
-/// scheduling overhead (measured on W2: ~3% of a meta-step).
-fn in_parallel_job() -> bool {
-    rayon::current_thread_index().is_some()
-}
-
 // ---------------------------------------------------------------------------------------------
 // softmax / log_softmax
 
@@ -210,7 +200,7 @@ where
         }
         acc
     };
-    if n * c * s >= PARALLEL_MIN && s >= 16 && !in_parallel_job() {
+    if s >= 16 && super::parallel::should_split(n * c * s, c) {
         (0..c).into_par_iter().map(per_channel).collect()
     } else {
         (0..c).map(per_channel).collect()
@@ -229,7 +219,7 @@ where
             f(k * cs + ch * s, ch, run);
         }
     };
-    if out.len() >= PARALLEL_MIN && !in_parallel_job() {
+    if super::parallel::should_split(out.len(), out.len() / cs) {
         out.par_chunks_mut(cs).enumerate().for_each(sample);
     } else {
         out.chunks_mut(cs).enumerate().for_each(sample);

@@ -15,7 +15,7 @@
 use super::functional::{
     batch_norm_grad_coefficients, batch_norm_grad_recorded, channel_stats, ncs, Pair,
 };
-use super::{kernels, Float, Tensor};
+use super::{kernels, parallel, Float, Tensor};
 use crate::autodiff::{is_grad_enabled, Backward, BackwardCtx};
 use std::sync::Arc;
 
@@ -61,44 +61,54 @@ impl<T: Float> Backward<T> for BnReluPoolBackward {
         let (hw, howo) = (h * w, ho * wo);
         // Per output pixel: gy (g, or 0 where the output is not positive; branch-free, as the
         // sign pattern is data-dependent).
-        let gy: Vec<T> = gd
-            .iter()
-            .zip(od)
-            .map(|(&gv, &ov)| if ov > T::zero() { gv } else { T::zero() })
-            .collect();
+        let gy = parallel::zip_slices(gd, od, |gv, ov| if ov > T::zero() { gv } else { T::zero() });
         let pos = &self.winner;
-        let mut sums = vec![Pair::default(); c];
-        let mut xg = vec![T::zero(); howo];
-        for pl in 0..n * c {
-            let xs = &xd[pl * hw..(pl + 1) * hw];
-            let (gp, pp) = (
-                &gy[pl * howo..(pl + 1) * howo],
-                &pos[pl * howo..(pl + 1) * howo],
-            );
-            for (v, &p) in xg.iter_mut().zip(pp) {
-                *v = xs[p as usize];
-            }
-            let acc = &mut sums[pl % c];
-            acc.0 += kernels::sum(gp).as_f64();
-            acc.1 += kernels::dot(gp, &xg).as_f64();
-        }
-        let m = (n * hw).max(1) as f64;
-        let (sgh, coef) = batch_norm_grad_coefficients(&self.mean, &self.inv_std, gm, &sums, m);
-        let gx = ctx.needs[0].then(|| {
-            let mut out = Vec::with_capacity(xd.len());
-            for pl in 0..n * c {
-                let (a, b, cc) = coef[pl % c];
-                let start = out.len();
-                out.extend(xd[pl * hw..(pl + 1) * hw].iter().map(|&xv| b * xv + cc));
-                let plane = &mut out[start..];
+        // per plane (sum gy, sum gy x at the winners), then per channel in sample order
+        let mut plane_sums = vec![Pair::default(); n * c];
+        let work = n * c * howo * 4;
+        let scratch = || vec![T::zero(); howo];
+        parallel::for_each_chunk(&mut plane_sums, c, work, scratch, |xg, img, sums| {
+            for (k, acc) in sums.iter_mut().enumerate() {
+                let pl = img * c + k;
+                let xs = &xd[pl * hw..(pl + 1) * hw];
                 let (gp, pp) = (
                     &gy[pl * howo..(pl + 1) * howo],
                     &pos[pl * howo..(pl + 1) * howo],
                 );
-                for (&gv, &p) in gp.iter().zip(pp) {
-                    plane[p as usize] += a * gv;
+                for (v, &p) in xg.iter_mut().zip(pp) {
+                    *v = xs[p as usize];
                 }
+                *acc = Pair(kernels::sum(gp).as_f64(), kernels::dot(gp, xg).as_f64());
             }
+        });
+        let mut sums = vec![Pair::default(); c];
+        for (pl, &p) in plane_sums.iter().enumerate() {
+            sums[pl % c] += p;
+        }
+        let m = (n * hw).max(1) as f64;
+        let (sgh, coef) = batch_norm_grad_coefficients(&self.mean, &self.inv_std, gm, &sums, m);
+        let gx = ctx.needs[0].then(|| {
+            let mut out = vec![T::zero(); xd.len()];
+            let work = xd.len() * 2;
+            parallel::for_each_chunk(
+                &mut out,
+                hw.max(1),
+                work,
+                || (),
+                |_, pl, plane| {
+                    let (a, b, cc) = coef[pl % c];
+                    for (o, &xv) in plane.iter_mut().zip(&xd[pl * hw..(pl + 1) * hw]) {
+                        *o = b * xv + cc;
+                    }
+                    let (gp, pp) = (
+                        &gy[pl * howo..(pl + 1) * howo],
+                        &pos[pl * howo..(pl + 1) * howo],
+                    );
+                    for (&gv, &p) in gp.iter().zip(pp) {
+                        plane[p as usize] += a * gv;
+                    }
+                },
+            );
             Tensor::from_vec(out, x.shape())
         });
         let ggamma =
@@ -177,19 +187,11 @@ impl<T: Float> Tensor<T> {
         let (ho, wo) = (h / 2, w / 2);
         let (mean, inv_std) = channel_stats(self.data(), n, c, s, eps);
         let (x, gm, bt) = (self.data(), gamma.data(), beta.data());
-        let mut out = vec![T::zero(); n * c * ho * wo];
-        let mut winner = vec![0u32; n * c * ho * wo];
-        let (out_planes, win_planes) = (
-            out.chunks_exact_mut((ho * wo).max(1)),
-            winner.chunks_exact_mut((ho * wo).max(1)),
-        );
-        for (pl, ((plane, out_pl), win_pl)) in x
-            .chunks_exact(h * w)
-            .zip(out_planes)
-            .zip(win_planes)
-            .enumerate()
-        {
-            let ch = pl % c;
+        let howo = ho * wo;
+        let mut out = vec![T::zero(); n * c * howo];
+        let mut winner = vec![0u32; n * c * howo];
+        let pool_plane = |pl: usize, out_pl: &mut [T], win_pl: &mut [u32]| {
+            let (ch, plane) = (pl % c, &x[pl * h * w..(pl + 1) * h * w]);
             // the same affine map as `batch_norm`, so the values agree bit for bit
             let a = T::of(inv_std[ch]) * gm[ch];
             let b = bt[ch] - T::of(mean[ch]) * a;
@@ -203,7 +205,10 @@ impl<T: Float> Tensor<T> {
                 let top = (2 * oy * w) as u32;
                 pool_row(r0, r1, a, b, top, w as u32, o_row, k_row);
             }
-        }
+        };
+        parallel::for_each_chunk2(&mut out, &mut winner, howo, x.len(), |pl, o, k| {
+            pool_plane(pl, o, k)
+        });
         Tensor::from_op(out, vec![n, c, ho, wo], &[self, gamma, beta], move || {
             BnReluPoolBackward {
                 eps,

@@ -7,7 +7,7 @@
 //! `linear(x, W, b) = x @ W^T + b` is one fused op with the same rules plus `db = sum_rows(g)`.
 
 use super::kernels::{gemm, Mat};
-use super::{Float, Tensor};
+use super::{parallel, Float, Tensor};
 use crate::autodiff::{Backward, BackwardCtx};
 
 struct MatMulBackward {
@@ -94,17 +94,7 @@ pub(crate) fn matmul_t<T: Float>(a: &Tensor<T>, b: &Tensor<T>, ta: bool, tb: boo
         } else {
             Mat::rows(bslice, bc)
         };
-        gemm(
-            m,
-            n,
-            k,
-            &mut out[p * m * n..(p + 1) * m * n],
-            n,
-            1,
-            false,
-            am,
-            bm,
-        );
+        gemm_row_blocks(m, n, k, &mut out[p * m * n..(p + 1) * m * n], false, am, bm);
     }
     let shape = if a.ndim() == 2 {
         vec![m, n]
@@ -112,6 +102,45 @@ pub(crate) fn matmul_t<T: Float>(a: &Tensor<T>, b: &Tensor<T>, ta: bool, tb: boo
         vec![batch, m, n]
     };
     Tensor::from_op(out, shape, &[a, b], || MatMulBackward { ta, tb })
+}
+
+/// Least multiply-adds per row block of [`gemm_row_blocks`].
+const ROW_BLOCK_WORK: usize = 1 << 20;
+
+/// `dst = a @ b` (or `+=` when `accumulate`) for a row-major `m x n` `dst`, in blocks of rows
+/// fixed by the sizes alone (at least [`ROW_BLOCK_WORK`] multiply-adds and 16 rows each),
+/// computed in parallel when large (see [`parallel`]).
+fn gemm_row_blocks<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    accumulate: bool,
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+) {
+    let rows = (ROW_BLOCK_WORK / (n * k).max(1))
+        .max(16)
+        .next_multiple_of(16);
+    if rows >= m {
+        gemm(m, n, k, dst, n, 1, accumulate, a, b);
+        return;
+    }
+    parallel::for_each_chunk(
+        dst,
+        rows * n,
+        m * n * k,
+        || (),
+        |_, i, block| {
+            let r0 = i * rows;
+            let a_rows = Mat {
+                data: &a.data[r0 * a.rs..],
+                rs: a.rs,
+                cs: a.cs,
+            };
+            gemm(block.len() / n, n, k, block, n, 1, accumulate, a_rows, b);
+        },
+    );
 }
 
 struct LinearBackward;
@@ -214,17 +243,11 @@ impl<T: Float> Tensor<T> {
                 row.copy_from_slice(b.data());
             }
         }
-        gemm(
-            rows,
-            out_f,
-            in_f,
-            &mut out,
-            out_f,
-            1,
-            bias.is_some(),
+        let (xm, wm) = (
             Mat::rows(self.data(), in_f),
             Mat::rows_t(weight.data(), in_f),
         );
+        gemm_row_blocks(rows, out_f, in_f, &mut out, bias.is_some(), xm, wm);
         let shape = vec![rows, out_f];
         match bias {
             Some(b) => Tensor::from_op(out, shape, &[self, weight, b], || LinearBackward),

@@ -17,6 +17,7 @@ mod index;
 mod kernels;
 mod layout;
 mod linalg;
+pub mod parallel;
 mod reduce;
 pub mod shape;
 mod storage;

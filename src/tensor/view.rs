@@ -74,7 +74,15 @@ impl<T: Float> Tensor<T> {
         );
         let strides = broadcast_strides(self.shape(), shape);
         let mut out = Vec::with_capacity(shape.iter().product());
-        for_each_offset(shape, &strides, |off| out.push(self.data()[off]));
+        let src = self.data();
+        let dense = row_major_strides(shape);
+        for_each_row(shape, [&strides, &dense], |[base, _], len, [step, _]| {
+            if step == 1 {
+                out.extend_from_slice(&src[base..base + len]);
+            } else {
+                out.extend((0..len).map(|j| src[base + j * step]));
+            }
+        });
         Tensor::from_op(out, shape.to_vec(), &[self], || BroadcastBackward)
     }
 
@@ -94,12 +102,93 @@ impl<T: Float> Tensor<T> {
         let strides = broadcast_strides(shape, self.shape());
         let mut out = vec![T::zero(); shape.iter().product()];
         let src = self.data();
-        let mut i = 0;
-        for_each_offset(self.shape(), &strides, |off| {
-            out[off] += src[i];
-            i += 1;
-        });
+        let dense = row_major_strides(self.shape());
+        // in row-major order of the source, as an element-by-element walk would add
+        for_each_row(
+            self.shape(),
+            [&strides, &dense],
+            |[o, i], len, [step, _]| {
+                let row = &src[i..i + len];
+                if step == 0 {
+                    let mut acc = out[o];
+                    for &v in row {
+                        acc += v;
+                    }
+                    out[o] = acc;
+                } else {
+                    for (j, &v) in row.iter().enumerate() {
+                        out[o + j * step] += v;
+                    }
+                }
+            },
+        );
         Tensor::from_op(out, shape.to_vec(), &[self], || SumToBackward)
+    }
+}
+
+/// The strides of a dense row-major tensor of `shape`.
+pub(crate) fn row_major_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1];
+    }
+    strides
+}
+
+/// Calls `f(bases, len, steps)` for every row of `shape` (its innermost dimension after
+/// merging the dimensions that every stride list in `strides` walks contiguously, and dropping
+/// size-1 ones), in row-major order: row element `j` is at offset `bases[k] + j * steps[k]` of
+/// operand `k`. Whole rows let the callers run tight loops instead of a call per element.
+pub(crate) fn for_each_row<const K: usize>(
+    shape: &[usize],
+    strides: [&[usize]; K],
+    mut f: impl FnMut([usize; K], usize, [usize; K]),
+) {
+    if shape.contains(&0) {
+        return;
+    }
+    // (size, strides) per kept dimension, outermost first, merged where contiguous
+    let mut dims: Vec<(usize, [usize; K])> = Vec::with_capacity(shape.len());
+    for (d, &size) in shape.iter().enumerate() {
+        if size == 1 {
+            continue;
+        }
+        let st: [usize; K] = std::array::from_fn(|k| strides[k][d]);
+        match dims.last_mut() {
+            Some((ps, pst)) if (0..K).all(|k| pst[k] == st[k] * size) => {
+                *ps *= size;
+                *pst = st;
+            }
+            _ => dims.push((size, st)),
+        }
+    }
+    let Some(&(len, steps)) = dims.last() else {
+        f([0; K], 1, [0; K]);
+        return;
+    };
+    let outer = &dims[..dims.len() - 1];
+    let mut index = vec![0usize; outer.len()];
+    let mut bases = [0usize; K];
+    loop {
+        f(bases, len, steps);
+        let mut d = outer.len();
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            index[d] += 1;
+            for (b, s) in bases.iter_mut().zip(outer[d].1) {
+                *b += s;
+            }
+            if index[d] < outer[d].0 {
+                break;
+            }
+            for (b, s) in bases.iter_mut().zip(outer[d].1) {
+                *b -= s * outer[d].0;
+            }
+            index[d] = 0;
+        }
     }
 }
 

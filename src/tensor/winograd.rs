@@ -28,7 +28,7 @@
 //! (about [`TILES_TARGET`] tiles), so that one block's `V` and `M` stay in cache.
 
 use super::kernels::{gemm, ConvGeom, Mat};
-use super::Float;
+use super::{parallel, Float};
 
 /// Tiles per block of images (a block's `V` and `M` are `16 * C * tiles` values each).
 const TILES_TARGET: usize = 196;
@@ -330,47 +330,55 @@ fn transform_input<T: Float>(
 }
 
 /// The forward convolution `y = conv2d(x, W) (+ b)` (stride 1, 3x3, padding `g.pad`), for
-/// geometries where [`applies`] holds.
+/// geometries where [`applies`] holds; one block of images per chunk (see [`parallel`]).
 pub(crate) fn conv2d<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
     let t = Tiling::new(g);
-    let (tpi, o, c, chw) = (t.per_image(), g.o, g.c, g.c * g.hw());
+    let (tpi, o, c, chw, ohw) = (t.per_image(), g.o, g.c, g.c * g.hw(), g.o * g.howo());
     let u = transform_kernels(g, w);
     let nb_max = t.block * tpi;
-    let mut v = vec![T::zero(); 16 * c * nb_max];
-    let mut m = vec![T::zero(); 16 * o * nb_max];
-    let mut s = Scratch::new(g, &t);
+    let scratch = || {
+        let (v, m) = (
+            vec![T::zero(); 16 * c * nb_max],
+            vec![T::zero(); 16 * o * nb_max],
+        );
+        (v, m, Scratch::new(g, &t))
+    };
     let zeros = vec![T::zero(); o];
     let bias = bias.unwrap_or(&zeros);
-    let mut out = vec![T::zero(); g.n * o * g.howo()];
-    let mut n0 = 0;
-    while n0 < g.n {
-        let gs = t.block.min(g.n - n0);
-        let nb = gs * tpi;
-        let (v, m) = (&mut v[..16 * c * nb], &mut m[..16 * o * nb]);
-        for img in 0..gs {
-            let xi = &x[(n0 + img) * chw..(n0 + img + 1) * chw];
-            transform_input(g, &t, xi, img * tpi, nb, v, &mut s);
-        }
-        // M[ξ] (O x tiles, stored tile-major) = U[ξ] (O x C) V[ξ] (C x tiles, tile-major)
-        for xi in 0..16 {
-            gemm(
-                o,
-                nb,
-                c,
-                &mut m[xi * o * nb..(xi + 1) * o * nb],
-                1,
-                o,
-                false,
-                Mat::rows(&u[xi * o * c..(xi + 1) * o * c], c),
-                Mat::rows_t(&v[xi * c * nb..(xi + 1) * c * nb], c),
-            );
-        }
-        for img in 0..gs {
-            let dst = &mut out[(n0 + img) * o * g.howo()..(n0 + img + 1) * o * g.howo()];
-            transform_output(g, &t, m, img * tpi, nb, bias, dst, &mut s);
-        }
-        n0 += gs;
-    }
+    let mut out = vec![T::zero(); g.n * ohw];
+    let work = 16 * g.n * tpi * o * c;
+    parallel::for_each_chunk(
+        &mut out,
+        t.block * ohw,
+        work,
+        scratch,
+        |(v, m, s), i, out| {
+            let (n0, gs) = (i * t.block, out.len() / ohw);
+            let nb = gs * tpi;
+            let (v, m) = (&mut v[..16 * c * nb], &mut m[..16 * o * nb]);
+            for img in 0..gs {
+                let xi = &x[(n0 + img) * chw..(n0 + img + 1) * chw];
+                transform_input(g, &t, xi, img * tpi, nb, v, s);
+            }
+            // M[ξ] (O x tiles, stored tile-major) = U[ξ] (O x C) V[ξ] (C x tiles, tile-major)
+            for xi in 0..16 {
+                gemm(
+                    o,
+                    nb,
+                    c,
+                    &mut m[xi * o * nb..(xi + 1) * o * nb],
+                    1,
+                    o,
+                    false,
+                    Mat::rows(&u[xi * o * c..(xi + 1) * o * c], c),
+                    Mat::rows_t(&v[xi * c * nb..(xi + 1) * c * nb], c),
+                );
+            }
+            for (img, dst) in out.chunks_exact_mut(ohw).enumerate() {
+                transform_output(g, &t, m, img * tpi, nb, bias, dst, s);
+            }
+        },
+    );
     out
 }
 
@@ -467,42 +475,54 @@ fn transform_output_grad<T: Float>(
 }
 
 /// The weight gradient `dW = conv2d_weight_grad(x, gy)` (stride 1, 3x3, padding `g.pad`), for
-/// geometries where [`applies`] holds: `dU[ξ] = sum_tiles dM[ξ] V[ξ]^T`, then `G^T dU G`.
+/// geometries where [`applies`] holds: `dU[ξ] = sum_tiles dM[ξ] V[ξ]^T`, then `G^T dU G`; the
+/// sum over blocks of images in parts added in a fixed order ([`parallel::sum_parts`]).
 pub(crate) fn weight_grad<T: Float>(g: &ConvGeom, x: &[T], gy: &[T]) -> Vec<T> {
     let t = Tiling::new(g);
     let (tpi, o, c, chw, ohw) = (t.per_image(), g.o, g.c, g.c * g.hw(), g.o * g.howo());
     let nb_max = t.block * tpi;
-    let mut v = vec![T::zero(); 16 * c * nb_max];
-    let mut dm = vec![T::zero(); 16 * o * nb_max];
-    let mut s = Scratch::new(g, &t);
-    let mut du = vec![T::zero(); 16 * o * c];
-    let mut n0 = 0;
-    while n0 < g.n {
-        let gs = t.block.min(g.n - n0);
-        let nb = gs * tpi;
-        let (v, dm) = (&mut v[..16 * c * nb], &mut dm[..16 * o * nb]);
-        for img in 0..gs {
-            let k = n0 + img;
-            transform_input(g, &t, &x[k * chw..(k + 1) * chw], img * tpi, nb, v, &mut s);
-            let gyi = &gy[k * ohw..(k + 1) * ohw];
-            transform_output_grad(g, &t, gyi, img * tpi, nb, dm, &mut s);
-        }
-        // dU[ξ] (O x C) += dM[ξ] (O x tiles, tile-major) V[ξ]^T (tiles x C)
-        for xi in 0..16 {
-            gemm(
-                o,
-                c,
-                nb,
-                &mut du[xi * o * c..(xi + 1) * o * c],
-                c,
-                1,
-                n0 > 0,
-                Mat::rows_t(&dm[xi * o * nb..(xi + 1) * o * nb], o),
-                Mat::rows(&v[xi * c * nb..(xi + 1) * c * nb], c),
-            );
-        }
-        n0 += gs;
-    }
+    let scratch = || {
+        let (v, dm) = (
+            vec![T::zero(); 16 * c * nb_max],
+            vec![T::zero(); 16 * o * nb_max],
+        );
+        (v, dm, Scratch::new(g, &t))
+    };
+    let (blocks, work) = (g.n.div_ceil(t.block), 16 * g.n * tpi * o * c);
+    let du = parallel::sum_parts(
+        blocks,
+        16 * o * c,
+        work,
+        scratch,
+        |(v, dm, s), range, du| {
+            for (k, blk) in range.enumerate() {
+                let n0 = blk * t.block;
+                let gs = t.block.min(g.n - n0);
+                let nb = gs * tpi;
+                let (v, dm) = (&mut v[..16 * c * nb], &mut dm[..16 * o * nb]);
+                for img in 0..gs {
+                    let i = n0 + img;
+                    transform_input(g, &t, &x[i * chw..(i + 1) * chw], img * tpi, nb, v, s);
+                    let gyi = &gy[i * ohw..(i + 1) * ohw];
+                    transform_output_grad(g, &t, gyi, img * tpi, nb, dm, s);
+                }
+                // dU[ξ] (O x C) += dM[ξ] (O x tiles, tile-major) V[ξ]^T (tiles x C)
+                for xi in 0..16 {
+                    gemm(
+                        o,
+                        c,
+                        nb,
+                        &mut du[xi * o * c..(xi + 1) * o * c],
+                        c,
+                        1,
+                        k > 0,
+                        Mat::rows_t(&dm[xi * o * nb..(xi + 1) * o * nb], o),
+                        Mat::rows(&v[xi * c * nb..(xi + 1) * c * nb], c),
+                    );
+                }
+            }
+        },
+    );
     untransform_kernel_grads(g, &du)
 }
 
