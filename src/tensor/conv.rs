@@ -75,7 +75,7 @@ fn conv_fwd<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec
         let tmp = if gmax > 1 { o * gmax * howo } else { 0 };
         (vec![T::zero(); ckk * gmax * howo], vec![T::zero(); tmp])
     };
-    let work = g.n * o * howo * ckk;
+    let work = parallel::product_work(g.n * o * howo * ckk);
     parallel::for_each_chunk(&mut out, gmax * o * howo, work, scratch, |bufs, i, out| {
         let gs = out.len() / (o * howo);
         let xs = &x[i * gmax * chw..(i * gmax + gs) * chw];
@@ -146,7 +146,7 @@ fn conv_dx<T: Float>(g: &ConvGeom, gy: &[T], w: &[T]) -> Vec<T> {
         let gbuf = if gmax > 1 { o * gmax * howo } else { 0 };
         (vec![T::zero(); ckk * gmax * howo], vec![T::zero(); gbuf])
     };
-    let work = g.n * o * howo * ckk;
+    let work = parallel::product_work(g.n * o * howo * ckk);
     parallel::for_each_chunk(&mut dx, gmax * chw, work, scratch, |(cols, gbuf), i, dx| {
         let (n0, gs) = (i * gmax, dx.len() / chw);
         let nc = gs * howo;
@@ -222,7 +222,10 @@ fn conv_dw<T: Float>(g: &ConvGeom, x: &[T], gy: &[T]) -> Vec<T> {
         let gbuf = if gmax > 1 { o * gmax * howo } else { 0 };
         (vec![T::zero(); ckk * gmax * howo], vec![T::zero(); gbuf])
     };
-    let (groups, work) = (g.n.div_ceil(gmax), g.n * o * howo * ckk);
+    let (groups, work) = (
+        g.n.div_ceil(gmax),
+        parallel::product_work(g.n * o * howo * ckk),
+    );
     parallel::sum_parts(groups, o * ckk, work, scratch, |(cols, gbuf), range, dw| {
         for (k, grp) in range.enumerate() {
             let n0 = grp * gmax;

@@ -81,7 +81,7 @@ pub(crate) fn matmul_t<T: Float>(a: &Tensor<T>, b: &Tensor<T>, ta: bool, tb: boo
     let mut out = vec![T::zero(); batch * m * n];
     let (ad, bd) = (a.data(), b.data());
     let (asz, bsz) = (ar * ac, br * bc);
-    for p in 0..batch {
+    let product = |p: usize, dst: &mut [T]| {
         let aslice = &ad[if ba == 1 { 0 } else { p * asz }..][..asz];
         let bslice = &bd[if bb == 1 { 0 } else { p * bsz }..][..bsz];
         let am = if ta {
@@ -94,7 +94,14 @@ pub(crate) fn matmul_t<T: Float>(a: &Tensor<T>, b: &Tensor<T>, ta: bool, tb: boo
         } else {
             Mat::rows(bslice, bc)
         };
-        gemm_row_blocks(m, n, k, &mut out[p * m * n..(p + 1) * m * n], false, am, bm);
+        gemm_row_blocks(m, n, k, dst, false, am, bm);
+    };
+    if batch == 1 {
+        product(0, &mut out);
+    } else {
+        // one product per chunk (in parallel when the batch is large enough)
+        let work = parallel::product_work(batch * m * n * k);
+        parallel::for_each_chunk(&mut out, m * n, work, || (), |_, p, dst| product(p, dst));
     }
     let shape = if a.ndim() == 2 {
         vec![m, n]
@@ -129,7 +136,7 @@ fn gemm_row_blocks<T: Float>(
     parallel::for_each_chunk(
         dst,
         rows * n,
-        m * n * k,
+        parallel::product_work(m * n * k),
         || (),
         |_, i, block| {
             let r0 = i * rows;

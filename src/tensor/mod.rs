@@ -177,9 +177,7 @@ impl<T: Float> Tensor<T> {
         let Some(Storage::Cpu(buf)) = Arc::get_mut(&mut inner.storage) else {
             return false;
         };
-        for (a, &b) in buf.iter_mut().zip(other.data()) {
-            *a += b;
-        }
+        parallel::add_assign(buf, other.data());
         true
     }
 

@@ -115,6 +115,10 @@ impl<T: Float> Tensor<T> {
                         acc += v;
                     }
                     out[o] = acc;
+                } else if step == 1 {
+                    for (d, &v) in out[o..o + len].iter_mut().zip(row) {
+                        *d += v;
+                    }
                 } else {
                     for (j, &v) in row.iter().enumerate() {
                         out[o + j * step] += v;

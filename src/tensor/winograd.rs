@@ -346,7 +346,7 @@ pub(crate) fn conv2d<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]
     let zeros = vec![T::zero(); o];
     let bias = bias.unwrap_or(&zeros);
     let mut out = vec![T::zero(); g.n * ohw];
-    let work = 16 * g.n * tpi * o * c;
+    let work = parallel::product_work(16 * g.n * tpi * o * c);
     parallel::for_each_chunk(
         &mut out,
         t.block * ohw,
@@ -488,7 +488,10 @@ pub(crate) fn weight_grad<T: Float>(g: &ConvGeom, x: &[T], gy: &[T]) -> Vec<T> {
         );
         (v, dm, Scratch::new(g, &t))
     };
-    let (blocks, work) = (g.n.div_ceil(t.block), 16 * g.n * tpi * o * c);
+    let (blocks, work) = (
+        g.n.div_ceil(t.block),
+        parallel::product_work(16 * g.n * tpi * o * c),
+    );
     let du = parallel::sum_parts(
         blocks,
         16 * o * c,
