@@ -92,9 +92,10 @@ pub(crate) fn for_each_chunk<T, S>(
     }
 }
 
-/// Calls `f(i, a_chunk, b_chunk)` for every chunk `i` of `per_item`-long items of two
-/// outputs of `a.len() / per_item` items each (`b` as long as `a`), in parallel chunks of about
-/// [`ELEMENTWISE_CHUNK`] elements when [`should_split`] says so for `work` units.
+/// Calls `f(k, a_item, b_item)` for every `per_item`-long item `k` of two equal-length outputs
+/// (e.g. the values and arg-max offsets of pooled planes), grouped into chunks of about
+/// [`ELEMENTWISE_CHUNK`] elements that run in parallel when [`should_split`] says so for
+/// `work` units.
 pub(crate) fn for_each_chunk2<A: Send, B: Send>(
     a: &mut [A],
     b: &mut [B],
@@ -126,29 +127,42 @@ pub(crate) fn for_each_chunk2<A: Send, B: Send>(
 /// the thread count; elementwise results would not anyway).
 pub(crate) const ELEMENTWISE_CHUNK: usize = 1 << 15;
 
+/// A fresh `len`-long vector filled by `fill(start, chunk)` over its [`ELEMENTWISE_CHUNK`]-long
+/// chunks (`start` = the chunk's first index), in parallel.
+fn fill_in_chunks<R: Copy + Send + Default>(
+    len: usize,
+    fill: impl Fn(usize, &mut [R]) + Sync + Send,
+) -> Vec<R> {
+    let mut out = vec![R::default(); len];
+    for_each_chunk(
+        &mut out,
+        ELEMENTWISE_CHUNK,
+        len,
+        || (),
+        |_, i, chunk| fill(i * ELEMENTWISE_CHUNK, chunk),
+    );
+    out
+}
+
+/// Whether an elementwise pass over `len` elements should split.
+fn split_elementwise(len: usize) -> bool {
+    should_split(len, len.div_ceil(ELEMENTWISE_CHUNK))
+}
+
 /// `out[i] = f(i)` for every `i` (a fresh vector of `len` elements), in parallel chunks when
 /// large.
 pub(crate) fn fill_indexed<T: Copy + Send + Default>(
     len: usize,
     f: impl Fn(usize) -> T + Sync + Send,
 ) -> Vec<T> {
-    if !should_split(len, len.div_ceil(ELEMENTWISE_CHUNK)) {
+    if !split_elementwise(len) {
         return (0..len).map(f).collect();
     }
-    let mut out = vec![T::default(); len];
-    for_each_chunk(
-        &mut out,
-        ELEMENTWISE_CHUNK,
-        len,
-        || (),
-        |_, i, chunk| {
-            let start = i * ELEMENTWISE_CHUNK;
-            for (k, v) in chunk.iter_mut().enumerate() {
-                *v = f(start + k);
-            }
-        },
-    );
-    out
+    fill_in_chunks(len, |start, chunk| {
+        for (k, v) in chunk.iter_mut().enumerate() {
+            *v = f(start + k);
+        }
+    })
 }
 
 /// `[f(a[0]), f(a[1]), ...]`, in parallel chunks when large.
@@ -156,23 +170,14 @@ pub(crate) fn map_slice<T: Copy + Sync, R: Copy + Send + Default>(
     a: &[T],
     f: impl Fn(T) -> R + Sync + Send,
 ) -> Vec<R> {
-    if !should_split(a.len(), a.len().div_ceil(ELEMENTWISE_CHUNK)) {
+    if !split_elementwise(a.len()) {
         return a.iter().map(|&v| f(v)).collect();
     }
-    let mut out = vec![R::default(); a.len()];
-    for_each_chunk(
-        &mut out,
-        ELEMENTWISE_CHUNK,
-        a.len(),
-        || (),
-        |_, i, chunk| {
-            let src = &a[i * ELEMENTWISE_CHUNK..i * ELEMENTWISE_CHUNK + chunk.len()];
-            for (o, &v) in chunk.iter_mut().zip(src) {
-                *o = f(v);
-            }
-        },
-    );
-    out
+    fill_in_chunks(a.len(), |start, chunk| {
+        for (o, &v) in chunk.iter_mut().zip(&a[start..]) {
+            *o = f(v);
+        }
+    })
 }
 
 /// `[f(a[0], b[0]), f(a[1], b[1]), ...]` for equal-length slices, in parallel chunks when
@@ -183,23 +188,14 @@ pub(crate) fn zip_slices<T: Copy + Sync, R: Copy + Send + Default>(
     f: impl Fn(T, T) -> R + Sync + Send,
 ) -> Vec<R> {
     debug_assert_eq!(a.len(), b.len());
-    if !should_split(a.len(), a.len().div_ceil(ELEMENTWISE_CHUNK)) {
+    if !split_elementwise(a.len()) {
         return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
     }
-    let mut out = vec![R::default(); a.len()];
-    for_each_chunk(
-        &mut out,
-        ELEMENTWISE_CHUNK,
-        a.len(),
-        || (),
-        |_, i, chunk| {
-            let r = i * ELEMENTWISE_CHUNK..i * ELEMENTWISE_CHUNK + chunk.len();
-            for ((o, &x), &y) in chunk.iter_mut().zip(&a[r.clone()]).zip(&b[r]) {
-                *o = f(x, y);
-            }
-        },
-    );
-    out
+    fill_in_chunks(a.len(), |start, chunk| {
+        for ((o, &x), &y) in chunk.iter_mut().zip(&a[start..]).zip(&b[start..]) {
+            *o = f(x, y);
+        }
+    })
 }
 
 /// `dst[i] += src[i]` for equal-length slices, in parallel chunks when large.
