@@ -58,7 +58,10 @@ pub fn peak_rss_mib() -> f64 {
 }
 
 /// The largest peak resident set size of this process's waited-for children, MiB
-/// (`getrusage(RUSAGE_CHILDREN)`; 0 if unknown).
+/// (`getrusage(RUSAGE_CHILDREN)`; 0 if unknown). An upper bound: a child spawned with a shared
+/// address space (`posix_spawn`'s vfork) inherits the parent's high-water mark until its
+/// `exec`, so W6 reports its children's memory truthfully only when run in a small process
+/// (`metalearn bench --only w6`).
 fn children_peak_rss_mib() -> f64 {
     // SAFETY: `getrusage` only writes the `rusage` struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
