@@ -234,6 +234,71 @@ fn cli_train_eval_adapt_on_png_folders() {
     assert_eq!(lines.len(), 5);
     assert!(lines[1].starts_with("q0.png,gamma,"), "{csv}");
 
+    // The same images as CSV rows of 16x16 flattened pixels (value / 255, the documented
+    // pipeline): a Conv-4 checkpoint reshapes rows of C*H*W numbers, same probabilities.
+    let px = |c: usize, seed: usize| -> String {
+        let v: Vec<String> = pattern(c, seed)
+            .iter()
+            .map(|&p| format!("{}", p as f32 / 255.0))
+            .collect();
+        v.join(",")
+    };
+    let mut support_csv = String::new();
+    for (name, c) in [("alpha", 11), ("beta", 12), ("gamma", 13)] {
+        for i in 0..2 {
+            support_csv.push_str(&format!("{},{name}\n", px(c, 100 + i)));
+        }
+    }
+    let query_csv: String = [13, 11, 12, 11]
+        .iter()
+        .map(|&c| px(c, 200) + "\n")
+        .collect();
+    std::fs::write(root.join("support.csv"), support_csv).unwrap();
+    std::fs::write(root.join("query.csv"), query_csv).unwrap();
+    let (so, _) = run_ok(
+        bin()
+            .args(["adapt", "--format", "json", "--checkpoint"])
+            .arg(&ckpt)
+            .args(["--support", "support.csv", "--query", "query.csv"])
+            .current_dir(&root),
+    );
+    let from_csv: serde_json::Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(from_csv["classes"], v["classes"]);
+    for (a, b) in from_csv["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(preds)
+    {
+        assert_eq!(a["prediction"], b["prediction"]);
+        assert_eq!(a["probabilities"], b["probabilities"]);
+    }
+    // A query drawn in transparency (alpha) is ambiguous: an error naming the file.
+    let rgba = root.join("rgba-query");
+    std::fs::create_dir_all(&rgba).unwrap();
+    let f = std::fs::File::create(rgba.join("see-through.png")).unwrap();
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), SIDE as u32, SIDE as u32);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    let alpha: Vec<u8> = pattern(11, 3).iter().flat_map(|&a| [0, 0, 0, a]).collect();
+    enc.write_header()
+        .unwrap()
+        .write_image_data(&alpha)
+        .unwrap();
+    let se = run_err(
+        bin()
+            .args(["adapt", "--checkpoint"])
+            .arg(&ckpt)
+            .arg("--support")
+            .arg(&support)
+            .arg("--query")
+            .arg(&rgba),
+    );
+    assert!(
+        se.contains("see-through.png") && se.contains("transparency"),
+        "{se}"
+    );
+
     // Bad inputs through the binary: clean errors naming what is wrong.
     let empty = root.join("empty-support");
     std::fs::create_dir_all(&empty).unwrap();

@@ -221,6 +221,40 @@ impl DecodedPng {
             .collect()
     }
 
+    /// Ink in `[0, 1]` per pixel: `1 - luma` ([`DecodedPng::to_gray`]), so dark ink on light
+    /// paper becomes 1.0 on 0.0, the convention of Lake's Omniglot arrays.
+    pub fn to_ink(&self) -> Vec<f32> {
+        self.to_gray().into_iter().map(|g| 1.0 - g).collect()
+    }
+
+    /// Errors when the image has an alpha channel that is not fully opaque: dropping alpha
+    /// from a drawing made of transparency (ink in alpha, colour all black) would leave an
+    /// empty image, and which background to composite onto is the user's choice.
+    pub fn check_opaque(&self, name: &str) -> Result<()> {
+        if self.channels != 2 && self.channels != 4 {
+            return Ok(());
+        }
+        let c = self.channels;
+        let transparent = self
+            .pixels
+            .iter()
+            .skip(c - 1)
+            .step_by(c)
+            .filter(|&&a| a < 255)
+            .count();
+        if transparent == 0 {
+            return Ok(());
+        }
+        Err(DataError::NotAnImage {
+            file: name.to_string(),
+            found: format!(
+                "a PNG with transparency ({transparent} of {} pixels have alpha < 255); images are read \
+                 as opaque luma/RGB, so flatten it onto its background first",
+                self.height * self.width
+            ),
+        })
+    }
+
     /// Planar RGB in `[0, 1]`, `[3, height, width]`; gray is replicated, alpha ignored.
     pub fn to_rgb_planar(&self) -> Vec<f32> {
         let n = self.height * self.width;

@@ -10,13 +10,60 @@ use super::error::{path_name, DataError, Result};
 use super::image::{decode_png, BoxResizer};
 
 /// How to turn decoded pixels into channels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ColorMode {
     /// One luma channel (ITU-R 601-2, as PIL's `convert("L")`).
     #[default]
     Grayscale,
-    /// Three channels (gray images replicated); alpha dropped.
+    /// Three channels (gray images replicated).
     Rgb,
+    /// One channel of ink, `1 - luma`: dark ink on light paper becomes 1.0 on 0.0, as in
+    /// Lake's Omniglot arrays (what a model trained on them takes).
+    Ink,
+}
+
+impl ColorMode {
+    /// Channels per image.
+    pub fn channels(self) -> usize {
+        match self {
+            ColorMode::Grayscale | ColorMode::Ink => 1,
+            ColorMode::Rgb => 3,
+        }
+    }
+}
+
+/// Reads one PNG as `color` planes in `[0, 1]` (`[channels, h, w]`, row-major), resized to
+/// `resize` with the exact-area [`BoxResizer`] in `f32` (no rounding to 8 bits) when given and
+/// different; returns `(h, w, planes)`. Errors name the file: not a PNG, undecodable, or
+/// transparent ([`super::image::DecodedPng::check_opaque`]).
+pub fn load_png_as(
+    file: &Path,
+    color: ColorMode,
+    resize: Option<(usize, usize)>,
+) -> Result<(usize, usize, Vec<f32>)> {
+    let name = path_name(file);
+    let bytes = std::fs::read(file).map_err(|e| DataError::io(file, "read", e))?;
+    let png = decode_png(&bytes, &name)?;
+    png.check_opaque(&name)?;
+    let planes = match color {
+        ColorMode::Grayscale => png.to_gray(),
+        ColorMode::Rgb => png.to_rgb_planar(),
+        ColorMode::Ink => png.to_ink(),
+    };
+    match resize {
+        Some((h, w)) if (h, w) != (png.height, png.width) => {
+            let r = BoxResizer::new(png.height, png.width, h, w)?;
+            let plane = png.height * png.width;
+            let mut out = vec![0.0; color.channels() * h * w];
+            let mut tmp = Vec::new();
+            for (src, dst) in planes.chunks_exact(plane).zip(out.chunks_exact_mut(h * w)) {
+                r.resize_with(src, |p| p, dst, &mut tmp);
+            }
+            Ok((h, w, out))
+        }
+        _ => Ok((png.height, png.width, planes)),
+    }
 }
 
 /// Options of [`load_image_folder`].
@@ -102,34 +149,10 @@ pub fn load_image_folder(root: &Path, opts: &ImageFolderOptions) -> Result<Image
             expected: "one subfolder per class holding PNG images".into(),
         });
     }
-    let channels = match opts.color {
-        ColorMode::Grayscale => 1,
-        ColorMode::Rgb => 3,
-    };
+    let channels = opts.color.channels();
     let decoded: Vec<Result<(usize, usize, Vec<f32>)>> = files
         .par_iter()
-        .map(|(_, f)| {
-            let name = path_name(f);
-            let bytes = std::fs::read(f).map_err(|e| DataError::io(f, "read", e))?;
-            let png = decode_png(&bytes, &name)?;
-            let planes = match opts.color {
-                ColorMode::Grayscale => png.to_gray(),
-                ColorMode::Rgb => png.to_rgb_planar(),
-            };
-            match opts.resize {
-                Some((h, w)) if (h, w) != (png.height, png.width) => {
-                    let r = BoxResizer::new(png.height, png.width, h, w)?;
-                    let plane = png.height * png.width;
-                    let mut out = vec![0.0; channels * h * w];
-                    let mut tmp = Vec::new();
-                    for (src, dst) in planes.chunks_exact(plane).zip(out.chunks_exact_mut(h * w)) {
-                        r.resize_with(src, |p| p, dst, &mut tmp);
-                    }
-                    Ok((h, w, out))
-                }
-                _ => Ok((png.height, png.width, planes)),
-            }
-        })
+        .map(|(_, f)| load_png_as(f, opts.color, opts.resize))
         .collect();
     let mut images = Vec::new();
     let mut size = None;

@@ -44,7 +44,7 @@ pub use idx::{
     IdxType,
 };
 pub use image::{decode_png, rotate90, BoxResizer};
-pub use image_folder::{load_image_folder, ColorMode, ImageFolderOptions};
+pub use image_folder::{load_image_folder, load_png_as, ColorMode, ImageFolderOptions};
 pub use inspect::inspect;
 pub use npy::{parse_npy, parse_npz, NpyArray, NpyDtype, NpyHeader, Npz};
 pub use omniglot::{

@@ -542,7 +542,7 @@ pub fn load_omniglot_pngs<P: AsRef<Path>>(sources: &[P], size: usize) -> Result<
         .par_iter()
         .map(|(_, _, it)| {
             let png = decode_png(&it.bytes, &it.source)?;
-            let ink: Vec<f32> = png.to_gray().into_iter().map(|g| 1.0 - g).collect();
+            let ink = png.to_ink();
             let resizer = BoxResizer::new(png.height, png.width, size, size).map_err(|_| {
                 DataError::format(
                     it.source.clone(),

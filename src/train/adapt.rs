@@ -9,14 +9,19 @@
 //!   CSV of feature vectors. A query CSV with one column more than the features carries true
 //!   labels, reported beside the predictions.
 //!
-//! Images are converted to the backbone's channels and resized to its `image_size`. The
+//! Images and CSV rows are read the way the checkpoint's training data was
+//! ([`InputPipeline`], recorded in the checkpoint): an Omniglot model reads Lake's PNGs (black
+//! ink on white) as ink = 1 - luma; a Conv-4 checkpoint takes CSV rows of `C * H * W` pixels
+//! as images. The
 //! output lists, per query, the predicted class and the probabilities (softmax of the
 //! method's scores over the support classes), as CSV or JSON.
 
 use super::error::{Result, TrainError};
 use super::eval::load_learner;
+use super::input::InputPipeline;
 use super::tasks::{check_input, load_csv_dataset, InputLayout};
 use crate::algorithms::{BackboneConfig, Target};
+use crate::data::ColorMode;
 use crate::tensor::Tensor;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -174,13 +179,23 @@ struct Queries {
     labels: Option<Vec<String>>,
 }
 
-fn image_channels_size(
-    backbone: &BackboneConfig,
-    image_size: Option<usize>,
-) -> (usize, Option<usize>) {
+/// The colour mode and side of the images a run's checkpoint takes, if it takes images.
+fn image_input(input: Option<InputPipeline>) -> Option<(ColorMode, usize)> {
+    match input {
+        Some(InputPipeline::Images { color, size }) => Some((color, size)),
+        _ => None,
+    }
+}
+
+/// A CSV's flat rows as the backbone's example shape: a Conv-4 checkpoint takes rows of
+/// `channels * size * size` pixels (in `[C, H, W]` order) as images.
+fn example_shape(backbone: &BackboneConfig, csv_shape: Vec<usize>) -> Vec<usize> {
+    let width: usize = csv_shape.iter().product();
     match backbone {
-        BackboneConfig::Conv4(c) => (c.in_channels, Some(c.image_size)),
-        BackboneConfig::Mlp(_) => (1, image_size),
+        BackboneConfig::Conv4(c) if width == c.in_channels * c.image_size * c.image_size => {
+            vec![c.in_channels, c.image_size, c.image_size]
+        }
+        _ => csv_shape,
     }
 }
 
@@ -216,8 +231,7 @@ fn png_files(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) -> Resul
     Ok(())
 }
 
-fn load_query_images(dir: &Path, channels: usize, size: usize) -> Result<Queries> {
-    use crate::data::{decode_png, BoxResizer};
+fn load_query_images(dir: &Path, color: ColorMode, size: usize) -> Result<Queries> {
     let mut files = Vec::new();
     png_files(dir, dir, &mut files)?;
     if files.is_empty() {
@@ -226,23 +240,10 @@ fn load_query_images(dir: &Path, channels: usize, size: usize) -> Result<Queries
             reason: "the query folder holds no PNG images".into(),
         });
     }
+    let channels = color.channels();
     let mut x = Vec::with_capacity(files.len() * channels * size * size);
     for (_, f) in &files {
-        let bytes = std::fs::read(f).map_err(|e| TrainError::io(f, "reading", e))?;
-        let png = decode_png(&bytes, &f.display().to_string())?;
-        let planes = if channels == 3 {
-            png.to_rgb_planar()
-        } else {
-            png.to_gray()
-        };
-        if (png.height, png.width) == (size, size) {
-            x.extend_from_slice(&planes);
-        } else {
-            let r = BoxResizer::new(png.height, png.width, size, size)?;
-            for plane in planes.chunks_exact(png.height * png.width) {
-                x.extend_from_slice(&r.resize(plane));
-            }
-        }
+        x.extend(crate::data::load_png_as(f, color, Some((size, size)))?.2);
     }
     Ok(Queries {
         x,
@@ -297,7 +298,7 @@ pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptRes
     let run = load_learner(checkpoint, None)?;
     let cfg = &run.config;
     let layout = InputLayout::of(&cfg.backbone);
-    let (channels, size) = image_channels_size(&cfg.backbone, cfg.image_size());
+    let images = image_input(run.input);
     if !support.exists() {
         return Err(TrainError::Input {
             path: support.to_path_buf(),
@@ -360,7 +361,7 @@ pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptRes
                     reason: "the support folder is empty: expected one subfolder of PNG images per class".into(),
                 });
             }
-            let Some(size) = size else {
+            let Some((color, size)) = images else {
                 return Err(TrainError::Input {
                     path: support.to_path_buf(),
                     reason: "this checkpoint takes feature vectors: give the support set as a CSV"
@@ -368,11 +369,7 @@ pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptRes
                 });
             };
             let opts = crate::data::ImageFolderOptions {
-                color: if channels == 3 {
-                    crate::data::ColorMode::Rgb
-                } else {
-                    crate::data::ColorMode::Grayscale
-                },
+                color,
                 resize: Some((size, size)),
             };
             crate::data::load_image_folder(support, &opts)?
@@ -406,7 +403,11 @@ pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptRes
                 });
             }
         }
-        let shape: Vec<usize> = vec![ds.channels, ds.height, ds.width];
+        let shape = if support.is_dir() {
+            vec![ds.channels, ds.height, ds.width]
+        } else {
+            example_shape(&cfg.backbone, vec![ds.channels * ds.height * ds.width])
+        };
         check_input(cfg, &shape, support)?;
         let mut order: Vec<usize> = (0..ds.n).collect();
         order.sort_by_key(|&i| ds.labels[i]);
@@ -422,19 +423,21 @@ pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptRes
 
     // Queries.
     let q = if query.is_dir() {
-        let Some(size) = size else {
+        let Some((color, size)) = images else {
             return Err(TrainError::Input {
                 path: query.to_path_buf(),
                 reason: "this checkpoint takes feature vectors: give the queries as a CSV".into(),
             });
         };
-        load_query_images(query, channels, size)?
+        load_query_images(query, color, size)?
     } else {
         let width: usize = match mlp_width(&cfg.backbone) {
             Some(w) => w,
             None => s_shape.iter().product(),
         };
-        load_query_csv(query, width)?
+        let mut q = load_query_csv(query, width)?;
+        q.shape = example_shape(&cfg.backbone, q.shape);
+        q
     };
     check_input(cfg, &q.shape, query)?;
     let q_shape = if regression {

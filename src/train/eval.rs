@@ -200,6 +200,9 @@ pub struct LoadedRun {
     pub head: Option<usize>,
     /// The checkpoint's metadata.
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// How the checkpoint's training examples were read from files (`adapt` and `eval` read
+    /// new ones the same way).
+    pub input: Option<super::input::InputPipeline>,
 }
 
 /// The run config stored in a checkpoint's metadata.
@@ -227,6 +230,7 @@ pub fn stored_config(
 pub fn load_learner(path: &Path, config: Option<&RunConfig>) -> Result<LoadedRun> {
     let ck = crate::nn::checkpoint::load::<f32>(path)?;
     let stored = stored_config(path, &ck.metadata)?;
+    let input = super::input::InputPipeline::from_checkpoint(path, &ck.metadata, &stored)?;
     let cfg = config.cloned().unwrap_or_else(|| stored.clone());
     let head = if cfg.has_head() && !cfg.data.is_regression() {
         Some(
@@ -299,6 +303,7 @@ pub fn load_learner(path: &Path, config: Option<&RunConfig>) -> Result<LoadedRun
         stored,
         head,
         metadata: ck.metadata,
+        input,
     })
 }
 
@@ -306,7 +311,7 @@ pub fn load_learner(path: &Path, config: Option<&RunConfig>) -> Result<LoadedRun
 /// e.g. another `[eval]` or N/K) and runs the protocol on the test classes.
 pub fn evaluate_checkpoint(path: &Path, config: Option<&RunConfig>) -> Result<EvalReport> {
     let run = load_learner(path, config)?;
-    let source = TaskSource::load(&run.config)?;
+    let source = TaskSource::load_as(&run.config, run.input)?;
     let mut report = evaluate(run.learner.as_ref(), &run.config, &source)?;
     report.checkpoint = Some(path.to_path_buf());
     Ok(report)

@@ -215,6 +215,9 @@ pub fn save_checkpoint(
         cfg.algorithm.name().to_string(),
     );
     meta.insert("metalearn.task".to_string(), cfg.describe());
+    if let Some(input) = super::input::InputPipeline::for_config(cfg) {
+        meta.extend([input.metadata_entry()]);
+    }
     for (k, v) in extra {
         meta.insert(k.to_string(), v.clone());
     }

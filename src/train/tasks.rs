@@ -3,6 +3,7 @@
 
 use super::config::{DatasetKind, RunConfig};
 use super::error::{Result, TrainError};
+use super::input::InputPipeline;
 use crate::algorithms::maml::TaskData;
 use crate::algorithms::{BackboneConfig, Target};
 use crate::data::{
@@ -231,8 +232,16 @@ fn split_dataset(all: ImageDataset, cfg: &RunConfig) -> Result<[Box<DynData>; 3]
 }
 
 impl TaskSource {
-    /// Loads the data a config describes (all three splits).
+    /// Loads the data a config describes (all three splits), read the way the config trains
+    /// ([`InputPipeline::for_config`]).
     pub fn load(cfg: &RunConfig) -> Result<Self> {
+        Self::load_as(cfg, InputPipeline::for_config(cfg))
+    }
+
+    /// Loads the data a config describes, reading image folders with `input`'s colour mode
+    /// (`eval` passes the checkpoint's, so a model trained on Omniglot's ink reads a folder
+    /// of Lake's PNGs as ink).
+    pub fn load_as(cfg: &RunConfig, input: Option<InputPipeline>) -> Result<Self> {
         let d = &cfg.data;
         if d.is_regression() {
             return Ok(TaskSource::Sinusoid(d.sinusoid()));
@@ -264,12 +273,13 @@ impl TaskSource {
             }
             DatasetKind::ImageFolder => {
                 use crate::data::{load_image_folder, ColorMode, ImageFolderOptions};
+                let color = match input {
+                    Some(InputPipeline::Images { color, .. }) => color,
+                    _ if channels == 3 => ColorMode::Rgb,
+                    _ => ColorMode::Grayscale,
+                };
                 let opts = ImageFolderOptions {
-                    color: if channels == 3 {
-                        ColorMode::Rgb
-                    } else {
-                        ColorMode::Grayscale
-                    },
+                    color,
                     resize: size.map(|s| (s, s)),
                 };
                 split_dataset(load_image_folder(&path, &opts)?, cfg)?
