@@ -123,6 +123,9 @@ fn ci95_by_hand() {
     assert!((r.ci95 - 0.162_515).abs() < 1e-5);
     let c = mean_ci95(&[0.5; 600]);
     assert_eq!((c.mean, c.ci95, c.n), (0.5, 0.0, 600));
+    // Shown in percent: an interval for n >= 2, none (not "± 0.00") for a single value.
+    assert_eq!(r.show(100.0, 2), "75.00 ± 16.25");
+    assert_eq!(mean_ci95(&[0.8123]).show(100.0, 2), "81.23 (n = 1)");
 }
 
 #[test]

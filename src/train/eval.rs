@@ -29,6 +29,24 @@ pub struct MeanCi {
     pub n: usize,
 }
 
+impl MeanCi {
+    /// `mean ± ci95`, both times `scale`, with `decimals` places; a single value has no
+    /// interval and shows as `mean (n = 1)` rather than a misleading `± 0`.
+    pub fn show(&self, scale: f64, decimals: usize) -> String {
+        if self.n < 2 {
+            format!("{:.*} (n = {})", decimals, scale * self.mean, self.n)
+        } else {
+            format!(
+                "{:.*} ± {:.*}",
+                decimals,
+                scale * self.mean,
+                decimals,
+                scale * self.ci95
+            )
+        }
+    }
+}
+
 /// `mean ± 1.96 sigma / sqrt(n)` of `values` (all `NaN` for an empty sample).
 pub fn mean_ci95(values: &[f64]) -> MeanCi {
     let n = values.len();

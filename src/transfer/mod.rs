@@ -119,18 +119,19 @@ impl TransferReport {
         );
         for r in &self.summary {
             let gain = r.gain.as_ref().map_or("-".into(), |g| {
-                format!("{:+.2} ± {:.2}", 100.0 * g.mean, 100.0 * g.ci95)
+                let shown = g.show(100.0, 2);
+                if g.mean >= 0.0 {
+                    format!("+{shown}")
+                } else {
+                    shown
+                }
             });
             let _ = writeln!(
                 s,
                 "{:<22} {:>7} {:>18} {:>20}",
                 r.strategy.name(),
                 r.budget,
-                format!(
-                    "{:.2} ± {:.2}",
-                    100.0 * r.accuracy.mean,
-                    100.0 * r.accuracy.ci95
-                ),
+                r.accuracy.show(100.0, 2),
                 gain
             );
         }
