@@ -8,6 +8,8 @@
 //! download omniglot`); without it the tests say so and pass, except under `CI=true`, where a
 //! missing dataset is a failure.
 
+mod common;
+
 use metalearn::data::omniglot::load_omniglot_npz;
 use metalearn::data::{load_image_folder, load_png_as, ColorMode, ImageFolderOptions};
 use metalearn::tensor::Tensor;
@@ -18,21 +20,6 @@ use std::process::Command;
 const WAYS: usize = 5;
 const QUERIES: usize = 3;
 const SIDE: usize = 105;
-
-/// The Omniglot folder, or `None` (with a note) when it is absent outside CI.
-fn omniglot_dir() -> Option<PathBuf> {
-    let dir = metalearn::data::default_data_dir().join("omniglot");
-    if dir.join("images_evaluation.npz").is_file() {
-        return Some(dir);
-    }
-    let msg = format!(
-        "Omniglot not found at {} (set METALEARN_DATA or run `metalearn data download omniglot`)",
-        dir.display()
-    );
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-    eprintln!("skipped: {msg}");
-    None
-}
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
@@ -140,7 +127,9 @@ episodes = 4
 
 #[test]
 fn an_omniglot_model_reads_lake_pngs_exactly_as_its_npz_training_images() {
-    let Some(data) = omniglot_dir() else { return };
+    let Some(data) = common::omniglot() else {
+        return;
+    };
     let dir = tmp("npz-vs-png");
     let npz = data.join("images_evaluation.npz");
     let raw = load_omniglot_npz(&npz, SIDE).unwrap().images;
@@ -314,7 +303,9 @@ fn block(x: &[f64], n: usize, cin: usize, s: usize, w: &Weights, b: usize) -> Ve
 
 #[test]
 fn an_independent_conv4_protonet_reproduces_adapt_on_lake_pngs() {
-    let Some(data) = omniglot_dir() else { return };
+    let Some(data) = common::omniglot() else {
+        return;
+    };
     let dir = tmp("independent");
     let npz = data.join("images_evaluation.npz");
     let raw = load_omniglot_npz(&npz, SIDE).unwrap().images;

@@ -5,6 +5,8 @@
 //! Data: `images_background.npz` under `metalearn::data::default_data_dir()/omniglot`
 //! (`$METALEARN_DATA`). Characters 0..700 train, 800..964 are held out.
 
+mod common;
+
 use metalearn::algorithms::baseline::Baseline;
 use metalearn::algorithms::config::{BaselineConfig, Conv4Backbone};
 use metalearn::algorithms::maml::TaskData;
@@ -138,16 +140,19 @@ fn check(alg: &str, steps: usize, meta_lr: f64, min_accuracy: f64, min_gain: f64
 
 #[test]
 fn maml_omniglot() {
+    let Some(_) = common::omniglot() else { return };
     check("name = \"maml\"", 60, 3e-3, 0.45, 0.1);
 }
 
 #[test]
 fn fomaml_omniglot() {
+    let Some(_) = common::omniglot() else { return };
     check("name = \"fomaml\"\ninner_steps = 3", 60, 3e-3, 0.45, 0.05);
 }
 
 #[test]
 fn reptile_omniglot() {
+    let Some(_) = common::omniglot() else { return };
     check(
         "name = \"reptile\"\neval_inner_steps = 5\nepsilon = 0.5\nepsilon_final = 0.0",
         40,
@@ -159,41 +164,49 @@ fn reptile_omniglot() {
 
 #[test]
 fn meta_sgd_omniglot() {
+    let Some(_) = common::omniglot() else { return };
     check("name = \"meta_sgd\"", 60, 3e-3, 0.45, 0.1);
 }
 
 #[test]
 fn anil_omniglot() {
+    let Some(_) = common::omniglot() else { return };
     check("name = \"anil\"", 60, 3e-3, 0.45, 0.1);
 }
 
 #[test]
 fn protonet_omniglot() {
+    let Some(_) = common::omniglot() else { return };
     check("name = \"protonet\"", 60, 3e-3, 0.55, 0.15);
 }
 
 #[test]
 fn matching_omniglot() {
+    let Some(_) = common::omniglot() else { return };
     check("name = \"matching\"", 60, 3e-3, 0.5, 0.1);
 }
 
 #[test]
 fn relation_omniglot() {
+    let Some(_) = common::omniglot() else { return };
     check("name = \"relation\"", 60, 3e-3, 0.5, 0.2);
 }
 
 #[test]
 fn baseline_episodic_omniglot() {
+    let Some(_) = common::omniglot() else { return };
     check("name = \"baseline\"", 60, 3e-3, 0.55, 0.15);
 }
 
 #[test]
 fn baseline_pp_episodic_omniglot() {
+    let Some(_) = common::omniglot() else { return };
     check("name = \"baseline_pp\"", 60, 3e-3, 0.55, 0.15);
 }
 
 #[test]
 fn r2d2_omniglot() {
+    let Some(_) = common::omniglot() else { return };
     check("name = \"r2d2\"", 60, 3e-3, 0.55, 0.15);
 }
 
@@ -201,6 +214,7 @@ fn r2d2_omniglot() {
 /// labels, then fine-tune a new head per task.
 #[test]
 fn baseline_pretraining_omniglot() {
+    let Some(_) = common::omniglot() else { return };
     let data = omniglot();
     let base: Vec<usize> = (0..64).collect();
     let examples: Vec<usize> = (0..data.len()).filter(|&i| data.labels[i] < 64).collect();

@@ -1,6 +1,8 @@
 //! Loaders on the real files of the data folder (`$METALEARN_DATA`, default `../shared/data`)
 //! and on small generated files.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -43,6 +45,7 @@ fn omniglot() -> &'static Omniglot {
 
 #[test]
 fn omniglot_npz_has_1623_characters_of_20_drawings() {
+    let Some(_) = common::omniglot() else { return };
     let o = omniglot();
     let d = &o.images;
     assert_eq!(d.shape(), [32460, 1, 28, 28]);
@@ -85,6 +88,7 @@ fn omniglot_npz_has_1623_characters_of_20_drawings() {
 
 #[test]
 fn omniglot_png_zips_match_npz_exactly() {
+    let Some(_) = common::omniglot() else { return };
     let small = data().join("omniglot/lake-small");
     let zips = [
         small.join("images_background_small1.zip"),
@@ -136,6 +140,7 @@ fn omniglot_png_zips_match_npz_exactly() {
 
 #[test]
 fn vinyals_splits_have_expected_rotation_classes() {
+    let Some(_) = common::omniglot() else { return };
     let o = omniglot();
     let base = Arc::new(o.images.clone());
     let split = data().join("omniglot/splits/vinyals");
@@ -186,6 +191,7 @@ fn vinyals_splits_have_expected_rotation_classes() {
 
 #[test]
 fn load_vinyals_end_to_end() {
+    let Some(_) = common::omniglot() else { return };
     let v = load_vinyals(&data().join("omniglot")).unwrap();
     assert_eq!(
         v.train.num_classes() + v.val.num_classes() + v.test.num_classes(),
@@ -196,6 +202,9 @@ fn load_vinyals_end_to_end() {
 
 #[test]
 fn mnist_raw_idx_with_dotted_names() {
+    let Some(_) = common::small_image_sets() else {
+        return;
+    };
     let m = load_mnist(&data().join("mnist")).unwrap();
     assert_eq!(m.train.shape(), [60000, 1, 28, 28]);
     assert_eq!(m.test.shape(), [10000, 1, 28, 28]);
@@ -216,6 +225,9 @@ fn mnist_raw_idx_with_dotted_names() {
 
 #[test]
 fn fashion_mnist_gzip_idx() {
+    let Some(_) = common::small_image_sets() else {
+        return;
+    };
     let f = load_fashion_mnist(&data().join("fashion-mnist")).unwrap();
     assert_eq!((f.train.n, f.test.n), (60000, 10000));
     assert!(f.train.class_counts().iter().all(|&c| c == 6000));
@@ -239,6 +251,9 @@ fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn idx_raw_and_gzip_under_every_spelling() {
+    let Some(_) = common::small_image_sets() else {
+        return;
+    };
     let raw = std::fs::read(data().join("mnist/t10k-labels.idx1-ubyte")).unwrap();
     let a = parse_idx(&raw, "raw").unwrap();
     let b = parse_idx(&gzip(&raw), "gz").unwrap();
@@ -278,6 +293,9 @@ fn idx_raw_and_gzip_under_every_spelling() {
 
 #[test]
 fn sklearn_digits() {
+    let Some(_) = common::small_image_sets() else {
+        return;
+    };
     let d = load_digits(&data().join("sklearn-digits/digits.csv.gz")).unwrap();
     assert_eq!(d.shape(), [1797, 1, 8, 8]);
     assert_eq!(
@@ -290,6 +308,9 @@ fn sklearn_digits() {
 
 #[test]
 fn multi_label_digits_with_derived_tasks() {
+    let Some(_) = common::small_image_sets() else {
+        return;
+    };
     let d = load_digits(&data().join("sklearn-digits/digits.csv.gz")).unwrap();
     let labels = d.labels.clone();
     let mut m = MultiLabelDataset::from_image_dataset(d, "digit").unwrap();
@@ -451,6 +472,9 @@ fn sinusoid_tasks() {
 
 #[test]
 fn inspect_recognises_every_format() {
+    let (Some(_), Some(_)) = (common::omniglot(), common::small_image_sets()) else {
+        return;
+    };
     let d = data();
     let r = inspect(&d.join("omniglot/images_background.npz")).unwrap();
     assert!(
@@ -521,6 +545,9 @@ fn inspect_recognises_every_format() {
 
 #[test]
 fn verify_and_unpack_local_files() {
+    let (Some(_), Some(_)) = (common::omniglot(), common::small_image_sets()) else {
+        return;
+    };
     let d = data();
     let src = temp_dir("dl-src");
     let dest = temp_dir("dl-dest");

@@ -1,6 +1,8 @@
 //! Multi-task models: the fused conv op against the unfused ops, the W5 network against the
 //! PyTorch reference (`mtl_seed_mnist`), MMoE / cross-stitch, and config errors.
 
+mod common;
+
 use metalearn::autodiff::grad;
 use metalearn::mtl::fused::conv_relu_pool;
 use metalearn::mtl::model::{HardSharing, MultiTaskModel, Owner, Targets, TaskKind, TaskSpec};
@@ -44,7 +46,7 @@ fn fused_conv_relu_pool_matches_the_unfused_ops() {
 }
 
 fn read_ref() -> Option<safetensors::SafeTensors<'static>> {
-    let path = metalearn::data::default_data_dir().join("../reference/mtl_seed_mnist.safetensors");
+    let path = common::reference_case("mtl_seed_mnist")?;
     let bytes = std::fs::read(path).ok()?;
     Some(
         safetensors::SafeTensors::deserialize(Box::leak(bytes.into_boxed_slice()))
@@ -73,10 +75,7 @@ fn labels(st: &safetensors::SafeTensors<'_>, name: &str) -> Vec<usize> {
 
 #[test]
 fn w5_network_matches_the_pytorch_reference() {
-    let Some(st) = read_ref() else {
-        eprintln!("reference mtl_seed_mnist not found; skipped");
-        return;
-    };
+    let Some(st) = read_ref() else { return };
     let model = w5_model();
     let torch_names = [
         "conv.weight",

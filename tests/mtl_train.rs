@@ -2,6 +2,8 @@
 //! an MNIST subset, every weighting method and architecture through the loop, and the
 //! Fashion-MNIST example with binary and regression heads.
 
+mod common;
+
 use metalearn::mtl::config::{build_model, load_data, task_specs};
 use metalearn::mtl::train::{train, TrainOptions};
 use metalearn::mtl::{weighting, MtlConfig, METHODS};
@@ -9,10 +11,11 @@ use std::path::Path;
 
 fn config(path: &str, train_limit: usize, test_limit: usize) -> Option<MtlConfig> {
     let mut cfg = MtlConfig::from_file(Path::new(path)).unwrap();
-    if !cfg.data_path().exists() {
-        eprintln!("{} not found; skipped", cfg.data_path().display());
-        return None;
-    }
+    let name = cfg
+        .data_path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    common::dataset(&name.unwrap_or_default(), &[])?;
     cfg.data.train_limit = train_limit;
     cfg.data.test_limit = test_limit;
     cfg.train.epochs = 1;

@@ -3,6 +3,8 @@
 //! `tests/reference` (three cases, always present). Without the full folder the full-set
 //! tests say so and pass, except under `CI=true`, where a missing folder is a failure.
 
+mod common;
+
 use metalearn::reference::{
     verify_reference_dir, verify_reference_files, ReferenceError, VerifyDtype,
 };
@@ -15,20 +17,8 @@ fn bundled_dir() -> PathBuf {
 
 /// The full reference folder, or `None` (with a note) when it is absent outside CI.
 fn full_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("METALEARN_REFERENCE") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference"),
-    };
-    if dir.join("conv4_maml_omniglot.safetensors").is_file() {
-        return Some(dir);
-    }
-    let msg = format!(
-        "the full reference folder is not at {} (set METALEARN_REFERENCE); only the bundled subset was checked",
-        dir.display()
-    );
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-    eprintln!("skipped: {msg}");
-    None
+    let file = common::reference_case("conv4_maml_omniglot")?;
+    file.parent().map(PathBuf::from)
 }
 
 fn run(dir: &std::path::Path, dtype: VerifyDtype) -> metalearn::reference::VerifyReport {

@@ -2,6 +2,8 @@
 //! a tiny MNIST -> Fashion-MNIST run (skipped without the data) with trunk reuse, a checkpoint
 //! source and a search over a transfer config.
 
+mod common;
+
 use metalearn::transfer::{self, label_subset, summarize, RunResult, Strategy, TransferConfig};
 use std::path::{Path, PathBuf};
 
@@ -116,14 +118,12 @@ fn gains_are_paired_by_seed() {
 }
 
 fn have_data() -> bool {
-    let d = metalearn::data::default_data_dir();
-    d.join("mnist").exists() && d.join("fashion-mnist").exists()
+    common::dataset("mnist", &[]).is_some() && common::dataset("fashion-mnist", &[]).is_some()
 }
 
 #[test]
 fn tiny_mnist_to_fashion_run() {
     if !have_data() {
-        eprintln!("skipped: no MNIST / Fashion-MNIST data");
         return;
     }
     let out = tmp("transfer_tiny");
@@ -178,7 +178,6 @@ fn tiny_mnist_to_fashion_run() {
 #[test]
 fn search_over_a_transfer_config() {
     if !have_data() {
-        eprintln!("skipped: no MNIST / Fashion-MNIST data");
         return;
     }
     let dir = tmp("transfer_search");

@@ -1,0 +1,63 @@
+//! What the tests share: finding the datasets and reference vectors that live outside the
+//! repository. A test that needs one that is absent says which and how to get it, and passes
+//! (a user's clone without the data); under `CI=true` a missing one is a failure.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// Skips (returns `None` after a note) or, under `CI=true`, fails on a missing `what`.
+fn missing(what: &str, at: &Path, how: &str) -> Option<PathBuf> {
+    let msg = format!("{what} not found at {} ({how})", at.display());
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    eprintln!("skipped: {msg}");
+    None
+}
+
+/// `$METALEARN_DATA/<name>` (default `../shared/data/<name>`) when every one of `files` is in
+/// it, e.g. `dataset("omniglot", &["images_background.npz"])`.
+pub fn dataset(name: &str, files: &[&str]) -> Option<PathBuf> {
+    let dir = metalearn::data::default_data_dir().join(name);
+    if dir.is_dir() && files.iter().all(|f| dir.join(f).exists()) {
+        return Some(dir);
+    }
+    let how = format!("set METALEARN_DATA or run `metalearn data download {name}`");
+    missing(&format!("dataset {name}"), &dir, &how)
+}
+
+/// Omniglot's npz pair and Vinyals splits.
+pub fn omniglot() -> Option<PathBuf> {
+    dataset(
+        "omniglot",
+        &[
+            "images_background.npz",
+            "images_evaluation.npz",
+            "splits/vinyals/test.txt",
+        ],
+    )
+}
+
+/// MNIST, Fashion-MNIST and sklearn digits (the IDX and CSV loaders' files).
+pub fn small_image_sets() -> Option<PathBuf> {
+    dataset("mnist", &[])?;
+    dataset("fashion-mnist", &[])?;
+    dataset("sklearn-digits", &[])
+}
+
+/// The full reference folder (`$METALEARN_REFERENCE`, default `../shared/reference`) when it
+/// holds `case`.safetensors.
+pub fn reference_case(case: &str) -> Option<PathBuf> {
+    let dir = match std::env::var_os("METALEARN_REFERENCE") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference"),
+    };
+    let file = dir.join(format!("{case}.safetensors"));
+    if file.is_file() {
+        return Some(file);
+    }
+    missing(
+        &format!("reference case {case}"),
+        &file,
+        "set METALEARN_REFERENCE",
+    )
+}
