@@ -106,6 +106,14 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_metalearn"))
 }
 
+/// `metalearn adapt --checkpoint C --support S --query Q`.
+fn adapt_cmd(ckpt: &Path, support: &Path, query: &Path) -> Command {
+    let mut c = bin();
+    c.args(["adapt", "--checkpoint"]).arg(ckpt);
+    c.arg("--support").arg(support).arg("--query").arg(query);
+    c
+}
+
 fn run_ok(cmd: &mut Command) -> (String, String) {
     let out = cmd.output().unwrap();
     let (so, se) = (
@@ -285,15 +293,7 @@ fn cli_train_eval_adapt_on_png_folders() {
         .unwrap()
         .write_image_data(&alpha)
         .unwrap();
-    let se = run_err(
-        bin()
-            .args(["adapt", "--checkpoint"])
-            .arg(&ckpt)
-            .arg("--support")
-            .arg(&support)
-            .arg("--query")
-            .arg(&rgba),
-    );
+    let se = run_err(&mut adapt_cmd(&ckpt, &support, &rgba));
     assert!(
         se.contains("see-through.png") && se.contains("transparency"),
         "{se}"
@@ -302,28 +302,12 @@ fn cli_train_eval_adapt_on_png_folders() {
     // Bad inputs through the binary: clean errors naming what is wrong.
     let empty = root.join("empty-support");
     std::fs::create_dir_all(&empty).unwrap();
-    let se = run_err(
-        bin()
-            .args(["adapt", "--checkpoint"])
-            .arg(&ckpt)
-            .arg("--support")
-            .arg(&empty)
-            .arg("--query")
-            .arg(&query),
-    );
+    let se = run_err(&mut adapt_cmd(&ckpt, &empty, &query));
     assert!(se.contains("empty-support") && se.contains("empty"), "{se}");
     let corrupt = root.join("corrupt.safetensors");
     let bytes = std::fs::read(&ckpt).unwrap();
     std::fs::write(&corrupt, &bytes[..bytes.len() / 2]).unwrap();
-    let se = run_err(
-        bin()
-            .args(["adapt", "--checkpoint"])
-            .arg(&corrupt)
-            .arg("--support")
-            .arg(&support)
-            .arg("--query")
-            .arg(&query),
-    );
+    let se = run_err(&mut adapt_cmd(&corrupt, &support, &query));
     assert!(
         se.contains("corrupt.safetensors") && se.contains("corrupt or truncated"),
         "{se}"
