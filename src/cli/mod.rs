@@ -81,10 +81,12 @@ pub enum Command {
         /// The run config.
         #[arg(long)]
         config: PathBuf,
-        /// Continue the run in `train.out_dir` from its last checkpoint.
+        /// Continue the run in `train.out_dir` from `last.safetensors` (or from
+        /// `best.safetensors` when `last` is missing).
         #[arg(long)]
         resume: bool,
-        /// Start over even if `train.out_dir` already holds a run.
+        /// Start over even if `train.out_dir` already holds a run (its checkpoints, history and
+        /// curve are deleted first).
         #[arg(long, conflicts_with = "resume")]
         overwrite: bool,
         /// Override `train.iterations`.

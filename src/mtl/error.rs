@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// Why a multi-task run could not be set up or run.
 #[derive(Debug, thiserror::Error)]
 pub enum MtlError {
+    /// The run folder is locked by another process, or cannot be locked.
+    #[error(transparent)]
+    Lock(#[from] crate::runlock::RunLockError),
     /// The config file cannot be read or parsed, or a value is bad.
     #[error(transparent)]
     Config(#[from] crate::train::ConfigError),

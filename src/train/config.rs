@@ -29,6 +29,7 @@
 //! val_every = 500
 //! val_episodes = 100
 //! checkpoint_every = 500
+//! diverge_loss = 1e6     # stop when a meta-training loss exceeds it
 //! out_dir = "runs/maml-omniglot-5w1s"
 //!
 //! [eval]
@@ -208,7 +209,14 @@ pub struct TrainConfig {
     /// The run folder: `best.safetensors`, `last.safetensors`, `learning_curve.svg`,
     /// `history.json` (`runs/fewshot`).
     pub out_dir: PathBuf,
+    /// Divergence threshold (1e6): training stops with an error when a meta-training loss
+    /// exceeds it (NaN and infinite losses, gradients and validation metrics always stop it).
+    /// Must be a finite number > 0; the checkpoints already written are kept.
+    pub diverge_loss: f64,
 }
+
+/// The default of `train.diverge_loss` (and of `mtl`'s `train.diverge_loss`).
+pub const DEFAULT_DIVERGE_LOSS: f64 = 1e6;
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -222,6 +230,7 @@ impl Default for TrainConfig {
             val_seed: 7,
             checkpoint_every: 500,
             out_dir: PathBuf::from("runs/fewshot"),
+            diverge_loss: DEFAULT_DIVERGE_LOSS,
         }
     }
 }
