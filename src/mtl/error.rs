@@ -43,6 +43,20 @@ pub enum MtlError {
         /// What does not match.
         message: String,
     },
+    /// Training diverged: a task's loss (or test metric) became NaN or infinite, or a loss
+    /// exceeded `train.diverge_loss`.
+    #[error(
+        "diverged at iteration {iteration} (task {task}, {what}); no result was written; lower \
+         `train.lr` (or raise `train.diverge_loss` if the loss is legitimately large)"
+    )]
+    Diverged {
+        /// The training step (1-based) or, for a test metric, the step count at that epoch's end.
+        iteration: u64,
+        /// The task's name.
+        task: String,
+        /// What was not finite or too large, with its value.
+        what: String,
+    },
     /// Writing a result file failed.
     #[error("cannot write {path}: {source}")]
     Write {

@@ -33,6 +33,17 @@ pub enum TransferError {
         /// What differs.
         reason: String,
     },
+    /// Training diverged: the network's weights (or a reported accuracy) became NaN or
+    /// infinite.
+    #[error("diverged ({run}: {what}); no result was written; lower `{lr_key}`")]
+    Diverged {
+        /// Which training: `pretraining` or `strategy S, budget B, seed N`.
+        run: String,
+        /// What is not finite.
+        what: String,
+        /// The learning rate to lower (`source.lr` or `target.lr`).
+        lr_key: &'static str,
+    },
     /// Writing results failed.
     #[error("{}: I/O error: {source}", path.display())]
     Io {
