@@ -547,6 +547,64 @@ fn validate(
     Ok((point, improved))
 }
 
+/// What one iteration needs besides the learner and the progress.
+struct StepContext<'a> {
+    cfg: &'a RunConfig,
+    source: &'a TaskSource,
+    sampler: Option<&'a crate::data::EpisodeSampler<'a, super::tasks::DynData>>,
+    val: &'a super::tasks::FixedTasks,
+    say: &'a dyn Fn(String),
+}
+
+/// Iteration `it` (0-based): the meta-training step and its divergence checks, the validation
+/// and the `last` checkpoint when due.
+fn iteration(
+    ctx: &StepContext<'_>,
+    learner: &mut dyn FewShotLearner<f32>,
+    it: usize,
+    p: &mut Progress,
+) -> Result<crate::algorithms::StepStats> {
+    let cfg = ctx.cfg;
+    let mut rng = step_rng(cfg.train.seed, it);
+    let tasks = ctx
+        .source
+        .train_batch(ctx.sampler, &mut rng, cfg.train.meta_batch);
+    learner.set_progress(it, cfg.train.iterations);
+    let s = learner.meta_train_step(&tasks, &mut rng);
+    let done = it + 1;
+    if let Some(what) = step_divergence(cfg, &s) {
+        return Err(diverged(cfg, p, done, what));
+    }
+    p.window.0 += s.loss;
+    p.window.1 += if s.accuracy.is_nan() { 0.0 } else { s.accuracy };
+    p.window.2 += 1;
+    let last_iteration = done == cfg.train.iterations;
+    if (cfg.train.val_every > 0 && done % cfg.train.val_every == 0) || last_iteration {
+        let (point, improved) = validate(cfg, learner, ctx.source, ctx.val, done, p)?;
+        (ctx.say)(format_point(&point, cfg.data.is_regression(), improved));
+    }
+    if done % cfg.train.checkpoint_every == 0 || last_iteration {
+        let last = cfg.train.out_dir.join(LAST_FILE);
+        save_run_checkpoint(&last, learner, cfg, done, p, None)?;
+    }
+    Ok(s)
+}
+
+/// The run's first line: what, from where, how many threads, which folder.
+fn start_line(cfg: &RunConfig, start: usize, from: Option<&Path>) -> String {
+    format!(
+        "{}: {} -> {} iterations, {} threads, run folder {}",
+        cfg.describe(),
+        match from {
+            Some(f) => format!("resuming at {start} from {}", f.display()),
+            None => "starting".into(),
+        },
+        cfg.train.iterations,
+        rayon::current_num_threads(),
+        cfg.train.out_dir.display()
+    )
+}
+
 fn progress_bar(cfg: &RunConfig, opts: &TrainOptions, start: usize) -> indicatif::ProgressBar {
     if !opts.progress {
         return indicatif::ProgressBar::hidden();
@@ -592,17 +650,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
             bar.println(line);
         }
     };
-    say(format!(
-        "{}: {} -> {} iterations, {} threads, run folder {}",
-        cfg.describe(),
-        match &from {
-            Some(f) => format!("resuming at {start} from {}", f.display()),
-            None => "starting".into(),
-        },
-        cfg.train.iterations,
-        rayon::current_num_threads(),
-        out_dir.display()
-    ));
+    say(start_line(cfg, start, from.as_deref()));
     let window = (
         f64::from_bits(state.window.0),
         f64::from_bits(state.window.1),
@@ -621,31 +669,15 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
             interrupted = true;
             break;
         }
-        let mut rng = step_rng(cfg.train.seed, it);
-        let tasks = source.train_batch(sampler.as_ref(), &mut rng, cfg.train.meta_batch);
-        learner.set_progress(it, cfg.train.iterations);
-        let s = learner.meta_train_step(&tasks, &mut rng);
-        let done = it + 1;
-        if let Some(what) = step_divergence(cfg, &s) {
-            bar.abandon();
-            return Err(diverged(cfg, &p, done, what));
-        }
-        p.window.0 += s.loss;
-        p.window.1 += if s.accuracy.is_nan() { 0.0 } else { s.accuracy };
-        p.window.2 += 1;
-        let validate_now = (cfg.train.val_every > 0 && done % cfg.train.val_every == 0)
-            || done == cfg.train.iterations;
-        if validate_now {
-            let (point, improved) = validate(cfg, learner.as_ref(), &source, &val, done, &mut p)
-                .inspect_err(|_| bar.abandon())?;
-            say(format_point(&point, regression, improved));
-        }
-        if done % cfg.train.checkpoint_every == 0 || done == cfg.train.iterations {
-            let last = out_dir.join(LAST_FILE);
-            save_run_checkpoint(&last, learner.as_ref(), cfg, done, &mut p, None)
-                .inspect_err(|_| bar.abandon())?;
-        }
-        bar.set_position(done as u64);
+        let ctx = StepContext {
+            cfg,
+            source: &source,
+            sampler: sampler.as_ref(),
+            val: &val,
+            say: &say,
+        };
+        let s = iteration(&ctx, learner.as_mut(), it, &mut p).inspect_err(|_| bar.abandon())?;
+        bar.set_position(it as u64 + 1);
         bar.set_message(if regression {
             format!("loss {:.4}", s.loss)
         } else {
