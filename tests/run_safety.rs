@@ -309,10 +309,15 @@ fn the_divergence_threshold_stops_the_run_and_keeps_the_last_finite_checkpoint()
 
 #[test]
 fn threads_zero_is_an_error() {
+    let dir = tmp("threads");
+    let csv = write(&dir, "d.csv", "1,2,0\n3,4,1\n5,6,0\n7,8,1\n");
+    let (ok, _, se) = run(&["--threads", "1", "data", "inspect", &csv]);
+    assert!(ok, "{se}");
     fails_with(
-        &["--threads", "0", "data", "inspect", "."],
+        &["--threads", "0", "data", "inspect", &csv],
         &["--threads 0", "[1, 4096]"],
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
