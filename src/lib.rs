@@ -8,7 +8,8 @@
 //! - [`tensor`]: storage, shapes and every op (forward kernel + backward rule),
 //! - [`autodiff`]: the graph, [`autodiff::grad`], no-grad scopes, gradient checks,
 //! - [`nn`]: functional layers over parameter lists, optimizers, checkpoints,
-//! - [`data`]: datasets, episode samplers, task families.
+//! - [`data`]: datasets, episode samplers, task families,
+//! - [`runlock`]: one writer per run folder (the lock every writing command holds).
 
 pub mod algorithms;
 mod alloc;
@@ -19,6 +20,7 @@ pub mod data;
 pub mod mtl;
 pub mod nn;
 pub mod reference;
+pub mod runlock;
 pub mod search;
 pub mod tensor;
 pub mod train;

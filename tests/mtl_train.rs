@@ -71,7 +71,7 @@ fn every_method_and_architecture_trains() {
             ..Default::default()
         };
         let mut w = weighting::build(&wc, 2).unwrap();
-        let out = train(model.as_ref(), w.as_mut(), &tr, &te, &[0, 1], &opts);
+        let out = train(model.as_ref(), w.as_mut(), &tr, &te, &[0, 1], &opts).unwrap();
         assert!(
             out.test_metric.iter().all(|a| a.is_finite() && *a > 0.2),
             "{m}: {:?}",
@@ -92,7 +92,7 @@ fn every_method_and_architecture_trains() {
             2,
         )
         .unwrap();
-        let out = train(model.as_ref(), w.as_mut(), &tr, &te, &[0, 1], &opts);
+        let out = train(model.as_ref(), w.as_mut(), &tr, &te, &[0, 1], &opts).unwrap();
         assert!(
             out.test_metric.iter().all(|a| a.is_finite() && *a > 0.2),
             "{arch}: {:?}",

@@ -106,6 +106,7 @@ impl<T: Float> Baseline<T> {
         Ok(StepStats {
             loss: loss.item().as_f64(),
             accuracy: registry::accuracy(&out, labels),
+            grad_norm: 0.0,
         })
     }
 }

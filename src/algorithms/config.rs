@@ -26,6 +26,19 @@
 use crate::nn::DownsampleKind;
 use serde::{Deserialize, Serialize};
 
+/// The largest scale, ridge penalty and similar multiplier a config may give.
+pub const MAX_SCALE: f64 = 1e6;
+/// The largest learning rate or step size (inner, outer, fine-tuning) a config may give.
+pub const MAX_STEP_SIZE: f64 = 100.0;
+/// The most inner (or evaluation) steps a config may give.
+pub const MAX_INNER_STEPS: usize = 10_000;
+/// The most fine-tuning steps (Baseline) a config may give.
+pub const MAX_FINETUNE_STEPS: usize = 100_000;
+/// The widest layer (hidden widths, MLP sizes, filters) a config may give.
+pub const MAX_WIDTH: usize = 65_536;
+/// The most classes (Baseline's `base_classes`) a config may give.
+pub const MAX_CLASSES: usize = 1_000_000;
+
 /// Every algorithm name a config may use.
 pub const ALGORITHM_NAMES: &[&str] = &[
     "maml",
@@ -440,34 +453,42 @@ impl AlgorithmConfig {
             })
         };
         let pos = |field: &'static str, v: f64| {
-            if v.is_finite() && v > 0.0 {
+            if v.is_finite() && v > 0.0 && v <= MAX_SCALE {
                 Ok(())
             } else {
-                bad(field, v.to_string(), "must be a finite number > 0")
+                bad(field, v.to_string(), "must be a finite number in (0, 1e6]")
+            }
+        };
+        // Learning rates and step sizes.
+        let lr = |field: &'static str, v: f64| {
+            if v.is_finite() && v > 0.0 && v <= MAX_STEP_SIZE {
+                Ok(())
+            } else {
+                bad(field, v.to_string(), "must be a finite number in (0, 100]")
             }
         };
         let steps = |field: &'static str, v: usize| {
-            if v >= 1 {
+            if (1..=MAX_INNER_STEPS).contains(&v) {
                 Ok(())
             } else {
-                bad(field, v.to_string(), "must be at least 1")
+                bad(field, v.to_string(), "must be at least 1 and at most 10000")
             }
         };
         match self {
             AlgorithmConfig::Maml(c) | AlgorithmConfig::Fomaml(c) => {
-                pos("inner_lr", c.inner_lr)?;
+                lr("inner_lr", c.inner_lr)?;
                 steps("inner_steps", c.inner_steps)?;
                 steps("eval_inner_steps", c.eval_inner_steps)?;
             }
             AlgorithmConfig::Reptile(c) => {
-                pos("inner_lr", c.inner_lr)?;
-                pos("epsilon", c.epsilon)?;
+                lr("inner_lr", c.inner_lr)?;
+                lr("epsilon", c.epsilon)?;
                 if let Some(f) = c.epsilon_final {
-                    if !(f.is_finite() && f >= 0.0) {
+                    if !(f.is_finite() && (0.0..=MAX_STEP_SIZE).contains(&f)) {
                         return bad(
                             "epsilon_final",
                             f.to_string(),
-                            "must be a finite number >= 0",
+                            "must be a finite number in [0, 100]",
                         );
                     }
                 }
@@ -475,33 +496,46 @@ impl AlgorithmConfig {
                 steps("eval_inner_steps", c.eval_inner_steps)?;
             }
             AlgorithmConfig::MetaSgd(c) => {
-                pos("init_lr", c.init_lr)?;
+                lr("init_lr", c.init_lr)?;
                 steps("inner_steps", c.inner_steps)?;
                 steps("eval_inner_steps", c.eval_inner_steps)?;
             }
             AlgorithmConfig::Anil(c) => {
-                pos("inner_lr", c.inner_lr)?;
+                lr("inner_lr", c.inner_lr)?;
                 steps("inner_steps", c.inner_steps)?;
                 steps("eval_inner_steps", c.eval_inner_steps)?;
             }
             AlgorithmConfig::Protonet(_) => {}
             AlgorithmConfig::Matching(c) => pos("scale", c.scale)?,
             AlgorithmConfig::Relation(c) => {
-                if c.hidden.contains(&0) {
+                if c.hidden.iter().any(|&w| !(1..=MAX_WIDTH).contains(&w)) {
                     return bad(
                         "hidden",
                         format!("{:?}", c.hidden),
-                        "widths must be at least 1",
+                        "widths must be integers in [1, 65536]",
                     );
                 }
             }
             AlgorithmConfig::Baseline(c) | AlgorithmConfig::BaselinePp(c) => {
-                pos("finetune_lr", c.finetune_lr)?;
+                lr("finetune_lr", c.finetune_lr)?;
+                if !(1..=MAX_FINETUNE_STEPS).contains(&c.finetune_steps) {
+                    return bad(
+                        "finetune_steps",
+                        c.finetune_steps.to_string(),
+                        "must be at least 1 and at most 100000",
+                    );
+                }
                 if let Some(s) = c.scale {
                     pos("scale", s)?;
                 }
-                if c.base_classes == Some(0) {
-                    return bad("base_classes", "0".into(), "must be at least 1 when set");
+                if let Some(b) = c.base_classes {
+                    if !(1..=MAX_CLASSES).contains(&b) {
+                        return bad(
+                            "base_classes",
+                            b.to_string(),
+                            "must be an integer in [1, 1000000] when set",
+                        );
+                    }
                 }
             }
             AlgorithmConfig::R2d2(c) => {
@@ -573,5 +607,45 @@ impl BackboneConfig {
     /// Parses a TOML table.
     pub fn from_toml(text: &str) -> Result<Self, AlgorithmError> {
         toml::from_str(text).map_err(|e| AlgorithmError::Parse(e.to_string()))
+    }
+
+    /// Checks every size against its range: Conv-4 `in_channels` in [1, 64], `filters` in
+    /// [1, 65536], `blocks` in [1, 8] and `image_size` in [2^blocks, 4096] (each block halves
+    /// the side); MLP `sizes` non-empty, at most 64 layers, each width in [1, 65536].
+    pub fn validate(&self) -> Result<(), AlgorithmError> {
+        let (backbone, reason) = match self {
+            BackboneConfig::Conv4(c) => {
+                let min_side = 1usize << c.blocks.min(12);
+                let reason = if !(1..=64).contains(&c.in_channels) {
+                    format!("`backbone.in_channels` = {} is out of range: expected an integer in [1, 64]", c.in_channels)
+                } else if !(1..=MAX_WIDTH).contains(&c.filters) {
+                    format!("`backbone.filters` = {} is out of range: expected an integer in [1, {MAX_WIDTH}]", c.filters)
+                } else if !(1..=8).contains(&c.blocks) {
+                    format!(
+                        "`backbone.blocks` = {} is out of range: expected an integer in [1, 8]",
+                        c.blocks
+                    )
+                } else if !(min_side..=4096).contains(&c.image_size) {
+                    format!(
+                        "`backbone.image_size` = {} is out of range: expected an integer in [{min_side}, 4096] ({} blocks halve the side {} times)",
+                        c.image_size, c.blocks, c.blocks
+                    )
+                } else {
+                    return Ok(());
+                };
+                ("conv4", reason)
+            }
+            BackboneConfig::Mlp(m) => {
+                let reason = if m.sizes.is_empty() || m.sizes.len() > 64 {
+                    format!("`backbone.sizes` has {} entries: expected 1 to 64 (the input width, then hidden widths)", m.sizes.len())
+                } else if let Some(w) = m.sizes.iter().find(|&&w| !(1..=MAX_WIDTH).contains(&w)) {
+                    format!("`backbone.sizes` holds {w}: every width must be an integer in [1, {MAX_WIDTH}]")
+                } else {
+                    return Ok(());
+                };
+                ("mlp", reason)
+            }
+        };
+        Err(AlgorithmError::InvalidBackbone { backbone, reason })
     }
 }

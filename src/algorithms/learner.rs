@@ -15,6 +15,10 @@ pub struct StepStats {
     pub loss: f64,
     /// Mean query accuracy over the meta-batch (classification), or `NaN` for regression.
     pub accuracy: f64,
+    /// Euclidean norm of the meta-gradient (or update direction) of the step, for divergence
+    /// checks (0 when the learner does not measure it).
+    #[serde(default)]
+    pub grad_norm: f64,
 }
 
 /// A few-shot learner: meta-trains on batches of tasks; given a labelled support set, predicts
@@ -114,7 +118,12 @@ impl<T: Float, M: Method<T>> FewShotLearner<T> for MetaLearner<T, M> {
     }
 
     fn meta_train_step(&mut self, tasks: &[TaskData<T>], _: &mut dyn rand::RngCore) -> StepStats {
-        let (grads, stats) = self.method.batch_gradient(&self.meta.params, tasks);
+        let (grads, mut stats) = self.method.batch_gradient(&self.meta.params, tasks);
+        stats.grad_norm = grads
+            .iter()
+            .flat_map(|g| g.data().iter().map(|x| x.as_f64() * x.as_f64()))
+            .sum::<f64>()
+            .sqrt();
         self.meta.step(&grads);
         stats
     }

@@ -274,6 +274,7 @@ fn tasks_as_one_graph<T: Float>(
     let stats = super::learner::StepStats {
         loss,
         accuracy: f64::NAN,
+        grad_norm: 0.0,
     };
     Some((grads, stats))
 }

@@ -443,6 +443,7 @@ pub(crate) fn mean_over_tasks<T: Float, D: Sync>(
         StepStats {
             loss: loss * s,
             accuracy: acc * s,
+            grad_norm: 0.0,
         },
     )
 }

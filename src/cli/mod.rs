@@ -5,11 +5,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// The most worker threads `--threads` accepts.
+pub const MAX_THREADS: usize = 4096;
+
 /// metalearn: learning to learn (meta-learning, multi-task and transfer learning) in pure Rust.
 #[derive(Parser, Debug)]
 #[command(name = "metalearn", version, about)]
 pub struct Cli {
-    /// Worker threads (default: all cores).
+    /// Worker threads, 1 to 4096 (default: all cores).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
     #[command(subcommand)]
@@ -81,10 +84,12 @@ pub enum Command {
         /// The run config.
         #[arg(long)]
         config: PathBuf,
-        /// Continue the run in `train.out_dir` from its last checkpoint.
+        /// Continue the run in `train.out_dir` from `last.safetensors` (or from
+        /// `best.safetensors` when `last` is missing).
         #[arg(long)]
         resume: bool,
-        /// Start over even if `train.out_dir` already holds a run.
+        /// Start over even if `train.out_dir` already holds a run (its checkpoints, history and
+        /// curve are deleted first).
         #[arg(long, conflicts_with = "resume")]
         overwrite: bool,
         /// Override `train.iterations`.
@@ -195,6 +200,11 @@ pub enum DataCommand {
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
+        if !(1..=MAX_THREADS).contains(&n) {
+            bail!(
+                "--threads {n} is out of range: expected a number of worker threads in [1, {MAX_THREADS}] (omit --threads to use all cores)"
+            );
+        }
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()

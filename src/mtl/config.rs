@@ -119,6 +119,10 @@ pub struct TrainConfig {
     pub optimizer: String,
     /// Evaluate on the test set after every epoch (metric curves); otherwise only at the end.
     pub eval_every_epoch: bool,
+    /// Divergence threshold (1e6): training stops with an error when a task's training loss
+    /// exceeds it (NaN and infinite losses and test metrics always stop it). Must be a finite
+    /// number > 0.
+    pub diverge_loss: f64,
 }
 
 impl Default for TrainConfig {
@@ -129,6 +133,7 @@ impl Default for TrainConfig {
             lr: 1e-3,
             optimizer: "adam".into(),
             eval_every_epoch: true,
+            diverge_loss: crate::train::config::DEFAULT_DIVERGE_LOSS,
         }
     }
 }
@@ -248,6 +253,66 @@ impl MtlConfig {
         self.validate()
     }
 
+    /// Checks every numeric value against its allowed range (one table), naming the key, the
+    /// value and the range on error.
+    fn validate_ranges(&self) -> Result<()> {
+        use crate::train::config_file::{
+            finite_in, int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS,
+        };
+        let (t, m) = (&self.train, &self.model);
+        let counts: [(&str, usize, usize, usize); 6] = [
+            ("train.epochs", t.epochs, 1, MAX_STEPS),
+            ("train.batch_size", t.batch_size, 1, MAX_COUNT),
+            ("model.experts", m.experts, 1, 1024),
+            ("data.train_limit", self.data.train_limit, 0, MAX_STEPS),
+            ("data.test_limit", self.data.test_limit, 0, MAX_STEPS),
+            (
+                "diagnostics.grad_every",
+                self.diagnostics.grad_every,
+                0,
+                MAX_STEPS,
+            ),
+        ];
+        for (key, v, min, max) in counts {
+            int_in(key, v, min, max)?;
+        }
+        positive_in("train.lr", t.lr, MAX_LR)?;
+        positive_in("train.diverge_loss", t.diverge_loss, f64::MAX)?;
+        let w = &self.weighting;
+        positive_in("weighting.temperature", w.temperature, 1e6)?;
+        finite_in("weighting.alpha", w.alpha, 0.0, 1e6)?;
+        positive_in("weighting.weight_lr", w.weight_lr, MAX_LR)?;
+        finite_in("weighting.c", w.c, 0.0, 1e6)?;
+        for (i, task) in self.tasks.iter().enumerate() {
+            for (j, &h) in task.hidden.iter().enumerate() {
+                int_in(&format!("tasks[{i}].hidden[{j}]"), h, 1, 65_536)?;
+            }
+            if let Some(c) = task.classes {
+                int_in(&format!("tasks[{i}].classes"), c, 1, MAX_COUNT)?;
+            }
+        }
+        for (i, layer) in m.trunk.iter().enumerate() {
+            let key = |k: &str| format!("model.trunk[{i}].{k}");
+            match *layer {
+                LayerSpec::Conv {
+                    out,
+                    kernel,
+                    padding,
+                    stride,
+                } => {
+                    int_in(&key("out"), out, 1, 65_536)?;
+                    int_in(&key("kernel"), kernel, 1, 64)?;
+                    int_in(&key("padding"), padding, 0, 64)?;
+                    int_in(&key("stride"), stride, 1, 64)?;
+                }
+                LayerSpec::MaxPool { kernel } => int_in(&key("kernel"), kernel, 1, 64)?,
+                LayerSpec::Linear { out, .. } => int_in(&key("out"), out, 1, 65_536)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the values that do not need the data.
     pub fn validate(&self) -> Result<()> {
         let invalid = |key: &str, message: String| MtlError::value(key, message);
@@ -293,18 +358,7 @@ impl MtlConfig {
                 ));
             }
         }
-        if self.train.epochs == 0 || self.train.batch_size == 0 {
-            return Err(invalid(
-                "train",
-                "epochs and batch_size must be at least 1".into(),
-            ));
-        }
-        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
-            return Err(invalid(
-                "train.lr",
-                format!("must be positive, got {}", self.train.lr),
-            ));
-        }
+        self.validate_ranges()?;
         if !["adam", "sgd"].contains(&self.train.optimizer.as_str()) {
             return Err(invalid(
                 "train.optimizer",

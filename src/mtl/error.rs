@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// Why a multi-task run could not be set up or run.
 #[derive(Debug, thiserror::Error)]
 pub enum MtlError {
+    /// The run folder is locked by another process, or cannot be locked.
+    #[error(transparent)]
+    Lock(#[from] crate::runlock::RunLockError),
     /// The config file cannot be read or parsed, or a value is bad.
     #[error(transparent)]
     Config(#[from] crate::train::ConfigError),
@@ -39,6 +42,20 @@ pub enum MtlError {
         key: String,
         /// What does not match.
         message: String,
+    },
+    /// Training diverged: a task's loss (or test metric) became NaN or infinite, or a loss
+    /// exceeded `train.diverge_loss`.
+    #[error(
+        "diverged at iteration {iteration} (task {task}, {what}); no result was written; lower \
+         `train.lr` (or raise `train.diverge_loss` if the loss is legitimately large)"
+    )]
+    Diverged {
+        /// The training step (1-based) or, for a test metric, the step count at that epoch's end.
+        iteration: u64,
+        /// The task's name.
+        task: String,
+        /// What was not finite or too large, with its value.
+        what: String,
     },
     /// Writing a result file failed.
     #[error("cannot write {path}: {source}")]

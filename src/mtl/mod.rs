@@ -156,6 +156,13 @@ pub fn run_from_config(path: &Path, overrides: &MtlOverrides, json: bool) -> Res
 /// Runs a validated config (see [`run_from_config`]); `progress` shows progress bars.
 pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
     let t_start = Instant::now();
+    // One writer per output folder, held for the whole run (written only at its end).
+    let out_dir = (!cfg.diagnostics.out_dir.is_empty())
+        .then(|| PathBuf::from(&cfg.diagnostics.out_dir).join(&cfg.weighting.method));
+    let _lock = out_dir
+        .as_deref()
+        .map(crate::runlock::RunLock::acquire)
+        .transpose()?;
     let specs = config::task_specs(cfg)?;
     let (train_set, test_set) = config::load_data(cfg)?;
     let shape = train_set.example_shape.clone();
@@ -171,6 +178,7 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
         eval_every_epoch: cfg.train.eval_every_epoch,
         progress,
         label: format!("{} ", cfg.weighting.method),
+        diverge_loss: cfg.train.diverge_loss,
     };
     let all: Vec<usize> = (0..specs.len()).collect();
     let out = train::train(
@@ -180,7 +188,7 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
         &test_set,
         &all,
         &opts,
-    );
+    )?;
     let mut tasks: Vec<TaskResult> = specs
         .iter()
         .enumerate()
@@ -206,14 +214,13 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
                 label: format!("single {} ", s.name),
                 ..opts.clone()
             };
-            let r = train::train(&single, &mut eq, &train_set, &test_set, &[k], &o);
+            let r = train::train(&single, &mut eq, &train_set, &test_set, &[k], &o)?;
             tasks[k].single_task = Some(r.test_metric[0]);
             tasks[k].single_task_seconds = Some(r.train_seconds);
         }
     }
     let mut files = Vec::new();
-    if !cfg.diagnostics.out_dir.is_empty() {
-        let dir = PathBuf::from(&cfg.diagnostics.out_dir).join(&cfg.weighting.method);
+    if let Some(dir) = out_dir {
         files = out.history.write(&dir).map_err(|source| MtlError::Write {
             path: dir.clone(),
             source,

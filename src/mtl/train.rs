@@ -2,6 +2,7 @@
 
 use super::config::MtlData;
 use super::diagnostics::{pairs, CosineRecord, EpochRecord, History};
+use super::error::MtlError;
 use super::model::{metric_name, task_loss, MetricAcc, MultiTaskModel, Owner, Targets};
 use super::weighting::{cosine, StepInfo, Weighting};
 use crate::autodiff::{grad, grad_with, no_grad, GradOptions};
@@ -35,6 +36,9 @@ pub struct TrainOptions {
     pub progress: bool,
     /// A label for the progress bar.
     pub label: String,
+    /// Stop with [`MtlError::Diverged`] when a task's training loss exceeds this (NaN and
+    /// infinite losses and test metrics always stop the run).
+    pub diverge_loss: f64,
 }
 
 impl Default for TrainOptions {
@@ -49,8 +53,49 @@ impl Default for TrainOptions {
             eval_every_epoch: false,
             progress: false,
             label: String::new(),
+            diverge_loss: crate::train::config::DEFAULT_DIVERGE_LOSS,
         }
     }
+}
+
+/// The first task whose loss (in `losses`, one per task) diverged, and what: NaN, infinite,
+/// or above `threshold`.
+fn loss_divergence(
+    tasks: &[super::model::TaskSpec],
+    losses: &[f64],
+    threshold: f64,
+) -> Option<(String, String)> {
+    tasks.iter().zip(losses).find_map(|(t, &l)| {
+        if !l.is_finite() {
+            Some((t.name.clone(), format!("training loss = {l}")))
+        } else if l > threshold {
+            Some((
+                t.name.clone(),
+                format!("training loss {l:.4e} above `train.diverge_loss` = {threshold:e}"),
+            ))
+        } else {
+            None
+        }
+    })
+}
+
+/// The first task whose test loss or metric is NaN or infinite, and what.
+fn eval_divergence(
+    tasks: &[super::model::TaskSpec],
+    loss: &[f64],
+    metric: &[f64],
+) -> Option<(String, String)> {
+    tasks
+        .iter()
+        .zip(loss.iter().zip(metric))
+        .find_map(|(t, (&l, &m))| {
+            (!(l.is_finite() && m.is_finite())).then(|| {
+                (
+                    t.name.clone(),
+                    format!("test loss {l}, test {} {m}", metric_name(t.kind)),
+                )
+            })
+        })
 }
 
 /// The result of [`train`].
@@ -253,7 +298,9 @@ pub fn evaluate(
 }
 
 /// Trains `model` on `train` with `weighting`, evaluating on `test`. `task_map[k]` is the data
-/// column of model task `k`.
+/// column of model task `k`. Every step's task losses and every evaluation's losses and
+/// metrics are checked: a NaN or infinite value, or a loss above `opts.diverge_loss`, stops
+/// with [`MtlError::Diverged`].
 pub fn train(
     model: &dyn MultiTaskModel<f32>,
     weighting: &mut dyn Weighting,
@@ -261,7 +308,7 @@ pub fn train(
     test: &MtlData,
     task_map: &[usize],
     opts: &TrainOptions,
-) -> TrainOutcome {
+) -> Result<TrainOutcome, MtlError> {
     let tasks = model.tasks();
     let t = tasks.len();
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
@@ -317,6 +364,14 @@ pub fn train(
                 (step, epoch),
                 measure,
             );
+            if let Some((task, what)) = loss_divergence(tasks, &out.losses, opts.diverge_loss) {
+                bar.abandon();
+                return Err(MtlError::Diverged {
+                    iteration: step + 1,
+                    task,
+                    what,
+                });
+            }
             params = opt.step(&params, &out.grads);
             for k in 0..t {
                 loss_sum[k] += out.losses[k];
@@ -353,6 +408,14 @@ pub fn train(
         let last = epoch + 1 == opts.epochs;
         if opts.eval_every_epoch || last {
             (test_loss, test_metric) = evaluate(model, &params, test, task_map);
+            if let Some((task, what)) = eval_divergence(tasks, &test_loss, &test_metric) {
+                bar.abandon();
+                return Err(MtlError::Diverged {
+                    iteration: step,
+                    task,
+                    what,
+                });
+            }
         }
         history.epochs.push(EpochRecord {
             epoch: epoch + 1,
@@ -377,12 +440,12 @@ pub fn train(
         });
     }
     bar.finish_and_clear();
-    TrainOutcome {
+    Ok(TrainOutcome {
         params,
         history,
         test_metric,
         test_loss,
         train_seconds,
         samples_per_sec: (train.n * opts.epochs) as f64 / train_seconds.max(1e-9),
-    }
+    })
 }

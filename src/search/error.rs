@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// Why a search could not be set up or run.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
+    /// The run folder is locked by another process, or cannot be locked.
+    #[error(transparent)]
+    Lock(#[from] crate::runlock::RunLockError),
     /// A file cannot be read.
     #[error("{}: cannot read: {source}", path.display())]
     Read {

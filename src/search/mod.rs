@@ -131,12 +131,41 @@ pub struct SearchConfig {
 }
 
 impl SearchConfig {
-    /// Parses TOML text.
+    /// Parses TOML text and checks its numeric values ([`SearchConfig::validate`]).
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
-        toml::from_str(text).map_err(|e| SearchError::Parse {
+        let cfg: SearchConfig = toml::from_str(text).map_err(|e| SearchError::Parse {
             path: origin.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
-        })
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every numeric setting against its allowed range (one table), naming the key,
+    /// the value and the range on error.
+    pub fn validate(&self) -> Result<()> {
+        use crate::train::config_file::{int_in, MAX_STEPS};
+        let mut counts: Vec<(&str, usize, usize, usize)> = vec![
+            ("trials", self.trials, 0, 100_000),
+            ("workers", self.workers, 0, 1024),
+            ("eta", self.eta, 2, 1000),
+            ("seeds (count)", self.seeds.len(), 0, 1000),
+        ];
+        if let Some(b) = self.min_budget {
+            counts.push(("min_budget", b, 1, MAX_STEPS));
+        }
+        if let Some(b) = self.max_budget {
+            counts.push(("max_budget", b, 1, MAX_STEPS));
+        }
+        for (key, v, min, max) in counts {
+            int_in(key, v, min, max).map_err(|e| match e {
+                crate::train::ConfigError::Value { key, reason } => {
+                    SearchError::Value { key, reason }
+                }
+                other => SearchError::value(key, other.to_string()),
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -343,7 +372,8 @@ pub fn keep_count(n: usize, eta: usize) -> usize {
 }
 
 /// Runs a search of `cfg` over the `base` document with `objective`, in `out_dir`; `progress`
-/// prints a line per trial on stderr. Every key is validated before any trial runs.
+/// prints a line per trial on stderr. Every key is validated before any trial runs; `out_dir`
+/// is locked for the whole search ([`crate::runlock`]).
 pub fn search(
     cfg: &SearchConfig,
     base: &Value,
@@ -352,15 +382,10 @@ pub fn search(
     progress: bool,
 ) -> Result<SearchReport> {
     // ---- validation, before any trial ----
+    cfg.validate()?;
     objective
         .check(base)
         .map_err(|e| SearchError::value("base", format!("does not load: {e}")))?;
-    if cfg.eta < 2 {
-        return Err(SearchError::value(
-            "eta",
-            format!("= {} must be at least 2", cfg.eta),
-        ));
-    }
     let mut fixed_doc = base.clone();
     for (k, v) in flatten_space(&cfg.fixed) {
         set_dotted(&mut fixed_doc, &k, v.clone())?;
@@ -474,7 +499,8 @@ pub fn search(
             out
         }
     };
-    // ---- trials ----
+    // ---- trials (one writer per search folder, for the whole search) ----
+    let _lock = crate::runlock::RunLock::acquire(out_dir)?;
     let trials_dir = out_dir.join("trials");
     std::fs::create_dir_all(&trials_dir).map_err(io(&trials_dir))?;
     let mut recorded: HashMap<String, TrialRecord> = HashMap::new();

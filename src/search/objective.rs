@@ -158,9 +158,11 @@ impl Objective for MultiTask {
             eval_every_epoch: false,
             progress: false,
             label: String::new(),
+            diverge_loss: cfg.train.diverge_loss,
         };
         let map: Vec<usize> = (0..specs.len()).collect();
-        let out = train::train(model.as_ref(), method.as_mut(), &tr, &val, &map, &opts);
+        let out =
+            train::train(model.as_ref(), method.as_mut(), &tr, &val, &map, &opts).map_err(e)?;
         let score = specs
             .iter()
             .zip(&out.test_metric)

@@ -163,10 +163,21 @@ fn parse_row(path: &Path, row: usize, fields: &[String]) -> Result<Vec<f32>> {
         .iter()
         .enumerate()
         .map(|(c, f)| {
-            f.parse::<f32>().map_err(|_| TrainError::Input {
-                path: path.to_path_buf(),
-                reason: format!("row {}, column {}: `{f}` is not a number", row + 1, c + 1),
-            })
+            match f.parse::<f32>() {
+                Ok(v) if v.is_finite() => Ok(v),
+                Ok(_) => Err(TrainError::Input {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "row {}, column {}: `{f}` is not a finite number (NaN and infinite values cannot be adapted on or predicted)",
+                        row + 1,
+                        c + 1
+                    ),
+                }),
+                Err(_) => Err(TrainError::Input {
+                    path: path.to_path_buf(),
+                    reason: format!("row {}, column {}: `{f}` is not a number", row + 1, c + 1),
+                }),
+            }
         })
         .collect()
 }
@@ -283,6 +294,26 @@ fn load_query_csv(path: &Path, width: usize) -> Result<Queries> {
         shape: vec![width],
         names: (1..=rows.len()).map(|i| format!("row {i}")).collect(),
         labels,
+    })
+}
+
+/// Errors naming the first query whose model outputs are NaN or infinite (no NaN probability
+/// or prediction is ever written).
+fn check_outputs(checkpoint: &Path, out: &Tensor<f32>, names: &[String]) -> Result<()> {
+    let width = out.shape().last().copied().unwrap_or(1).max(1);
+    let v = out.data();
+    let Some(i) = (0..names.len()).find(|&i| {
+        v.get(i * width..(i + 1) * width)
+            .is_some_and(|r| r.iter().any(|z| !z.is_finite()))
+    }) else {
+        return Ok(());
+    };
+    Err(TrainError::NonFinite {
+        path: checkpoint.to_path_buf(),
+        reason: format!(
+            "the model's outputs for query {} are not finite (NaN or infinite): its weights are too large or the support set holds extreme values; no prediction is written",
+            names[i]
+        ),
     })
 }
 
@@ -458,6 +489,7 @@ pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptRes
     let adapt_ms = 1e3 * t0.elapsed().as_secs_f64();
 
     let nq = q.names.len();
+    check_outputs(checkpoint, &out, &q.names)?;
     let mut predictions = Vec::with_capacity(nq);
     let mut score = None;
     if regression {

@@ -29,6 +29,7 @@
 //! val_every = 500
 //! val_episodes = 100
 //! checkpoint_every = 500
+//! diverge_loss = 1e6     # stop when a meta-training loss exceeds it
 //! out_dir = "runs/maml-omniglot-5w1s"
 //!
 //! [eval]
@@ -36,6 +37,7 @@
 //! seed = 2024
 //! ```
 
+use super::config_file::{finite_in, int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS};
 use super::error::{Result, TrainError};
 use crate::algorithms::{AlgorithmConfig, BackboneConfig};
 use serde::{Deserialize, Serialize};
@@ -208,7 +210,14 @@ pub struct TrainConfig {
     /// The run folder: `best.safetensors`, `last.safetensors`, `learning_curve.svg`,
     /// `history.json` (`runs/fewshot`).
     pub out_dir: PathBuf,
+    /// Divergence threshold (1e6): training stops with an error when a meta-training loss
+    /// exceeds it (NaN and infinite losses, gradients and validation metrics always stop it).
+    /// Must be a finite number > 0; the checkpoints already written are kept.
+    pub diverge_loss: f64,
 }
+
+/// The default of `train.diverge_loss` (and of `mtl`'s `train.diverge_loss`).
+pub const DEFAULT_DIVERGE_LOSS: f64 = 1e6;
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -222,6 +231,7 @@ impl Default for TrainConfig {
             val_seed: 7,
             checkpoint_every: 500,
             out_dir: PathBuf::from("runs/fewshot"),
+            diverge_loss: DEFAULT_DIVERGE_LOSS,
         }
     }
 }
@@ -314,35 +324,49 @@ impl RunConfig {
         }
     }
 
+    /// Checks every numeric value against its allowed range (one table), naming the key, the
+    /// value and the range on error.
+    fn validate_ranges(&self) -> Result<()> {
+        let (d, t) = (&self.data, &self.train);
+        let counts: [(&str, usize, usize, usize); 9] = [
+            ("data.k_shot", d.k_shot, 1, MAX_COUNT),
+            ("data.q_query", d.q_query, 1, MAX_COUNT),
+            ("train.iterations", t.iterations, 1, MAX_STEPS),
+            ("train.meta_batch", t.meta_batch, 1, MAX_COUNT),
+            ("train.val_every", t.val_every, 0, MAX_STEPS),
+            ("train.val_episodes", t.val_episodes, 1, MAX_COUNT),
+            ("train.checkpoint_every", t.checkpoint_every, 1, MAX_STEPS),
+            ("eval.episodes", self.eval.episodes, 1, MAX_COUNT),
+            ("data.image_size", d.image_size.unwrap_or(1), 1, 4096),
+        ];
+        for (key, v, min, max) in counts {
+            int_in(key, v, min, max)?;
+        }
+        if let Some(n) = d.n_way {
+            int_in("data.n_way", n, 2, MAX_COUNT)?;
+        }
+        if let Some(lr) = t.meta_lr {
+            positive_in("train.meta_lr", lr, MAX_LR)?;
+        }
+        positive_in("train.diverge_loss", t.diverge_loss, f64::MAX)?;
+        let (tr, va) = d.split;
+        finite_in("data.split[0] (train fraction)", tr, 0.0, 1.0)?;
+        finite_in("data.split[1] (validation fraction)", va, 0.0, 1.0)?;
+        if tr + va > 1.0 {
+            return Err(TrainError::value(
+                "data.split",
+                format!("= [{tr}, {va}]: the train and validation fractions add up to more than 1"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks ranges and the consistency of the sections.
     pub fn validate(&self) -> Result<()> {
         self.algorithm.validate()?;
+        self.backbone.validate()?;
+        self.validate_ranges()?;
         let d = &self.data;
-        let at_least = |key: &str, v: usize, min: usize| {
-            if v < min {
-                Err(TrainError::value(
-                    key,
-                    format!("= {v} must be at least {min}"),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        at_least("data.k_shot", d.k_shot, 1)?;
-        at_least("data.q_query", d.q_query, 1)?;
-        at_least("train.iterations", self.train.iterations, 1)?;
-        at_least("train.meta_batch", self.train.meta_batch, 1)?;
-        at_least("train.val_episodes", self.train.val_episodes, 1)?;
-        at_least("train.checkpoint_every", self.train.checkpoint_every, 1)?;
-        at_least("eval.episodes", self.eval.episodes, 1)?;
-        if let Some(lr) = self.train.meta_lr {
-            if !(lr.is_finite() && lr > 0.0) {
-                return Err(TrainError::value(
-                    "train.meta_lr",
-                    format!("= {lr} must be a finite number > 0"),
-                ));
-            }
-        }
         if d.is_regression() {
             if d.n_way.is_some() {
                 return Err(TrainError::value(
@@ -362,7 +386,7 @@ impl RunConfig {
             }
             d.sinusoid().validate()?;
         } else {
-            at_least("data.n_way", d.n_way(), 2)?;
+            int_in("data.n_way", d.n_way(), 2, MAX_COUNT)?;
             if d.amplitude.is_some() || d.phase.is_some() || d.x_range.is_some() {
                 return Err(TrainError::value(
                     "data.amplitude/phase/x_range",

@@ -60,3 +60,49 @@ pub fn parse_toml<C: DeserializeOwned>(text: &str, origin: &Path) -> Result<C, C
         message: e.to_string().trim_end().to_string(),
     })
 }
+
+/// The largest count a config may give for sizes, shots, ways, batches and episodes: far
+/// above any real run, low enough that products of such values cannot overflow.
+pub const MAX_COUNT: usize = 1_000_000;
+/// The largest number of iterations, epochs or steps a config may give.
+pub const MAX_STEPS: usize = 100_000_000;
+/// The largest learning rate (or step size) a config may give.
+pub const MAX_LR: f64 = 100.0;
+
+/// Checks that the integer `value` of `key` lies in `[min, max]`; the error names the key, the
+/// value and the range.
+pub fn int_in(key: &str, value: usize, min: usize, max: usize) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::value(
+            key,
+            format!("= {value} is out of range: expected an integer in [{min}, {max}]"),
+        ))
+    }
+}
+
+/// Checks that `value` of `key` is a finite number in `(0, max]`; the error names the key, the
+/// value and the range.
+pub fn positive_in(key: &str, value: f64, max: f64) -> Result<(), ConfigError> {
+    if value.is_finite() && value > 0.0 && value <= max {
+        Ok(())
+    } else {
+        Err(ConfigError::value(
+            key,
+            format!("= {value} is out of range: expected a finite number in (0, {max:e}]"),
+        ))
+    }
+}
+
+/// Checks that `value` of `key` is a finite number in `[min, max]`.
+pub fn finite_in(key: &str, value: f64, min: f64, max: f64) -> Result<(), ConfigError> {
+    if value.is_finite() && (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::value(
+            key,
+            format!("= {value} is out of range: expected a finite number in [{min}, {max}]"),
+        ))
+    }
+}

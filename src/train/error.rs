@@ -6,6 +6,9 @@ use std::path::PathBuf;
 /// Why a run, an evaluation or an adaptation could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// The run folder is locked by another process, or cannot be locked.
+    #[error(transparent)]
+    Lock(#[from] crate::runlock::RunLockError),
     /// The config file cannot be read or parsed, or a value is bad.
     #[error(transparent)]
     Config(#[from] crate::train::ConfigError),
@@ -74,13 +77,30 @@ pub enum TrainError {
         /// What is wrong.
         reason: String,
     },
-    /// The meta-training loss became NaN or infinite.
-    #[error("training diverged at iteration {iteration}: the meta-training loss is {loss}; lower `train.meta_lr` or the inner learning rate")]
+    /// Training diverged: a loss, gradient norm, parameter or validation metric became NaN or
+    /// infinite, or a loss exceeded `train.diverge_loss`. Nothing non-finite was written.
+    #[error(
+        "diverged at iteration {iteration} (task {task}, {what}); {kept}; lower `train.meta_lr` \
+         or the inner learning rate (or raise `train.diverge_loss` if the loss is legitimately large)"
+    )]
     Diverged {
         /// The iteration (1-based).
         iteration: usize,
-        /// The loss.
-        loss: f64,
+        /// The run (or the validation episode) that diverged.
+        task: String,
+        /// What was not finite or too large, with its value.
+        what: String,
+        /// Which checkpoints were kept.
+        kept: String,
+    },
+    /// A checkpoint or an evaluation gives non-finite values (NaN or infinite weights, losses or
+    /// scores): reported as an error rather than as a NaN number.
+    #[error("{}: {reason}", path.display())]
+    NonFinite {
+        /// The checkpoint (or input) at fault.
+        path: PathBuf,
+        /// What is not finite, and where.
+        reason: String,
     },
     /// Writing an output file failed.
     #[error("{}: I/O error while {action}: {source}", path.display())]

@@ -107,6 +107,28 @@ pub fn score_tasks(
         .collect()
 }
 
+/// The first test episode whose query loss or metric is NaN or infinite, in words (`None`
+/// when all are finite): an evaluation never reports a NaN mean.
+pub fn non_finite_score(scores: &[TaskScore], regression: bool) -> Option<String> {
+    let metric = if regression { "MSE" } else { "accuracy" };
+    let bad = scores
+        .iter()
+        .filter(|s| !(s.loss.is_finite() && s.metric.is_finite()))
+        .count();
+    let (i, s) = scores
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !(s.loss.is_finite() && s.metric.is_finite()))?;
+    Some(format!(
+        "the model's outputs are not finite on {bad} of {} test episodes (episode {i}: query \
+         loss {}, {metric} {}): its weights are too large or the run diverged, so no score is \
+         reported",
+        scores.len(),
+        s.loss,
+        s.metric
+    ))
+}
+
 /// The result of the protocol.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -173,6 +195,12 @@ pub fn evaluate(
     reset_peak_rss();
     let t0 = std::time::Instant::now();
     let scores = score_tasks(learner, source, &fixed)?;
+    if let Some(reason) = non_finite_score(&scores, cfg.data.is_regression()) {
+        return Err(TrainError::NonFinite {
+            path: PathBuf::from(format!("evaluation of {}", cfg.describe())),
+            reason,
+        });
+    }
     let wall_s = t0.elapsed().as_secs_f64();
     let metric: Vec<f64> = scores.iter().map(|s| s.metric).collect();
     Ok(EvalReport {
@@ -249,6 +277,14 @@ pub fn load_learner(path: &Path, config: Option<&RunConfig>) -> Result<LoadedRun
     let ck = crate::nn::checkpoint::load::<f32>(path)?;
     let stored = stored_config(path, &ck.metadata)?;
     let input = super::input::InputPipeline::from_checkpoint(path, &ck.metadata, &stored)?;
+    if let Some(bad) = super::r#loop::first_non_finite(&ck.params) {
+        return Err(TrainError::NonFinite {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the checkpoint's weights are not finite ({bad}): it is corrupt or from a diverged run"
+            ),
+        });
+    }
     let cfg = config.cloned().unwrap_or_else(|| stored.clone());
     let head = if cfg.has_head() && !cfg.data.is_regression() {
         Some(
@@ -330,7 +366,13 @@ pub fn load_learner(path: &Path, config: Option<&RunConfig>) -> Result<LoadedRun
 pub fn evaluate_checkpoint(path: &Path, config: Option<&RunConfig>) -> Result<EvalReport> {
     let run = load_learner(path, config)?;
     let source = TaskSource::load_as(&run.config, run.input)?;
-    let mut report = evaluate(run.learner.as_ref(), &run.config, &source)?;
+    let mut report = evaluate(run.learner.as_ref(), &run.config, &source).map_err(|e| match e {
+        TrainError::NonFinite { reason, .. } => TrainError::NonFinite {
+            path: path.to_path_buf(),
+            reason,
+        },
+        e => e,
+    })?;
     report.checkpoint = Some(path.to_path_buf());
     Ok(report)
 }

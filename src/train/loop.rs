@@ -17,8 +17,20 @@
 //! - `last.safetensors`: written every `checkpoint_every` iterations and at the end,
 //!   atomically (a kill never leaves a half-written file, and loses at most the iterations
 //!   since the last write),
-//! - `best.safetensors`: the state with the best validation score so far,
-//! - `learning_curve.svg`, `history.json`: rewritten at each validation.
+//! - `best.safetensors`: the state with the best validation score so far, with the loop state
+//!   too, so that `--resume` continues from it exactly when `last.safetensors` is missing,
+//! - `learning_curve.svg`, `history.json`: rewritten at each validation,
+//! - `metalearn.lock`: held for the run's whole life ([`crate::runlock`]); a second writer
+//!   into the same folder is refused, naming the holder's pid.
+//!
+//! A fresh run refuses a folder that holds `last` or `best` unless `--overwrite` (which deletes
+//! them first); `--resume` refuses a folder that holds neither.
+//!
+//! # Divergence
+//! Every step's meta-training loss and meta-gradient norm, every validation episode's loss and
+//! metric, and the state before each checkpoint write are checked: a NaN or infinite value, or
+//! a loss above `train.diverge_loss`, stops the run with [`TrainError::Diverged`]. No
+//! checkpoint holding a non-finite value is ever written.
 
 use super::config::RunConfig;
 use super::error::{Result, TrainError};
@@ -126,9 +138,9 @@ struct LoopState {
 /// Options of [`train`] that are not part of the run config.
 #[derive(Clone, Debug, Default)]
 pub struct TrainOptions {
-    /// Continue from `out_dir/last.safetensors`.
+    /// Continue from `out_dir/last.safetensors` (or `best.safetensors` when `last` is missing).
     pub resume: bool,
-    /// Start over even when `out_dir` already holds a run.
+    /// Start over even when `out_dir` already holds a run (its checkpoints are deleted).
     pub overwrite: bool,
     /// Show the progress bar (and validation lines on stderr).
     pub progress: bool,
@@ -225,7 +237,8 @@ pub fn save_checkpoint(
     Ok(())
 }
 
-/// The sections of two configs that differ, ignoring `train.iterations` and `train.out_dir`.
+/// The sections of two configs that differ, ignoring `train.iterations`, `train.out_dir` and
+/// `train.diverge_loss`.
 fn config_diff(a: &RunConfig, b: &RunConfig) -> Vec<&'static str> {
     let mut out = Vec::new();
     if a.algorithm != b.algorithm {
@@ -240,6 +253,7 @@ fn config_diff(a: &RunConfig, b: &RunConfig) -> Vec<&'static str> {
     let strip = |t: &super::config::TrainConfig| super::config::TrainConfig {
         iterations: 0,
         out_dir: PathBuf::new(),
+        diverge_loss: 0.0,
         ..t.clone()
     };
     if strip(&a.train) != strip(&b.train) {
@@ -259,92 +273,378 @@ fn is_better(regression: bool, new: f64, old: f64) -> bool {
     }
 }
 
-/// Meta-trains as the config says (see the module documentation).
-pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
-    cfg.validate()?;
-    let t0 = std::time::Instant::now();
-    let out_dir = cfg.train.out_dir.clone();
-    let last_path = out_dir.join("last.safetensors");
-    let best_path = out_dir.join("best.safetensors");
-    let curve_path = out_dir.join("learning_curve.svg");
+/// The checkpoint `--resume` continues from.
+const LAST_FILE: &str = "last.safetensors";
+/// The best-on-validation checkpoint (also resumable when `last` is missing).
+const BEST_FILE: &str = "best.safetensors";
+/// What a fresh run (`--overwrite`) deletes from the run folder before it starts.
+const RUN_FILES: &[&str] = &[LAST_FILE, BEST_FILE, "history.json", "learning_curve.svg"];
+
+/// Locks the run folder (creating it) for the whole run, and refuses to start a fresh run over
+/// one that holds a checkpoint unless `opts.overwrite` (whose files are then deleted first).
+fn open_run_folder(cfg: &RunConfig, opts: &TrainOptions) -> Result<crate::runlock::RunLock> {
+    let out_dir = &cfg.train.out_dir;
+    let lock = crate::runlock::RunLock::acquire(out_dir)?;
+    if opts.resume {
+        return Ok(lock);
+    }
+    let held: Vec<&str> = [LAST_FILE, BEST_FILE]
+        .into_iter()
+        .filter(|f| out_dir.join(f).exists())
+        .collect();
+    if held.is_empty() {
+        return Ok(lock);
+    }
+    if !opts.overwrite {
+        return Err(TrainError::Resume {
+            out_dir: out_dir.clone(),
+            reason: format!(
+                "already holds a run ({}): pass --resume to continue it, or --overwrite to delete it and start over",
+                held.join(", ")
+            ),
+        });
+    }
+    for f in RUN_FILES {
+        let p = out_dir.join(f);
+        if p.exists() {
+            std::fs::remove_file(&p)
+                .map_err(|e| TrainError::io(&p, "deleting the old run (--overwrite)", e))?;
+        }
+    }
+    Ok(lock)
+}
+
+/// The first non-finite tensor of a state, as `name (NaN)`.
+pub fn first_non_finite(state: &crate::nn::Params<f32>) -> Option<String> {
+    state.iter().find_map(|(n, t)| {
+        t.data()
+            .iter()
+            .find(|v| !v.is_finite())
+            .map(|v| format!("`{n}` holds {v}"))
+    })
+}
+
+/// Restores the learner from `last.safetensors`, or from `best.safetensors` when `last` is
+/// missing; returns the iterations done, the loop state and the file used.
+fn resume_state(
+    cfg: &RunConfig,
+    learner: &mut dyn FewShotLearner<f32>,
+) -> Result<(usize, LoopState, PathBuf)> {
+    let out_dir = &cfg.train.out_dir;
     let resume_err = |reason: String| TrainError::Resume {
         out_dir: out_dir.clone(),
         reason,
     };
-    if !opts.resume && !opts.overwrite && last_path.exists() {
-        return Err(resume_err(
-            "already holds a run (last.safetensors): pass --resume to continue it, or --overwrite to start over".into(),
+    let path = [LAST_FILE, BEST_FILE]
+        .into_iter()
+        .map(|f| out_dir.join(f))
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            resume_err(format!(
+                "nothing to resume: neither {LAST_FILE} nor {BEST_FILE} exists"
+            ))
+        })?;
+    let ck = crate::nn::checkpoint::load::<f32>(&path)?;
+    let stored = super::eval::stored_config(&path, &ck.metadata)?;
+    let diff = config_diff(&stored, cfg);
+    if !diff.is_empty() {
+        return Err(resume_err(format!(
+            "the config differs from the run's in [{}]; only `train.iterations` and `train.diverge_loss` may change on resume",
+            diff.join("], [")
+        )));
+    }
+    let bad_meta = |k: &str| TrainError::NotARun {
+        path: path.clone(),
+        reason: if k == LOOP_KEY && path.ends_with(BEST_FILE) {
+            format!(
+                "cannot resume from it ({LAST_FILE} is missing): it has no `{LOOP_KEY}` metadata \
+                 (written by an older metalearn), so the run cannot be continued exactly; pass \
+                 --overwrite to start over"
+            )
+        } else {
+            format!("missing or invalid `{k}` metadata: not a checkpoint of `metalearn train`")
+        },
+    };
+    let start: usize = ck
+        .metadata
+        .get(ITERATION_KEY)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad_meta(ITERATION_KEY))?;
+    let state: LoopState = ck
+        .metadata
+        .get(LOOP_KEY)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| bad_meta(LOOP_KEY))?;
+    if start > cfg.train.iterations {
+        return Err(resume_err(format!(
+            "the run has done {start} iterations, more than `train.iterations` = {}",
+            cfg.train.iterations
+        )));
+    }
+    if let Some(bad) = first_non_finite(&ck.params) {
+        return Err(TrainError::NonFinite {
+            path,
+            reason: format!("cannot resume: the checkpoint is not finite ({bad})"),
+        });
+    }
+    learner
+        .load_state(&ck.params)
+        .map_err(|source| TrainError::Architecture {
+            path: path.clone(),
+            stored: stored.describe(),
+            requested: cfg.describe(),
+            source: Box::new(source),
+        })?;
+    Ok((start, state, path))
+}
+
+/// Why a meta-training step counts as divergence, if it does.
+fn step_divergence(cfg: &RunConfig, s: &crate::algorithms::StepStats) -> Option<String> {
+    if !s.loss.is_finite() {
+        Some(format!("meta-training loss = {}", s.loss))
+    } else if s.loss > cfg.train.diverge_loss {
+        Some(format!(
+            "meta-training loss {:.4e} above `train.diverge_loss` = {:e}",
+            s.loss, cfg.train.diverge_loss
+        ))
+    } else if !s.grad_norm.is_finite() {
+        Some(format!("meta-gradient norm = {}", s.grad_norm))
+    } else {
+        None
+    }
+}
+
+/// Why validation scores count as divergence, if they do (the first non-finite episode).
+fn validation_divergence(scores: &[super::eval::TaskScore], regression: bool) -> Option<String> {
+    let metric = if regression { "MSE" } else { "accuracy" };
+    scores.iter().enumerate().find_map(|(i, s)| {
+        if !s.loss.is_finite() {
+            Some(format!("validation episode {i}: query loss = {}", s.loss))
+        } else if !s.metric.is_finite() {
+            Some(format!("validation episode {i}: {metric} = {}", s.metric))
+        } else {
+            None
+        }
+    })
+}
+
+/// The mutable side of a run: the loop state, the current window and what was saved.
+struct Progress {
+    state: LoopState,
+    /// Sums of the current logging window: loss, accuracy, count.
+    window: (f64, f64, usize),
+    /// Training seconds before this process.
+    prior_s: f64,
+    t0: std::time::Instant,
+    /// The iteration of the last checkpoint written (`None`: none by this run yet).
+    saved: Option<usize>,
+}
+
+impl Progress {
+    /// The loop state with the current window and elapsed time, as checkpoints store it.
+    fn snapshot(&mut self) -> String {
+        let (wl, wa, wn) = self.window;
+        self.state.window = (wl.to_bits(), wa.to_bits(), wn);
+        self.state.elapsed_bits = (self.prior_s + self.t0.elapsed().as_secs_f64()).to_bits();
+        serde_json::to_string(&self.state).expect("loop state serialises")
+    }
+
+    fn history(&self) -> Vec<HistoryPoint> {
+        self.state
+            .history
+            .iter()
+            .map(|&b| HistoryPoint::from_bits(b))
+            .collect()
+    }
+}
+
+/// The divergence error of iteration `iteration`, naming the checkpoints kept.
+fn diverged(cfg: &RunConfig, p: &Progress, iteration: usize, what: String) -> TrainError {
+    let kept = match p.saved {
+        Some(i) => format!(
+            "the checkpoints in {} are from before it (last written at iteration {i})",
+            cfg.train.out_dir.display()
+        ),
+        None => format!(
+            "no checkpoint was written by this run in {}",
+            cfg.train.out_dir.display()
+        ),
+    };
+    TrainError::Diverged {
+        iteration,
+        task: cfg.describe(),
+        what,
+        kept,
+    }
+}
+
+/// Writes a checkpoint of the learner with the loop state, refusing a non-finite state.
+fn save_run_checkpoint(
+    path: &Path,
+    learner: &dyn FewShotLearner<f32>,
+    cfg: &RunConfig,
+    done: usize,
+    p: &mut Progress,
+    extra: Option<(&str, String)>,
+) -> Result<()> {
+    let state = learner.state();
+    if let Some(bad) = first_non_finite(&state) {
+        return Err(diverged(
+            cfg,
+            p,
+            done,
+            format!("parameter {bad} after the update"),
         ));
     }
+    let mut meta = vec![(LOOP_KEY, p.snapshot())];
+    meta.extend(extra);
+    save_checkpoint(path, learner, cfg, done, &meta)?;
+    p.saved = Some(done);
+    Ok(())
+}
+
+/// Validates after iteration `done`: records the point, saves `best` when it improved, rewrites
+/// the history and the curve; returns the point and whether it improved.
+fn validate(
+    cfg: &RunConfig,
+    learner: &dyn FewShotLearner<f32>,
+    source: &TaskSource,
+    val: &super::tasks::FixedTasks,
+    done: usize,
+    p: &mut Progress,
+) -> Result<(HistoryPoint, bool)> {
+    let regression = cfg.data.is_regression();
+    let scores = score_tasks(learner, source, val)?;
+    if let Some(what) = validation_divergence(&scores, regression) {
+        return Err(diverged(cfg, p, done, what));
+    }
+    let n = scores.len().max(1) as f64;
+    let (wl, wa, wn) = p.window;
+    let point = HistoryPoint {
+        iteration: done,
+        train_loss: wl / wn as f64,
+        train_accuracy: if regression {
+            None
+        } else {
+            Some(wa / wn as f64)
+        },
+        val_loss: scores.iter().map(|s| s.loss).sum::<f64>() / n,
+        val_metric: scores.iter().map(|s| s.metric).sum::<f64>() / n,
+    };
+    p.window = (0.0, 0.0, 0);
+    p.state.history.push(point.to_bits());
+    let improved = match p.state.best {
+        None => true,
+        Some((_, b)) => is_better(regression, point.val_metric, f64::from_bits(b)),
+    };
+    if improved {
+        p.state.best = Some((done, point.val_metric.to_bits()));
+        let best_path = cfg.train.out_dir.join(BEST_FILE);
+        let extra = (VAL_KEY, point.val_metric.to_string());
+        save_run_checkpoint(&best_path, learner, cfg, done, p, Some(extra))?;
+    }
+    let history = p.history();
+    write_history(&cfg.train.out_dir, cfg, &history)?;
+    let curve = cfg.train.out_dir.join("learning_curve.svg");
+    super::plot::write_learning_curve(&curve, &cfg.describe(), &history, regression)?;
+    Ok((point, improved))
+}
+
+/// What one iteration needs besides the learner and the progress.
+struct StepContext<'a> {
+    cfg: &'a RunConfig,
+    source: &'a TaskSource,
+    sampler: Option<&'a crate::data::EpisodeSampler<'a, super::tasks::DynData>>,
+    val: &'a super::tasks::FixedTasks,
+    say: &'a dyn Fn(String),
+}
+
+/// Iteration `it` (0-based): the meta-training step and its divergence checks, the validation
+/// and the `last` checkpoint when due.
+fn iteration(
+    ctx: &StepContext<'_>,
+    learner: &mut dyn FewShotLearner<f32>,
+    it: usize,
+    p: &mut Progress,
+) -> Result<crate::algorithms::StepStats> {
+    let cfg = ctx.cfg;
+    let mut rng = step_rng(cfg.train.seed, it);
+    let tasks = ctx
+        .source
+        .train_batch(ctx.sampler, &mut rng, cfg.train.meta_batch);
+    learner.set_progress(it, cfg.train.iterations);
+    let s = learner.meta_train_step(&tasks, &mut rng);
+    let done = it + 1;
+    if let Some(what) = step_divergence(cfg, &s) {
+        return Err(diverged(cfg, p, done, what));
+    }
+    p.window.0 += s.loss;
+    p.window.1 += if s.accuracy.is_nan() { 0.0 } else { s.accuracy };
+    p.window.2 += 1;
+    let last_iteration = done == cfg.train.iterations;
+    if (cfg.train.val_every > 0 && done % cfg.train.val_every == 0) || last_iteration {
+        let (point, improved) = validate(cfg, learner, ctx.source, ctx.val, done, p)?;
+        (ctx.say)(format_point(&point, cfg.data.is_regression(), improved));
+    }
+    if done % cfg.train.checkpoint_every == 0 || last_iteration {
+        let last = cfg.train.out_dir.join(LAST_FILE);
+        save_run_checkpoint(&last, learner, cfg, done, p, None)?;
+    }
+    Ok(s)
+}
+
+/// The run's first line: what, from where, how many threads, which folder.
+fn start_line(cfg: &RunConfig, start: usize, from: Option<&Path>) -> String {
+    format!(
+        "{}: {} -> {} iterations, {} threads, run folder {}",
+        cfg.describe(),
+        match from {
+            Some(f) => format!("resuming at {start} from {}", f.display()),
+            None => "starting".into(),
+        },
+        cfg.train.iterations,
+        rayon::current_num_threads(),
+        cfg.train.out_dir.display()
+    )
+}
+
+fn progress_bar(cfg: &RunConfig, opts: &TrainOptions, start: usize) -> indicatif::ProgressBar {
+    if !opts.progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(cfg.train.iterations as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise} < {eta_precise}] {bar:30} {pos}/{len} {per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b.set_position(start as u64);
+    b.reset_eta();
+    b
+}
+
+/// Meta-trains as the config says (see the module documentation). The run folder is locked
+/// for the whole run ([`crate::runlock`]); the run stops with [`TrainError::Diverged`] at the
+/// first non-finite loss, gradient norm, parameter or validation metric, or at a loss above
+/// `train.diverge_loss`, keeping the checkpoints written before.
+pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
+    cfg.validate()?;
+    let t0 = std::time::Instant::now();
+    let out_dir = cfg.train.out_dir.clone();
+    let _lock = open_run_folder(cfg, opts)?;
     let source = TaskSource::load(cfg)?;
     let sampler = source.sampler(Split::Train)?;
     let val = source.fixed(Split::Val, cfg.train.val_episodes, cfg.train.val_seed)?;
     let mut learner = build(cfg)?;
     let regression = cfg.data.is_regression();
-
-    let mut state = LoopState::default();
-    let mut start = 0;
-    if opts.resume {
-        if !last_path.exists() {
-            return Err(resume_err("nothing to resume: no last.safetensors".into()));
-        }
-        let ck = crate::nn::checkpoint::load::<f32>(&last_path)?;
-        let stored = super::eval::stored_config(&last_path, &ck.metadata)?;
-        let diff = config_diff(&stored, cfg);
-        if !diff.is_empty() {
-            return Err(resume_err(format!(
-                "the config differs from the run's in [{}]; only `train.iterations` may change on resume",
-                diff.join("], [")
-            )));
-        }
-        let bad_meta = |k: &str| TrainError::NotARun {
-            path: last_path.clone(),
-            reason: format!(
-                "missing or invalid `{k}` metadata: not a `last` checkpoint of `metalearn train`"
-            ),
-        };
-        start = ck
-            .metadata
-            .get(ITERATION_KEY)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad_meta(ITERATION_KEY))?;
-        state = ck
-            .metadata
-            .get(LOOP_KEY)
-            .and_then(|s| serde_json::from_str(s).ok())
-            .ok_or_else(|| bad_meta(LOOP_KEY))?;
-        if start > cfg.train.iterations {
-            return Err(resume_err(format!(
-                "the run has done {start} iterations, more than `train.iterations` = {}",
-                cfg.train.iterations
-            )));
-        }
-        learner
-            .load_state(&ck.params)
-            .map_err(|source| TrainError::Architecture {
-                path: last_path.clone(),
-                stored: stored.describe(),
-                requested: cfg.describe(),
-                source: Box::new(source),
-            })?;
-    }
-    std::fs::create_dir_all(&out_dir)
-        .map_err(|e| TrainError::io(&out_dir, "creating the run folder", e))?;
-
-    let bar = if opts.progress {
-        let b = indicatif::ProgressBar::new(cfg.train.iterations as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise} < {eta_precise}] {bar:30} {pos}/{len} {per_sec} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b.set_position(start as u64);
-        b.reset_eta();
-        b
+    let (start, state, from) = if opts.resume {
+        let (s, st, f) = resume_state(cfg, learner.as_mut())?;
+        (s, st, Some(f))
     } else {
-        indicatif::ProgressBar::hidden()
+        (0, LoopState::default(), None)
     };
+    let bar = progress_bar(cfg, opts, start);
     let say = |line: String| {
         if !opts.progress {
         } else if bar.is_hidden() {
@@ -353,102 +653,34 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
             bar.println(line);
         }
     };
-    say(format!(
-        "{}: {} -> {} iterations, {} threads, run folder {}",
-        cfg.describe(),
-        if start > 0 {
-            format!("resuming at {start}")
-        } else {
-            "starting".into()
-        },
-        cfg.train.iterations,
-        rayon::current_num_threads(),
-        out_dir.display()
-    ));
-
-    let prior_s = f64::from_bits(state.elapsed_bits);
-    let (mut wl, mut wa, mut wn) = (
+    say(start_line(cfg, start, from.as_deref()));
+    let window = (
         f64::from_bits(state.window.0),
         f64::from_bits(state.window.1),
         state.window.2,
     );
+    let mut p = Progress {
+        prior_s: f64::from_bits(state.elapsed_bits),
+        state,
+        window,
+        t0,
+        saved: from.as_ref().map(|_| start),
+    };
     let mut interrupted = false;
     for it in start..cfg.train.iterations {
         if opts.stop_after == Some(it) {
             interrupted = true;
             break;
         }
-        let mut rng = step_rng(cfg.train.seed, it);
-        let tasks = source.train_batch(sampler.as_ref(), &mut rng, cfg.train.meta_batch);
-        learner.set_progress(it, cfg.train.iterations);
-        let s = learner.meta_train_step(&tasks, &mut rng);
-        let done = it + 1;
-        if !s.loss.is_finite() {
-            bar.abandon();
-            return Err(TrainError::Diverged {
-                iteration: done,
-                loss: s.loss,
-            });
-        }
-        wl += s.loss;
-        wa += if s.accuracy.is_nan() { 0.0 } else { s.accuracy };
-        wn += 1;
-        let validate_now = (cfg.train.val_every > 0 && done % cfg.train.val_every == 0)
-            || done == cfg.train.iterations;
-        if validate_now {
-            let scores = score_tasks(learner.as_ref(), &source, &val)?;
-            let n = scores.len().max(1) as f64;
-            let p = HistoryPoint {
-                iteration: done,
-                train_loss: wl / wn as f64,
-                train_accuracy: if regression {
-                    None
-                } else {
-                    Some(wa / wn as f64)
-                },
-                val_loss: scores.iter().map(|s| s.loss).sum::<f64>() / n,
-                val_metric: scores.iter().map(|s| s.metric).sum::<f64>() / n,
-            };
-            (wl, wa, wn) = (0.0, 0.0, 0);
-            state.history.push(p.to_bits());
-            let improved = match state.best {
-                None => true,
-                Some((_, b)) => is_better(regression, p.val_metric, f64::from_bits(b)),
-            };
-            if improved {
-                state.best = Some((done, p.val_metric.to_bits()));
-                save_checkpoint(
-                    &best_path,
-                    learner.as_ref(),
-                    cfg,
-                    done,
-                    &[(VAL_KEY, p.val_metric.to_string())],
-                )?;
-            }
-            let history: Vec<HistoryPoint> = state
-                .history
-                .iter()
-                .map(|&b| HistoryPoint::from_bits(b))
-                .collect();
-            write_history(&out_dir, cfg, &history)?;
-            super::plot::write_learning_curve(&curve_path, &cfg.describe(), &history, regression)?;
-            say(format_point(&p, regression, improved));
-        }
-        if done % cfg.train.checkpoint_every == 0 || done == cfg.train.iterations {
-            state.window = (wl.to_bits(), wa.to_bits(), wn);
-            state.elapsed_bits = (prior_s + t0.elapsed().as_secs_f64()).to_bits();
-            save_checkpoint(
-                &last_path,
-                learner.as_ref(),
-                cfg,
-                done,
-                &[(
-                    LOOP_KEY,
-                    serde_json::to_string(&state).expect("loop state serialises"),
-                )],
-            )?;
-        }
-        bar.set_position(done as u64);
+        let ctx = StepContext {
+            cfg,
+            source: &source,
+            sampler: sampler.as_ref(),
+            val: &val,
+            say: &say,
+        };
+        let s = iteration(&ctx, learner.as_mut(), it, &mut p).inspect_err(|_| bar.abandon())?;
+        bar.set_position(it as u64 + 1);
         bar.set_message(if regression {
             format!("loss {:.4}", s.loss)
         } else {
@@ -460,11 +692,6 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     } else {
         bar.finish();
     }
-    let history: Vec<HistoryPoint> = state
-        .history
-        .iter()
-        .map(|&b| HistoryPoint::from_bits(b))
-        .collect();
     let done = if interrupted {
         opts.stop_after.unwrap_or(0)
     } else {
@@ -475,14 +702,14 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
         iterations: done,
         interrupted,
         resumed_from: start,
-        history,
-        best: state.best.map(|(i, b)| (i, f64::from_bits(b))),
-        train_s: prior_s + t0.elapsed().as_secs_f64(),
+        history: p.history(),
+        best: p.state.best.map(|(i, b)| (i, f64::from_bits(b))),
+        train_s: p.prior_s + t0.elapsed().as_secs_f64(),
         wall_s: t0.elapsed().as_secs_f64(),
         peak_rss_mib: crate::bench::peak_rss_mib(),
-        best_checkpoint: best_path,
-        last_checkpoint: last_path,
-        curve: curve_path,
+        best_checkpoint: out_dir.join(BEST_FILE),
+        last_checkpoint: out_dir.join(LAST_FILE),
+        curve: out_dir.join("learning_curve.svg"),
     })
 }
 

@@ -336,6 +336,46 @@ impl TransferConfig {
         }
     }
 
+    /// Checks every numeric value against its allowed range (one table), naming the key, the
+    /// value and the range on error.
+    fn validate_ranges(&self) -> Result<()> {
+        use crate::train::config_file::{int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS};
+        let (s, t) = (&self.source, &self.target);
+        let counts: [(&str, usize, usize, usize); 11] = [
+            ("source.epochs", s.epochs, 1, MAX_STEPS),
+            ("source.batch_size", s.batch_size, 1, MAX_COUNT),
+            ("source.train_limit", s.train_limit, 0, MAX_STEPS),
+            ("source.test_per_class", s.test_per_class, 0, MAX_COUNT),
+            ("target.steps", t.steps, 1, MAX_STEPS),
+            ("target.batch_size", t.batch_size, 1, MAX_COUNT),
+            ("target.test_limit", t.test_limit, 0, MAX_STEPS),
+            ("target.test_per_class", t.test_per_class, 0, MAX_COUNT),
+            ("target.val_size", t.val_size, 0, MAX_STEPS),
+            ("target.freeze_steps", self.freeze_steps(), 0, MAX_STEPS),
+            ("model.filters", self.model.filters, 1, 65_536),
+        ];
+        for (key, v, min, max) in counts {
+            int_in(key, v, min, max)?;
+        }
+        for (i, &b) in self.budgets.iter().enumerate() {
+            int_in(&format!("budgets[{i}]"), b, 1, MAX_STEPS)?;
+        }
+        for (i, &h) in self.model.hidden.iter().enumerate() {
+            int_in(&format!("model.hidden[{i}]"), h, 1, 65_536)?;
+        }
+        for (key, n) in [
+            ("source.num_classes", s.num_classes),
+            ("target.num_classes", t.num_classes),
+        ] {
+            if let Some(n) = n {
+                int_in(key, n, 2, MAX_COUNT)?;
+            }
+        }
+        positive_in("source.lr", s.lr, MAX_LR)?;
+        positive_in("target.lr", t.lr, MAX_LR)?;
+        Ok(())
+    }
+
     /// Checks ranges and consistency (before any data is loaded).
     pub fn validate(&self) -> Result<()> {
         let v = |k: &str, r: String| TransferError::value(k, r);
@@ -347,9 +387,6 @@ impl TransferConfig {
                 "budgets",
                 "is empty: give at least one label budget".into(),
             ));
-        }
-        if let Some(b) = self.budgets.iter().find(|&&b| b == 0) {
-            return Err(v("budgets", format!("contains {b}: budgets must be >= 1")));
         }
         if self.strategies.is_empty() {
             return Err(v("strategies", "is empty".into()));
@@ -384,22 +421,7 @@ impl TransferConfig {
                 }
             }
         }
-        let pos = |key: &str, x: usize| {
-            if x == 0 {
-                Err(v(key, "must be at least 1".into()))
-            } else {
-                Ok(())
-            }
-        };
-        pos("source.epochs", self.source.epochs)?;
-        pos("source.batch_size", self.source.batch_size)?;
-        pos("target.steps", self.target.steps)?;
-        pos("target.batch_size", self.target.batch_size)?;
-        for (key, lr) in [("source.lr", self.source.lr), ("target.lr", self.target.lr)] {
-            if !(lr.is_finite() && lr > 0.0) {
-                return Err(v(key, format!("= {lr} must be a finite number > 0")));
-            }
-        }
+        self.validate_ranges()?;
         if self.freeze_steps() > self.target.steps {
             return Err(v(
                 "target.freeze_steps",

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// Why a transfer experiment could not be set up or run.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
+    /// The run folder is locked by another process, or cannot be locked.
+    #[error(transparent)]
+    Lock(#[from] crate::runlock::RunLockError),
     /// The config file cannot be read or parsed, or a value is bad.
     #[error(transparent)]
     Config(#[from] crate::train::ConfigError),
@@ -29,6 +32,17 @@ pub enum TransferError {
         path: PathBuf,
         /// What differs.
         reason: String,
+    },
+    /// Training diverged: the network's weights (or a reported accuracy) became NaN or
+    /// infinite.
+    #[error("diverged ({run}: {what}); no result was written; lower `{lr_key}`")]
+    Diverged {
+        /// Which training: `pretraining` or `strategy S, budget B, seed N`.
+        run: String,
+        /// What is not finite.
+        what: String,
+        /// The learning rate to lower (`source.lr` or `target.lr`).
+        lr_key: &'static str,
     },
     /// Writing results failed.
     #[error("{}: I/O error: {source}", path.display())]

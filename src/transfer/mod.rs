@@ -299,6 +299,7 @@ fn pretrained_trunk(
         &mut rng_for(cfg.source.seed, 2),
     );
     let acc = net.accuracy(&trunk, &head, &data.test, None);
+    check_finite(&trunk, &head, acc, "pretraining".into(), "source.lr")?;
     let secs = t0.elapsed().as_secs_f64();
     if progress {
         eprintln!(
@@ -323,11 +324,33 @@ fn pretrained_trunk(
 
 use crate::nn::Params;
 
-/// Runs a validated config; `progress` prints progress on stderr.
+/// Errors when a trained network's weights or its accuracy are not finite (`run` names the
+/// training in the error).
+fn check_finite(
+    trunk: &Params,
+    head: &Params,
+    accuracy: f64,
+    run: String,
+    lr_key: &'static str,
+) -> Result<()> {
+    let bad = crate::train::r#loop::first_non_finite(trunk)
+        .or_else(|| crate::train::r#loop::first_non_finite(head))
+        .map(|b| format!("weight {b} after training"))
+        .or_else(|| (!accuracy.is_finite()).then(|| format!("test accuracy = {accuracy}")));
+    match bad {
+        Some(what) => Err(TransferError::Diverged { run, what, lr_key }),
+        None => Ok(()),
+    }
+}
+
+/// Runs a validated config; `progress` prints progress on stderr. The output folder is locked
+/// for the whole run ([`crate::runlock`]); a network whose weights or accuracy are not finite
+/// stops the run with [`TransferError::Diverged`].
 pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
     cfg.validate()?;
     let t_start = Instant::now();
     let out_dir = cfg.out_dir();
+    let _lock = crate::runlock::RunLock::acquire(&out_dir)?;
     let target = net::load(&cfg.target_sel(), "target")?;
     let shape = [
         target.train.channels,
@@ -424,20 +447,23 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
                 &mut rng_for(seed, 3),
             );
             let test_accuracy = net.accuracy(&trunk, &head, &target.test, None);
+            let what = format!("strategy {}, budget {budget}, seed {seed}", strategy.name());
+            check_finite(&trunk, &head, test_accuracy, what, "target.lr")?;
             let val_accuracy =
                 (!val.is_empty()).then(|| net.accuracy(&trunk, &head, &target.train, Some(&val)));
             bar.inc(1);
             bar.set_message(format!("{} {budget} labels seed {seed}", strategy.name()));
-            RunResult {
+            Ok(RunResult {
                 strategy,
                 budget,
                 seed,
                 test_accuracy,
                 val_accuracy,
                 seconds: t0.elapsed().as_secs_f64(),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<RunResult>>>()
+        .inspect_err(|_| bar.abandon())?;
     bar.finish_and_clear();
     let summary = summarize(&runs, &cfg.strategies, &cfg.budgets);
     let mut report = TransferReport {
