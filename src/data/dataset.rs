@@ -373,7 +373,14 @@ impl MultiLabelDataset {
                 "label column {name:?} already exists"
             )));
         }
-        let needed = labels.iter().max().map_or(0, |m| m + 1);
+        let needed = match labels.iter().max() {
+            None => 0,
+            Some(&m) => m.checked_add(1).ok_or_else(|| {
+                DataError::InvalidArgument(format!(
+                    "label column {name:?} has a label {m} too large to be a class id"
+                ))
+            })?,
+        };
         let names = match class_names {
             Some(names) if names.len() >= needed => names,
             Some(names) => {
@@ -452,8 +459,10 @@ impl MultiLabelDataset {
     pub fn class_counts(&self, name: &str) -> Option<BTreeMap<String, usize>> {
         let c = self.column_index(name)?;
         let mut counts = BTreeMap::new();
-        for &l in &self.labels[c] {
-            *counts.entry(self.class_names[c][l].clone()).or_insert(0) += 1;
+        let names = self.class_names.get(c)?;
+        for &l in self.labels.get(c)? {
+            let class = names.get(l).cloned().unwrap_or_else(|| l.to_string());
+            *counts.entry(class).or_insert(0) += 1;
         }
         Some(counts)
     }
