@@ -7,7 +7,7 @@ use flate2::read::MultiGzDecoder;
 use rayon::prelude::*;
 
 use super::dataset::{ImageDataset, TrainTest};
-use super::error::{path_name, DataError, Result};
+use super::error::{open_regular_file, path_name, DataError, Result};
 
 /// The two bytes that start every gzip stream.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -212,7 +212,11 @@ fn parse_idx_raw(b: &[u8], name: &str) -> Result<IdxArray> {
 
 /// Reads a whole file into memory.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| DataError::io(path, "read", e))
+    let mut f = open_regular_file(path, "a data file")?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)
+        .map_err(|e| DataError::io(path, "read", e))?;
+    Ok(out)
 }
 
 /// Reads and parses an IDX file (raw or gzip).

@@ -180,10 +180,37 @@ pub fn parse_npy(bytes: &[u8], name: &str) -> Result<NpyArray> {
             format!("{} bytes", rest.len()),
         ));
     }
-    Ok(NpyArray {
+    let array = NpyArray {
         header,
         data: rest.to_vec(),
-    })
+    };
+    check_finite(&array, name)?;
+    Ok(array)
+}
+
+/// Rejects a float array holding a NaN or an infinity, naming the first such element by its
+/// index in the array's shape (in storage order for Fortran-order arrays).
+fn check_finite(a: &NpyArray, name: &str) -> Result<()> {
+    if !matches!(a.header.dtype, NpyDtype::F32 | NpyDtype::F64) {
+        return Ok(());
+    }
+    let Some((flat, v)) = a.to_f64_vec().into_iter().enumerate().find(|(_, v)| !v.is_finite())
+    else {
+        return Ok(());
+    };
+    let mut index = Vec::with_capacity(a.header.shape.len());
+    let mut rest = flat;
+    for &d in a.header.shape.iter().rev() {
+        index.push(rest % d.max(1));
+        rest /= d.max(1);
+    }
+    index.reverse();
+    Err(DataError::format(
+        name,
+        format!("value at index {index:?}"),
+        "a finite number (not NaN or infinite)",
+        v.to_string(),
+    ))
 }
 
 /// Reads and parses the header of a `.npy` stream, leaving `reader` at the first data byte.
@@ -516,10 +543,14 @@ impl Npz {
     }
 }
 
+/// The largest total decompressed size of the members of an npz read into memory (4 GiB).
+pub const MAX_NPZ_BYTES: u64 = 4 << 30;
+
 /// Parses a `.npz` archive held in memory (stored or deflated members).
 pub fn parse_npz(bytes: &[u8], name: &str) -> Result<Npz> {
     let mut archive = open_zip(Cursor::new(bytes), name)?;
     let mut arrays = Vec::new();
+    let mut budget = MAX_NPZ_BYTES;
     for i in 0..archive.len() {
         let mut file = archive.by_index(i).map_err(|e| zip_error(name, e))?;
         if file.is_dir() {
@@ -532,6 +563,15 @@ pub fn parse_npz(bytes: &[u8], name: &str) -> Result<Npz> {
             .unwrap_or(file.name())
             .to_string();
         let declared = file.size();
+        if declared > budget {
+            return Err(DataError::format(
+                member,
+                "zip member size",
+                format!("at most {MAX_NPZ_BYTES} bytes decompressed for the whole archive"),
+                format!("{declared} bytes declared"),
+            ));
+        }
+        budget -= declared;
         // Deflate expands at most ~1032:1, so reading is bounded by the input's size.
         let mut data = Vec::with_capacity((declared as usize).min(1 << 20));
         let got = (&mut file)
