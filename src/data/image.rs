@@ -235,6 +235,9 @@ impl DecodedPng {
     }
 }
 
+/// The largest decoded size of one PNG (256 MiB, e.g. 8192x8192 RGBA).
+pub const MAX_PNG_BYTES: usize = 256 << 20;
+
 /// Decodes a PNG held in memory to 8-bit samples (palette and low bit depths expanded,
 /// 16-bit reduced; 1-bit gray becomes 0/255). `name` is used in error messages.
 pub fn decode_png(bytes: &[u8], name: &str) -> Result<DecodedPng> {
@@ -248,10 +251,20 @@ pub fn decode_png(bytes: &[u8], name: &str) -> Result<DecodedPng> {
     }
     let mut decoder = png::Decoder::new(bytes);
     decoder.set_transformations(png::Transformations::normalize_to_color8());
+    decoder.set_limits(png::Limits {
+        bytes: MAX_PNG_BYTES,
+    });
     let mut reader = decoder
         .read_info()
         .map_err(|e| not_image(format!("an undecodable PNG ({e})")))?;
-    let mut buf = vec![0; reader.output_buffer_size()];
+    let (w, h) = (reader.info().width, reader.info().height);
+    let size = reader.output_buffer_size();
+    if w == 0 || h == 0 || size > MAX_PNG_BYTES {
+        return Err(not_image(format!(
+            "a PNG of {w}x{h} pixels (expected 1x1 up to {MAX_PNG_BYTES} decoded bytes)"
+        )));
+    }
+    let mut buf = vec![0; size];
     let info = reader
         .next_frame(&mut buf)
         .map_err(|e| not_image(format!("an undecodable PNG ({e})")))?;
@@ -265,8 +278,11 @@ pub fn decode_png(bytes: &[u8], name: &str) -> Result<DecodedPng> {
     let (width, height) = (info.width as usize, info.height as usize);
     let row = width * channels;
     let mut pixels = Vec::with_capacity(row * height);
-    for r in 0..height {
-        pixels.extend_from_slice(&buf[r * info.line_size..r * info.line_size + row]);
+    for line in buf.chunks(info.line_size.max(1)).take(height) {
+        let px = line
+            .get(..row)
+            .ok_or_else(|| not_image(format!("a PNG row of {} bytes, not {row}", line.len())))?;
+        pixels.extend_from_slice(px);
     }
     Ok(DecodedPng {
         height,

@@ -114,6 +114,22 @@ pub enum CheckpointError {
         /// How many tensors the layout has.
         expected: usize,
     },
+    /// A tensor holds a NaN or an infinity.
+    #[error(
+        "checkpoint {}: tensor `{name}` holds a non-finite value ({value}) at flat index \
+         {index}: expected finite numbers (a diverged run?)",
+        path.display()
+    )]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// The position of the first non-finite value, in storage order.
+        index: usize,
+        /// The value (NaN, inf or -inf).
+        value: f64,
+    },
     /// The metadata is inconsistent with the tensors (e.g. the stored order names a tensor
     /// that is absent).
     #[error("checkpoint {}: invalid metadata: {reason}", path.display())]
@@ -565,6 +581,14 @@ pub fn load<T: Float>(path: impl AsRef<Path>) -> Result<Checkpoint<T>, Checkpoin
             reason: format!("tensor `{n}`: {e:?}"),
         })?;
         let values = decode_real(path, &n, view.dtype(), view.data())?;
+        if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(CheckpointError::NonFinite {
+                path: path.to_path_buf(),
+                name: n,
+                index,
+                value,
+            });
+        }
         params.push(n, Tensor::from_f64(&values, view.shape()));
     }
     Ok(Checkpoint { params, metadata })

@@ -329,6 +329,7 @@ impl RunConfig {
             }
         };
         at_least("data.k_shot", d.k_shot, 1)?;
+        check_image_size(&self.backbone, d.image_size)?;
         at_least("data.q_query", d.q_query, 1)?;
         at_least("train.iterations", self.train.iterations, 1)?;
         at_least("train.meta_batch", self.train.meta_batch, 1)?;
@@ -398,4 +399,24 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+/// The largest image side a config may ask for (images are resized to it).
+pub const MAX_IMAGE_SIZE: usize = 4096;
+
+/// Checks `backbone.image_size` (Conv-4) and `data.image_size`: 1 ..= [`MAX_IMAGE_SIZE`].
+fn check_image_size(backbone: &BackboneConfig, data: Option<usize>) -> Result<()> {
+    let conv = match backbone {
+        BackboneConfig::Conv4(c) => Some(c.image_size),
+        BackboneConfig::Mlp(_) => None,
+    };
+    for (key, size) in [("backbone.image_size", conv), ("data.image_size", data)] {
+        if let Some(s) = size.filter(|s| !(1..=MAX_IMAGE_SIZE).contains(s)) {
+            return Err(TrainError::value(
+                key,
+                format!("= {s} must be between 1 and {MAX_IMAGE_SIZE} (pixels per side)"),
+            ));
+        }
+    }
+    Ok(())
 }
