@@ -235,7 +235,7 @@ fn inspect_csv(bytes: &[u8], name: &str, gz: &str, out: &mut String) -> Result<(
 /// checked).
 fn inspect_npz(path: &Path, names: &[String], out: &mut String) -> Result<()> {
     let has = |n: &str| names.iter().any(|m| m == n);
-    if has("images.npy") && has("labels.npy") {
+    if has("images.npy") || has("labels.npy") {
         let o = load_omniglot_npz(path, 28)?;
         let set = match o.characters.first().and_then(|c| c.set()) {
             Some(OmniglotSet::Evaluation) => "images_evaluation",
