@@ -2,6 +2,8 @@
 //! (several label columns, for multi-task learning), the per-class [`ClassIndex`], and the
 //! [`LabelledData`] trait through which the episode sampler reads any of them.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::BTreeMap;
 
 use super::error::{DataError, Result};

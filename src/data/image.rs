@@ -1,6 +1,8 @@
 //! Image operations: antialiased area ("box") resizing, exact quarter-turn rotation and
 //! PNG decoding.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use super::error::{DataError, Result};
 
 /// One axis of a box filter: for each output position `o`, the source pixels
@@ -293,6 +295,7 @@ pub fn decode_png(bytes: &[u8], name: &str) -> Result<DecodedPng> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,7 @@
 //! `metalearn data inspect PATH`: recognise a dataset file or folder and summarise it.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufReader, Read};

@@ -2,6 +2,8 @@
 //!
 //! Only what datasets need: numeric and boolean dtypes, C or Fortran order, any shape.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::io::{Cursor, Read, Seek};
 
 use super::error::{DataError, Result};
@@ -93,7 +95,7 @@ macro_rules! convert {
             .data
             .chunks_exact(std::mem::size_of::<$ty>())
             .map(|c| {
-                let b = c.try_into().expect("chunk size");
+                let b = super::idx::array(c);
                 let v = if be {
                     <$ty>::from_be_bytes(b)
                 } else {
@@ -155,7 +157,7 @@ impl NpyArray {
 pub fn parse_npy(bytes: &[u8], name: &str) -> Result<NpyArray> {
     let mut cursor = Cursor::new(bytes);
     let header = read_npy_header(&mut cursor, name)?;
-    let rest = &bytes[header.header_len..];
+    let rest = bytes.get(header.header_len..).unwrap_or_default();
     let len = header.data_len().ok_or_else(|| {
         DataError::format(
             name,
@@ -327,7 +329,10 @@ pub fn read_npy_header<R: Read>(reader: &mut R, name: &str) -> Result<NpyHeader>
 pub(crate) fn read_up_to<R: Read>(reader: &mut R, buf: &mut [u8], name: &str) -> Result<usize> {
     let mut got = 0;
     while got < buf.len() {
-        match reader.read(&mut buf[got..]) {
+        let Some(free) = buf.get_mut(got..) else {
+            break;
+        };
+        match reader.read(free) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -355,8 +360,8 @@ fn parse_descr(descr: &str) -> Option<(NpyDtype, bool)> {
     if b.len() < 2 {
         return None;
     }
-    let (order, ty) = match b[0] {
-        b'<' | b'>' | b'|' | b'=' => (b[0], &descr[1..]),
+    let (order, ty) = match (b.first(), descr.get(1..)) {
+        (Some(&o @ (b'<' | b'>' | b'|' | b'=')), Some(rest)) => (o, rest),
         _ => (b'=', descr),
     };
     let dtype = match ty {
@@ -465,14 +470,14 @@ impl Lexer<'_> {
         while self.peek()? != q {
             self.i += 1;
         }
-        let s = std::str::from_utf8(&self.s[start..self.i])
+        let s = std::str::from_utf8(self.s.get(start..self.i)?)
             .ok()?
             .to_string();
         self.i += 1;
         Some(s)
     }
     fn boolean(&mut self) -> Option<bool> {
-        let rest = &self.s[self.i..];
+        let rest = self.s.get(self.i..)?;
         if rest.starts_with(b"True") {
             self.i += 4;
             Some(true)
@@ -488,7 +493,7 @@ impl Lexer<'_> {
         while matches!(self.peek(), Some(b'0'..=b'9')) {
             self.i += 1;
         }
-        let v = std::str::from_utf8(&self.s[start..self.i])
+        let v = std::str::from_utf8(self.s.get(start..self.i)?)
             .ok()?
             .parse()
             .ok()?;
@@ -622,6 +627,7 @@ pub(crate) fn zip_error(name: &str, e: zip::result::ZipError) -> DataError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -5,6 +5,8 @@
 //! Images are resized from 105x105 to `size x size` (28 by default) with the exact-area
 //! [`BoxResizer`]; ink is 1.0 and background 0.0.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read};

@@ -1,6 +1,8 @@
 //! Delimited text data: feature-vector CSVs with one or more label columns (raw or gzip) and
 //! scikit-learn's `digits.csv.gz`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
