@@ -39,7 +39,7 @@ fn inspect_file(path: &Path) -> Result<String> {
     let n = File::open(path)
         .and_then(|mut f| f.read(&mut head))
         .map_err(|e| DataError::io(path, "read", e))?;
-    let head = &head[..n];
+    let head = head.get(..n).unwrap_or_default();
     let mut out = String::new();
     writeln!(out, "{name}").ok();
     if head.starts_with(b"PK") {
@@ -61,12 +61,7 @@ fn inspect_file(path: &Path) -> Result<String> {
         } else {
             ""
         };
-        if raw.len() >= 4
-            && raw[0] == 0
-            && raw[1] == 0
-            && (0x08..=0x0E).contains(&raw[2])
-            && (1..=4).contains(&raw[3])
-        {
+        if matches!(*raw, [0, 0, 0x08..=0x0E, 1..=4, ..]) {
             inspect_idx(path, &bytes, gz, &mut out)?;
         } else if let Some(split) = vinyals_split(&raw, &name) {
             let chars: std::collections::BTreeSet<&str> =
@@ -107,6 +102,7 @@ fn inspect_idx(path: &Path, bytes: &[u8], gz: &str, out: &mut String) -> Result<
         a.dims
     )
     .ok();
+    let dim = |k: usize| a.dims.get(k).copied().unwrap_or(0);
     match (a.dtype, a.dims.len()) {
         (IdxType::U8, 1) => {
             let counts = byte_counts(&a.data);
@@ -123,18 +119,20 @@ fn inspect_idx(path: &Path, bytes: &[u8], gz: &str, out: &mut String) -> Result<
             writeln!(
                 out,
                 "  kind: images; examples: {}; image size: {}x{}",
-                a.dims[0], a.dims[1], a.dims[2]
+                dim(0),
+                dim(1),
+                dim(2)
             )
             .ok();
             if let Some(labels) = sibling_labels(path) {
                 writeln!(out, "  labels file: {}", path_name(&labels)).ok();
                 let lname = path_name(&labels);
                 let l = parse_idx(&read_file(&labels)?, &lname)?;
-                if l.dtype != IdxType::U8 || l.dims.len() != 1 || l.dims != a.dims[..1] {
+                if l.dtype != IdxType::U8 || l.dims.len() != 1 || l.dims.first() != a.dims.first() {
                     return Err(DataError::format(
                         lname,
                         "labels array",
-                        format!("unsigned bytes, 1 dim, {} labels", a.dims[0]),
+                        format!("unsigned bytes, 1 dim, {} labels", dim(0)),
                         format!("{:?}, dims {:?}", l.dtype, l.dims),
                     ));
                 }
@@ -144,7 +142,7 @@ fn inspect_idx(path: &Path, bytes: &[u8], gz: &str, out: &mut String) -> Result<
             }
         }
         _ => {
-            writeln!(out, "  examples: {}", a.dims[0]).ok();
+            writeln!(out, "  examples: {}", dim(0)).ok();
         }
     }
     Ok(())
@@ -221,7 +219,7 @@ fn inspect_csv(bytes: &[u8], name: &str, gz: &str, out: &mut String) -> Result<(
     )
     .ok();
     writeln!(out, "  examples: {}; features: {}", ds.n, ds.example_len()).ok();
-    let name0 = ds.label_names[0].clone();
+    let name0 = ds.label_names.first().cloned().unwrap_or_default();
     let counts: Vec<(String, usize)> = ds
         .class_counts(&name0)
         .unwrap_or_default()
@@ -588,9 +586,9 @@ fn write_counts(out: &mut String, counts: &[(String, usize)]) {
         writeln!(
             out,
             "  per class: min {}, median {}, max {} (over {} classes)",
-            v[0],
-            v[v.len() / 2],
-            v[v.len() - 1],
+            v.first().unwrap_or(&0),
+            v.get(v.len() / 2).unwrap_or(&0),
+            v.last().unwrap_or(&0),
             v.len()
         )
         .ok();

@@ -195,7 +195,11 @@ impl Omniglot {
 
     /// The example index of drawing `drawing` of class `class`.
     pub fn example_of(&self, class: usize, drawing: u32) -> Option<usize> {
-        (0..self.images.n).find(|&i| self.images.labels[i] == class && self.drawings[i] == drawing)
+        self.images
+            .labels
+            .iter()
+            .zip(&self.drawings)
+            .position(|(&l, &d)| l == class && d == drawing)
     }
 
     /// Concatenates two Omniglot collections (for example background + evaluation).
@@ -459,14 +463,9 @@ struct PngItem {
 /// Splits `.../Alphabet/characterNN/file.png` into its parts; `None` if the path has another form.
 fn lake_parts(path: &str) -> Option<(String, u32, String)> {
     let parts: Vec<&str> = path.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
-    if parts.len() < 3 {
+    let &[.., alphabet, chardir, file] = parts.as_slice() else {
         return None;
-    }
-    let (alphabet, chardir, file) = (
-        parts[parts.len() - 3],
-        parts[parts.len() - 2],
-        parts[parts.len() - 1],
-    );
+    };
     if !file.to_ascii_lowercase().ends_with(".png")
         || alphabet.starts_with('.')
         || file.starts_with('.')
@@ -718,7 +717,7 @@ impl RotatedDataset {
                     base.height, base.width
                 )));
             }
-            class_names.push(format!("{}/rot{:03}", base.class_names[c], (q % 4) * 90));
+            class_names.push(format!("{}/rot{:03}", base.class_name(c), (q % 4) * 90));
             examples.extend_from_slice(index.examples(c));
             labels.extend(std::iter::repeat_n(k, index.examples(c).len()));
         }
@@ -744,7 +743,8 @@ impl RotatedDataset {
         &self.base
     }
 
-    /// `(base class, quarter turns)` of class `k`.
+    /// `(base class, quarter turns)` of class `k`. Panics if `k` is not a class.
+    #[allow(clippy::indexing_slicing)] // documented panic: `k < num_classes()` is the contract
     pub fn class(&self, k: usize) -> (usize, u32) {
         self.classes[k]
     }
@@ -754,7 +754,8 @@ impl RotatedDataset {
         &self.class_names
     }
 
-    /// The base example behind example `i`.
+    /// The base example behind example `i`. Panics if `i >= len()`.
+    #[allow(clippy::indexing_slicing)] // documented panic: `i < len()` is the contract
     pub fn base_example(&self, i: usize) -> usize {
         self.examples[i]
     }
@@ -781,6 +782,8 @@ impl RotatedDataset {
     }
 }
 
+// `i < len()` is the trait's contract; `new` built `examples`, `labels` and `classes` together.
+#[allow(clippy::indexing_slicing)]
 impl LabelledData for RotatedDataset {
     fn len(&self) -> usize {
         self.examples.len()
@@ -811,6 +814,8 @@ impl LabelledData for RotatedDataset {
     }
 }
 
+// `i < len()` as in the trait; `plane <= local.len()` is checked before slicing `local`.
+#[allow(clippy::indexing_slicing)]
 impl RotatedDataset {
     /// Rotates `img` (a copy of example `i`'s base image) by example `i`'s quarter turns.
     fn rotate_in_place(&self, i: usize, img: &mut [f32]) {
