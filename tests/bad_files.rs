@@ -40,7 +40,11 @@ fn fails(args: &[&std::ffi::OsStr], expect: &[&str]) -> String {
         cmd.join(" "),
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(!se.contains("panicked"), "`{}` panicked: {se}", cmd.join(" "));
+    assert!(
+        !se.contains("panicked"),
+        "`{}` panicked: {se}",
+        cmd.join(" ")
+    );
     for e in expect {
         assert!(se.contains(e), "`{}`: {e:?} not in: {se}", cmd.join(" "));
     }
@@ -93,7 +97,9 @@ fn zip(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
 
 /// Omniglot background labels: `(964, 20)` int64 with `labels[i, j] == i`.
 fn omniglot_labels() -> Vec<u8> {
-    let data: Vec<u8> = (0..964 * 20i64).flat_map(|k| (k / 20).to_le_bytes()).collect();
+    let data: Vec<u8> = (0..964 * 20i64)
+        .flat_map(|k| (k / 20).to_le_bytes())
+        .collect();
     npy("<i8", "(964, 20)", &data)
 }
 
@@ -122,7 +128,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 == 1 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 == 1 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -144,17 +154,30 @@ fn idx_files() {
         &idx(0x0803, &[u32::MAX, u32::MAX, u32::MAX], &[]),
     );
     inspect_fails(&huge, &["dimensions", "fits in memory"]);
-    let big = write(&d.join("big-idx3-ubyte"), &idx(0x0803, &[60000, 28, 28], &[0; 16]));
+    let big = write(
+        &d.join("big-idx3-ubyte"),
+        &idx(0x0803, &[60000, 28, 28], &[0; 16]),
+    );
     inspect_fails(&big, &["truncated", "47040000"]);
     // Images with a sibling labels file that is broken or does not match.
     let imgs = write(&d.join("g/train-images-idx3-ubyte"), &ok);
-    write(&d.join("g/train-labels-idx1-ubyte"), &idx(0x0801, &[5], &[0; 5]));
+    write(
+        &d.join("g/train-labels-idx1-ubyte"),
+        &idx(0x0801, &[5], &[0; 5]),
+    );
     fails(
         &["data".as_ref(), "inspect".as_ref(), imgs.as_os_str()],
-        &["train-labels-idx1-ubyte", "labels array", "found U8, dims [5]"],
+        &[
+            "train-labels-idx1-ubyte",
+            "labels array",
+            "found U8, dims [5]",
+        ],
     );
     write(&d.join("h/t10k-images-idx3-ubyte"), &ok);
-    let lab = write(&d.join("h/t10k-labels-idx1-ubyte"), &idx(0x0801, &[2], &[0]));
+    let lab = write(
+        &d.join("h/t10k-labels-idx1-ubyte"),
+        &idx(0x0801, &[2], &[0]),
+    );
     inspect_fails(&lab, &["truncated"]);
     eprintln!("corpus cases so far: {}", CASES.load(Ordering::SeqCst));
 }
@@ -188,7 +211,10 @@ fn npy_and_npz_files() {
     // a corrupt zip, an npz that is a folder (through `train`).
     let crafted = zip(&[
         ("labels.npy", omniglot_labels()),
-        ("images.npy", npy("|b1", "(964, 20, 32000000, 32000000)", &[])),
+        (
+            "images.npy",
+            npy("|b1", "(964, 20, 32000000, 32000000)", &[]),
+        ),
     ]);
     let crafted = write(&d.join("crafted.npz"), &crafted);
     inspect_fails(&crafted, &["images.npy", "H, W <= 16384"]);
@@ -401,11 +427,7 @@ fn csv_files() {
             format!("{}-inf,1,0\n", good_csv()),
             &[":65", "column 1", "-inf"],
         ),
-        (
-            "header.csv",
-            "x,y,label\n".to_string(),
-            &["no data rows"],
-        ),
+        ("header.csv", "x,y,label\n".to_string(), &["no data rows"]),
         (
             "ragged.csv",
             format!("{}1,2\n", good_csv()),
@@ -473,7 +495,10 @@ fn nan_checkpoint(bytes: &[u8]) -> Vec<u8> {
             continue;
         }
         let off = t["data_offsets"].as_array().unwrap();
-        let (a, b) = (off[0].as_u64().unwrap() as usize, off[1].as_u64().unwrap() as usize);
+        let (a, b) = (
+            off[0].as_u64().unwrap() as usize,
+            off[1].as_u64().unwrap() as usize,
+        );
         let nan: Vec<u8> = match t["dtype"].as_str().unwrap() {
             "F32" => f32::NAN.to_le_bytes().to_vec(),
             "F64" => f64::NAN.to_le_bytes().to_vec(),
@@ -509,7 +534,11 @@ fn safetensors_files() {
         ),
         ("bad-json.safetensors", bad_json, &["JSON header"]),
         ("past-end.safetensors", past_end, &["corrupt"]),
-        ("nan.safetensors", nan_checkpoint(&bytes), &["non-finite", "NaN", "tensor `"]),
+        (
+            "nan.safetensors",
+            nan_checkpoint(&bytes),
+            &["non-finite", "NaN", "tensor `"],
+        ),
         ("tiny.safetensors", vec![1, 2, 3], &["8-byte header"]),
     ];
     for (name, data, problem) in &cases {

@@ -281,10 +281,7 @@ impl ImageDataset {
         for l in &mut out.labels {
             *l = mapped(*l).unwrap_or(*l);
         }
-        out.class_names = classes
-            .iter()
-            .map(|&c| self.class_name(c))
-            .collect();
+        out.class_names = classes.iter().map(|&c| self.class_name(c)).collect();
         Ok(out)
     }
 }
@@ -422,7 +419,13 @@ impl MultiLabelDataset {
                 self.label_names
             ))
         })?;
-        let labels = self.labels.get(c).into_iter().flatten().map(|&l| f(l)).collect();
+        let labels = self
+            .labels
+            .get(c)
+            .into_iter()
+            .flatten()
+            .map(|&l| f(l))
+            .collect();
         self.add_column(name, labels, None)
     }
 

@@ -237,7 +237,11 @@ impl DecodedPng {
             .map(rgb)
             .collect();
         (0..3)
-            .flat_map(|ch| pixels.iter().map(move |p| p.get(ch).map_or(0.0, |&v| f32::from(v) / 255.0)))
+            .flat_map(|ch| {
+                pixels
+                    .iter()
+                    .map(move |p| p.get(ch).map_or(0.0, |&v| f32::from(v) / 255.0))
+            })
             .collect()
     }
 }

@@ -196,7 +196,11 @@ fn check_finite(a: &NpyArray, name: &str) -> Result<()> {
     if !matches!(a.header.dtype, NpyDtype::F32 | NpyDtype::F64) {
         return Ok(());
     }
-    let Some((flat, v)) = a.to_f64_vec().into_iter().enumerate().find(|(_, v)| !v.is_finite())
+    let Some((flat, v)) = a
+        .to_f64_vec()
+        .into_iter()
+        .enumerate()
+        .find(|(_, v)| !v.is_finite())
     else {
         return Ok(());
     };

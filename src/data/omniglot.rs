@@ -249,7 +249,9 @@ pub fn load_omniglot_npz(path: &Path, size: usize) -> Result<Omniglot> {
     let n = rows * cols;
     let characters: Vec<OmniglotCharacter> = (0..rows)
         .map(|r| {
-            let id = u32::try_from(r).ok().and_then(|r| r.checked_add(set.first_id()));
+            let id = u32::try_from(r)
+                .ok()
+                .and_then(|r| r.checked_add(set.first_id()));
             id.and_then(OmniglotCharacter::from_id).ok_or_else(|| {
                 DataError::format(&name, "character row", "a known Omniglot id", r.to_string())
             })

@@ -12,7 +12,10 @@
 //!
 //! Every failure is a [`CheckpointError`] naming the file, what was expected and what was found.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use super::Params;
+use crate::data::idx::array;
 use crate::tensor::{Float, Tensor};
 use safetensors::{Dtype, SafeTensors};
 use std::borrow::Cow;
@@ -373,9 +376,7 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, CheckpointError> {
 
 fn describe_st_error(e: &safetensors::SafeTensorError, bytes: &[u8]) -> String {
     use safetensors::SafeTensorError as E;
-    let header_len = bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let header_len = bytes.get(..8).map(|b| u64::from_le_bytes(array(b)));
     match e {
         E::HeaderTooSmall => "the file is shorter than the 8-byte header length".into(),
         E::InvalidHeaderLength => format!(
@@ -419,11 +420,11 @@ fn decode_real(
     let v = match dtype {
         Dtype::F64 => data
             .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .map(|b| f64::from_le_bytes(array(b)))
             .collect(),
         Dtype::F32 => data
             .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64)
+            .map(|b| f32::from_le_bytes(array(b)) as f64)
             .collect(),
         other => {
             return Err(CheckpointError::WrongDtype {
@@ -441,25 +442,25 @@ fn decode_int(dtype: Dtype, data: &[u8]) -> Option<Vec<i64>> {
     let v = match dtype {
         Dtype::I64 => data
             .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().expect("8")))
+            .map(|b| i64::from_le_bytes(array(b)))
             .collect(),
         Dtype::I32 => data
             .chunks_exact(4)
-            .map(|b| i32::from_le_bytes(b.try_into().expect("4")) as i64)
+            .map(|b| i32::from_le_bytes(array(b)) as i64)
             .collect(),
         Dtype::I16 => data
             .chunks_exact(2)
-            .map(|b| i16::from_le_bytes(b.try_into().expect("2")) as i64)
+            .map(|b| i16::from_le_bytes(array(b)) as i64)
             .collect(),
         Dtype::I8 => data.iter().map(|&b| b as i8 as i64).collect(),
         Dtype::U8 | Dtype::BOOL => data.iter().map(|&b| b as i64).collect(),
         Dtype::U16 => data
             .chunks_exact(2)
-            .map(|b| u16::from_le_bytes(b.try_into().expect("2")) as i64)
+            .map(|b| u16::from_le_bytes(array(b)) as i64)
             .collect(),
         Dtype::U32 => data
             .chunks_exact(4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4")) as i64)
+            .map(|b| u32::from_le_bytes(array(b)) as i64)
             .collect(),
         _ => return None,
     };
@@ -498,13 +499,13 @@ pub fn read_safetensors_f64(path: impl AsRef<Path>) -> Result<RawFile, Checkpoin
             Dtype::F16 => RawData::F64(
                 view.data()
                     .chunks_exact(2)
-                    .map(|b| half_to_f64(u16::from_le_bytes([b[0], b[1]])))
+                    .map(|b| half_to_f64(u16::from_le_bytes(array(b))))
                     .collect(),
             ),
             Dtype::BF16 => RawData::F64(
                 view.data()
                     .chunks_exact(2)
-                    .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16) as f64)
+                    .map(|b| f32::from_bits((u16::from_le_bytes(array(b)) as u32) << 16) as f64)
                     .collect(),
             ),
             other => match decode_int(other, view.data()) {
