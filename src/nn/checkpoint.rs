@@ -548,9 +548,14 @@ pub fn read_metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>,
 /// name for files written elsewhere.
 pub fn load<T: Float>(path: impl AsRef<Path>) -> Result<Checkpoint<T>, CheckpointError> {
     let path = path.as_ref();
-    let bytes = read_bytes(path)?;
-    let st = parse(path, &bytes)?;
-    let mut metadata = file_metadata(&bytes);
+    from_bytes(&read_bytes(path)?, path)
+}
+
+/// [`load`] from the bytes of a safetensors file held in memory; `path` names it in errors
+/// (this is what the fuzz targets call).
+pub fn from_bytes<T: Float>(bytes: &[u8], path: &Path) -> Result<Checkpoint<T>, CheckpointError> {
+    let st = parse(path, bytes)?;
+    let mut metadata = file_metadata(bytes);
     let mut names: Vec<String> = st.names().into_iter().cloned().collect();
     names.sort();
     if let Some(order) = metadata.remove(ORDER_KEY) {
