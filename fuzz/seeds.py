@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of the fuzz targets into fuzz/corpus/<target>/ (not committed).
 
-Usage: python3 fuzz/seeds.py   (from the repository root)
+Usage: python3 fuzz/seeds.py   (from the repository root), then, with stable rustc
+(cargo-fuzz's `-Z` flags need RUSTC_BOOTSTRAP=1; no sanitizer, libFuzzer coverage only):
+
+    cd fuzz && for t in idx npy png csv safetensors toml_config; do
+      RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none -O $t -- \
+        -runs=1000000 -max_len=4096 -rss_limit_mb=4096 -print_final_stats=1
+    done
 """
 import gzip
 import io
