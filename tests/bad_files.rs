@@ -464,7 +464,12 @@ fn csv_files() {
 
 /// Trains a tiny CSV model and returns (root, checkpoint, support CSV, query CSV).
 fn trained_checkpoint() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
-    let d = tmp("ckpt");
+    trained_checkpoint_in("ckpt")
+}
+
+/// [`trained_checkpoint`] in the temporary folder `tag`.
+fn trained_checkpoint_in(tag: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let d = tmp(tag);
     let data = write(&d.join("train.csv"), good_csv().as_bytes());
     let cfg = write(
         &d.join("run.toml"),
@@ -577,4 +582,176 @@ fn safetensors_files() {
         &["bad-support.csv", "finite"],
     );
     eprintln!("corpus cases so far: {}", CASES.load(Ordering::SeqCst));
+}
+
+// One test per defect named in issue 14, each failing on the code before the fix.
+
+/// A CSV label of u64::MAX panicked in `data inspect` (file and folder).
+#[test]
+fn defect_csv_u64_max_label_panicked() {
+    let d = tmp("d-max");
+    let f = write(
+        &d.join("x/max.csv"),
+        format!("{}1,2,18446744073709551615\n", good_csv()).as_bytes(),
+    );
+    inspect_fails(&f, &["max.csv:65", "18446744073709551615"]);
+    inspect_fails(f.parent().unwrap(), &["max.csv:65", "1 of 1"]);
+}
+
+/// A CSV label of 100000000 made 100 million classes (3 GB); `train` named no file.
+#[test]
+fn defect_csv_huge_label_allocated() {
+    let d = tmp("d-huge");
+    let f = write(
+        &d.join("huge.csv"),
+        format!("{}1,2,100000000\n", good_csv()).as_bytes(),
+    );
+    inspect_fails(&f, &["huge.csv:65", "class id below 1024"]);
+    let cfg = write(&d.join("c.toml"), csv_config(&f, &d.join("run")).as_bytes());
+    fails(
+        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        &["huge.csv:65", "100000000"],
+    );
+}
+
+/// An Omniglot npz whose images header says (964, 20, 32000000, 32000000) aborted `train`
+/// allocating 5e17 bytes, and `data inspect` accepted it.
+#[test]
+fn defect_npz_huge_shape_aborted() {
+    let d = tmp("d-npz");
+    let crafted = zip(&[
+        ("labels.npy", omniglot_labels()),
+        (
+            "images.npy",
+            npy("|b1", "(964, 20, 32000000, 32000000)", &[]),
+        ),
+    ]);
+    let data = d.join("omniglot");
+    let f = write(&data.join("images_background.npz"), &crafted);
+    write(&data.join("images_evaluation.npz"), &crafted);
+    inspect_fails(&f, &["images.npy", "H, W <= 16384"]);
+    let cfg = write(
+        &d.join("o.toml"),
+        omniglot_config(&data, &d.join("run")).as_bytes(),
+    );
+    fails(
+        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        &["images.npy", "32000000"],
+    );
+}
+
+/// `data inspect` on a folder with a truncated IDX file printed the error and exited 0.
+#[test]
+fn defect_inspect_folder_exit_code() {
+    let d = tmp("d-idx");
+    let ok = idx(0x0803, &[2, 2, 2], &[0; 8]);
+    write(&d.join("train-images-idx3-ubyte"), &ok[..10]);
+    inspect_fails(&d, &["train-images-idx3-ubyte", "truncated"]);
+}
+
+/// `data inspect` passed a truncated `.npy` and an npz member cut short.
+#[test]
+fn defect_inspect_truncated_npy_passed() {
+    let d = tmp("d-npy");
+    let f = write(&d.join("short.npy"), &npy("<f4", "(2, 3)", &[0; 20]));
+    inspect_fails(&f, &["short.npy", "truncated"]);
+    let z = write(
+        &d.join("short.npz"),
+        &zip(&[("x.npy", npy("<f4", "(4,)", &[0; 8]))]),
+    );
+    inspect_fails(&z, &["short.npz/x.npy", "truncated"]);
+}
+
+/// `data inspect` passed a class folder with a garbage `x.png` next to a data file.
+#[test]
+fn defect_inspect_garbage_png_passed() {
+    let d = tmp("d-png");
+    write(&d.join("a/1.png"), &png(4, 4));
+    write(&d.join("b/1.png"), &png(4, 4));
+    write(&d.join("b/x.png"), b"garbage");
+    write(&d.join("labels.csv"), b"1,2,0\n3,4,1\n");
+    inspect_fails(&d, &["x.png", "not an image"]);
+}
+
+/// An npz that is a directory gave "Invalid argument (os error 22)".
+#[test]
+fn defect_npz_directory_vague() {
+    let d = tmp("d-npzdir");
+    let data = d.join("omniglot");
+    std::fs::create_dir_all(data.join("images_background.npz")).unwrap();
+    std::fs::create_dir_all(data.join("images_evaluation.npz")).unwrap();
+    let cfg = write(
+        &d.join("o.toml"),
+        omniglot_config(&data, &d.join("run")).as_bytes(),
+    );
+    fails(
+        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        &[
+            "images_background.npz",
+            "expected an npz (zip) file, found a directory",
+        ],
+    );
+}
+
+/// NaN and inf features in a CSV trained (inf later blamed on the learning rate).
+#[test]
+fn defect_csv_non_finite_trained() {
+    let d = tmp("d-inf");
+    for (name, row) in [("nan.csv", "NaN,1,0"), ("inf.csv", "1,inf,0")] {
+        let f = write(&d.join(name), format!("{}{row}\n", good_csv()).as_bytes());
+        let cfg = write(
+            &d.join(format!("{name}.toml")),
+            csv_config(&f, &d.join(format!("run-{name}"))).as_bytes(),
+        );
+        fails(
+            &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+            &[&format!("{name}:65"), "finite"],
+        );
+    }
+}
+
+/// A header-only CSV gave "train split (0 classes)".
+#[test]
+fn defect_header_only_csv_vague() {
+    let d = tmp("d-header");
+    let f = write(&d.join("header.csv"), b"x,y,label\n");
+    let cfg = write(&d.join("c.toml"), csv_config(&f, &d.join("run")).as_bytes());
+    fails(
+        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        &["header.csv", "no data rows"],
+    );
+}
+
+/// `image_size = 0` gave "cannot resize 105x105 to 0x0" (no key named).
+#[test]
+fn defect_image_size_zero_vague() {
+    let d = tmp("d-size");
+    let folder = d.join("g");
+    for c in 0..4 {
+        for i in 0..3 {
+            write(&folder.join(format!("c{c}/{i}.png")), &png(4, 4));
+        }
+    }
+    let cfg = write(
+        &d.join("z.toml"),
+        folder_config(&folder, &d.join("run"), 0).as_bytes(),
+    );
+    fails(
+        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        &["backbone.image_size", "between 1 and"],
+    );
+}
+
+/// A checkpoint full of NaN evaluated to "20.00% ± 0.00%".
+#[test]
+fn defect_checkpoint_nan_accepted() {
+    let (d, ckpt, _, _) = trained_checkpoint_in("d-nan");
+    let f = write(
+        &d.join("nan.safetensors"),
+        &nan_checkpoint(&std::fs::read(ckpt).unwrap()),
+    );
+    fails(
+        &["eval".as_ref(), "--checkpoint".as_ref(), f.as_os_str()],
+        &["nan.safetensors", "non-finite", "tensor `"],
+    );
 }
