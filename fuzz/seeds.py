@@ -76,6 +76,10 @@ put("npy", "b1.npy", npy("|b1", "(1, 2, 2, 2)", bytes([1, 0, 1, 1, 0, 0, 1, 0]))
 labels = npy("<i8", "(2, 3)", struct.pack("<6q", 0, 0, 0, 1, 1, 1))
 put("npy", "omniglot.npz", zipped([("images.npy", npy("|b1", "(2, 3, 4, 4)", bytes(96))), ("labels.npy", labels)]))
 
+# Omniglot-shaped (964 characters, the loader's own check), 2 drawings of 2x2 pixels.
+bg_labels = npy("|u1", "(964, 2)", bytes(min(k // 2, 255) for k in range(964 * 2)))
+put("npy", "background.npz", zipped([("labels.npy", bg_labels), ("images.npy", npy("|b1", "(964, 2, 2, 2)", bytes(964 * 8)))]))
+
 put("png", "gray.png", png(4, 3))
 put("png", "rgb.png", png(3, 3, color=2, channels=3))
 put("png", "rgba.png", png(2, 5, color=6, channels=4))
