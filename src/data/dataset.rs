@@ -2,6 +2,8 @@
 //! (several label columns, for multi-task learning), the per-class [`ClassIndex`], and the
 //! [`LabelledData`] trait through which the episode sampler reads any of them.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::BTreeMap;
 
 use super::error::{DataError, Result};
@@ -38,7 +40,9 @@ pub trait LabelledData {
     fn extend_example(&self, i: usize, len: usize, out: &mut Vec<f32>) {
         let start = out.len();
         out.resize(start + len, 0.0);
-        self.write_example(i, &mut out[start..]);
+        if let Some(tail) = out.get_mut(start..) {
+            self.write_example(i, tail);
+        }
     }
 }
 
@@ -196,7 +200,15 @@ impl ImageDataset {
         self.channels * self.height * self.width
     }
 
+    /// The pixels of image `i`, or `None` if `i >= n`.
+    pub fn try_image(&self, i: usize) -> Option<&[f32]> {
+        let len = self.image_len();
+        self.images
+            .get(i.checked_mul(len)?..i.checked_add(1)?.checked_mul(len)?)
+    }
+
     /// The pixels of image `i`, `[channels, height, width]` row-major. Panics if `i >= n`.
+    #[allow(clippy::indexing_slicing)] // documented panic: `i < n` is the caller's contract
     pub fn image(&self, i: usize) -> &[f32] {
         let len = self.image_len();
         &self.images[i * len..(i + 1) * len]
@@ -224,14 +236,14 @@ impl ImageDataset {
         let mut images = Vec::with_capacity(indices.len() * len);
         let mut labels = Vec::with_capacity(indices.len());
         for &i in indices {
-            if i >= self.n {
+            let (Some(&label), Some(image)) = (self.labels.get(i), self.try_image(i)) else {
                 return Err(DataError::InvalidArgument(format!(
                     "subset index {i} out of range for {} images",
                     self.n
                 )));
-            }
-            images.extend_from_slice(self.image(i));
-            labels.push(self.labels[i]);
+            };
+            images.extend_from_slice(image);
+            labels.push(label);
         }
         ImageDataset::new(
             images,
@@ -261,21 +273,21 @@ impl ImageDataset {
                 }
             }
         }
+        let mapped = |l: usize| map.get(l).copied().filter(|&m| m != usize::MAX);
         let keep: Vec<usize> = (0..self.n)
-            .filter(|&i| map[self.labels[i]] != usize::MAX)
+            .filter(|&i| self.labels.get(i).and_then(|&l| mapped(l)).is_some())
             .collect();
         let mut out = self.subset(&keep)?;
         for l in &mut out.labels {
-            *l = map[*l];
+            *l = mapped(*l).unwrap_or(*l);
         }
-        out.class_names = classes
-            .iter()
-            .map(|&c| self.class_names[c].clone())
-            .collect();
+        out.class_names = classes.iter().map(|&c| self.class_name(c)).collect();
         Ok(out)
     }
 }
 
+// `LabelledData` takes `i < len()` by contract; the constructors validate the buffers.
+#[allow(clippy::indexing_slicing)]
 impl LabelledData for ImageDataset {
     fn len(&self) -> usize {
         self.n
@@ -373,7 +385,14 @@ impl MultiLabelDataset {
                 "label column {name:?} already exists"
             )));
         }
-        let needed = labels.iter().max().map_or(0, |m| m + 1);
+        let needed = match labels.iter().max() {
+            None => 0,
+            Some(&m) => m.checked_add(1).ok_or_else(|| {
+                DataError::InvalidArgument(format!(
+                    "label column {name:?} has a label {m} too large to be a class id"
+                ))
+            })?,
+        };
         let names = match class_names {
             Some(names) if names.len() >= needed => names,
             Some(names) => {
@@ -400,7 +419,13 @@ impl MultiLabelDataset {
                 self.label_names
             ))
         })?;
-        let labels = self.labels[c].iter().map(|&l| f(l)).collect();
+        let labels = self
+            .labels
+            .get(c)
+            .into_iter()
+            .flatten()
+            .map(|&l| f(l))
+            .collect();
         self.add_column(name, labels, None)
     }
 
@@ -418,7 +443,9 @@ impl MultiLabelDataset {
 
     /// The labels of column `name`.
     pub fn column(&self, name: &str) -> Option<&[usize]> {
-        self.column_index(name).map(|c| self.labels[c].as_slice())
+        self.column_index(name)
+            .and_then(|c| self.labels.get(c))
+            .map(Vec::as_slice)
     }
 
     /// The number of `f32` values of one example.
@@ -427,12 +454,14 @@ impl MultiLabelDataset {
     }
 
     /// The values of example `i`. Panics if `i >= n`.
+    #[allow(clippy::indexing_slicing)] // documented panic: `i < n` is the caller's contract
     pub fn example(&self, i: usize) -> &[f32] {
         let len = self.example_len();
         &self.data[i * len..(i + 1) * len]
     }
 
-    /// The labels of example `i` in every column, in column order.
+    /// The labels of example `i` in every column, in column order. Panics if `i >= n`.
+    #[allow(clippy::indexing_slicing)] // documented panic: `i < n` is the caller's contract
     pub fn example_labels(&self, i: usize) -> Vec<usize> {
         self.labels.iter().map(|col| col[i]).collect()
     }
@@ -452,8 +481,10 @@ impl MultiLabelDataset {
     pub fn class_counts(&self, name: &str) -> Option<BTreeMap<String, usize>> {
         let c = self.column_index(name)?;
         let mut counts = BTreeMap::new();
-        for &l in &self.labels[c] {
-            *counts.entry(self.class_names[c][l].clone()).or_insert(0) += 1;
+        let names = self.class_names.get(c)?;
+        for &l in self.labels.get(c)? {
+            let class = names.get(l).cloned().unwrap_or_else(|| l.to_string());
+            *counts.entry(class).or_insert(0) += 1;
         }
         Some(counts)
     }
@@ -469,10 +500,15 @@ pub struct LabelColumn<'a> {
 impl LabelColumn<'_> {
     /// The column's name.
     pub fn name(&self) -> &str {
-        &self.data.label_names[self.column]
+        self.data
+            .label_names
+            .get(self.column)
+            .map_or("", String::as_str)
     }
 }
 
+// `column` is a valid column (made by `task`); `i < len()` is the trait's contract.
+#[allow(clippy::indexing_slicing)]
 impl LabelledData for LabelColumn<'_> {
     fn len(&self) -> usize {
         self.data.n

@@ -153,6 +153,19 @@ pub enum DataError {
         /// Why it failed.
         reason: String,
     },
+    /// `metalearn data inspect` found files that the loaders reject; `report` holds the
+    /// summary of every file, with the errors in place.
+    #[error("{file}: {failed} of {total} data file(s) failed to load:\n{report}")]
+    Inspect {
+        /// The folder inspected.
+        file: String,
+        /// How many files (or image trees) failed.
+        failed: usize,
+        /// How many were inspected.
+        total: usize,
+        /// The full report, errors included.
+        report: String,
+    },
     /// An argument is out of its valid range (for example K = 0).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -205,4 +218,25 @@ impl DataError {
 /// The display form of a path, used as the `file` of errors.
 pub(crate) fn path_name(path: &Path) -> String {
     path.display().to_string()
+}
+
+/// Opens `path` for reading, checking first that it is a regular file: a folder gives a
+/// [`DataError::Format`] naming it and `expected` (e.g. "an npz (zip) file") instead of the
+/// operating system's "Is a directory" or "Invalid argument".
+pub(crate) fn open_regular_file(path: &Path, expected: &str) -> Result<std::fs::File> {
+    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, "open", e))?;
+    if !meta.is_file() {
+        let found = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(DataError::format(
+            path_name(path),
+            "file type",
+            expected,
+            found,
+        ));
+    }
+    std::fs::File::open(path).map_err(|e| DataError::io(path, "open", e))
 }

@@ -1,5 +1,7 @@
 //! IDX files (MNIST, Fashion-MNIST), raw or gzip-compressed, and the MNIST-style loaders.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -7,7 +9,7 @@ use flate2::read::MultiGzDecoder;
 use rayon::prelude::*;
 
 use super::dataset::{ImageDataset, TrainTest};
-use super::error::{path_name, DataError, Result};
+use super::error::{open_regular_file, path_name, DataError, Result};
 
 /// The two bytes that start every gzip stream.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -87,31 +89,38 @@ impl IdxArray {
 
     /// The elements as `f64`, in order.
     pub fn to_f64_vec(&self) -> Vec<f64> {
+        let d = &self.data;
         match self.dtype {
-            IdxType::U8 => self.data.iter().map(|&b| f64::from(b)).collect(),
-            IdxType::I8 => self.data.iter().map(|&b| f64::from(b as i8)).collect(),
-            IdxType::I16 => self
-                .data
+            IdxType::U8 => d.iter().map(|&b| f64::from(b)).collect(),
+            IdxType::I8 => d.iter().map(|&b| f64::from(b as i8)).collect(),
+            IdxType::I16 => d
                 .chunks_exact(2)
-                .map(|c| f64::from(i16::from_be_bytes([c[0], c[1]])))
+                .map(|c| f64::from(i16::from_be_bytes(array(c))))
                 .collect(),
-            IdxType::I32 => self
-                .data
+            IdxType::I32 => d
                 .chunks_exact(4)
-                .map(|c| f64::from(i32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                .map(|c| f64::from(i32::from_be_bytes(array(c))))
                 .collect(),
-            IdxType::F32 => self
-                .data
+            IdxType::F32 => d
                 .chunks_exact(4)
-                .map(|c| f64::from(f32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                .map(|c| f64::from(f32::from_be_bytes(array(c))))
                 .collect(),
-            IdxType::F64 => self
-                .data
+            IdxType::F64 => d
                 .chunks_exact(8)
-                .map(|c| f64::from_be_bytes(c.try_into().expect("8 bytes")))
+                .map(|c| f64::from_be_bytes(array(c)))
                 .collect(),
         }
     }
+}
+
+/// The first `N` bytes of `c` as an array (zero-padded if shorter; callers pass
+/// `chunks_exact(N)` chunks, so it never is).
+pub(crate) fn array<const N: usize>(c: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    for (d, s) in a.iter_mut().zip(c) {
+        *d = *s;
+    }
+    a
 }
 
 /// Decompresses `bytes` if they start with the gzip magic, else borrows them.
@@ -143,17 +152,16 @@ pub fn parse_idx(bytes: &[u8], name: &str) -> Result<IdxArray> {
 }
 
 fn parse_idx_raw(b: &[u8], name: &str) -> Result<IdxArray> {
-    if b.len() < 4 {
+    let Some(&[z0, z1, code, nd]) = b.get(..4) else {
         return Err(DataError::truncated(
             name,
             "IDX magic number",
             4,
             b.len() as u64,
         ));
-    }
-    let magic = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-    let dtype = IdxType::from_code(b[2]);
-    let (Some(dtype), 0, 0, 1..) = (dtype, b[0], b[1], b[3]) else {
+    };
+    let magic = u32::from_be_bytes([z0, z1, code, nd]);
+    let (Some(dtype), 0, 0, 1..) = (IdxType::from_code(code), z0, z1, nd) else {
         return Err(DataError::format(
             name,
             "IDX magic number",
@@ -161,19 +169,18 @@ fn parse_idx_raw(b: &[u8], name: &str) -> Result<IdxArray> {
             format!("{magic:#010x}"),
         ));
     };
-    let ndims = b[3] as usize;
-    let header = 4 + 4 * ndims;
-    if b.len() < header {
+    let header = 4 + 4 * usize::from(nd);
+    let (Some(dim_bytes), Some(data)) = (b.get(4..header), b.get(header..)) else {
         return Err(DataError::truncated(
             name,
             "IDX header",
             header as u64,
             b.len() as u64,
         ));
-    }
-    let dims: Vec<usize> = b[4..header]
+    };
+    let dims: Vec<usize> = dim_bytes
         .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .map(|c| u32::from_be_bytes(array(c)) as usize)
         .collect();
     let len = dims
         .iter()
@@ -186,7 +193,6 @@ fn parse_idx_raw(b: &[u8], name: &str) -> Result<IdxArray> {
                 format!("{dims:?}"),
             )
         })?;
-    let data = &b[header..];
     if data.len() < len {
         return Err(DataError::truncated(
             name,
@@ -212,7 +218,11 @@ fn parse_idx_raw(b: &[u8], name: &str) -> Result<IdxArray> {
 
 /// Reads a whole file into memory.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| DataError::io(path, "read", e))
+    let mut f = open_regular_file(path, "a data file")?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)
+        .map_err(|e| DataError::io(path, "read", e))?;
+    Ok(out)
 }
 
 /// Reads and parses an IDX file (raw or gzip).
@@ -247,13 +257,19 @@ pub fn load_idx_pair(images: &Path, labels: &Path, class_names: &[&str]) -> Resu
     let (iname, lname) = (path_name(images), path_name(labels));
     expect_u8(&img, 3, &iname)?;
     expect_u8(&lab, 1, &lname)?;
-    let (n, h, w) = (img.dims[0], img.dims[1], img.dims[2]);
-    if lab.dims[0] != n {
+    // expect_u8 checked the number of dims.
+    let (&[n, h, w], &[m]) = (img.dims.as_slice(), lab.dims.as_slice()) else {
+        return Err(DataError::InvalidArgument(format!(
+            "{iname}: dims {:?} / {lname}: dims {:?}",
+            img.dims, lab.dims
+        )));
+    };
+    if m != n {
         return Err(DataError::CountMismatch {
             images_file: iname,
             labels_file: lname,
             expected: n as u64,
-            found: lab.dims[0] as u64,
+            found: m as u64,
         });
     }
     if let Some((i, &l)) = lab

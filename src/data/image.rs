@@ -1,6 +1,8 @@
 //! Image operations: antialiased area ("box") resizing, exact quarter-turn rotation and
 //! PNG decoding.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use super::error::{DataError, Result};
 
 /// One axis of a box filter: for each output position `o`, the source pixels
@@ -39,6 +41,7 @@ impl Axis {
     }
 
     /// `(first source index, weights)` of output `o`.
+    #[allow(clippy::indexing_slicing)] // `o < dst` and the offsets/lens are built together in `new`
     fn taps(&self, o: usize) -> (usize, &[f32]) {
         let off = self.offsets[o];
         (self.starts[o], &self.weights[off..off + self.lens[o]])
@@ -93,6 +96,7 @@ impl BoxResizer {
     ///
     /// The vertical pass runs first, as whole-row multiply-adds that the compiler vectorises.
     /// Panics if `src` or `out` has the wrong length.
+    #[allow(clippy::indexing_slicing)] // lengths asserted on entry; taps lie inside the source
     pub fn resize_with<T: Copy>(
         &self,
         src: &[T],
@@ -163,6 +167,7 @@ pub fn rotate90(src: &[f32], h: usize, w: usize, quarter_turns: u32, out: &mut [
 /// Quarter turn, four source rows at a time: each output row `y` gathers one value from
 /// each source row (reading the rows backwards for a counter-clockwise turn, forwards and
 /// into the reversed output position for a clockwise one).
+#[allow(clippy::indexing_slicing)] // `rotate90` asserted `src.len() == out.len() == h * w`
 fn turn_columns(src: &[f32], h: usize, w: usize, out: &mut [f32], ccw: bool) {
     let row = |x: usize| &src[x * w..(x + 1) * w];
     let mut x = 0;
@@ -207,16 +212,14 @@ pub struct DecodedPng {
 impl DecodedPng {
     /// Luma in `[0, 1]` per pixel (ITU-R 601-2 weights, as PIL's `convert("L")`); alpha ignored.
     pub fn to_gray(&self) -> Vec<f32> {
-        let c = self.channels;
         self.pixels
-            .chunks_exact(c)
-            .map(|p| {
-                if c >= 3 {
-                    (0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
-                        / 255.0
-                } else {
-                    f32::from(p[0]) / 255.0
+            .chunks_exact(self.channels.max(1))
+            .map(|p| match *p {
+                [r, g, b, ..] => {
+                    (0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b)) / 255.0
                 }
+                [v, ..] => f32::from(v) / 255.0,
+                [] => 0.0,
             })
             .collect()
     }
@@ -257,17 +260,28 @@ impl DecodedPng {
 
     /// Planar RGB in `[0, 1]`, `[3, height, width]`; gray is replicated, alpha ignored.
     pub fn to_rgb_planar(&self) -> Vec<f32> {
-        let n = self.height * self.width;
-        let mut out = vec![0.0; 3 * n];
-        for (i, p) in self.pixels.chunks_exact(self.channels).enumerate() {
-            for ch in 0..3 {
-                let v = if self.channels >= 3 { p[ch] } else { p[0] };
-                out[ch * n + i] = f32::from(v) / 255.0;
-            }
-        }
-        out
+        let rgb = |p: &[u8]| match *p {
+            [r, g, b, ..] => [r, g, b],
+            [v, ..] => [v, v, v],
+            [] => [0, 0, 0],
+        };
+        let pixels: Vec<[u8; 3]> = self
+            .pixels
+            .chunks_exact(self.channels.max(1))
+            .map(rgb)
+            .collect();
+        (0..3)
+            .flat_map(|ch| {
+                pixels
+                    .iter()
+                    .map(move |p| p.get(ch).map_or(0.0, |&v| f32::from(v) / 255.0))
+            })
+            .collect()
     }
 }
+
+/// The largest decoded size of one PNG (256 MiB, e.g. 8192x8192 RGBA).
+pub const MAX_PNG_BYTES: usize = 256 << 20;
 
 /// Decodes a PNG held in memory to 8-bit samples (palette and low bit depths expanded,
 /// 16-bit reduced; 1-bit gray becomes 0/255). `name` is used in error messages.
@@ -282,10 +296,20 @@ pub fn decode_png(bytes: &[u8], name: &str) -> Result<DecodedPng> {
     }
     let mut decoder = png::Decoder::new(bytes);
     decoder.set_transformations(png::Transformations::normalize_to_color8());
+    decoder.set_limits(png::Limits {
+        bytes: MAX_PNG_BYTES,
+    });
     let mut reader = decoder
         .read_info()
         .map_err(|e| not_image(format!("an undecodable PNG ({e})")))?;
-    let mut buf = vec![0; reader.output_buffer_size()];
+    let (w, h) = (reader.info().width, reader.info().height);
+    let size = reader.output_buffer_size();
+    if w == 0 || h == 0 || size > MAX_PNG_BYTES {
+        return Err(not_image(format!(
+            "a PNG of {w}x{h} pixels (expected 1x1 up to {MAX_PNG_BYTES} decoded bytes)"
+        )));
+    }
+    let mut buf = vec![0; size];
     let info = reader
         .next_frame(&mut buf)
         .map_err(|e| not_image(format!("an undecodable PNG ({e})")))?;
@@ -299,8 +323,11 @@ pub fn decode_png(bytes: &[u8], name: &str) -> Result<DecodedPng> {
     let (width, height) = (info.width as usize, info.height as usize);
     let row = width * channels;
     let mut pixels = Vec::with_capacity(row * height);
-    for r in 0..height {
-        pixels.extend_from_slice(&buf[r * info.line_size..r * info.line_size + row]);
+    for line in buf.chunks(info.line_size.max(1)).take(height) {
+        let px = line
+            .get(..row)
+            .ok_or_else(|| not_image(format!("a PNG row of {} bytes, not {row}", line.len())))?;
+        pixels.extend_from_slice(px);
     }
     Ok(DecodedPng {
         height,
@@ -311,6 +338,7 @@ pub fn decode_png(bytes: &[u8], name: &str) -> Result<DecodedPng> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

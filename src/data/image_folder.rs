@@ -1,6 +1,8 @@
 //! A generic folder of images: one subfolder per class, PNG files inside
 //! (`root/<class>/<image>.png`), like torchvision's `ImageFolder`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;

@@ -1,5 +1,7 @@
 //! `metalearn data inspect PATH`: recognise a dataset file or folder and summarise it.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -11,8 +13,8 @@ use super::error::{path_name, DataError, Result};
 use super::idx::{maybe_gunzip, parse_idx, read_file, IdxType, GZIP_MAGIC};
 use super::image::decode_png;
 use super::image_folder::{load_image_folder, ImageFolderOptions};
-use super::npy::{open_zip, read_npy_header, zip_error, NPY_MAGIC};
-use super::omniglot::load_omniglot_pngs;
+use super::npy::{open_zip, parse_npy, parse_npz, zip_error, NPY_MAGIC};
+use super::omniglot::{load_omniglot_npz, load_omniglot_pngs, OmniglotSet};
 use super::tabular::{parse_digits, parse_feature_csv, CsvOptions};
 
 /// Describes the dataset at `path`: its format, numbers of examples and classes, image size,
@@ -37,14 +39,13 @@ fn inspect_file(path: &Path) -> Result<String> {
     let n = File::open(path)
         .and_then(|mut f| f.read(&mut head))
         .map_err(|e| DataError::io(path, "read", e))?;
-    let head = &head[..n];
+    let head = head.get(..n).unwrap_or_default();
     let mut out = String::new();
     writeln!(out, "{name}").ok();
     if head.starts_with(b"PK") {
         inspect_zip(path, &mut out)?;
     } else if head.starts_with(NPY_MAGIC) {
-        let mut f = BufReader::new(File::open(path).map_err(|e| DataError::io(path, "open", e))?);
-        let h = read_npy_header(&mut f, &name)?;
+        let h = parse_npy(&read_file(path)?, &name)?.header;
         writeln!(out, "  format: NumPy .npy array").ok();
         writeln!(
             out,
@@ -60,12 +61,7 @@ fn inspect_file(path: &Path) -> Result<String> {
         } else {
             ""
         };
-        if raw.len() >= 4
-            && raw[0] == 0
-            && raw[1] == 0
-            && (0x08..=0x0E).contains(&raw[2])
-            && (1..=4).contains(&raw[3])
-        {
+        if matches!(*raw, [0, 0, 0x08..=0x0E, 1..=4, ..]) {
             inspect_idx(path, &bytes, gz, &mut out)?;
         } else if let Some(split) = vinyals_split(&raw, &name) {
             let chars: std::collections::BTreeSet<&str> =
@@ -106,51 +102,67 @@ fn inspect_idx(path: &Path, bytes: &[u8], gz: &str, out: &mut String) -> Result<
         a.dims
     )
     .ok();
+    let dim = |k: usize| a.dims.get(k).copied().unwrap_or(0);
     match (a.dtype, a.dims.len()) {
         (IdxType::U8, 1) => {
-            let mut counts = vec![0usize; 256];
-            for &l in &a.data {
-                counts[l as usize] += 1;
-            }
-            let k = counts.iter().rposition(|&c| c > 0).map_or(0, |p| p + 1);
-            writeln!(out, "  kind: labels; examples: {}; classes: {k}", a.dims[0]).ok();
-            write_counts(
+            let counts = byte_counts(&a.data);
+            writeln!(
                 out,
-                &(0..k)
-                    .map(|c| (c.to_string(), counts[c]))
-                    .collect::<Vec<_>>(),
-            );
+                "  kind: labels; examples: {}; classes: {}",
+                a.data.len(),
+                counts.len()
+            )
+            .ok();
+            write_counts(out, &counts);
         }
         (_, 3) => {
             writeln!(
                 out,
                 "  kind: images; examples: {}; image size: {}x{}",
-                a.dims[0], a.dims[1], a.dims[2]
+                dim(0),
+                dim(1),
+                dim(2)
             )
             .ok();
             if let Some(labels) = sibling_labels(path) {
                 writeln!(out, "  labels file: {}", path_name(&labels)).ok();
-                if let Ok(l) = parse_idx(&read_file(&labels)?, &path_name(&labels)) {
-                    let k = l.data.iter().copied().max().map_or(0, |m| m as usize + 1);
-                    let mut counts = vec![0usize; k];
-                    for &v in &l.data {
-                        counts[v as usize] += 1;
-                    }
-                    writeln!(out, "  classes: {k}").ok();
-                    write_counts(
-                        out,
-                        &(0..k)
-                            .map(|c| (c.to_string(), counts[c]))
-                            .collect::<Vec<_>>(),
-                    );
+                let lname = path_name(&labels);
+                let l = parse_idx(&read_file(&labels)?, &lname)?;
+                if l.dtype != IdxType::U8 || l.dims.len() != 1 || l.dims.first() != a.dims.first() {
+                    return Err(DataError::format(
+                        lname,
+                        "labels array",
+                        format!("unsigned bytes, 1 dim, {} labels", dim(0)),
+                        format!("{:?}, dims {:?}", l.dtype, l.dims),
+                    ));
                 }
+                let counts = byte_counts(&l.data);
+                writeln!(out, "  classes: {}", counts.len()).ok();
+                write_counts(out, &counts);
             }
         }
         _ => {
-            writeln!(out, "  examples: {}", a.dims[0]).ok();
+            writeln!(out, "  examples: {}", dim(0)).ok();
         }
     }
     Ok(())
+}
+
+/// `(label, count)` for the byte labels `0..=max` of an IDX labels array.
+fn byte_counts(labels: &[u8]) -> Vec<(String, usize)> {
+    let mut counts = [0usize; 256];
+    for &l in labels {
+        if let Some(c) = counts.get_mut(usize::from(l)) {
+            *c += 1;
+        }
+    }
+    let k = counts.iter().rposition(|&c| c > 0).map_or(0, |p| p + 1);
+    counts
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(c, &n)| (c.to_string(), n))
+        .collect()
 }
 
 fn vinyals_split(raw: &[u8], name: &str) -> Option<Vec<super::omniglot::VinyalsClass>> {
@@ -181,7 +193,11 @@ fn inspect_csv(bytes: &[u8], name: &str, gz: &str, out: &mut String) -> Result<(
     }
     const EXPECTED: &str =
         "a recognised dataset file (npz, npy, IDX, numeric CSV, zip of PNGs, split list)";
-    let ds = parse_feature_csv(bytes, name, &CsvOptions::default()).map_err(|e| {
+    let opts = CsvOptions {
+        has_header: csv_has_header(bytes),
+        ..CsvOptions::default()
+    };
+    let ds = parse_feature_csv(bytes, name, &opts).map_err(|e| {
         DataError::format(
             name,
             "format",
@@ -203,7 +219,7 @@ fn inspect_csv(bytes: &[u8], name: &str, gz: &str, out: &mut String) -> Result<(
     )
     .ok();
     writeln!(out, "  examples: {}; features: {}", ds.n, ds.example_len()).ok();
-    let name0 = ds.label_names[0].clone();
+    let name0 = ds.label_names.first().cloned().unwrap_or_default();
     let counts: Vec<(String, usize)> = ds
         .class_counts(&name0)
         .unwrap_or_default()
@@ -212,6 +228,56 @@ fn inspect_csv(bytes: &[u8], name: &str, gz: &str, out: &mut String) -> Result<(
     writeln!(out, "  classes: {}", counts.len()).ok();
     write_counts(out, &counts);
     Ok(())
+}
+
+/// Summarises an npz with the loaders: Omniglot's pair of arrays through
+/// [`load_omniglot_npz`], any other archive through [`parse_npz`] (every member read and
+/// checked).
+fn inspect_npz(path: &Path, names: &[String], out: &mut String) -> Result<()> {
+    let has = |n: &str| names.iter().any(|m| m == n);
+    if has("images.npy") || has("labels.npy") {
+        let o = load_omniglot_npz(path, 28)?;
+        let set = match o.characters.first().and_then(|c| c.set()) {
+            Some(OmniglotSet::Evaluation) => "images_evaluation",
+            _ => "images_background",
+        };
+        writeln!(
+            out,
+            "  format: Omniglot npz ({set}; bool images, true = background)"
+        )
+        .ok();
+        write_image_summary(out, &o.images);
+        writeln!(out, "  (images resized to 28x28)").ok();
+        return Ok(());
+    }
+    let npz = parse_npz(&read_file(path)?, &path_name(path))?;
+    writeln!(out, "  format: NumPy .npz archive").ok();
+    for (n, a) in &npz.arrays {
+        writeln!(
+            out,
+            "  {n}.npy: dtype {} shape {:?}",
+            a.header.descr, a.header.shape
+        )
+        .ok();
+    }
+    Ok(())
+}
+
+/// Whether the first non-empty line of a CSV is a header: one of its feature fields (all but
+/// the last) is not a number, as `train` decides.
+fn csv_has_header(bytes: &[u8]) -> bool {
+    let Ok(raw) = maybe_gunzip(bytes, "") else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&raw);
+    let Some(first) = text.lines().find(|l| !l.trim().is_empty()) else {
+        return false;
+    };
+    let fields: Vec<&str> = first.split(',').map(str::trim).collect();
+    fields
+        .iter()
+        .take(fields.len().saturating_sub(1).max(1))
+        .any(|f| f.parse::<f64>().is_err())
 }
 
 fn inspect_zip(path: &Path, out: &mut String) -> Result<()> {
@@ -225,49 +291,8 @@ fn inspect_zip(path: &Path, out: &mut String) -> Result<()> {
         .filter(|n| n.to_ascii_lowercase().ends_with(".png"))
         .collect();
     if !npys.is_empty() {
-        let mut shapes = Vec::new();
-        for n in &npys {
-            let mut f = archive.by_name(n).map_err(|e| zip_error(&name, e))?;
-            let h = read_npy_header(&mut f, &format!("{name}/{n}"))?;
-            shapes.push((n.to_string(), h));
-        }
-        let images = shapes.iter().find(|(n, _)| n == "images.npy");
-        let labels = shapes.iter().find(|(n, _)| n == "labels.npy");
-        if let (Some((_, im)), Some(_)) = (images, labels) {
-            if im.shape.len() == 4 {
-                let set = match im.shape[0] {
-                    964 => "images_background",
-                    659 => "images_evaluation",
-                    _ => "unknown set",
-                };
-                writeln!(
-                    out,
-                    "  format: Omniglot npz ({set}; images {} {:?}, true = background)",
-                    im.descr, im.shape
-                )
-                .ok();
-                writeln!(
-                    out,
-                    "  examples: {}; classes (characters): {}",
-                    im.shape[0] * im.shape[1],
-                    im.shape[0]
-                )
-                .ok();
-                writeln!(
-                    out,
-                    "  image size: {}x{} (resized to 28x28 when loaded)",
-                    im.shape[2], im.shape[3]
-                )
-                .ok();
-                writeln!(out, "  examples per class: {} (all classes)", im.shape[1]).ok();
-                return Ok(());
-            }
-        }
-        writeln!(out, "  format: NumPy .npz archive").ok();
-        for (n, h) in shapes {
-            writeln!(out, "  {n}: dtype {} shape {:?}", h.descr, h.shape).ok();
-        }
-        return Ok(());
+        drop(archive);
+        return inspect_npz(path, &names, out);
     }
     if !pngs.is_empty() {
         let lake = pngs.iter().any(|p| {
@@ -313,14 +338,21 @@ fn inspect_zip(path: &Path, out: &mut String) -> Result<()> {
             };
             *classes.entry(parent).or_default() += 1;
         }
-        let first = pngs[0].clone();
-        let mut f = archive.by_name(&first).map_err(|e| zip_error(&name, e))?;
-        let mut bytes = Vec::new();
-        (&mut f)
-            .take(64 << 20)
-            .read_to_end(&mut bytes)
-            .map_err(|e| DataError::io(path, "read", e))?;
-        let png = decode_png(&bytes, &format!("{name}/{first}"))?;
+        let mut first = None;
+        for p in &pngs {
+            let member = format!("{name}/{p}");
+            let mut f = archive.by_name(p).map_err(|e| zip_error(&name, e))?;
+            let mut bytes = Vec::new();
+            (&mut f)
+                .take(64 << 20)
+                .read_to_end(&mut bytes)
+                .map_err(|e| DataError::io(&member, "read", e))?;
+            let png = decode_png(&bytes, &member)?;
+            first.get_or_insert(png);
+        }
+        let Some(png) = first else {
+            return Ok(());
+        };
         writeln!(
             out,
             "  examples: {}; classes: {}",
@@ -347,47 +379,82 @@ fn inspect_zip(path: &Path, out: &mut String) -> Result<()> {
 }
 
 fn inspect_dir(dir: &Path) -> Result<String> {
-    let mut out = String::new();
-    let mut subdirs = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "list", e))? {
-        let p = e.map_err(|e| DataError::io(dir, "list", e))?.path();
-        if p.is_dir()
-            && !p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'))
-        {
-            subdirs.push(p);
-        }
-    }
     let data_files = collect_data_files(dir, 0)?;
-    if !data_files.is_empty() {
-        writeln!(
-            out,
-            "{}: folder with {} data file(s)",
-            path_name(dir),
-            data_files.len()
-        )
-        .ok();
-        for f in &data_files {
-            match inspect_file(f) {
-                Ok(s) => out.push_str(&s),
-                Err(e) => {
-                    writeln!(out, "{}\n  error: {e}", path_name(f)).ok();
-                }
+    let all = list_files(dir, 0)?;
+    let has_png = all
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")));
+    if data_files.is_empty() {
+        if !has_png && !has_visible_subdir(dir)? {
+            return Err(DataError::NotFound {
+                file: path_name(dir),
+                what: "dataset".into(),
+                expected: "data files (.npz, IDX, .csv[.gz], .zip) or class subfolders of PNG \
+                           images"
+                    .into(),
+            });
+        }
+        return inspect_image_dir(dir, &all);
+    }
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{}: folder with {} data file(s)",
+        path_name(dir),
+        data_files.len()
+    )
+    .ok();
+    let mut failed = 0;
+    for f in &data_files {
+        match inspect_file(f) {
+            Ok(s) => out.push_str(&s),
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "{}\n  error: {e}", path_name(f)).ok();
             }
         }
-        return Ok(out);
     }
-    if subdirs.is_empty() {
-        return Err(DataError::NotFound {
+    let mut total = data_files.len();
+    if has_png {
+        total += 1;
+        match inspect_image_dir(dir, &all) {
+            Ok(s) => out.push_str(&s),
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "{} (PNG images)\n  error: {e}", path_name(dir)).ok();
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(DataError::Inspect {
             file: path_name(dir),
-            what: "dataset".into(),
-            expected: "data files (.npz, IDX, .csv[.gz], .zip) or class subfolders of PNG images"
-                .into(),
+            failed,
+            total,
+            report: out,
         });
     }
-    let all = list_files(dir, 0)?;
+    Ok(out)
+}
+
+/// Whether `dir` has a subfolder whose name does not start with a dot.
+fn has_visible_subdir(dir: &Path) -> Result<bool> {
+    for e in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "list", e))? {
+        let p = e.map_err(|e| DataError::io(dir, "list", e))?.path();
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if p.is_dir() && !hidden {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Loads a folder of PNGs (Omniglot layout or one subfolder per class) with the loaders and
+/// summarises it; `all` lists every file under `dir`.
+fn inspect_image_dir(dir: &Path, all: &[PathBuf]) -> Result<String> {
+    let mut out = String::new();
     let lake = all.iter().any(|p| {
         p.parent()
             .and_then(|d| d.file_name())
@@ -412,7 +479,7 @@ fn inspect_dir(dir: &Path) -> Result<String> {
     }
     // A digest of the whole tree: sha256 of the sorted "sha256  relative/path" lines.
     let mut listing = String::new();
-    for p in &all {
+    for p in all {
         let rel = p.strip_prefix(dir).unwrap_or(p);
         writeln!(listing, "{}  {}", sha256_file(p)?, rel.display()).ok();
     }
@@ -519,9 +586,9 @@ fn write_counts(out: &mut String, counts: &[(String, usize)]) {
         writeln!(
             out,
             "  per class: min {}, median {}, max {} (over {} classes)",
-            v[0],
-            v[v.len() / 2],
-            v[v.len() - 1],
+            v.first().unwrap_or(&0),
+            v.get(v.len() / 2).unwrap_or(&0),
+            v.last().unwrap_or(&0),
             v.len()
         )
         .ok();

@@ -2,6 +2,8 @@
 //!
 //! Only what datasets need: numeric and boolean dtypes, C or Fortran order, any shape.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::io::{Cursor, Read, Seek};
 
 use super::error::{DataError, Result};
@@ -93,7 +95,7 @@ macro_rules! convert {
             .data
             .chunks_exact(std::mem::size_of::<$ty>())
             .map(|c| {
-                let b = c.try_into().expect("chunk size");
+                let b = super::idx::array(c);
                 let v = if be {
                     <$ty>::from_be_bytes(b)
                 } else {
@@ -155,7 +157,7 @@ impl NpyArray {
 pub fn parse_npy(bytes: &[u8], name: &str) -> Result<NpyArray> {
     let mut cursor = Cursor::new(bytes);
     let header = read_npy_header(&mut cursor, name)?;
-    let rest = &bytes[header.header_len..];
+    let rest = bytes.get(header.header_len..).unwrap_or_default();
     let len = header.data_len().ok_or_else(|| {
         DataError::format(
             name,
@@ -180,10 +182,41 @@ pub fn parse_npy(bytes: &[u8], name: &str) -> Result<NpyArray> {
             format!("{} bytes", rest.len()),
         ));
     }
-    Ok(NpyArray {
+    let array = NpyArray {
         header,
         data: rest.to_vec(),
-    })
+    };
+    check_finite(&array, name)?;
+    Ok(array)
+}
+
+/// Rejects a float array holding a NaN or an infinity, naming the first such element by its
+/// index in the array's shape (in storage order for Fortran-order arrays).
+fn check_finite(a: &NpyArray, name: &str) -> Result<()> {
+    if !matches!(a.header.dtype, NpyDtype::F32 | NpyDtype::F64) {
+        return Ok(());
+    }
+    let Some((flat, v)) = a
+        .to_f64_vec()
+        .into_iter()
+        .enumerate()
+        .find(|(_, v)| !v.is_finite())
+    else {
+        return Ok(());
+    };
+    let mut index = Vec::with_capacity(a.header.shape.len());
+    let mut rest = flat;
+    for &d in a.header.shape.iter().rev() {
+        index.push(rest % d.max(1));
+        rest /= d.max(1);
+    }
+    index.reverse();
+    Err(DataError::format(
+        name,
+        format!("value at index {index:?}"),
+        "a finite number (not NaN or infinite)",
+        v.to_string(),
+    ))
 }
 
 /// Reads and parses the header of a `.npy` stream, leaving `reader` at the first data byte.
@@ -300,7 +333,10 @@ pub fn read_npy_header<R: Read>(reader: &mut R, name: &str) -> Result<NpyHeader>
 pub(crate) fn read_up_to<R: Read>(reader: &mut R, buf: &mut [u8], name: &str) -> Result<usize> {
     let mut got = 0;
     while got < buf.len() {
-        match reader.read(&mut buf[got..]) {
+        let Some(free) = buf.get_mut(got..) else {
+            break;
+        };
+        match reader.read(free) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -328,8 +364,8 @@ fn parse_descr(descr: &str) -> Option<(NpyDtype, bool)> {
     if b.len() < 2 {
         return None;
     }
-    let (order, ty) = match b[0] {
-        b'<' | b'>' | b'|' | b'=' => (b[0], &descr[1..]),
+    let (order, ty) = match (b.first(), descr.get(1..)) {
+        (Some(&o @ (b'<' | b'>' | b'|' | b'=')), Some(rest)) => (o, rest),
         _ => (b'=', descr),
     };
     let dtype = match ty {
@@ -438,14 +474,14 @@ impl Lexer<'_> {
         while self.peek()? != q {
             self.i += 1;
         }
-        let s = std::str::from_utf8(&self.s[start..self.i])
+        let s = std::str::from_utf8(self.s.get(start..self.i)?)
             .ok()?
             .to_string();
         self.i += 1;
         Some(s)
     }
     fn boolean(&mut self) -> Option<bool> {
-        let rest = &self.s[self.i..];
+        let rest = self.s.get(self.i..)?;
         if rest.starts_with(b"True") {
             self.i += 4;
             Some(true)
@@ -461,7 +497,7 @@ impl Lexer<'_> {
         while matches!(self.peek(), Some(b'0'..=b'9')) {
             self.i += 1;
         }
-        let v = std::str::from_utf8(&self.s[start..self.i])
+        let v = std::str::from_utf8(self.s.get(start..self.i)?)
             .ok()?
             .parse()
             .ok()?;
@@ -516,10 +552,14 @@ impl Npz {
     }
 }
 
+/// The largest total decompressed size of the members of an npz read into memory (4 GiB).
+pub const MAX_NPZ_BYTES: u64 = 4 << 30;
+
 /// Parses a `.npz` archive held in memory (stored or deflated members).
 pub fn parse_npz(bytes: &[u8], name: &str) -> Result<Npz> {
     let mut archive = open_zip(Cursor::new(bytes), name)?;
     let mut arrays = Vec::new();
+    let mut budget = MAX_NPZ_BYTES;
     for i in 0..archive.len() {
         let mut file = archive.by_index(i).map_err(|e| zip_error(name, e))?;
         if file.is_dir() {
@@ -532,6 +572,15 @@ pub fn parse_npz(bytes: &[u8], name: &str) -> Result<Npz> {
             .unwrap_or(file.name())
             .to_string();
         let declared = file.size();
+        if declared > budget {
+            return Err(DataError::format(
+                member,
+                "zip member size",
+                format!("at most {MAX_NPZ_BYTES} bytes decompressed for the whole archive"),
+                format!("{declared} bytes declared"),
+            ));
+        }
+        budget -= declared;
         // Deflate expands at most ~1032:1, so reading is bounded by the input's size.
         let mut data = Vec::with_capacity((declared as usize).min(1 << 20));
         let got = (&mut file)
@@ -582,6 +631,7 @@ pub(crate) fn zip_error(name: &str, e: zip::result::ZipError) -> DataError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -5,6 +5,8 @@
 //! Images are resized from 105x105 to `size x size` (28 by default) with the exact-area
 //! [`BoxResizer`]; ink is 1.0 and background 0.0.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -14,9 +16,11 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::dataset::{ImageDataset, LabelledData};
-use super::error::{path_name, DataError, Result};
+use super::error::{open_regular_file, path_name, DataError, Result};
 use super::image::{decode_png, rotate90, BoxResizer};
-use super::npy::{open_zip, parse_npy, read_npy_header, read_up_to, zip_error, NpyDtype};
+use super::npy::{
+    open_zip, parse_npy, read_npy_header, read_up_to, zip_error, NpyDtype, NpyHeader,
+};
 
 /// The side of Omniglot images after resizing, as used by most few-shot papers.
 pub const OMNIGLOT_SIZE: usize = 28;
@@ -191,7 +195,11 @@ impl Omniglot {
 
     /// The example index of drawing `drawing` of class `class`.
     pub fn example_of(&self, class: usize, drawing: u32) -> Option<usize> {
-        (0..self.images.n).find(|&i| self.images.labels[i] == class && self.drawings[i] == drawing)
+        self.images
+            .labels
+            .iter()
+            .zip(&self.drawings)
+            .position(|(&l, &d)| l == class && d == drawing)
     }
 
     /// Concatenates two Omniglot collections (for example background + evaluation).
@@ -215,48 +223,85 @@ impl Omniglot {
     }
 }
 
+/// The largest image side accepted from an npz header or PNG (Omniglot's is 105).
+pub const MAX_IMAGE_SIDE: usize = 1 << 14;
+
 /// Loads one of the npz files (`images.npy`: bool `(chars, 20, 105, 105)` with `true` =
 /// background; `labels.npy`: `(chars, 20)` with `labels[i, j] == i`). The set is recognised
 /// from the number of characters (964 = background, 659 = evaluation).
 pub fn load_omniglot_npz(path: &Path, size: usize) -> Result<Omniglot> {
     let name = path_name(path);
-    let file = File::open(path).map_err(|e| DataError::io(path, "open", e))?;
+    let file = open_regular_file(path, "an npz (zip) file")?;
     let mut archive = open_zip(BufReader::with_capacity(1 << 16, file), &name)?;
+    let (set, rows, cols) = read_npz_labels(&mut archive, &name)?;
+    let images_member = format!("{name}/images.npy");
+    let mut f = archive
+        .by_name("images.npy")
+        .map_err(|_| DataError::NotFound {
+            file: name.clone(),
+            what: "npz member".into(),
+            expected: "images.npy".into(),
+        })?;
+    let declared = f.size();
+    let header = read_npy_header(&mut f, &images_member)?;
+    let (h, w) = check_images_header(&header, rows, cols, declared, &images_member)?;
+    let images = read_npz_images(&mut f, (rows, cols, h, w), size, &images_member)?;
+    let n = rows * cols;
+    let characters: Vec<OmniglotCharacter> = (0..rows)
+        .map(|r| {
+            let id = u32::try_from(r)
+                .ok()
+                .and_then(|r| r.checked_add(set.first_id()));
+            id.and_then(OmniglotCharacter::from_id).ok_or_else(|| {
+                DataError::format(&name, "character row", "a known Omniglot id", r.to_string())
+            })
+        })
+        .collect::<Result<_>>()?;
+    let labels: Vec<usize> = (0..n).map(|i| i / cols).collect();
+    let drawings: Vec<u32> = (0..n).map(|i| (i % cols) as u32 + 1).collect();
+    let class_names = characters.iter().map(OmniglotCharacter::name).collect();
+    Ok(Omniglot {
+        images: ImageDataset::new(images, [n, 1, size, size], labels, class_names)?,
+        characters,
+        drawings,
+    })
+}
 
-    // labels.npy (small): read fully.
+/// Reads and checks `labels.npy` (`labels[i, j] == i`): the set, characters and drawings.
+fn read_npz_labels<R: Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    name: &str,
+) -> Result<(OmniglotSet, usize, usize)> {
     let labels_member = format!("{name}/labels.npy");
-    let labels = {
-        let mut f = archive
-            .by_name("labels.npy")
-            .map_err(|_| DataError::NotFound {
-                file: name.clone(),
-                what: "npz member".into(),
-                expected: "labels.npy".into(),
-            })?;
-        let declared = f.size();
-        let mut buf = Vec::new();
-        (&mut f)
-            .take(declared.min(1 << 30))
-            .read_to_end(&mut buf)
-            .map_err(|e| {
-                DataError::format(
-                    labels_member.clone(),
-                    "zip member",
-                    "a readable stream",
-                    e.to_string(),
-                )
-            })?;
-        parse_npy(&buf, &labels_member)?
-    };
-    if labels.header.shape.len() != 2 {
+    let mut f = archive
+        .by_name("labels.npy")
+        .map_err(|_| DataError::NotFound {
+            file: name.to_string(),
+            what: "npz member".into(),
+            expected: "labels.npy".into(),
+        })?;
+    let mut buf = Vec::new();
+    let declared = f.size();
+    (&mut f)
+        .take(declared.min(1 << 30))
+        .read_to_end(&mut buf)
+        .map_err(|e| {
+            DataError::format(
+                &labels_member,
+                "zip member",
+                "a readable stream",
+                e.to_string(),
+            )
+        })?;
+    let labels = parse_npy(&buf, &labels_member)?;
+    let &[rows, cols] = labels.header.shape.as_slice() else {
         return Err(DataError::format(
             labels_member,
             "shape",
             "(characters, drawings)",
             format!("{:?}", labels.header.shape),
         ));
-    }
-    let (rows, cols) = (labels.header.shape[0], labels.header.shape[1]);
+    };
     let set = match rows {
         964 => OmniglotSet::Background,
         659 => OmniglotSet::Evaluation,
@@ -269,96 +314,128 @@ pub fn load_omniglot_npz(path: &Path, size: usize) -> Result<Omniglot> {
             ))
         }
     };
+    if cols == 0 {
+        return Err(DataError::format(
+            labels_member,
+            "number of drawings",
+            "at least 1",
+            "0",
+        ));
+    }
     let label_values = labels.to_i64_vec(&labels_member)?;
-    if let Some(k) = (0..label_values.len()).find(|&k| label_values[k] != (k / cols.max(1)) as i64)
+    if let Some((k, v)) = label_values
+        .iter()
+        .enumerate()
+        .find(|(k, &v)| v != (k / cols) as i64)
     {
         return Err(DataError::format(
             labels_member,
             format!("labels[{}, {}]", k / cols, k % cols),
             format!("{} (the row index)", k / cols),
-            label_values[k].to_string(),
+            v.to_string(),
         ));
     }
+    Ok((set, rows, cols))
+}
 
-    // images.npy (large): stream it, resizing chunk by chunk in parallel.
-    let images_member = format!("{name}/images.npy");
-    let mut f = archive
-        .by_name("images.npy")
-        .map_err(|_| DataError::NotFound {
-            file: name.clone(),
-            what: "npz member".into(),
-            expected: "images.npy".into(),
-        })?;
-    let declared = f.size();
-    let header = read_npy_header(&mut f, &images_member)?;
-    let shape = &header.shape;
-    if !matches!(header.dtype, NpyDtype::Bool | NpyDtype::U8)
-        || header.fortran_order
-        || shape.len() != 4
-        || shape[0] != rows
-        || shape[1] != cols
-        || shape[2] == 0
-        || shape[3] == 0
-    {
-        return Err(DataError::format(
-            images_member,
-            "array",
-            format!("C-order bool array of shape ({rows}, {cols}, H, W)"),
-            format!(
-                "descr {:?}, fortran_order {}, shape {:?}",
-                header.descr, header.fortran_order, shape
-            ),
-        ));
-    }
-    let (h, w) = (shape[2], shape[3]);
-    let data_len = header.data_len().unwrap_or(usize::MAX) as u64;
-    let expected_total = header.header_len as u64 + data_len;
-    if declared < expected_total {
-        return Err(DataError::truncated(
-            images_member,
+/// Checks the header of `images.npy` against the labels and the member's declared size;
+/// returns the image height and width.
+fn check_images_header(
+    header: &NpyHeader,
+    rows: usize,
+    cols: usize,
+    declared: u64,
+    member: &str,
+) -> Result<(usize, usize)> {
+    let (h, w) = match *header.shape.as_slice() {
+        [r, c, h, w]
+            if matches!(header.dtype, NpyDtype::Bool | NpyDtype::U8)
+                && !header.fortran_order
+                && (r, c) == (rows, cols)
+                && (1..=MAX_IMAGE_SIDE).contains(&h)
+                && (1..=MAX_IMAGE_SIDE).contains(&w) =>
+        {
+            (h, w)
+        }
+        _ => {
+            return Err(DataError::format(
+                member,
+                "array",
+                format!(
+                    "C-order bool array of shape ({rows}, {cols}, H, W) with 1 <= H, W <= \
+                     {MAX_IMAGE_SIDE}"
+                ),
+                format!(
+                    "descr {:?}, fortran_order {}, shape {:?}",
+                    header.descr, header.fortran_order, header.shape
+                ),
+            ))
+        }
+    };
+    let data_len = header.data_len().and_then(|l| u64::try_from(l).ok());
+    let total = data_len.and_then(|l| l.checked_add(header.header_len as u64));
+    match (data_len, total) {
+        (Some(len), Some(total)) if declared < total => Err(DataError::truncated(
+            member,
             "array data",
-            data_len,
+            len,
             declared.saturating_sub(header.header_len as u64),
-        ));
+        )),
+        (Some(_), Some(_)) => Ok((h, w)),
+        _ => Err(DataError::format(
+            member,
+            "shape",
+            "a shape whose size fits in memory",
+            format!("{:?}", header.shape),
+        )),
     }
-    let n = rows * cols;
-    let resizer = BoxResizer::new(h, w, size, size)?;
-    let out_len = size * size;
-    let mut images = vec![0.0f32; n * out_len];
+}
+
+/// Streams the `(rows, cols, h, w)` images of `images.npy`, resizing chunk by chunk in
+/// parallel to `size x size` (ink = 1.0).
+fn read_npz_images(
+    f: &mut impl Read,
+    (rows, cols, h, w): (usize, usize, usize, usize),
+    size: usize,
+    member: &str,
+) -> Result<Vec<f32>> {
     const CHUNK: usize = 512;
-    let mut buf = vec![0u8; CHUNK * h * w];
+    let too_big = || {
+        DataError::format(
+            member,
+            "image count and size",
+            "a resized dataset that fits in memory",
+            format!("{rows}x{cols} images resized to {size}x{size}"),
+        )
+    };
+    let n = rows.checked_mul(cols).ok_or_else(too_big)?;
+    let out_len = size.checked_mul(size).ok_or_else(too_big)?;
+    let total = n.checked_mul(out_len).ok_or_else(too_big)?;
+    let resizer = BoxResizer::new(h, w, size, size)?;
+    let (hw, data_len) = (h * w, (n as u64).saturating_mul((h * w) as u64));
+    let mut images = vec![0.0f32; total];
+    let mut buf = vec![0u8; CHUNK * hw];
     let mut done = 0usize;
     for out_chunk in images.chunks_mut(CHUNK * out_len) {
         let m = out_chunk.len() / out_len;
-        let src = &mut buf[..m * h * w];
-        let got = read_up_to(&mut f, src, &images_member)?;
+        let src = buf.get_mut(..m * hw).ok_or_else(too_big)?;
+        let got = read_up_to(f, src, member)?;
         if got < src.len() {
             return Err(DataError::truncated(
-                images_member,
+                member,
                 "array data",
                 data_len,
-                (done * h * w + got) as u64,
+                (done * hw + got) as u64,
             ));
         }
-        src.par_chunks(h * w)
+        src.par_chunks(hw)
             .zip(out_chunk.par_chunks_mut(out_len))
             .for_each_init(Vec::new, |tmp, (s, d)| {
                 resizer.resize_with(s, |b: u8| if b == 0 { 1.0 } else { 0.0 }, d, tmp)
             });
         done += m;
     }
-
-    let characters: Vec<OmniglotCharacter> = (0..rows)
-        .map(|r| OmniglotCharacter::from_id(set.first_id() + r as u32).expect("id in table"))
-        .collect();
-    let labels: Vec<usize> = (0..n).map(|i| i / cols).collect();
-    let drawings: Vec<u32> = (0..n).map(|i| (i % cols) as u32 + 1).collect();
-    let class_names = characters.iter().map(OmniglotCharacter::name).collect();
-    Ok(Omniglot {
-        images: ImageDataset::new(images, [n, 1, size, size], labels, class_names)?,
-        characters,
-        drawings,
-    })
+    Ok(images)
 }
 
 /// Loads `images_background.npz` and `images_evaluation.npz` from `dir` (in parallel) as one
@@ -388,14 +465,9 @@ struct PngItem {
 /// Splits `.../Alphabet/characterNN/file.png` into its parts; `None` if the path has another form.
 fn lake_parts(path: &str) -> Option<(String, u32, String)> {
     let parts: Vec<&str> = path.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
-    if parts.len() < 3 {
+    let &[.., alphabet, chardir, file] = parts.as_slice() else {
         return None;
-    }
-    let (alphabet, chardir, file) = (
-        parts[parts.len() - 3],
-        parts[parts.len() - 2],
-        parts[parts.len() - 1],
-    );
+    };
     if !file.to_ascii_lowercase().ends_with(".png")
         || alphabet.starts_with('.')
         || file.starts_with('.')
@@ -647,7 +719,7 @@ impl RotatedDataset {
                     base.height, base.width
                 )));
             }
-            class_names.push(format!("{}/rot{:03}", base.class_names[c], (q % 4) * 90));
+            class_names.push(format!("{}/rot{:03}", base.class_name(c), (q % 4) * 90));
             examples.extend_from_slice(index.examples(c));
             labels.extend(std::iter::repeat_n(k, index.examples(c).len()));
         }
@@ -673,7 +745,8 @@ impl RotatedDataset {
         &self.base
     }
 
-    /// `(base class, quarter turns)` of class `k`.
+    /// `(base class, quarter turns)` of class `k`. Panics if `k` is not a class.
+    #[allow(clippy::indexing_slicing)] // documented panic: `k < num_classes()` is the contract
     pub fn class(&self, k: usize) -> (usize, u32) {
         self.classes[k]
     }
@@ -683,7 +756,8 @@ impl RotatedDataset {
         &self.class_names
     }
 
-    /// The base example behind example `i`.
+    /// The base example behind example `i`. Panics if `i >= len()`.
+    #[allow(clippy::indexing_slicing)] // documented panic: `i < len()` is the contract
     pub fn base_example(&self, i: usize) -> usize {
         self.examples[i]
     }
@@ -710,6 +784,8 @@ impl RotatedDataset {
     }
 }
 
+// `i < len()` is the trait's contract; `new` built `examples`, `labels` and `classes` together.
+#[allow(clippy::indexing_slicing)]
 impl LabelledData for RotatedDataset {
     fn len(&self) -> usize {
         self.examples.len()
@@ -740,6 +816,8 @@ impl LabelledData for RotatedDataset {
     }
 }
 
+// `i < len()` as in the trait; `plane <= local.len()` is checked before slicing `local`.
+#[allow(clippy::indexing_slicing)]
 impl RotatedDataset {
     /// Rotates `img` (a copy of example `i`'s base image) by example `i`'s quarter turns.
     fn rotate_in_place(&self, i: usize, img: &mut [f32]) {

@@ -1,6 +1,8 @@
 //! Delimited text data: feature-vector CSVs with one or more label columns (raw or gzip) and
 //! scikit-learn's `digits.csv.gz`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -92,7 +94,44 @@ pub fn parse_feature_csv(bytes: &[u8], name: &str, opts: &CsvOptions) -> Result<
     }
     let width =
         width.ok_or_else(|| DataError::format(name, "content", "at least one data row", "none"))?;
-    let label_cols: Vec<usize> = match &opts.labels {
+    if rows.is_empty() {
+        return Err(DataError::format(
+            name,
+            "content",
+            "at least one data row after the header",
+            "a header line only (the file has no data rows)",
+        ));
+    }
+    let label_cols = label_columns(&opts.labels, width, header.as_deref(), name)?;
+    let distinct: BTreeSet<usize> = label_cols.iter().copied().collect();
+    if distinct.len() != label_cols.len() {
+        return Err(DataError::InvalidArgument(format!(
+            "{name}: a label column is listed twice: {label_cols:?}"
+        )));
+    }
+    let feature_cols: Vec<usize> = (0..width).filter(|c| !distinct.contains(c)).collect();
+    let data = parse_features(&rows, &feature_cols, name)?;
+    let mut ds = MultiLabelDataset::new(data, rows.len(), vec![feature_cols.len()])?;
+    for (j, &c) in label_cols.iter().enumerate() {
+        let col_name = match header.as_ref().and_then(|h| h.get(c)) {
+            Some(h) => h.clone(),
+            None if label_cols.len() == 1 => "label".to_string(),
+            None => format!("label{j}"),
+        };
+        let (labels, classes) = parse_labels(&rows, c, name)?;
+        ds.add_column(&col_name, labels, classes)?;
+    }
+    Ok(ds)
+}
+
+/// The 0-based positions of the label columns of a CSV `width` columns wide.
+fn label_columns(
+    labels: &LabelColumns,
+    width: usize,
+    header: Option<&[String]>,
+    name: &str,
+) -> Result<Vec<usize>> {
+    Ok(match labels {
         LabelColumns::Last(n) if *n <= width => (width - n..width).collect(),
         LabelColumns::First(n) if *n <= width => (0..*n).collect(),
         LabelColumns::Last(n) | LabelColumns::First(n) => {
@@ -115,7 +154,7 @@ pub fn parse_feature_csv(bytes: &[u8], name: &str, opts: &CsvOptions) -> Result<
             ix.clone()
         }
         LabelColumns::Names(names) => {
-            let h = header.as_ref().ok_or_else(|| {
+            let h = header.ok_or_else(|| {
                 DataError::InvalidArgument(format!(
                     "{name}: label columns given by name need has_header = true"
                 ))
@@ -133,55 +172,91 @@ pub fn parse_feature_csv(bytes: &[u8], name: &str, opts: &CsvOptions) -> Result<
                 })
                 .collect::<Result<_>>()?
         }
-    };
-    let distinct: BTreeSet<usize> = label_cols.iter().copied().collect();
-    if distinct.len() != label_cols.len() {
-        return Err(DataError::InvalidArgument(format!(
-            "{name}: a label column is listed twice: {label_cols:?}"
-        )));
-    }
-    let feature_cols: Vec<usize> = (0..width).filter(|c| !distinct.contains(c)).collect();
-    let mut data = Vec::with_capacity(rows.len() * feature_cols.len());
-    for (line, fields) in &rows {
-        for &c in &feature_cols {
-            let v: f32 = fields[c].parse().map_err(|_| {
+    })
+}
+
+/// The field of `fields` in column `c`; the rows were checked to have the same width.
+fn field<'a>(fields: &[&'a str], c: usize, name: &str, line: usize) -> Result<&'a str> {
+    fields.get(c).copied().ok_or_else(|| DataError::RaggedRow {
+        file: name.to_string(),
+        line,
+        expected: c + 1,
+        found: fields.len(),
+    })
+}
+
+/// The feature values of every row, row after row; each must be a finite number.
+fn parse_features(rows: &[(usize, Vec<&str>)], cols: &[usize], name: &str) -> Result<Vec<f32>> {
+    let mut data = Vec::with_capacity(rows.len().saturating_mul(cols.len()));
+    for (line, fields) in rows {
+        for &c in cols {
+            let text = field(fields, c, name, *line)?;
+            let v: f32 = text.parse().map_err(|_| {
                 DataError::format(
                     format!("{name}:{line}"),
                     format!("value in column {}", c + 1),
                     "a number",
-                    format!("{:?}", fields[c]),
+                    format!("{text:?}"),
                 )
             })?;
+            if !v.is_finite() {
+                return Err(DataError::format(
+                    format!("{name}:{line}"),
+                    format!("value in column {}", c + 1),
+                    "a finite number (not NaN or infinite)",
+                    format!("{text:?}"),
+                ));
+            }
             data.push(v);
         }
     }
-    let mut ds = MultiLabelDataset::new(data, rows.len(), vec![feature_cols.len()])?;
-    for (j, &c) in label_cols.iter().enumerate() {
-        let col_name = match &header {
-            Some(h) => h[c].clone(),
-            None if label_cols.len() == 1 => "label".to_string(),
-            None => format!("label{j}"),
-        };
-        let values: Vec<&str> = rows.iter().map(|(_, f)| f[c]).collect();
-        let ints: Option<Vec<usize>> = values.iter().map(|v| v.parse::<usize>().ok()).collect();
-        match ints {
-            Some(labels) => ds.add_column(&col_name, labels, None)?,
-            None => {
-                let classes: Vec<String> = values
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                let labels = values
-                    .iter()
-                    .map(|v| classes.binary_search_by(|c| c.as_str().cmp(v)).unwrap_or(0))
-                    .collect();
-                ds.add_column(&col_name, labels, Some(classes))?;
-            }
+    Ok(data)
+}
+
+/// The fewest classes integer labels may always use: a label must be below the larger of
+/// this and the number of data rows, so that a stray huge id cannot allocate millions of
+/// empty classes.
+pub const MIN_CLASS_LIMIT: usize = 1024;
+
+/// The labels of column `c` and, for string labels, the sorted class names. Labels that are
+/// all non-negative integers are class ids, each below `max(rows, MIN_CLASS_LIMIT)`.
+fn parse_labels(
+    rows: &[(usize, Vec<&str>)],
+    c: usize,
+    name: &str,
+) -> Result<(Vec<usize>, Option<Vec<String>>)> {
+    let values: Vec<&str> = rows
+        .iter()
+        .map(|(line, f)| field(f, c, name, *line))
+        .collect::<Result<_>>()?;
+    let ints: Option<Vec<usize>> = values.iter().map(|v| v.parse::<usize>().ok()).collect();
+    if let Some(labels) = ints {
+        let limit = rows.len().max(MIN_CLASS_LIMIT);
+        if let Some(((line, _), l)) = rows.iter().zip(&labels).find(|(_, &l)| l >= limit) {
+            return Err(DataError::format(
+                format!("{name}:{line}"),
+                format!("label in column {}", c + 1),
+                format!(
+                    "a class id below {limit} (the larger of {MIN_CLASS_LIMIT} and the number \
+                     of data rows, {})",
+                    rows.len()
+                ),
+                l.to_string(),
+            ));
         }
+        return Ok((labels, None));
     }
-    Ok(ds)
+    let classes: Vec<String> = values
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let labels = values
+        .iter()
+        .map(|v| classes.binary_search_by(|c| c.as_str().cmp(v)).unwrap_or(0))
+        .collect();
+    Ok((labels, Some(classes)))
 }
 
 /// Loads a feature CSV file (raw or gzip).
@@ -201,25 +276,26 @@ pub fn parse_digits(bytes: &[u8], name: &str) -> Result<ImageDataset> {
             (ds.example_len() + 1).to_string(),
         ));
     }
-    if let Some(i) = ds
+    if let Some((i, v)) = ds
         .data
         .iter()
-        .position(|&v| !(0.0..=16.0).contains(&v) || v.fract() != 0.0)
+        .enumerate()
+        .find(|(_, &v)| !(0.0..=16.0).contains(&v) || v.fract() != 0.0)
     {
         return Err(DataError::format(
             format!("{name}: row {}", i / 64 + 1),
             format!("pixel {}", i % 64),
             "an integer in 0..=16",
-            ds.data[i].to_string(),
+            v.to_string(),
         ));
     }
-    let labels = ds.labels[0].clone();
-    if let Some(i) = labels.iter().position(|&l| l > 9) {
+    let labels = ds.labels.first().cloned().unwrap_or_default();
+    if let Some((i, l)) = labels.iter().enumerate().find(|(_, &l)| l > 9) {
         return Err(DataError::format(
             format!("{name}: row {}", i + 1),
             "label",
             "a digit 0..=9",
-            labels[i].to_string(),
+            l.to_string(),
         ));
     }
     let images = ds.data.iter().map(|v| v / 16.0).collect();

@@ -12,7 +12,10 @@
 //!
 //! Every failure is a [`CheckpointError`] naming the file, what was expected and what was found.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use super::Params;
+use crate::data::idx::array;
 use crate::tensor::{Float, Tensor};
 use safetensors::{Dtype, SafeTensors};
 use std::borrow::Cow;
@@ -113,6 +116,22 @@ pub enum CheckpointError {
         names: Vec<String>,
         /// How many tensors the layout has.
         expected: usize,
+    },
+    /// A tensor holds a NaN or an infinity.
+    #[error(
+        "checkpoint {}: tensor `{name}` holds a non-finite value ({value}) at flat index \
+         {index}: expected finite numbers (a diverged run?)",
+        path.display()
+    )]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// The position of the first non-finite value, in storage order.
+        index: usize,
+        /// The value (NaN, inf or -inf).
+        value: f64,
     },
     /// The metadata is inconsistent with the tensors (e.g. the stored order names a tensor
     /// that is absent).
@@ -357,9 +376,7 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, CheckpointError> {
 
 fn describe_st_error(e: &safetensors::SafeTensorError, bytes: &[u8]) -> String {
     use safetensors::SafeTensorError as E;
-    let header_len = bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let header_len = bytes.get(..8).map(|b| u64::from_le_bytes(array(b)));
     match e {
         E::HeaderTooSmall => "the file is shorter than the 8-byte header length".into(),
         E::InvalidHeaderLength => format!(
@@ -403,11 +420,11 @@ fn decode_real(
     let v = match dtype {
         Dtype::F64 => data
             .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .map(|b| f64::from_le_bytes(array(b)))
             .collect(),
         Dtype::F32 => data
             .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64)
+            .map(|b| f32::from_le_bytes(array(b)) as f64)
             .collect(),
         other => {
             return Err(CheckpointError::WrongDtype {
@@ -425,25 +442,25 @@ fn decode_int(dtype: Dtype, data: &[u8]) -> Option<Vec<i64>> {
     let v = match dtype {
         Dtype::I64 => data
             .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().expect("8")))
+            .map(|b| i64::from_le_bytes(array(b)))
             .collect(),
         Dtype::I32 => data
             .chunks_exact(4)
-            .map(|b| i32::from_le_bytes(b.try_into().expect("4")) as i64)
+            .map(|b| i32::from_le_bytes(array(b)) as i64)
             .collect(),
         Dtype::I16 => data
             .chunks_exact(2)
-            .map(|b| i16::from_le_bytes(b.try_into().expect("2")) as i64)
+            .map(|b| i16::from_le_bytes(array(b)) as i64)
             .collect(),
         Dtype::I8 => data.iter().map(|&b| b as i8 as i64).collect(),
         Dtype::U8 | Dtype::BOOL => data.iter().map(|&b| b as i64).collect(),
         Dtype::U16 => data
             .chunks_exact(2)
-            .map(|b| u16::from_le_bytes(b.try_into().expect("2")) as i64)
+            .map(|b| u16::from_le_bytes(array(b)) as i64)
             .collect(),
         Dtype::U32 => data
             .chunks_exact(4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4")) as i64)
+            .map(|b| u32::from_le_bytes(array(b)) as i64)
             .collect(),
         _ => return None,
     };
@@ -482,13 +499,13 @@ pub fn read_safetensors_f64(path: impl AsRef<Path>) -> Result<RawFile, Checkpoin
             Dtype::F16 => RawData::F64(
                 view.data()
                     .chunks_exact(2)
-                    .map(|b| half_to_f64(u16::from_le_bytes([b[0], b[1]])))
+                    .map(|b| half_to_f64(u16::from_le_bytes(array(b))))
                     .collect(),
             ),
             Dtype::BF16 => RawData::F64(
                 view.data()
                     .chunks_exact(2)
-                    .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16) as f64)
+                    .map(|b| f32::from_bits((u16::from_le_bytes(array(b)) as u32) << 16) as f64)
                     .collect(),
             ),
             other => match decode_int(other, view.data()) {
@@ -531,9 +548,14 @@ pub fn read_metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>,
 /// name for files written elsewhere.
 pub fn load<T: Float>(path: impl AsRef<Path>) -> Result<Checkpoint<T>, CheckpointError> {
     let path = path.as_ref();
-    let bytes = read_bytes(path)?;
-    let st = parse(path, &bytes)?;
-    let mut metadata = file_metadata(&bytes);
+    from_bytes(&read_bytes(path)?, path)
+}
+
+/// [`load`] from the bytes of a safetensors file held in memory; `path` names it in errors
+/// (this is what the fuzz targets call).
+pub fn from_bytes<T: Float>(bytes: &[u8], path: &Path) -> Result<Checkpoint<T>, CheckpointError> {
+    let st = parse(path, bytes)?;
+    let mut metadata = file_metadata(bytes);
     let mut names: Vec<String> = st.names().into_iter().cloned().collect();
     names.sort();
     if let Some(order) = metadata.remove(ORDER_KEY) {
@@ -565,6 +587,14 @@ pub fn load<T: Float>(path: impl AsRef<Path>) -> Result<Checkpoint<T>, Checkpoin
             reason: format!("tensor `{n}`: {e:?}"),
         })?;
         let values = decode_real(path, &n, view.dtype(), view.data())?;
+        if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(CheckpointError::NonFinite {
+                path: path.to_path_buf(),
+                name: n,
+                index,
+                value,
+            });
+        }
         params.push(n, Tensor::from_f64(&values, view.shape()));
     }
     Ok(Checkpoint { params, metadata })
