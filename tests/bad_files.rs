@@ -738,7 +738,7 @@ fn defect_image_size_zero_vague() {
     );
     fails(
         &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-        &["backbone.image_size", "between 1 and"],
+        &["backbone.image_size", "out of range"],
     );
 }
 

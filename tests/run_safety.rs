@@ -667,7 +667,7 @@ fn eval_and_adapt_refuse_non_finite_weights_outputs_and_inputs() {
     let nan_s = nan.display().to_string();
     fails_with(
         &["eval", "--checkpoint", &nan_s],
-        &["nan.safetensors", "not finite", "NaN"],
+        &["nan.safetensors", "non-finite", "NaN"],
     );
     // Finite but huge weights: the distances overflow, every score is NaN.
     let huge = dir.join("huge.safetensors");

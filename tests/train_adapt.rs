@@ -302,6 +302,12 @@ fn cli_train_eval_adapt_on_png_folders() {
     // Bad inputs through the binary: clean errors naming what is wrong.
     let empty = root.join("empty-support");
     std::fs::create_dir_all(&empty).unwrap();
+    let one_png = support.join("alpha").join("s0.png");
+    let se = run_err(&mut adapt_cmd(&ckpt, &one_png, &query));
+    assert!(
+        se.contains("s0.png") && se.contains("single image file"),
+        "{se}"
+    );
     let se = run_err(&mut adapt_cmd(&ckpt, &empty, &query));
     assert!(se.contains("empty-support") && se.contains("empty"), "{se}");
     let corrupt = root.join("corrupt.safetensors");

@@ -190,6 +190,30 @@ struct Queries {
     labels: Option<Vec<String>>,
 }
 
+/// Errors when `path` is one image file (PNG signature or an image extension): the sets are
+/// folders of images or CSVs, and reading an image as CSV text gives a confusing message.
+fn reject_single_image(path: &Path, expected: &str) -> Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let mut head = [0u8; 8];
+    let png_signature = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && head == *b"\x89PNG\r\n\x1a\n";
+    if png_signature || matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg" | "bmp" | "gif")) {
+        return Err(TrainError::Input {
+            path: path.to_path_buf(),
+            reason: format!("this is a single image file; expected {expected}, or a CSV"),
+        });
+    }
+    Ok(())
+}
+
 /// The colour mode and side of the images a run's checkpoint takes, if it takes images.
 fn image_input(input: Option<InputPipeline>) -> Option<(ColorMode, usize)> {
     match input {
@@ -342,6 +366,11 @@ pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptRes
             reason: "query set not found (expected a folder of PNGs or a CSV)".into(),
         });
     }
+    reject_single_image(
+        support,
+        "a folder with one subfolder of PNG images per class",
+    )?;
+    reject_single_image(query, "a folder of PNG images")?;
 
     // Support set.
     let regression = cfg.data.is_regression();
