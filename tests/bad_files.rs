@@ -3,6 +3,8 @@
 //! CLI reads such a file, `train`, `eval` or `adapt`. Every case must exit non-zero, never
 //! panic, and name the file and the problem.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,28 +64,6 @@ fn inspect_fails(path: &Path, problem: &[&str]) -> String {
     )
 }
 
-fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut v = magic.to_be_bytes().to_vec();
-    for d in dims {
-        v.extend_from_slice(&d.to_be_bytes());
-    }
-    v.extend_from_slice(data);
-    v
-}
-
-fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut v = b"\x93NUMPY\x01\x00".to_vec();
-    v.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    v.extend_from_slice(h.as_bytes());
-    v.extend_from_slice(data);
-    v
-}
-
 fn zip(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default()
@@ -100,7 +80,7 @@ fn omniglot_labels() -> Vec<u8> {
     let data: Vec<u8> = (0..964 * 20i64)
         .flat_map(|k| (k / 20).to_le_bytes())
         .collect();
-    npy("<i8", "(964, 20)", &data)
+    common::npy_bytes("<i8", "(964, 20)", &data)
 }
 
 fn png(w: u32, h: u32) -> Vec<u8> {
@@ -141,29 +121,32 @@ fn crc32(bytes: &[u8]) -> u32 {
 #[test]
 fn idx_files() {
     let d = tmp("idx");
-    let ok = idx(0x0803, &[2, 2, 2], &[0; 8]);
+    let ok = common::idx_bytes(0x0803, &[2, 2, 2], &[0; 8]);
     let truncated = write(&d.join("f/train-images-idx3-ubyte"), &ok[..ok.len() - 3]);
     inspect_fails(&truncated, &["truncated", "expected 8 bytes, found 5"]);
     // A folder holding it: the error is printed and the exit code is non-zero.
     let folder = truncated.parent().unwrap();
     inspect_fails(folder, &["train-images-idx3-ubyte", "1 of 1", "truncated"]);
-    let magic = write(&d.join("magic-idx1-ubyte"), &idx(0x0A01, &[1], &[0]));
+    let magic = write(
+        &d.join("magic-idx1-ubyte"),
+        &common::idx_bytes(0x0A01, &[1], &[0]),
+    );
     inspect_fails(&magic, &["magic"]);
     let huge = write(
         &d.join("huge-idx3-ubyte"),
-        &idx(0x0803, &[u32::MAX, u32::MAX, u32::MAX], &[]),
+        &common::idx_bytes(0x0803, &[u32::MAX, u32::MAX, u32::MAX], &[]),
     );
     inspect_fails(&huge, &["dimensions", "fits in memory"]);
     let big = write(
         &d.join("big-idx3-ubyte"),
-        &idx(0x0803, &[60000, 28, 28], &[0; 16]),
+        &common::idx_bytes(0x0803, &[60000, 28, 28], &[0; 16]),
     );
     inspect_fails(&big, &["truncated", "47040000"]);
     // Images with a sibling labels file that is broken or does not match.
     let imgs = write(&d.join("g/train-images-idx3-ubyte"), &ok);
     write(
         &d.join("g/train-labels-idx1-ubyte"),
-        &idx(0x0801, &[5], &[0; 5]),
+        &common::idx_bytes(0x0801, &[5], &[0; 5]),
     );
     fails(
         &["data".as_ref(), "inspect".as_ref(), imgs.as_os_str()],
@@ -176,7 +159,7 @@ fn idx_files() {
     write(&d.join("h/t10k-images-idx3-ubyte"), &ok);
     let lab = write(
         &d.join("h/t10k-labels-idx1-ubyte"),
-        &idx(0x0801, &[2], &[0]),
+        &common::idx_bytes(0x0801, &[2], &[0]),
     );
     inspect_fails(&lab, &["truncated"]);
     eprintln!("corpus cases so far: {}", CASES.load(Ordering::SeqCst));
@@ -185,26 +168,35 @@ fn idx_files() {
 #[test]
 fn npy_and_npz_files() {
     let d = tmp("npy");
-    let bad_header = write(&d.join("header.npy"), &npy("<f4", "[2, 3]", &[0; 24]));
+    let bad_header = write(
+        &d.join("header.npy"),
+        &common::npy_bytes("<f4", "[2, 3]", &[0; 24]),
+    );
     inspect_fails(&bad_header, &["npy header", "'shape'"]);
     let huge = write(
         &d.join("huge.npy"),
-        &npy("|b1", "(964, 20, 32000000, 32000000)", &[]),
+        &common::npy_bytes("|b1", "(964, 20, 32000000, 32000000)", &[]),
     );
     inspect_fails(&huge, &["shape", "fits in memory"]);
-    let truncated = write(&d.join("short.npy"), &npy("<f4", "(2, 3)", &[0; 20]));
+    let truncated = write(
+        &d.join("short.npy"),
+        &common::npy_bytes("<f4", "(2, 3)", &[0; 20]),
+    );
     inspect_fails(&truncated, &["truncated", "expected 24 bytes, found 20"]);
     let nan: Vec<u8> = [1.0f32, f32::NAN, 3.0]
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    let nan = write(&d.join("nan.npy"), &npy("<f4", "(3,)", &nan));
+    let nan = write(&d.join("nan.npy"), &common::npy_bytes("<f4", "(3,)", &nan));
     inspect_fails(&nan, &["index [1]", "finite", "NaN"]);
     let inf: Vec<u8> = [1.0f64, 2.0, f64::NEG_INFINITY, 4.0]
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    let inf = write(&d.join("inf.npy"), &npy("<f8", "(2, 2)", &inf));
+    let inf = write(
+        &d.join("inf.npy"),
+        &common::npy_bytes("<f8", "(2, 2)", &inf),
+    );
     inspect_fails(&inf, &["index [1, 0]", "-inf"]);
 
     // npz: the crafted Omniglot header of the issue, a truncated member, a missing member,
@@ -213,14 +205,17 @@ fn npy_and_npz_files() {
         ("labels.npy", omniglot_labels()),
         (
             "images.npy",
-            npy("|b1", "(964, 20, 32000000, 32000000)", &[]),
+            common::npy_bytes("|b1", "(964, 20, 32000000, 32000000)", &[]),
         ),
     ]);
     let crafted = write(&d.join("crafted.npz"), &crafted);
     inspect_fails(&crafted, &["images.npy", "H, W <= 16384"]);
     let short = zip(&[
         ("labels.npy", omniglot_labels()),
-        ("images.npy", npy("|b1", "(964, 20, 105, 105)", &[0; 1000])),
+        (
+            "images.npy",
+            common::npy_bytes("|b1", "(964, 20, 105, 105)", &[0; 1000]),
+        ),
     ]);
     let short = write(&d.join("short.npz"), &short);
     inspect_fails(&short, &["images.npy", "truncated"]);
@@ -229,10 +224,10 @@ fn npy_and_npz_files() {
         &zip(&[("labels.npy", omniglot_labels())]),
     );
     inspect_fails(&missing, &["images.npy", "not found"]);
-    let generic = zip(&[("x.npy", npy("<f4", "(4,)", &[0; 8]))]);
+    let generic = zip(&[("x.npy", common::npy_bytes("<f4", "(4,)", &[0; 8]))]);
     let generic = write(&d.join("generic.npz"), &generic);
     inspect_fails(&generic, &["x.npy", "truncated"]);
-    let mut corrupt = zip(&[("x.npy", npy("<f4", "(2,)", &[0; 8]))]);
+    let mut corrupt = zip(&[("x.npy", common::npy_bytes("<f4", "(2,)", &[0; 8]))]);
     let n = corrupt.len();
     corrupt.truncate(n - 10);
     let corrupt = write(&d.join("corrupt.npz"), &corrupt);
@@ -250,57 +245,41 @@ fn npy_and_npz_files() {
     eprintln!("corpus cases so far: {}", CASES.load(Ordering::SeqCst));
 }
 
-fn omniglot_config(data: &Path, out: &Path) -> String {
+/// A 2-way 1-shot 1-query ProtoNet run config of `backbone` and `dataset` lines (TOML) on
+/// `data`, writing into `out`: two iterations, with a tiny validation and evaluation.
+fn run_config(backbone: &str, dataset: &str, data: &Path, out: &Path) -> String {
     format!(
-        r#"
-[algorithm]
-name = "protonet"
-[backbone]
-name = "conv4"
-in_channels = 1
-filters = 4
-image_size = 28
-[data]
-dataset = "omniglot"
-data_dir = {:?}
-n_way = 2
-k_shot = 1
-q_query = 1
-[train]
-iterations = 2
-meta_batch = 1
-out_dir = {:?}
-"#,
+        "[algorithm]\nname = \"protonet\"\n[backbone]\n{backbone}\n[data]\n{dataset}\n\
+         data_dir = {:?}\nn_way = 2\nk_shot = 1\nq_query = 1\n[train]\niterations = 2\n\
+         meta_batch = 1\nval_every = 1\nval_episodes = 2\nout_dir = {:?}\n[eval]\nepisodes = 2\n",
         data.display().to_string(),
         out.display().to_string()
     )
 }
 
+fn omniglot_config(data: &Path, out: &Path) -> String {
+    let conv = "name = \"conv4\"\nin_channels = 1\nfilters = 4\nimage_size = 28";
+    run_config(conv, "dataset = \"omniglot\"", data, out)
+}
+
 fn folder_config(data: &Path, out: &Path, image_size: usize) -> String {
-    format!(
-        r#"
-[algorithm]
-name = "protonet"
-[backbone]
-name = "conv4"
-in_channels = 1
-filters = 4
-image_size = {image_size}
-blocks = 1
-[data]
-dataset = "image_folder"
-data_dir = {:?}
-n_way = 2
-k_shot = 1
-q_query = 1
-split = [0.5, 0.25]
-[train]
-iterations = 2
-meta_batch = 1
-out_dir = {:?}
-"#,
-        data.display().to_string(),
-        out.display().to_string()
+    let conv = format!(
+        "name = \"conv4\"\nin_channels = 1\nfilters = 4\nimage_size = {image_size}\nblocks = 1"
+    );
+    run_config(
+        &conv,
+        "dataset = \"image_folder\"\nsplit = [0.5, 0.25]",
+        data,
+        out,
+    )
+}
+
+fn csv_config(data: &Path, out: &Path) -> String {
+    run_config(
+        "name = \"mlp\"\nsizes = [2, 8]",
+        "dataset = \"csv\"",
+        data,
+        out,
     )
 }
 
@@ -357,34 +336,6 @@ fn png_files() {
         &["x.png", "not an image"],
     );
     eprintln!("corpus cases so far: {}", CASES.load(Ordering::SeqCst));
-}
-
-fn csv_config(data: &Path, out: &Path) -> String {
-    format!(
-        r#"
-[algorithm]
-name = "protonet"
-[backbone]
-name = "mlp"
-sizes = [2, 8]
-[data]
-dataset = "csv"
-data_dir = {:?}
-n_way = 2
-k_shot = 1
-q_query = 1
-[train]
-iterations = 2
-meta_batch = 1
-val_every = 1
-val_episodes = 2
-out_dir = {:?}
-[eval]
-episodes = 2
-"#,
-        data.display().to_string(),
-        out.display().to_string()
-    )
 }
 
 /// A small valid CSV: 16 classes of 4 rows (64 lines), 2 features, label last.
@@ -623,7 +574,7 @@ fn defect_npz_huge_shape_aborted() {
         ("labels.npy", omniglot_labels()),
         (
             "images.npy",
-            npy("|b1", "(964, 20, 32000000, 32000000)", &[]),
+            common::npy_bytes("|b1", "(964, 20, 32000000, 32000000)", &[]),
         ),
     ]);
     let data = d.join("omniglot");
@@ -644,7 +595,7 @@ fn defect_npz_huge_shape_aborted() {
 #[test]
 fn defect_inspect_folder_exit_code() {
     let d = tmp("d-idx");
-    let ok = idx(0x0803, &[2, 2, 2], &[0; 8]);
+    let ok = common::idx_bytes(0x0803, &[2, 2, 2], &[0; 8]);
     write(&d.join("train-images-idx3-ubyte"), &ok[..10]);
     inspect_fails(&d, &["train-images-idx3-ubyte", "truncated"]);
 }
@@ -653,11 +604,14 @@ fn defect_inspect_folder_exit_code() {
 #[test]
 fn defect_inspect_truncated_npy_passed() {
     let d = tmp("d-npy");
-    let f = write(&d.join("short.npy"), &npy("<f4", "(2, 3)", &[0; 20]));
+    let f = write(
+        &d.join("short.npy"),
+        &common::npy_bytes("<f4", "(2, 3)", &[0; 20]),
+    );
     inspect_fails(&f, &["short.npy", "truncated"]);
     let z = write(
         &d.join("short.npz"),
-        &zip(&[("x.npy", npy("<f4", "(4,)", &[0; 8]))]),
+        &zip(&[("x.npy", common::npy_bytes("<f4", "(4,)", &[0; 8]))]),
     );
     inspect_fails(&z, &["short.npz/x.npy", "truncated"]);
 }

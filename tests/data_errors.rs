@@ -31,28 +31,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn idx_bytes(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut v = magic.to_be_bytes().to_vec();
-    for d in dims {
-        v.extend_from_slice(&d.to_be_bytes());
-    }
-    v.extend_from_slice(data);
-    v
-}
-
-fn npy_bytes(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut v = b"\x93NUMPY\x01\x00".to_vec();
-    v.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    v.extend_from_slice(h.as_bytes());
-    v.extend_from_slice(data);
-    v
-}
-
 fn zip_bytes(members: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let method = if deflate {
@@ -72,8 +50,11 @@ fn small_npz(deflate: bool) -> Vec<u8> {
     let labels: Vec<u8> = (0..6i64).flat_map(|i| (i / 3).to_le_bytes()).collect();
     zip_bytes(
         &[
-            ("images.npy", npy_bytes("|b1", "(2, 3, 4, 4)", &[1u8; 96])),
-            ("labels.npy", npy_bytes("<i8", "(2, 3)", &labels)),
+            (
+                "images.npy",
+                common::npy_bytes("|b1", "(2, 3, 4, 4)", &[1u8; 96]),
+            ),
+            ("labels.npy", common::npy_bytes("<i8", "(2, 3)", &labels)),
         ],
         deflate,
     )
@@ -107,9 +88,9 @@ fn truncated_npz() {
         &[
             (
                 "images.npy",
-                npy_bytes("|b1", "(659, 20, 105, 105)", &[1u8; 5000]),
+                common::npy_bytes("|b1", "(659, 20, 105, 105)", &[1u8; 5000]),
             ),
-            ("labels.npy", npy_bytes("<i8", "(659, 20)", &labels)),
+            ("labels.npy", common::npy_bytes("<i8", "(659, 20)", &labels)),
         ],
         true,
     );
@@ -130,7 +111,10 @@ fn truncated_npz() {
     assert!(parse_npz(&good, "ok.npz").is_ok());
     let m = msg(parse_npz(&good[..good.len() - 30], "cut.npz"));
     assert_mentions(&m, &["cut.npz", "zip"]);
-    let m = msg(parse_npy(&npy_bytes("<f4", "(3, 3)", &[0; 20]), "a.npy"));
+    let m = msg(parse_npy(
+        &common::npy_bytes("<f4", "(3, 3)", &[0; 20]),
+        "a.npy",
+    ));
     assert_mentions(
         &m,
         &[
@@ -140,7 +124,10 @@ fn truncated_npz() {
             "found 20",
         ],
     );
-    let m = msg(parse_npy(&npy_bytes("<c16", "(1,)", &[0; 16]), "c.npy"));
+    let m = msg(parse_npy(
+        &common::npy_bytes("<c16", "(1,)", &[0; 16]),
+        "c.npy",
+    ));
     assert_mentions(&m, &["c.npy", "dtype", "<c16"]);
     let m = msg(parse_npy(b"\x93NUMPX\x01\x00", "m.npy"));
     assert_mentions(&m, &["m.npy", "npy magic"]);
@@ -154,7 +141,7 @@ fn npz_with_wrong_labels_or_members() {
     std::fs::write(
         &p,
         zip_bytes(
-            &[("labels.npy", npy_bytes("<i8", "(2, 3)", &[0; 48]))],
+            &[("labels.npy", common::npy_bytes("<i8", "(2, 3)", &[0; 48]))],
             false,
         ),
     )
@@ -178,7 +165,7 @@ fn truncated_and_wrong_idx() {
     let real = std::fs::read(default_data_dir().join("mnist/t10k-labels.idx1-ubyte")).unwrap();
     let images = dir.join("t10k-images-idx3-ubyte");
     let labels = dir.join("t10k-labels-idx1-ubyte");
-    std::fs::write(&images, idx_bytes(0x803, &[3, 2, 2], &[0; 12])).unwrap();
+    std::fs::write(&images, common::idx_bytes(0x803, &[3, 2, 2], &[0; 12])).unwrap();
 
     // Truncated, raw and gzip.
     std::fs::write(&labels, &real[..5000]).unwrap();
@@ -209,7 +196,7 @@ fn truncated_and_wrong_idx() {
     // Wrong magic: garbage, and a labels file where images are expected.
     let m = msg(parse_idx(b"\x12\x34\x56\x78rest", "junk.idx"));
     assert_mentions(&m, &["junk.idx", "magic number", "found 0x12345678"]);
-    std::fs::write(&labels, idx_bytes(0x801, &[3], &[0, 1, 2])).unwrap();
+    std::fs::write(&labels, common::idx_bytes(0x801, &[3], &[0, 1, 2])).unwrap();
     let m = msg(load_idx_pair(&labels, &labels, &["a"; 10]));
     assert_mentions(
         &m,
@@ -222,7 +209,7 @@ fn truncated_and_wrong_idx() {
     );
 
     // Image/label count mismatch.
-    std::fs::write(&labels, idx_bytes(0x801, &[2], &[0, 1])).unwrap();
+    std::fs::write(&labels, common::idx_bytes(0x801, &[2], &[0, 1])).unwrap();
     let m = msg(load_idx_pair(&images, &labels, &["a"; 10]));
     assert_mentions(
         &m,
@@ -236,7 +223,7 @@ fn truncated_and_wrong_idx() {
     );
 
     // A label beyond the classes.
-    std::fs::write(&labels, idx_bytes(0x801, &[3], &[0, 1, 12])).unwrap();
+    std::fs::write(&labels, common::idx_bytes(0x801, &[3], &[0, 1, 12])).unwrap();
     let m = msg(load_idx_pair(&images, &labels, &["a"; 10]));
     assert_mentions(
         &m,
@@ -249,7 +236,10 @@ fn truncated_and_wrong_idx() {
     );
 
     // Trailing bytes, and a missing file.
-    let m = msg(parse_idx(&idx_bytes(0x801, &[2], &[0, 1, 2]), "long"));
+    let m = msg(parse_idx(
+        &common::idx_bytes(0x801, &[2], &[0, 1, 2]),
+        "long",
+    ));
     assert_mentions(&m, &["long", "file length", "found 11 bytes"]);
     let m = msg(load_mnist(&dir));
     assert_mentions(
@@ -534,7 +524,7 @@ fn inspect_problems() {
 // Fuzzing: arbitrary and mutated inputs never panic (>= 100k inputs in total).
 
 fn valid_idx() -> Vec<u8> {
-    idx_bytes(0x803, &[2, 3, 3], &(0..18).collect::<Vec<u8>>())
+    common::idx_bytes(0x803, &[2, 3, 3], &(0..18).collect::<Vec<u8>>())
 }
 
 fn mutate(base: &[u8], edits: &[(usize, u8)], cut: usize) -> Vec<u8> {
@@ -592,7 +582,7 @@ proptest! {
         let _ = parse_npz(&mutate(&small_npz(true), &edits, cut), "m.npz");
         let _ = parse_idx(&mutate(&valid_idx(), &edits, cut), "m.idx");
         let _ = parse_idx(&mutate(&gzip(&valid_idx()), &edits, cut), "m.idx.gz");
-        let npy = npy_bytes("<i4", "(2, 2)", &[1; 16]);
+        let npy = common::npy_bytes("<i4", "(2, 2)", &[1; 16]);
         let _ = parse_npy(&mutate(&npy, &edits, cut), "m.npy");
     }
 }

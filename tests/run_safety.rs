@@ -6,6 +6,8 @@
 //! negative, huge and non-finite config values of every command named with key and range.
 //! Every run is a tiny sinusoid or CSV config made here (seconds each).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -44,38 +46,11 @@ fn fails_with(args: &[&str], parts: &[&str]) -> String {
     se
 }
 
-/// A tiny sinusoid MAML run (as in tests/train_resume.rs) writing into `out`.
+/// A tiny sinusoid MAML run (`common::SINUSOID`) writing into `out`.
 fn sinusoid(out: &Path, extra_train: &str) -> String {
     format!(
-        r#"
-[algorithm]
-name = "maml"
-inner_lr = 0.01
-eval_inner_steps = 3
-
-[backbone]
-name = "mlp"
-sizes = [1, 16]
-
-[data]
-dataset = "sinusoid"
-k_shot = 5
-q_query = 5
-
-[eval]
-episodes = 20
-
-[train]
-iterations = 12
-meta_batch = 3
-meta_lr = 0.01
-seed = 5
-val_every = 3
-val_episodes = 4
-checkpoint_every = 4
-out_dir = {:?}
-{extra_train}
-"#,
+        "{}out_dir = {:?}\n{extra_train}\n",
+        common::SINUSOID,
         out.display().to_string()
     )
 }

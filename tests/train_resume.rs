@@ -2,6 +2,8 @@
 //! numbers of an uninterrupted run with the same seed (history, best, state, test score); the
 //! stopped run loses nothing before its last checkpoint.
 
+mod common;
+
 use metalearn::train::{evaluate_checkpoint, train, RunConfig, TrainOptions};
 use std::path::{Path, PathBuf};
 
@@ -19,34 +21,6 @@ fn config(body: &str, out: &Path) -> RunConfig {
     let text = format!("{body}\nout_dir = {:?}\n", out.display().to_string());
     RunConfig::from_toml_str(&text, Path::new("test.toml")).unwrap()
 }
-
-const SINUSOID: &str = r#"
-[algorithm]
-name = "maml"
-inner_lr = 0.01
-eval_inner_steps = 3
-
-[backbone]
-name = "mlp"
-sizes = [1, 16]
-
-[data]
-dataset = "sinusoid"
-k_shot = 5
-q_query = 5
-
-[eval]
-episodes = 20
-
-[train]
-iterations = 12
-meta_batch = 3
-meta_lr = 0.01
-seed = 5
-val_every = 3
-val_episodes = 4
-checkpoint_every = 4
-"#;
 
 fn state_bytes(p: &Path) -> Vec<(String, Vec<f32>)> {
     let ck = metalearn::nn::checkpoint::load::<f32>(p).unwrap();
@@ -132,14 +106,15 @@ fn check_resume(body: &str, name: &str) {
 
 #[test]
 fn resumed_sinusoid_run_equals_uninterrupted() {
-    check_resume(SINUSOID, "sin");
+    check_resume(common::SINUSOID, "sin");
 }
 
 /// Reptile's annealed outer step follows the iteration count, so a resumed run follows the
 /// same schedule.
 #[test]
 fn resumed_annealed_reptile_run_equals_uninterrupted() {
-    let body = SINUSOID.replace("name = \"maml\"", "name = \"reptile\"\nepsilon_final = 0.0");
+    let body =
+        common::SINUSOID.replace("name = \"maml\"", "name = \"reptile\"\nepsilon_final = 0.0");
     assert!(body.contains("reptile"));
     check_resume(&body, "sin-reptile");
 }

@@ -337,7 +337,12 @@ impl RunConfig {
             ("train.val_episodes", t.val_episodes, 1, MAX_COUNT),
             ("train.checkpoint_every", t.checkpoint_every, 1, MAX_STEPS),
             ("eval.episodes", self.eval.episodes, 1, MAX_COUNT),
-            ("data.image_size", d.image_size.unwrap_or(1), 1, 4096),
+            (
+                "data.image_size",
+                d.image_size.unwrap_or(1),
+                1,
+                MAX_IMAGE_SIZE,
+            ),
         ];
         for (key, v, min, max) in counts {
             int_in(key, v, min, max)?;
@@ -367,7 +372,6 @@ impl RunConfig {
         self.backbone.validate()?;
         self.validate_ranges()?;
         let d = &self.data;
-        check_image_size(&self.backbone, d.image_size)?;
         if d.is_regression() {
             if d.n_way.is_some() {
                 return Err(TrainError::value(
@@ -427,20 +431,3 @@ impl RunConfig {
 
 /// The largest image side a config may ask for (images are resized to it).
 pub const MAX_IMAGE_SIZE: usize = 4096;
-
-/// Checks `backbone.image_size` (Conv-4) and `data.image_size`: 1 ..= [`MAX_IMAGE_SIZE`].
-fn check_image_size(backbone: &BackboneConfig, data: Option<usize>) -> Result<()> {
-    let conv = match backbone {
-        BackboneConfig::Conv4(c) => Some(c.image_size),
-        BackboneConfig::Mlp(_) => None,
-    };
-    for (key, size) in [("backbone.image_size", conv), ("data.image_size", data)] {
-        if let Some(s) = size.filter(|s| !(1..=MAX_IMAGE_SIZE).contains(s)) {
-            return Err(TrainError::value(
-                key,
-                format!("= {s} must be between 1 and {MAX_IMAGE_SIZE} (pixels per side)"),
-            ));
-        }
-    }
-    Ok(())
-}

@@ -61,3 +61,57 @@ pub fn reference_case(case: &str) -> Option<PathBuf> {
         "set METALEARN_REFERENCE",
     )
 }
+
+/// A tiny sinusoid MAML run config (12 iterations, validation every 3, checkpoints every 4),
+/// ending inside `[train]` so a test can append `out_dir` and other train keys.
+pub const SINUSOID: &str = r#"
+[algorithm]
+name = "maml"
+inner_lr = 0.01
+eval_inner_steps = 3
+
+[backbone]
+name = "mlp"
+sizes = [1, 16]
+
+[data]
+dataset = "sinusoid"
+k_shot = 5
+q_query = 5
+
+[eval]
+episodes = 20
+
+[train]
+iterations = 12
+meta_batch = 3
+meta_lr = 0.01
+seed = 5
+val_every = 3
+val_episodes = 4
+checkpoint_every = 4
+"#;
+
+/// An IDX file: the big-endian `magic`, then each dimension as a big-endian `u32`, then `data`.
+pub fn idx_bytes(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = magic.to_be_bytes().to_vec();
+    for d in dims {
+        v.extend_from_slice(&d.to_be_bytes());
+    }
+    v.extend_from_slice(data);
+    v
+}
+
+/// A version-1.0 `.npy` file: magic, header length, the header dict padded to 64 bytes, `data`.
+pub fn npy_bytes(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut v = b"\x93NUMPY\x01\x00".to_vec();
+    v.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    v.extend_from_slice(h.as_bytes());
+    v.extend_from_slice(data);
+    v
+}
