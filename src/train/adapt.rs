@@ -12,9 +12,8 @@
 //! Images and CSV rows are read the way the checkpoint's training data was
 //! ([`InputPipeline`], recorded in the checkpoint): an Omniglot model reads Lake's PNGs (black
 //! ink on white) as ink = 1 - luma; a Conv-4 checkpoint takes CSV rows of `C * H * W` pixels
-//! as images. The
-//! output lists, per query, the predicted class and the probabilities (softmax of the
-//! method's scores over the support classes), as CSV or JSON.
+//! as images. The output lists, per query, the predicted class and the probabilities (softmax
+//! of the method's scores over the support classes), as CSV or JSON.
 
 use super::error::{Result, TrainError};
 use super::eval::load_learner;
