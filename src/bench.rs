@@ -318,13 +318,13 @@ fn write_stroke_png(
 /// as `metalearn train` saves it), `support/<class>/0.png` for 20 classes and `query/<i>.png`
 /// for 20 queries (each a noisy redraw of a support class's strokes).
 pub fn write_w6_files(dir: &std::path::Path) -> anyhow::Result<()> {
-    use crate::train::config::RunConfig;
+    use crate::fewshot::config::RunConfig;
     let cfg = RunConfig::from_toml_str(W6_CONFIG, std::path::Path::new("W6 config"))?;
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let learner =
         crate::algorithms::build_learner(&cfg.algorithm, &cfg.backbone, 20, 1e-3, &mut rng)?;
     std::fs::create_dir_all(dir.join("query"))?;
-    crate::train::r#loop::save_checkpoint(
+    crate::fewshot::r#loop::save_checkpoint(
         &dir.join("protonet.safetensors"),
         learner.as_ref(),
         &cfg,

@@ -17,13 +17,13 @@ pub mod autodiff;
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod fewshot;
 pub mod mtl;
 pub mod nn;
 pub mod reference;
 pub mod runlock;
 pub mod search;
 pub mod tensor;
-pub mod train;
 pub mod transfer;
 
 pub use autodiff::{grad, grad_with, no_grad, GradOptions};

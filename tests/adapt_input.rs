@@ -12,8 +12,8 @@ mod common;
 
 use metalearn::data::omniglot::load_omniglot_npz;
 use metalearn::data::{load_image_folder, load_png_as, ColorMode, ImageFolderOptions};
+use metalearn::fewshot::{adapt, load_learner, InputPipeline};
 use metalearn::tensor::Tensor;
-use metalearn::train::{adapt, load_learner, InputPipeline};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

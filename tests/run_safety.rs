@@ -167,12 +167,16 @@ fn resume_works_from_best_alone_and_says_why_not_otherwise() {
     assert!(ok, "{se}");
     // "Killed" after 7 iterations (as in tests/train_resume.rs), and its `last` lost: only
     // best.safetensors (of iteration 3 or 6) is left.
-    let cfg_b = metalearn::train::RunConfig::load(Path::new(&cb)).unwrap();
-    let stop = metalearn::train::TrainOptions {
+    let cfg_b = metalearn::fewshot::RunConfig::load(Path::new(&cb)).unwrap();
+    let stop = metalearn::fewshot::TrainOptions {
         stop_after: Some(7),
         ..Default::default()
     };
-    assert!(metalearn::train::train(&cfg_b, &stop).unwrap().interrupted);
+    assert!(
+        metalearn::fewshot::train(&cfg_b, &stop)
+            .unwrap()
+            .interrupted
+    );
     std::fs::remove_file(b.join("last.safetensors")).unwrap();
     let (ok, resumed, se) = run(&["train", "--config", &cb, "--resume", "--no-eval", "--json"]);
     assert!(ok, "{se}");

@@ -55,13 +55,13 @@ fn maml_sinusoid_search_returns_a_config_that_trains() {
     assert!(!r.maximize && r.best_score.is_finite());
     assert_eq!(r.best_budget, Some(16));
     // best.toml is a run config: it loads and trains.
-    let cfg = metalearn::train::RunConfig::load(&r.best_toml).unwrap();
+    let cfg = metalearn::fewshot::RunConfig::load(&r.best_toml).unwrap();
     assert_eq!(cfg.train.iterations, 16);
     let mut cfg = cfg;
     cfg.train.iterations = 4;
-    let rep = metalearn::train::train(
+    let rep = metalearn::fewshot::train(
         &cfg,
-        &metalearn::train::TrainOptions {
+        &metalearn::fewshot::TrainOptions {
             overwrite: true,
             ..Default::default()
         },

@@ -2,7 +2,7 @@
 //! PNG tree and a CSV of vectors. Checks the adapt output (CSV and JSON), and that every bad
 //! input gives a clear error naming the key or path, never a panic.
 
-use metalearn::train::{adapt, evaluate_checkpoint, train, RunConfig, TrainOptions};
+use metalearn::fewshot::{adapt, evaluate_checkpoint, train, RunConfig, TrainOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use metalearn::train::{evaluate_checkpoint, train, RunConfig, TrainOptions};
+use metalearn::fewshot::{evaluate_checkpoint, train, RunConfig, TrainOptions};
 use std::path::{Path, PathBuf};
 
 fn tmp(name: &str) -> PathBuf {

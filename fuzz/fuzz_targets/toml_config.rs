@@ -4,6 +4,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = metalearn::train::RunConfig::from_toml_str(text, std::path::Path::new("fuzz.toml"));
+        let _ = metalearn::fewshot::RunConfig::from_toml_str(text, std::path::Path::new("fuzz.toml"));
     }
 });

@@ -239,7 +239,7 @@ pub fn run() -> Result<()> {
             out_dir,
             no_eval,
             json,
-        } => crate::train::commands::train_command(
+        } => crate::fewshot::commands::train_command(
             &config, resume, overwrite, iterations, out_dir, no_eval, json,
         ),
         Command::Eval {
@@ -248,7 +248,7 @@ pub fn run() -> Result<()> {
             episodes,
             seed,
             json,
-        } => crate::train::commands::eval_command(
+        } => crate::fewshot::commands::eval_command(
             &checkpoint,
             config.as_deref(),
             episodes,
@@ -261,7 +261,7 @@ pub fn run() -> Result<()> {
             query,
             output,
             format,
-        } => crate::train::commands::adapt_command(
+        } => crate::fewshot::commands::adapt_command(
             &checkpoint,
             &support,
             &query,

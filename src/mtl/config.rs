@@ -133,7 +133,7 @@ impl Default for TrainConfig {
             lr: 1e-3,
             optimizer: "adam".into(),
             eval_every_epoch: true,
-            diverge_loss: crate::train::config::DEFAULT_DIVERGE_LOSS,
+            diverge_loss: crate::fewshot::config::DEFAULT_DIVERGE_LOSS,
         }
     }
 }
@@ -203,7 +203,7 @@ pub struct MtlOverrides {
 impl MtlConfig {
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = crate::train::config_file::read_text(path)?;
+        let text = crate::fewshot::config_file::read_text(path)?;
         let mut cfg = Self::parse(&text, path)?;
         if let Some(p) = &cfg.data.path {
             if p.is_relative() && !p.exists() {
@@ -225,7 +225,7 @@ impl MtlConfig {
 
     /// Parses and validates TOML text that came from `origin`.
     fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let cfg: MtlConfig = crate::train::config_file::parse_toml(text, origin)?;
+        let cfg: MtlConfig = crate::fewshot::config_file::parse_toml(text, origin)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -256,7 +256,7 @@ impl MtlConfig {
     /// Checks every numeric value against its allowed range (one table), naming the key, the
     /// value and the range on error.
     fn validate_ranges(&self) -> Result<()> {
-        use crate::train::config_file::{
+        use crate::fewshot::config_file::{
             finite_in, int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS,
         };
         let (t, m) = (&self.train, &self.model);

@@ -10,7 +10,7 @@ pub enum MtlError {
     Lock(#[from] crate::runlock::RunLockError),
     /// The config file cannot be read or parsed, or a value is bad.
     #[error(transparent)]
-    Config(#[from] crate::train::ConfigError),
+    Config(#[from] crate::fewshot::ConfigError),
     /// The weighting method is not known.
     #[error("config key `weighting.method`: unknown method {name:?} (known: {known})")]
     UnknownMethod {
@@ -73,6 +73,6 @@ pub type Result<T, E = MtlError> = std::result::Result<T, E>;
 impl MtlError {
     /// A bad config value of `key` (a dotted key, e.g. `weighting.c` or `tasks[1].classes`).
     pub fn value(key: &str, reason: impl Into<String>) -> Self {
-        crate::train::ConfigError::value(key, reason).into()
+        crate::fewshot::ConfigError::value(key, reason).into()
     }
 }

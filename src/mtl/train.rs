@@ -53,7 +53,7 @@ impl Default for TrainOptions {
             eval_every_epoch: false,
             progress: false,
             label: String::new(),
-            diverge_loss: crate::train::config::DEFAULT_DIVERGE_LOSS,
+            diverge_loss: crate::fewshot::config::DEFAULT_DIVERGE_LOSS,
         }
     }
 }

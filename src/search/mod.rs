@@ -144,7 +144,7 @@ impl SearchConfig {
     /// Checks every numeric setting against its allowed range (one table), naming the key,
     /// the value and the range on error.
     pub fn validate(&self) -> Result<()> {
-        use crate::train::config_file::{int_in, MAX_STEPS};
+        use crate::fewshot::config_file::{int_in, MAX_STEPS};
         let mut counts: Vec<(&str, usize, usize, usize)> = vec![
             ("trials", self.trials, 0, 100_000),
             ("workers", self.workers, 0, 1024),
@@ -159,7 +159,7 @@ impl SearchConfig {
         }
         for (key, v, min, max) in counts {
             int_in(key, v, min, max).map_err(|e| match e {
-                crate::train::ConfigError::Value { key, reason } => {
+                crate::fewshot::ConfigError::Value { key, reason } => {
                     SearchError::Value { key, reason }
                 }
                 other => SearchError::value(key, other.to_string()),

@@ -49,8 +49,9 @@ impl FewShot {
         })
     }
 
-    fn parse(&self, doc: &Value) -> Result<crate::train::RunConfig, String> {
-        crate::train::RunConfig::from_toml_str(&text(doc)?, &self.origin).map_err(|e| e.to_string())
+    fn parse(&self, doc: &Value) -> Result<crate::fewshot::RunConfig, String> {
+        crate::fewshot::RunConfig::from_toml_str(&text(doc)?, &self.origin)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -62,11 +63,11 @@ impl Objective for FewShot {
     fn run(&self, doc: &Value, run_dir: &Path) -> Result<f64, String> {
         let mut cfg = self.parse(doc)?;
         cfg.train.out_dir = run_dir.to_path_buf();
-        let opts = crate::train::TrainOptions {
+        let opts = crate::fewshot::TrainOptions {
             overwrite: true,
             ..Default::default()
         };
-        let r = crate::train::train(&cfg, &opts).map_err(|e| e.to_string())?;
+        let r = crate::fewshot::train(&cfg, &opts).map_err(|e| e.to_string())?;
         r.best
             .map(|(_, m)| m)
             .ok_or_else(|| "the run made no validation".to_string())

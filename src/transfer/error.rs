@@ -10,7 +10,7 @@ pub enum TransferError {
     Lock(#[from] crate::runlock::RunLockError),
     /// The config file cannot be read or parsed, or a value is bad.
     #[error(transparent)]
-    Config(#[from] crate::train::ConfigError),
+    Config(#[from] crate::fewshot::ConfigError),
     /// A dataset cannot be loaded.
     #[error("loading {what} from {}: {source}", path.display())]
     Data {
@@ -58,7 +58,7 @@ pub enum TransferError {
 impl TransferError {
     /// A bad config value.
     pub fn value(key: &str, reason: impl Into<String>) -> Self {
-        crate::train::ConfigError::value(key, reason).into()
+        crate::fewshot::ConfigError::value(key, reason).into()
     }
 }
 

@@ -21,7 +21,7 @@ pub use config::{Arch, ModelSpec, SourceSpec, Strategy, TargetSpec, TransferConf
 pub use error::{Result, TransferError};
 pub use net::{fit, FitOptions, Net, TaskData};
 
-use crate::train::{mean_ci95, MeanCi};
+use crate::fewshot::{mean_ci95, MeanCi};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -333,8 +333,8 @@ fn check_finite(
     run: String,
     lr_key: &'static str,
 ) -> Result<()> {
-    let bad = crate::train::r#loop::first_non_finite(trunk)
-        .or_else(|| crate::train::r#loop::first_non_finite(head))
+    let bad = crate::fewshot::r#loop::first_non_finite(trunk)
+        .or_else(|| crate::fewshot::r#loop::first_non_finite(head))
         .map(|b| format!("weight {b} after training"))
         .or_else(|| (!accuracy.is_finite()).then(|| format!("test accuracy = {accuracy}")));
     match bad {

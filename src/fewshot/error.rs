@@ -11,7 +11,7 @@ pub enum TrainError {
     Lock(#[from] crate::runlock::RunLockError),
     /// The config file cannot be read or parsed, or a value is bad.
     #[error(transparent)]
-    Config(#[from] crate::train::ConfigError),
+    Config(#[from] crate::fewshot::ConfigError),
     /// The algorithm cannot be built from the config.
     #[error(transparent)]
     Algorithm(#[from] crate::algorithms::AlgorithmError),
@@ -127,7 +127,7 @@ impl TrainError {
 
     /// A bad config value.
     pub fn value(key: &str, reason: impl Into<String>) -> Self {
-        crate::train::ConfigError::value(key, reason).into()
+        crate::fewshot::ConfigError::value(key, reason).into()
     }
 }
 
