@@ -8,10 +8,10 @@ use crate::algorithms::Target;
 use crate::data::sinusoid::SinusoidConfig;
 use crate::nn::optim::{Adam, Optimizer};
 use crate::nn::{Conv4, Conv4Config, DownsampleKind, Mlp, Model, Params};
+use crate::run::usage::{children_peak_rss_mib, peak_rss_mib, Stopwatch};
 use crate::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::time::Instant;
 
 /// Timing statistics of one workload.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -42,37 +42,6 @@ impl std::fmt::Display for BenchResult {
     }
 }
 
-/// The process's peak resident set size in MiB (`VmHWM` from `/proc/self/status`; 0 if unknown).
-pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
-}
-
-/// The largest peak resident set size of this process's waited-for children, MiB
-/// (`getrusage(RUSAGE_CHILDREN)`; 0 if unknown). An upper bound: a child spawned with a shared
-/// address space (`posix_spawn`'s vfork) inherits the parent's high-water mark until its
-/// `exec`, so W6 reports its children's memory truthfully only when run in a small process
-/// (`metalearn bench --only w6`).
-fn children_peak_rss_mib() -> f64 {
-    // SAFETY: `getrusage` only writes the `rusage` struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    if rc == 0 {
-        usage.ru_maxrss as f64 / 1024.0
-    } else {
-        0.0
-    }
-}
-
 fn time_iterations(
     name: &str,
     warmup: usize,
@@ -84,9 +53,9 @@ fn time_iterations(
     }
     let mut times: Vec<f64> = (0..iters)
         .map(|i| {
-            let t0 = Instant::now();
+            let clock = Stopwatch::start();
             step(warmup + i);
-            t0.elapsed().as_secs_f64() * 1e3
+            clock.millis()
         })
         .collect();
     times.sort_by(|a, b| a.total_cmp(b));

@@ -9,7 +9,16 @@
 //! - [`autodiff`]: the graph, [`autodiff::grad`], no-grad scopes, gradient checks,
 //! - [`nn`]: functional layers over parameter lists, optimizers, checkpoints,
 //! - [`data`]: datasets, episode samplers, task families,
-//! - [`runlock`]: one writer per run folder (the lock every writing command holds).
+//! - [`algorithms`]: the few-shot learners behind one trait,
+//! - [`run`]: what the commands share: config files and their errors, statistics, SVG plots,
+//!   memory and wall-time readings, progress bars and reports, divergence checks, the
+//!   run-folder lock, and the [`run::Objective`] interface of a search,
+//! - the commands, peers side by side on [`run`] (none imports another): [`fewshot`]
+//!   (`train`, `eval`, `adapt`), [`mtl`], [`transfer`], and [`search`], which drives the
+//!   others through [`run::Objective`]; [`objectives`] picks the objective a search config
+//!   names,
+//! - [`reference`], [`bench`], [`cli`]: the reference verifier, the benchmarks, the command
+//!   line.
 
 pub mod algorithms;
 mod alloc;
@@ -20,8 +29,9 @@ pub mod data;
 pub mod fewshot;
 pub mod mtl;
 pub mod nn;
+pub mod objectives;
 pub mod reference;
-pub mod runlock;
+pub mod run;
 pub mod search;
 pub mod tensor;
 pub mod transfer;

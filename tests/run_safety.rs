@@ -132,7 +132,7 @@ fn mtl_transfer_and_search_refuse_a_locked_output_folder() {
     let dir = tmp("lock-others");
     // mtl writes `<out_dir>/<method>`; transfer and search their `out_dir`.
     let mtl_out = dir.join("mtl");
-    let held = metalearn::runlock::RunLock::acquire(&mtl_out.join("equal")).unwrap();
+    let held = metalearn::run::RunLock::acquire(&mtl_out.join("equal")).unwrap();
     let pid = std::process::id().to_string();
     let mtl = write(&dir, "mtl.toml", &mtl_config(&dir.join("nodata"), ""));
     let mtl_dir = mtl_out.display().to_string();
@@ -142,11 +142,11 @@ fn mtl_transfer_and_search_refuse_a_locked_output_folder() {
     );
     drop(held);
     let t_out = dir.join("transfer");
-    let _held = metalearn::runlock::RunLock::acquire(&t_out).unwrap();
+    let _held = metalearn::run::RunLock::acquire(&t_out).unwrap();
     let t = write(&dir, "t.toml", &transfer_config(&t_out, ""));
     fails_with(&["transfer", "--config", &t], &["in use", &pid]);
     let s_out = dir.join("search");
-    let _held2 = metalearn::runlock::RunLock::acquire(&s_out).unwrap();
+    let _held2 = metalearn::run::RunLock::acquire(&s_out).unwrap();
     write(&dir, "base.toml", &sinusoid(&dir.join("base-run"), ""));
     let s = write(&dir, "s.toml", &search_config(&s_out, ""));
     fails_with(&["search", "--config", &s], &["in use", &pid]);

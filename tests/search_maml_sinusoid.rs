@@ -2,6 +2,7 @@
 //! it returns a best config, `best.toml` is a `metalearn train` config that trains, and bad
 //! keys against the real run config are rejected before any trial.
 
+use metalearn::objectives::for_kind;
 use metalearn::search;
 use std::path::PathBuf;
 
@@ -47,7 +48,7 @@ fn maml_sinusoid_search_returns_a_config_that_trains() {
         &dir,
         "\"algorithm.inner_lr\" = { values = [0.001, 0.01] }\n\"algorithm.inner_steps\" = { values = [1, 2] }",
     );
-    let r = search::command(&p, None, true).unwrap();
+    let r = search::command(&p, None, true, &for_kind).unwrap();
     assert_eq!(r.candidates.len(), 4);
     assert_eq!(r.rungs.len(), 2);
     assert_eq!(r.rungs[0].scores.len(), 4);
@@ -70,7 +71,7 @@ fn maml_sinusoid_search_returns_a_config_that_trains() {
     assert_eq!(rep.iterations, 4);
     assert!(rep.best.is_some());
     // restart: nothing redone
-    let r2 = search::command(&p, None, true).unwrap();
+    let r2 = search::command(&p, None, true, &for_kind).unwrap();
     assert_eq!((r2.ran, r2.reused), (0, 6));
     assert_eq!(r2.best, r.best);
 }
@@ -89,7 +90,9 @@ fn bad_keys_of_the_run_config_fail_before_any_trial() {
     ] {
         let dir = tmp("maml_sinusoid_bad");
         let p = write_search(&dir, space);
-        let e = search::command(&p, None, true).unwrap_err().to_string();
+        let e = search::command(&p, None, true, &for_kind)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(needle), "`{e}` lacks `{needle}`");
         assert!(!dir.join("out/trials.csv").exists(), "a trial ran");
     }

@@ -4,9 +4,9 @@
 //! on the same fixed episodes.
 
 use metalearn::algorithms::config::{ALGORITHM_NAMES, REGRESSION_ALGORITHMS};
-use metalearn::fewshot::eval::mean_ci95;
 use metalearn::fewshot::tasks::{FixedTasks, Split, TaskSource};
 use metalearn::fewshot::RunConfig;
+use metalearn::run::stats::mean_ci95;
 use std::path::{Path, PathBuf};
 
 fn parse(text: &str) -> Result<RunConfig, String> {

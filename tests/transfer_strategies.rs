@@ -4,6 +4,7 @@
 
 mod common;
 
+use metalearn::objectives::for_kind;
 use metalearn::transfer::{self, label_subset, summarize, RunResult, Strategy, TransferConfig};
 use std::path::{Path, PathBuf};
 
@@ -201,7 +202,7 @@ fn search_over_a_transfer_config() {
         ),
     )
     .unwrap();
-    let r = metalearn::search::command(&s, Some(1), true).unwrap();
+    let r = metalearn::search::command(&s, Some(1), true, &for_kind).unwrap();
     assert_eq!(r.ran, 2);
     assert!(r.maximize && (0.0..=1.0).contains(&r.best_score));
     let best = TransferConfig::load(&r.best_toml).unwrap();
@@ -215,7 +216,7 @@ fn search_over_a_transfer_config() {
         ),
     )
     .unwrap();
-    let e = metalearn::search::command(&s, Some(1), true)
+    let e = metalearn::search::command(&s, Some(1), true, &for_kind)
         .unwrap_err()
         .to_string();
     assert!(
@@ -234,7 +235,8 @@ fn shipped_configs_load() {
                 if dir == "transfer" {
                     TransferConfig::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 } else {
-                    metalearn::search::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    metalearn::search::load(&p, &for_kind)
+                        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 }
             }
         }

@@ -228,7 +228,7 @@ pub fn run() -> Result<()> {
             workers,
             json,
         } => {
-            crate::search::command(&config, workers, json)?;
+            crate::search::command(&config, workers, json, &crate::objectives::for_kind)?;
             Ok(())
         }
         Command::Train {

@@ -512,9 +512,9 @@ pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptRes
     let support_x = Tensor::from_vec(sx, &s_tensor_shape);
     let query_x = Tensor::from_vec(q.x, &q_shape);
 
-    let t0 = std::time::Instant::now();
+    let clock = crate::run::usage::Stopwatch::start();
     let out = run.learner.predict(&support_x, &sy, &query_x);
-    let adapt_ms = 1e3 * t0.elapsed().as_secs_f64();
+    let adapt_ms = clock.millis();
 
     let nq = q.names.len();
     check_outputs(checkpoint, &out, &q.names)?;

@@ -2,6 +2,7 @@
 //! is in [`crate::cli`]).
 
 use super::{OutputFormat, RunConfig, TrainOptions};
+use crate::run::report::print_report;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -31,19 +32,11 @@ pub fn train_command(
         stop_after: None,
     };
     let report = super::train(&cfg, &opts)?;
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!("{report}");
-        println!("learning curve: {}", report.curve.display());
-    }
+    let table = || format!("{report}\nlearning curve: {}\n", report.curve.display());
+    print_report(&report, json, table, &[])?;
     if !no_eval {
         let ev = super::evaluate_checkpoint(&report.best_checkpoint, Some(&cfg))?;
-        if json {
-            println!("{}", serde_json::to_string(&ev)?);
-        } else {
-            println!("{ev}");
-        }
+        print_report(&ev, json, || format!("{ev}\n"), &[])?;
     }
     Ok(())
 }
@@ -71,11 +64,7 @@ pub fn eval_command(
     }
     cfg.validate()?;
     let report = super::evaluate_checkpoint(checkpoint, Some(&cfg))?;
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!("{report}");
-    }
+    print_report(&report, json, || format!("{report}\n"), &[])?;
     Ok(())
 }
 

@@ -37,9 +37,10 @@
 //! seed = 2024
 //! ```
 
-use super::config_file::{finite_in, int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS};
 use super::error::{Result, TrainError};
 use crate::algorithms::{AlgorithmConfig, BackboneConfig};
+use crate::run::config_file::{finite_in, int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS};
+use crate::run::diverge::DEFAULT_DIVERGE_LOSS;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -216,9 +217,6 @@ pub struct TrainConfig {
     pub diverge_loss: f64,
 }
 
-/// The default of `train.diverge_loss` (and of `mtl`'s `train.diverge_loss`).
-pub const DEFAULT_DIVERGE_LOSS: f64 = 1e6;
-
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
@@ -263,14 +261,14 @@ pub const HEAD_ALGORITHMS: &[&str] = &["maml", "fomaml", "reptile", "meta_sgd", 
 impl RunConfig {
     /// Parses TOML text (`origin` names it in errors) and validates it.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
-        let cfg: RunConfig = super::config_file::parse_toml(text, origin)?;
+        let cfg: RunConfig = crate::run::config_file::parse_toml(text, origin)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Self> {
-        Self::from_toml_str(&super::config_file::read_text(path)?, path)
+        Self::from_toml_str(&crate::run::config_file::read_text(path)?, path)
     }
 
     /// The config as JSON (what checkpoints store).

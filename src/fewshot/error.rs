@@ -8,10 +8,10 @@ use std::path::PathBuf;
 pub enum TrainError {
     /// The run folder is locked by another process, or cannot be locked.
     #[error(transparent)]
-    Lock(#[from] crate::runlock::RunLockError),
+    Lock(#[from] crate::run::RunLockError),
     /// The config file cannot be read or parsed, or a value is bad.
     #[error(transparent)]
-    Config(#[from] crate::fewshot::ConfigError),
+    Config(#[from] crate::run::ConfigError),
     /// The algorithm cannot be built from the config.
     #[error(transparent)]
     Algorithm(#[from] crate::algorithms::AlgorithmError),
@@ -127,7 +127,7 @@ impl TrainError {
 
     /// A bad config value.
     pub fn value(key: &str, reason: impl Into<String>) -> Self {
-        crate::fewshot::ConfigError::value(key, reason).into()
+        crate::run::ConfigError::value(key, reason).into()
     }
 }
 

@@ -1,73 +1,20 @@
 //! The evaluation protocol: mean accuracy (or MSE for regression) over a fixed set of test
 //! episodes drawn once from `eval.seed` (so every method with the same data, N, K and Q is
 //! scored on the same episodes), with a 95% confidence interval `1.96 sigma / sqrt(n)`, the
-//! wall time and the peak memory.
-//!
-//! `sigma` is the population standard deviation of the per-episode scores (`ddof = 0`, as
-//! `np.std` in Finn et al.'s and Snell et al.'s evaluation code).
+//! wall time and the peak memory ([`crate::run::stats`]).
 
 use super::config::RunConfig;
 use super::error::{Result, TrainError};
 use super::tasks::{FixedTasks, Split, TaskSource};
 use crate::algorithms::{BackboneConfig, FewShotLearner, Target};
+use crate::run::diverge::first_non_finite;
+use crate::run::stats::{mean_ci95, MeanCi};
+use crate::run::usage::{peak_rss_mib, reset_peak_rss, Stopwatch};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The metadata key holding the run config (JSON) in every checkpoint of `metalearn train`.
 pub const CONFIG_KEY: &str = "metalearn.run_config";
-
-/// Mean, standard deviation and 95% confidence half-width of a sample.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MeanCi {
-    /// The mean.
-    pub mean: f64,
-    /// The population standard deviation (`ddof = 0`).
-    pub std: f64,
-    /// `1.96 * std / sqrt(n)`.
-    pub ci95: f64,
-    /// `n`.
-    pub n: usize,
-}
-
-impl MeanCi {
-    /// `mean ± ci95`, both times `scale`, with `decimals` places; a single value has no
-    /// interval and shows as `mean (n = 1)` rather than a misleading `± 0`.
-    pub fn show(&self, scale: f64, decimals: usize) -> String {
-        if self.n < 2 {
-            format!("{:.*} (n = {})", decimals, scale * self.mean, self.n)
-        } else {
-            format!(
-                "{:.*} ± {:.*}",
-                decimals,
-                scale * self.mean,
-                decimals,
-                scale * self.ci95
-            )
-        }
-    }
-}
-
-/// `mean ± 1.96 sigma / sqrt(n)` of `values` (all `NaN` for an empty sample).
-pub fn mean_ci95(values: &[f64]) -> MeanCi {
-    let n = values.len();
-    if n == 0 {
-        return MeanCi {
-            mean: f64::NAN,
-            std: f64::NAN,
-            ci95: f64::NAN,
-            n,
-        };
-    }
-    let mean = values.iter().sum::<f64>() / n as f64;
-    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
-    let std = var.sqrt();
-    MeanCi {
-        mean,
-        std,
-        ci95: 1.96 * std / (n as f64).sqrt(),
-        n,
-    }
-}
 
 /// One task's score: the query loss and the metric (accuracy in `[0, 1]`, or the MSE).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -179,12 +126,6 @@ impl std::fmt::Display for EvalReport {
     }
 }
 
-/// Resets the process's peak-RSS counter (Linux `clear_refs`), so that a later
-/// [`crate::bench::peak_rss_mib`] measures from now; returns whether it worked.
-pub fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
 /// Runs the protocol of `cfg.eval` on the test split of `source`.
 pub fn evaluate(
     learner: &dyn FewShotLearner<f32>,
@@ -193,7 +134,7 @@ pub fn evaluate(
 ) -> Result<EvalReport> {
     let fixed = source.fixed(Split::Test, cfg.eval.episodes, cfg.eval.seed)?;
     reset_peak_rss();
-    let t0 = std::time::Instant::now();
+    let clock = Stopwatch::start();
     let scores = score_tasks(learner, source, &fixed)?;
     if let Some(reason) = non_finite_score(&scores, cfg.data.is_regression()) {
         return Err(TrainError::NonFinite {
@@ -201,7 +142,7 @@ pub fn evaluate(
             reason,
         });
     }
-    let wall_s = t0.elapsed().as_secs_f64();
+    let wall_s = clock.seconds();
     let metric: Vec<f64> = scores.iter().map(|s| s.metric).collect();
     Ok(EvalReport {
         task: cfg.describe(),
@@ -217,7 +158,7 @@ pub fn evaluate(
         mean_loss: scores.iter().map(|s| s.loss).sum::<f64>() / scores.len().max(1) as f64,
         wall_s,
         ms_per_episode: 1e3 * wall_s / scores.len().max(1) as f64,
-        peak_rss_mib: crate::bench::peak_rss_mib(),
+        peak_rss_mib: peak_rss_mib(),
         threads: rayon::current_num_threads(),
         checkpoint: None,
     })
@@ -277,7 +218,7 @@ pub fn load_learner(path: &Path, config: Option<&RunConfig>) -> Result<LoadedRun
     let ck = crate::nn::checkpoint::load::<f32>(path)?;
     let stored = stored_config(path, &ck.metadata)?;
     let input = super::input::InputPipeline::from_checkpoint(path, &ck.metadata, &stored)?;
-    if let Some(bad) = super::r#loop::first_non_finite(&ck.params) {
+    if let Some(bad) = first_non_finite(&ck.params) {
         return Err(TrainError::NonFinite {
             path: path.to_path_buf(),
             reason: format!(

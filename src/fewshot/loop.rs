@@ -20,7 +20,7 @@
 //! - `best.safetensors`: the state with the best validation score so far, with the loop state
 //!   too, so that `--resume` continues from it exactly when `last.safetensors` is missing,
 //! - `learning_curve.svg`, `history.json`: rewritten at each validation,
-//! - `metalearn.lock`: held for the run's whole life ([`crate::runlock`]); a second writer
+//! - `metalearn.lock`: held for the run's whole life ([`crate::run::lock`]); a second writer
 //!   into the same folder is refused, naming the holder's pid.
 //!
 //! A fresh run refuses a folder that holds `last` or `best` unless `--overwrite` (which deletes
@@ -37,6 +37,9 @@ use super::error::{Result, TrainError};
 use super::eval::{score_tasks, CONFIG_KEY};
 use super::tasks::{Split, TaskSource};
 use crate::algorithms::FewShotLearner;
+use crate::run::diverge::{first_non_finite, loss_divergence};
+use crate::run::progress::{bar_style, progress_bar};
+use crate::run::usage::{peak_rss_mib, Stopwatch};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -282,9 +285,9 @@ const RUN_FILES: &[&str] = &[LAST_FILE, BEST_FILE, "history.json", "learning_cur
 
 /// Locks the run folder (creating it) for the whole run, and refuses to start a fresh run over
 /// one that holds a checkpoint unless `opts.overwrite` (whose files are then deleted first).
-fn open_run_folder(cfg: &RunConfig, opts: &TrainOptions) -> Result<crate::runlock::RunLock> {
+fn open_run_folder(cfg: &RunConfig, opts: &TrainOptions) -> Result<crate::run::RunLock> {
     let out_dir = &cfg.train.out_dir;
-    let lock = crate::runlock::RunLock::acquire(out_dir)?;
+    let lock = crate::run::RunLock::acquire(out_dir)?;
     if opts.resume {
         return Ok(lock);
     }
@@ -312,16 +315,6 @@ fn open_run_folder(cfg: &RunConfig, opts: &TrainOptions) -> Result<crate::runloc
         }
     }
     Ok(lock)
-}
-
-/// The first non-finite tensor of a state, as `name (NaN)`.
-pub fn first_non_finite(state: &crate::nn::Params<f32>) -> Option<String> {
-    state.iter().find_map(|(n, t)| {
-        t.data()
-            .iter()
-            .find(|v| !v.is_finite())
-            .map(|v| format!("`{n}` holds {v}"))
-    })
 }
 
 /// Restores the learner from `last.safetensors`, or from `best.safetensors` when `last` is
@@ -400,18 +393,9 @@ fn resume_state(
 
 /// Why a meta-training step counts as divergence, if it does.
 fn step_divergence(cfg: &RunConfig, s: &crate::algorithms::StepStats) -> Option<String> {
-    if !s.loss.is_finite() {
-        Some(format!("meta-training loss = {}", s.loss))
-    } else if s.loss > cfg.train.diverge_loss {
-        Some(format!(
-            "meta-training loss {:.4e} above `train.diverge_loss` = {:e}",
-            s.loss, cfg.train.diverge_loss
-        ))
-    } else if !s.grad_norm.is_finite() {
-        Some(format!("meta-gradient norm = {}", s.grad_norm))
-    } else {
-        None
-    }
+    loss_divergence("meta-training loss", s.loss, cfg.train.diverge_loss).or_else(|| {
+        (!s.grad_norm.is_finite()).then(|| format!("meta-gradient norm = {}", s.grad_norm))
+    })
 }
 
 /// Why validation scores count as divergence, if they do (the first non-finite episode).
@@ -435,7 +419,7 @@ struct Progress {
     window: (f64, f64, usize),
     /// Training seconds before this process.
     prior_s: f64,
-    t0: std::time::Instant,
+    clock: Stopwatch,
     /// The iteration of the last checkpoint written (`None`: none by this run yet).
     saved: Option<usize>,
 }
@@ -445,7 +429,7 @@ impl Progress {
     fn snapshot(&mut self) -> String {
         let (wl, wa, wn) = self.window;
         self.state.window = (wl.to_bits(), wa.to_bits(), wn);
-        self.state.elapsed_bits = (self.prior_s + self.t0.elapsed().as_secs_f64()).to_bits();
+        self.state.elapsed_bits = (self.prior_s + self.clock.seconds()).to_bits();
         serde_json::to_string(&self.state).expect("loop state serialises")
     }
 
@@ -546,7 +530,7 @@ fn validate(
     let history = p.history();
     write_history(&cfg.train.out_dir, cfg, &history)?;
     let curve = cfg.train.out_dir.join("learning_curve.svg");
-    super::plot::write_learning_curve(&curve, &cfg.describe(), &history, regression)?;
+    super::curve::write_learning_curve(&curve, &cfg.describe(), &history, regression)?;
     Ok((point, improved))
 }
 
@@ -608,29 +592,26 @@ fn start_line(cfg: &RunConfig, start: usize, from: Option<&Path>) -> String {
     )
 }
 
-fn progress_bar(cfg: &RunConfig, opts: &TrainOptions, start: usize) -> indicatif::ProgressBar {
-    if !opts.progress {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(cfg.train.iterations as u64);
-    b.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise} < {eta_precise}] {bar:30} {pos}/{len} {per_sec} {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+/// The run's progress bar (hidden without `opts.progress`), at iteration `start`.
+fn run_progress_bar(cfg: &RunConfig, opts: &TrainOptions, start: usize) -> indicatif::ProgressBar {
+    let style = bar_style(
+        "{spinner} [{elapsed_precise} < {eta_precise}] {bar:30} {pos}/{len} {per_sec} {msg}",
     );
-    b.set_position(start as u64);
-    b.reset_eta();
-    b
+    let bar = progress_bar(opts.progress, cfg.train.iterations as u64, style);
+    if opts.progress {
+        bar.set_position(start as u64);
+        bar.reset_eta();
+    }
+    bar
 }
 
 /// Meta-trains as the config says (see the module documentation). The run folder is locked
-/// for the whole run ([`crate::runlock`]); the run stops with [`TrainError::Diverged`] at the
+/// for the whole run ([`crate::run::lock`]); the run stops with [`TrainError::Diverged`] at the
 /// first non-finite loss, gradient norm, parameter or validation metric, or at a loss above
 /// `train.diverge_loss`, keeping the checkpoints written before.
 pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     cfg.validate()?;
-    let t0 = std::time::Instant::now();
+    let clock = Stopwatch::start();
     let out_dir = cfg.train.out_dir.clone();
     let _lock = open_run_folder(cfg, opts)?;
     let source = TaskSource::load(cfg)?;
@@ -644,7 +625,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     } else {
         (0, LoopState::default(), None)
     };
-    let bar = progress_bar(cfg, opts, start);
+    let bar = run_progress_bar(cfg, opts, start);
     let say = |line: String| {
         if !opts.progress {
         } else if bar.is_hidden() {
@@ -663,7 +644,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
         prior_s: f64::from_bits(state.elapsed_bits),
         state,
         window,
-        t0,
+        clock,
         saved: from.as_ref().map(|_| start),
     };
     let mut interrupted = false;
@@ -704,9 +685,9 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
         resumed_from: start,
         history: p.history(),
         best: p.state.best.map(|(i, b)| (i, f64::from_bits(b))),
-        train_s: p.prior_s + t0.elapsed().as_secs_f64(),
-        wall_s: t0.elapsed().as_secs_f64(),
-        peak_rss_mib: crate::bench::peak_rss_mib(),
+        train_s: p.prior_s + clock.seconds(),
+        wall_s: clock.seconds(),
+        peak_rss_mib: peak_rss_mib(),
         best_checkpoint: out_dir.join(BEST_FILE),
         last_checkpoint: out_dir.join(LAST_FILE),
         curve: out_dir.join("learning_curve.svg"),

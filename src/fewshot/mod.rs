@@ -3,32 +3,32 @@
 //!
 //! - [`config`]: the run config ([`RunConfig`]: `[algorithm]`, `[backbone]`, `[data]`,
 //!   `[train]`, `[eval]`), unknown keys rejected,
-//! - [`config_file`]: reading and parsing TOML config files, [`ConfigError`] (shared with
-//!   `mtl` and `transfer`),
 //! - [`tasks`]: episodes and sinusoid tasks as tensors, the data of a run ([`TaskSource`]),
 //! - [`r#loop`]: the meta-training loop (progress bar, validation, best and last checkpoints,
 //!   exact `--resume`),
 //! - [`eval`]: the test protocol (fixed episodes, mean ± 95% CI, wall time, peak memory),
 //! - [`adapt`]: predictions for new support/query data from a checkpoint,
-//! - [`plot`]: the learning-curve SVG,
+//! - [`curve`]: the learning-curve SVG,
+//! - [`objective`]: run configs as a search objective ([`FewShot`]),
+//! - [`commands`]: the bodies of the three commands,
 //! - [`error`]: the error type, [`TrainError`].
 
 pub mod adapt;
 pub mod commands;
 pub mod config;
-pub mod config_file;
+pub mod curve;
 pub mod error;
 pub mod eval;
 pub mod input;
 pub mod r#loop;
-pub mod plot;
+pub mod objective;
 pub mod tasks;
 
 pub use adapt::{adapt, AdaptResult, OutputFormat, Prediction};
 pub use config::{DataConfig, DatasetKind, EvalConfig, RunConfig, TrainConfig};
-pub use config_file::ConfigError;
 pub use error::TrainError;
-pub use eval::{evaluate, evaluate_checkpoint, load_learner, mean_ci95, EvalReport, MeanCi};
+pub use eval::{evaluate, evaluate_checkpoint, load_learner, EvalReport};
 pub use input::InputPipeline;
+pub use objective::FewShot;
 pub use r#loop::{train, HistoryPoint, TrainOptions, TrainReport};
 pub use tasks::{Split, TaskSource};

@@ -5,12 +5,12 @@ use super::model::{HardSharing, LayerSpec, Targets, TaskKind, TaskSpec};
 use super::train::{gather, step_gradients};
 use super::weighting::Equal;
 use super::MultiTaskModel;
-use crate::bench::{peak_rss_mib, BenchResult};
+use crate::bench::BenchResult;
 use crate::nn::optim::{Adam, Optimizer};
+use crate::run::usage::{peak_rss_mib, Stopwatch};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::time::Instant;
 
 /// The W5 network: conv 1->16 3x3 pad 1, ReLU, max-pool 4, flatten, linear 784->32, ReLU; heads
 /// digit (10) and digit mod 3 (3) on raw logits.
@@ -77,7 +77,7 @@ pub fn bench_w5_with(samples: usize, warmup: usize) -> (BenchResult, f64) {
             if steps.is_some_and(|n| s >= n) {
                 break;
             }
-            let t0 = Instant::now();
+            let clock = Stopwatch::start();
             let (xb, ys) = gather(&data, idx, &map);
             let out = step_gradients(
                 &model,
@@ -90,14 +90,14 @@ pub fn bench_w5_with(samples: usize, warmup: usize) -> (BenchResult, f64) {
                 false,
             );
             params = opt.step(&params, &out.grads);
-            times.push(t0.elapsed().as_secs_f64() * 1e3);
+            times.push(clock.millis());
         }
     };
     run(Some(warmup), &mut Vec::new());
     let mut times = Vec::new();
-    let t0 = Instant::now();
+    let clock = Stopwatch::start();
     run(None, &mut times);
-    let epoch = t0.elapsed().as_secs_f64();
+    let epoch = clock.seconds();
     times.sort_by(|a, b| a.total_cmp(b));
     let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     (

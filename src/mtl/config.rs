@@ -133,7 +133,7 @@ impl Default for TrainConfig {
             lr: 1e-3,
             optimizer: "adam".into(),
             eval_every_epoch: true,
-            diverge_loss: crate::fewshot::config::DEFAULT_DIVERGE_LOSS,
+            diverge_loss: crate::run::diverge::DEFAULT_DIVERGE_LOSS,
         }
     }
 }
@@ -203,19 +203,20 @@ pub struct MtlOverrides {
 impl MtlConfig {
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = crate::fewshot::config_file::read_text(path)?;
+        let text = crate::run::config_file::read_text(path)?;
         let mut cfg = Self::parse(&text, path)?;
-        if let Some(p) = &cfg.data.path {
-            if p.is_relative() && !p.exists() {
-                if let Some(dir) = path.parent() {
-                    let alt = dir.join(p);
-                    if alt.exists() {
-                        cfg.data.path = Some(alt);
-                    }
-                }
+        cfg.resolve_data_path(path);
+        Ok(cfg)
+    }
+
+    /// Resolves a relative `data.path` that does not exist as given against the folder of
+    /// `origin` (the config file), when it exists there.
+    pub fn resolve_data_path(&mut self, origin: &Path) {
+        if let (Some(p), Some(dir)) = (&self.data.path, origin.parent()) {
+            if p.is_relative() && !p.exists() && dir.join(p).exists() {
+                self.data.path = Some(dir.join(p));
             }
         }
-        Ok(cfg)
     }
 
     /// Parses and validates TOML text.
@@ -225,7 +226,7 @@ impl MtlConfig {
 
     /// Parses and validates TOML text that came from `origin`.
     fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let cfg: MtlConfig = crate::fewshot::config_file::parse_toml(text, origin)?;
+        let cfg: MtlConfig = crate::run::config_file::parse_toml(text, origin)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -256,7 +257,7 @@ impl MtlConfig {
     /// Checks every numeric value against its allowed range (one table), naming the key, the
     /// value and the range on error.
     fn validate_ranges(&self) -> Result<()> {
-        use crate::fewshot::config_file::{
+        use crate::run::config_file::{
             finite_in, int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS,
         };
         let (t, m) = (&self.train, &self.model);
@@ -396,6 +397,26 @@ pub struct MtlData {
 }
 
 impl MtlData {
+    /// The inputs of the examples `idx`, example after example.
+    pub fn rows(&self, idx: &[usize]) -> Vec<f32> {
+        let len: usize = self.example_shape.iter().product();
+        let mut x = Vec::with_capacity(idx.len() * len);
+        for &i in idx {
+            x.extend_from_slice(&self.x[i * len..(i + 1) * len]);
+        }
+        x
+    }
+
+    /// The examples `idx` (inputs and every task's targets), in that order.
+    pub fn subset(&self, idx: &[usize]) -> MtlData {
+        MtlData {
+            x: self.rows(idx),
+            n: idx.len(),
+            example_shape: self.example_shape.clone(),
+            targets: self.targets.iter().map(|t| t.gather(idx)).collect(),
+        }
+    }
+
     /// The first `limit` examples (all if 0 or more than there are).
     pub fn truncate(mut self, limit: usize) -> Self {
         if limit > 0 && limit < self.n {

@@ -1,7 +1,7 @@
 //! Training diagnostics: per-task loss and metric curves, and the cosine similarity of every
 //! pair of task gradients on the shared parameters; printed as tables and drawn as SVG plots.
 
-use super::plot::{LinePlot, Series};
+use crate::run::plot::{LinePlot, Series};
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 pub enum MtlError {
     /// The run folder is locked by another process, or cannot be locked.
     #[error(transparent)]
-    Lock(#[from] crate::runlock::RunLockError),
+    Lock(#[from] crate::run::RunLockError),
     /// The config file cannot be read or parsed, or a value is bad.
     #[error(transparent)]
-    Config(#[from] crate::fewshot::ConfigError),
+    Config(#[from] crate::run::ConfigError),
     /// The weighting method is not known.
     #[error("config key `weighting.method`: unknown method {name:?} (known: {known})")]
     UnknownMethod {
@@ -73,6 +73,6 @@ pub type Result<T, E = MtlError> = std::result::Result<T, E>;
 impl MtlError {
     /// A bad config value of `key` (a dotted key, e.g. `weighting.c` or `tasks[1].classes`).
     pub fn value(key: &str, reason: impl Into<String>) -> Self {
-        crate::fewshot::ConfigError::value(key, reason).into()
+        crate::run::ConfigError::value(key, reason).into()
     }
 }

@@ -7,8 +7,9 @@
 //!   DWA, RLW, GradNorm, PCGrad, MGDA, CAGrad, Nash-MTL).
 //! - [`train`]: the training loop (per-task gradients on the shared parameters through a
 //!   retained graph when a method or the diagnostics need them), evaluation.
-//! - [`diagnostics`] and [`plot`]: loss / metric curves, gradient cosines, tables, SVG plots.
+//! - [`diagnostics`]: loss / metric curves, gradient cosines, tables, SVG plots.
 //! - [`config`]: the TOML config; [`run_from_config`] runs it with single-task baselines.
+//! - [`objective`]: configs as a search objective ([`MultiTask`]).
 //! - [`bench`]: the W5 throughput workload.
 
 pub mod architectures;
@@ -18,19 +19,21 @@ pub mod diagnostics;
 pub mod error;
 pub mod fused;
 pub mod model;
-pub mod plot;
+pub mod objective;
 pub mod train;
 pub mod weighting;
 
 pub use config::{MtlConfig, MtlOverrides};
 pub use error::{MtlError, Result};
 pub use model::{HardSharing, LayerSpec, MultiTaskModel, Owner, Targets, TaskKind, TaskSpec};
+pub use objective::MultiTask;
 pub use weighting::{Combined, StepInfo, Weighting, WeightingConfig, METHODS};
 
+use crate::run::report::print_report;
+use crate::run::usage::Stopwatch;
 use diagnostics::History;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// One task's results.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -141,27 +144,20 @@ pub fn run_from_config(path: &Path, overrides: &MtlOverrides, json: bool) -> Res
     let mut cfg = MtlConfig::from_file(path)?;
     cfg.apply(overrides)?;
     let report = run(&cfg, !json)?;
-    if json {
-        println!("{}", serde_json::to_string(&report).expect("serialisable"));
-    } else {
-        println!("{}", report.history.table());
-        print!("{}", report.table());
-        for f in &report.files {
-            println!("wrote {}", f.display());
-        }
-    }
+    let table = || format!("{}\n{}", report.history.table(), report.table());
+    print_report(&report, json, table, &report.files).expect("serialisable");
     Ok(report)
 }
 
 /// Runs a validated config (see [`run_from_config`]); `progress` shows progress bars.
 pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
-    let t_start = Instant::now();
+    let clock = Stopwatch::start();
     // One writer per output folder, held for the whole run (written only at its end).
     let out_dir = (!cfg.diagnostics.out_dir.is_empty())
         .then(|| PathBuf::from(&cfg.diagnostics.out_dir).join(&cfg.weighting.method));
     let _lock = out_dir
         .as_deref()
-        .map(crate::runlock::RunLock::acquire)
+        .map(crate::run::RunLock::acquire)
         .transpose()?;
     let specs = config::task_specs(cfg)?;
     let (train_set, test_set) = config::load_data(cfg)?;
@@ -169,16 +165,9 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
     let model = config::build_model(&cfg.model, &shape, specs.clone())?;
     let mut method = weighting::build(&cfg.weighting, specs.len())?;
     let opts = train::TrainOptions {
-        epochs: cfg.train.epochs,
-        batch_size: cfg.train.batch_size,
-        lr: cfg.train.lr,
-        optimizer: cfg.train.optimizer.clone(),
-        seed: cfg.seed,
-        grad_every: cfg.diagnostics.grad_every,
-        eval_every_epoch: cfg.train.eval_every_epoch,
         progress,
         label: format!("{} ", cfg.weighting.method),
-        diverge_loss: cfg.train.diverge_loss,
+        ..train::TrainOptions::from_config(cfg)
     };
     let all: Vec<usize> = (0..specs.len()).collect();
     let out = train::train(
@@ -237,7 +226,7 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
         tasks,
         train_seconds: out.train_seconds,
         samples_per_sec: out.samples_per_sec,
-        total_seconds: t_start.elapsed().as_secs_f64(),
+        total_seconds: clock.seconds(),
         threads: rayon::current_num_threads(),
         history: out.history,
         files,

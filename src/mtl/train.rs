@@ -1,6 +1,6 @@
 //! The multi-task training loop, evaluation, and single-task baselines.
 
-use super::config::MtlData;
+use super::config::{MtlConfig, MtlData};
 use super::diagnostics::{pairs, CosineRecord, EpochRecord, History};
 use super::error::MtlError;
 use super::model::{metric_name, task_loss, MetricAcc, MultiTaskModel, Owner, Targets};
@@ -8,11 +8,12 @@ use super::weighting::{cosine, StepInfo, Weighting};
 use crate::autodiff::{grad, grad_with, no_grad, GradOptions};
 use crate::nn::optim::{Adam, Optimizer, Sgd};
 use crate::nn::Params;
+use crate::run::progress::{bar_style, progress_bar};
+use crate::run::usage::Stopwatch;
 use crate::tensor::Tensor;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::time::Instant;
 
 /// How to train.
 #[derive(Clone, Debug)]
@@ -41,6 +42,25 @@ pub struct TrainOptions {
     pub diverge_loss: f64,
 }
 
+impl TrainOptions {
+    /// The options of a config's multi-task run: its `[train]` section, seed and
+    /// `diagnostics.grad_every`, without a progress bar.
+    pub fn from_config(cfg: &MtlConfig) -> Self {
+        TrainOptions {
+            epochs: cfg.train.epochs,
+            batch_size: cfg.train.batch_size,
+            lr: cfg.train.lr,
+            optimizer: cfg.train.optimizer.clone(),
+            seed: cfg.seed,
+            grad_every: cfg.diagnostics.grad_every,
+            eval_every_epoch: cfg.train.eval_every_epoch,
+            progress: false,
+            label: String::new(),
+            diverge_loss: cfg.train.diverge_loss,
+        }
+    }
+}
+
 impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
@@ -53,7 +73,7 @@ impl Default for TrainOptions {
             eval_every_epoch: false,
             progress: false,
             label: String::new(),
-            diverge_loss: crate::fewshot::config::DEFAULT_DIVERGE_LOSS,
+            diverge_loss: crate::run::diverge::DEFAULT_DIVERGE_LOSS,
         }
     }
 }
@@ -66,16 +86,8 @@ fn loss_divergence(
     threshold: f64,
 ) -> Option<(String, String)> {
     tasks.iter().zip(losses).find_map(|(t, &l)| {
-        if !l.is_finite() {
-            Some((t.name.clone(), format!("training loss = {l}")))
-        } else if l > threshold {
-            Some((
-                t.name.clone(),
-                format!("training loss {l:.4e} above `train.diverge_loss` = {threshold:e}"),
-            ))
-        } else {
-            None
-        }
+        crate::run::diverge::loss_divergence("training loss", l, threshold)
+            .map(|what| (t.name.clone(), what))
     })
 }
 
@@ -118,15 +130,10 @@ pub struct TrainOutcome {
 /// The batch `idx` of `data` as an input tensor and per-task targets (`task_map[k]` is the data
 /// column of model task `k`).
 pub fn gather(data: &MtlData, idx: &[usize], task_map: &[usize]) -> (Tensor<f32>, Vec<Targets>) {
-    let len: usize = data.example_shape.iter().product();
-    let mut x = Vec::with_capacity(idx.len() * len);
-    for &i in idx {
-        x.extend_from_slice(&data.x[i * len..(i + 1) * len]);
-    }
     let mut shape = vec![idx.len()];
     shape.extend_from_slice(&data.example_shape);
     (
-        Tensor::from_vec(x, &shape),
+        Tensor::from_vec(data.rows(idx), &shape),
         task_map
             .iter()
             .map(|&c| data.targets[c].gather(idx))
@@ -326,19 +333,11 @@ pub fn train(
             .collect(),
     );
     let steps_per_epoch = train.n.div_ceil(opts.batch_size);
-    let bar = if opts.progress {
-        let b = indicatif::ProgressBar::new((steps_per_epoch * opts.epochs) as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = progress_bar(
+        opts.progress,
+        (steps_per_epoch * opts.epochs) as u64,
+        bar_style("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}").progress_chars("=> "),
+    );
     let mut order: Vec<usize> = (0..train.n).collect();
     let mut step: u64 = 0;
     let mut train_seconds = 0.0;
@@ -346,7 +345,7 @@ pub fn train(
     for epoch in 0..opts.epochs {
         order.shuffle(&mut rng);
         bar.set_prefix(format!("{}epoch {}/{}", opts.label, epoch + 1, opts.epochs));
-        let t0 = Instant::now();
+        let clock = Stopwatch::start();
         let mut loss_sum = vec![0.0; t];
         let mut w_sum = vec![0.0; t];
         let mut cos_sum = vec![0.0; pairs(t).len()];
@@ -400,7 +399,7 @@ pub fn train(
                 bar.set_message(msg.join("  "));
             }
         }
-        let secs = t0.elapsed().as_secs_f64();
+        let secs = clock.seconds();
         train_seconds += secs;
         let nb = steps_per_epoch.max(1) as f64;
         let mean_loss: Vec<f64> = loss_sum.iter().map(|s| s / nb).collect();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum SearchError {
     /// The run folder is locked by another process, or cannot be locked.
     #[error(transparent)]
-    Lock(#[from] crate::runlock::RunLockError),
+    Lock(#[from] crate::run::RunLockError),
     /// A file cannot be read.
     #[error("{}: cannot read: {source}", path.display())]
     Read {
@@ -53,6 +53,15 @@ pub enum SearchError {
     /// Every trial failed.
     #[error("search: no trial succeeded (first failure: {0})")]
     NoTrial(String),
+}
+
+impl From<crate::run::dotted::DottedKeyError> for SearchError {
+    fn from(e: crate::run::dotted::DottedKeyError) -> Self {
+        SearchError::Space {
+            key: e.key,
+            reason: e.reason,
+        }
+    }
 }
 
 impl SearchError {

@@ -37,13 +37,15 @@
 //! of the base's kind, e.g. accepted by `metalearn train`), with `search_trials.svg`.
 
 pub mod error;
-pub mod objective;
 pub mod space;
 
+pub use crate::run::dotted::{get_dotted, set_dotted};
+pub use crate::run::objective::Objective;
 pub use error::{Result, SearchError};
-pub use objective::{FewShot, MultiTask, Objective, Transfer};
-pub use space::{flatten_space, get_dotted, set_dotted, Dim};
+pub use space::{flatten_space, Dim};
 
+use crate::run::report::print_report;
+use crate::run::usage::Stopwatch;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -51,7 +53,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Instant;
 use toml::Value;
 
 /// The config family of the base.
@@ -144,7 +145,7 @@ impl SearchConfig {
     /// Checks every numeric setting against its allowed range (one table), naming the key,
     /// the value and the range on error.
     pub fn validate(&self) -> Result<()> {
-        use crate::fewshot::config_file::{int_in, MAX_STEPS};
+        use crate::run::config_file::{int_in, MAX_STEPS};
         let mut counts: Vec<(&str, usize, usize, usize)> = vec![
             ("trials", self.trials, 0, 100_000),
             ("workers", self.workers, 0, 1024),
@@ -159,7 +160,7 @@ impl SearchConfig {
         }
         for (key, v, min, max) in counts {
             int_in(key, v, min, max).map_err(|e| match e {
-                crate::fewshot::ConfigError::Value { key, reason } => {
+                crate::run::ConfigError::Value { key, reason } => {
                     SearchError::Value { key, reason }
                 }
                 other => SearchError::value(key, other.to_string()),
@@ -373,7 +374,7 @@ pub fn keep_count(n: usize, eta: usize) -> usize {
 
 /// Runs a search of `cfg` over the `base` document with `objective`, in `out_dir`; `progress`
 /// prints a line per trial on stderr. Every key is validated before any trial runs; `out_dir`
-/// is locked for the whole search ([`crate::runlock`]).
+/// is locked for the whole search ([`crate::run::lock`]).
 pub fn search(
     cfg: &SearchConfig,
     base: &Value,
@@ -500,7 +501,7 @@ pub fn search(
         }
     };
     // ---- trials (one writer per search folder, for the whole search) ----
-    let _lock = crate::runlock::RunLock::acquire(out_dir)?;
+    let _lock = crate::run::RunLock::acquire(out_dir)?;
     let trials_dir = out_dir.join("trials");
     std::fs::create_dir_all(&trials_dir).map_err(io(&trials_dir))?;
     let mut recorded: HashMap<String, TrialRecord> = HashMap::new();
@@ -613,7 +614,7 @@ pub fn search(
             todo.par_iter()
                 .map(|(c, seed, doc, key)| {
                     let _mode = crate::autodiff::set_grad_enabled(mode);
-                    let t0 = Instant::now();
+                    let clock = Stopwatch::start();
                     let run_dir = out_dir.join("runs").join(key);
                     let res = objective.run(doc, &run_dir);
                     let (score, error) = match res {
@@ -630,7 +631,7 @@ pub fn search(
                         overrides: candidates[*c].clone(),
                         score,
                         error,
-                        seconds: t0.elapsed().as_secs_f64(),
+                        seconds: clock.seconds(),
                     };
                     let p = trials_dir.join(format!("{key}.json"));
                     std::fs::write(
@@ -731,7 +732,7 @@ pub fn search(
         &toml::to_string(&best_doc).map_err(|e| SearchError::value("best.toml", e.to_string()))?,
     );
     std::fs::write(&best_toml, text).map_err(io(&best_toml))?;
-    let mut plot = crate::mtl::plot::LinePlot::new(
+    let mut plot = crate::run::plot::LinePlot::new(
         "search trials: score by rank within each rung",
         "rank",
         &objective.metric(),
@@ -743,7 +744,7 @@ pub fn search(
             .enumerate()
             .filter_map(|(i, (_, s))| s.map(|s| ((i + 1) as f64, s)))
             .collect();
-        plot.series.push(crate::mtl::plot::Series::new(
+        plot.series.push(crate::run::plot::Series::new(
             &format!(
                 "rung {r} (budget {})",
                 rung.budget.map_or("base".into(), |b| b.to_string())
@@ -779,9 +780,18 @@ pub fn search(
     Ok(report)
 }
 
-/// Loads a search config and its base, and builds the objective: `(config, base document,
-/// objective, out_dir)`. Nothing runs.
-pub fn load(path: &Path) -> Result<(SearchConfig, Value, Box<dyn Objective>, PathBuf)> {
+/// Builds the objective of a base config from its kind, its path and its document (the error
+/// says why the base does not load). The search knows no command: the caller picks the
+/// objectives (e.g. [`crate::objectives::for_kind`]).
+pub type ObjectiveFactory =
+    dyn Fn(Kind, &Path, &Value) -> std::result::Result<Box<dyn Objective>, String>;
+
+/// Loads a search config and its base, and builds the objective with `objectives`:
+/// `(config, base document, objective, out_dir)`. Nothing runs.
+pub fn load(
+    path: &Path,
+    objectives: &ObjectiveFactory,
+) -> Result<(SearchConfig, Value, Box<dyn Objective>, PathBuf)> {
     let text = std::fs::read_to_string(path).map_err(|source| SearchError::Read {
         path: path.to_path_buf(),
         source,
@@ -799,18 +809,8 @@ pub fn load(path: &Path) -> Result<(SearchConfig, Value, Box<dyn Objective>, Pat
         path: base_path.clone(),
         message: e.to_string().trim_end().to_string(),
     })?;
-    let objective: Box<dyn Objective> = match cfg.kind {
-        Kind::Train => Box::new(
-            FewShot::new(&base_path, &base)
-                .map_err(|e| SearchError::value("base", format!("does not load: {e}")))?,
-        ),
-        Kind::Mtl => Box::new(MultiTask {
-            origin: base_path.clone(),
-        }),
-        Kind::Transfer => Box::new(Transfer {
-            origin: base_path.clone(),
-        }),
-    };
+    let objective = objectives(cfg.kind, &base_path, &base)
+        .map_err(|e| SearchError::value("base", format!("does not load: {e}")))?;
     let out_dir = cfg
         .out_dir
         .clone()
@@ -819,19 +819,18 @@ pub fn load(path: &Path) -> Result<(SearchConfig, Value, Box<dyn Objective>, Pat
 }
 
 /// `metalearn search --config FILE [--workers N] [--json]`.
-pub fn command(config: &Path, workers: Option<usize>, json: bool) -> anyhow::Result<SearchReport> {
-    let (mut cfg, base, objective, out_dir) = load(config)?;
+/// The objective of the config's kind comes from `objectives`.
+pub fn command(
+    config: &Path,
+    workers: Option<usize>,
+    json: bool,
+    objectives: &ObjectiveFactory,
+) -> anyhow::Result<SearchReport> {
+    let (mut cfg, base, objective, out_dir) = load(config, objectives)?;
     if let Some(w) = workers {
         cfg.workers = w;
     }
     let report = search(&cfg, &base, objective.as_ref(), &out_dir, !json)?;
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{}", report.table());
-        for f in &report.files {
-            println!("wrote {}", f.display());
-        }
-    }
+    print_report(&report, json, || report.table(), &report.files)?;
     Ok(report)
 }

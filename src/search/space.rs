@@ -1,5 +1,5 @@
 //! Search spaces: dotted keys into a TOML document, each with a list of values, a range or a
-//! log-uniform interval; setting a dotted key in a `toml::Value`.
+//! log-uniform interval.
 
 use super::error::{Result, SearchError};
 use rand::Rng;
@@ -186,40 +186,6 @@ pub fn flatten_space(t: &toml::Table) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     walk("", t, &mut out);
     out
-}
-
-/// The value at a dotted key.
-pub fn get_dotted<'a>(doc: &'a Value, key: &str) -> Option<&'a Value> {
-    key.split('.').try_fold(doc, |v, k| v.as_table()?.get(k))
-}
-
-/// Sets a dotted key, creating missing tables; fails when a prefix is not a table.
-pub fn set_dotted(doc: &mut Value, key: &str, value: Value) -> Result<()> {
-    let parts: Vec<&str> = key.split('.').collect();
-    if parts.iter().any(|p| p.is_empty()) {
-        return Err(SearchError::Space {
-            key: key.to_string(),
-            reason: "is not a valid dotted key".into(),
-        });
-    }
-    let mut cur = doc;
-    for (i, p) in parts.iter().enumerate() {
-        let t = cur.as_table_mut().ok_or_else(|| SearchError::Space {
-            key: key.to_string(),
-            reason: format!(
-                "`{}` is not a table in the base config",
-                parts[..i].join(".")
-            ),
-        })?;
-        if i + 1 == parts.len() {
-            t.insert(p.to_string(), value);
-            return Ok(());
-        }
-        cur = t
-            .entry(p.to_string())
-            .or_insert_with(|| Value::Table(toml::Table::new()));
-    }
-    unreachable!("non-empty key")
 }
 
 /// A value as compact text (`0.01`, `"adam"`, `[1, 2]`).

@@ -274,7 +274,7 @@ impl TransferConfig {
     /// Parses and validates TOML text (`origin` names it in errors; relative data and
     /// checkpoint paths are resolved against its folder when they do not exist as given).
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
-        let mut cfg: TransferConfig = crate::fewshot::config_file::parse_toml(text, origin)?;
+        let mut cfg: TransferConfig = crate::run::config_file::parse_toml(text, origin)?;
         if let Some(dir) = origin.parent() {
             let fix = |p: &mut Option<PathBuf>| {
                 if let Some(q) = p {
@@ -293,7 +293,7 @@ impl TransferConfig {
 
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Self> {
-        Self::from_toml_str(&crate::fewshot::config_file::read_text(path)?, path)
+        Self::from_toml_str(&crate::run::config_file::read_text(path)?, path)
     }
 
     /// The output folder.
@@ -339,7 +339,7 @@ impl TransferConfig {
     /// Checks every numeric value against its allowed range (one table), naming the key, the
     /// value and the range on error.
     fn validate_ranges(&self) -> Result<()> {
-        use crate::fewshot::config_file::{int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS};
+        use crate::run::config_file::{int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS};
         let (s, t) = (&self.source, &self.target);
         let counts: [(&str, usize, usize, usize); 11] = [
             ("source.epochs", s.epochs, 1, MAX_STEPS),

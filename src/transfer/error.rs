@@ -7,10 +7,10 @@ use std::path::PathBuf;
 pub enum TransferError {
     /// The run folder is locked by another process, or cannot be locked.
     #[error(transparent)]
-    Lock(#[from] crate::runlock::RunLockError),
+    Lock(#[from] crate::run::RunLockError),
     /// The config file cannot be read or parsed, or a value is bad.
     #[error(transparent)]
-    Config(#[from] crate::fewshot::ConfigError),
+    Config(#[from] crate::run::ConfigError),
     /// A dataset cannot be loaded.
     #[error("loading {what} from {}: {source}", path.display())]
     Data {
@@ -58,7 +58,7 @@ pub enum TransferError {
 impl TransferError {
     /// A bad config value.
     pub fn value(key: &str, reason: impl Into<String>) -> Self {
-        crate::fewshot::ConfigError::value(key, reason).into()
+        crate::run::ConfigError::value(key, reason).into()
     }
 }
 

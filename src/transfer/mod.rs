@@ -16,18 +16,23 @@
 pub mod config;
 pub mod error;
 pub mod net;
+pub mod objective;
 
 pub use config::{Arch, ModelSpec, SourceSpec, Strategy, TargetSpec, TransferConfig};
 pub use error::{Result, TransferError};
 pub use net::{fit, FitOptions, Net, TaskData};
+pub use objective::Transfer;
 
-use crate::fewshot::{mean_ci95, MeanCi};
+use crate::run::diverge::first_non_finite;
+use crate::run::progress::{bar_style, progress_bar};
+use crate::run::report::print_report;
+use crate::run::stats::{mean_ci95, MeanCi};
+use crate::run::usage::Stopwatch;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Metadata key of `pretrained.safetensors`: the `[model]` and `[source]` it was trained with.
 pub const SOURCE_KEY: &str = "metalearn.transfer.source";
@@ -270,7 +275,7 @@ fn pretrained_trunk(
             format!("has {shape:?} images but the target has {target_shape:?}"),
         ));
     }
-    let t0 = Instant::now();
+    let clock = Stopwatch::start();
     let classes = data.train.num_classes();
     let trunk = net.init_trunk(&mut rng_for(cfg.source.seed, 0));
     let head = net.init_head(classes, &mut rng_for(cfg.source.seed, 1));
@@ -300,7 +305,7 @@ fn pretrained_trunk(
     );
     let acc = net.accuracy(&trunk, &head, &data.test, None);
     check_finite(&trunk, &head, acc, "pretraining".into(), "source.lr")?;
-    let secs = t0.elapsed().as_secs_f64();
+    let secs = clock.seconds();
     if progress {
         eprintln!(
             "pretrained in {secs:.1} s: source test accuracy {:.2}%",
@@ -333,8 +338,8 @@ fn check_finite(
     run: String,
     lr_key: &'static str,
 ) -> Result<()> {
-    let bad = crate::fewshot::r#loop::first_non_finite(trunk)
-        .or_else(|| crate::fewshot::r#loop::first_non_finite(head))
+    let bad = first_non_finite(trunk)
+        .or_else(|| first_non_finite(head))
         .map(|b| format!("weight {b} after training"))
         .or_else(|| (!accuracy.is_finite()).then(|| format!("test accuracy = {accuracy}")));
     match bad {
@@ -344,13 +349,13 @@ fn check_finite(
 }
 
 /// Runs a validated config; `progress` prints progress on stderr. The output folder is locked
-/// for the whole run ([`crate::runlock`]); a network whose weights or accuracy are not finite
+/// for the whole run ([`crate::run::lock`]); a network whose weights or accuracy are not finite
 /// stops the run with [`TransferError::Diverged`].
 pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
     cfg.validate()?;
-    let t_start = Instant::now();
+    let total = Stopwatch::start();
     let out_dir = cfg.out_dir();
-    let _lock = crate::runlock::RunLock::acquire(&out_dir)?;
+    let _lock = crate::run::RunLock::acquire(&out_dir)?;
     let target = net::load(&cfg.target_sel(), "target")?;
     let shape = [
         target.train.channels,
@@ -401,25 +406,18 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
             }
         }
     }
-    let bar = if progress {
-        let b = indicatif::ProgressBar::new(jobs.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "target runs [{elapsed_precise} < {eta_precise}] {bar:30} {pos}/{len} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = progress_bar(
+        progress,
+        jobs.len() as u64,
+        bar_style("target runs [{elapsed_precise} < {eta_precise}] {bar:30} {pos}/{len} {msg}"),
+    );
     let freeze = cfg.freeze_steps();
     let mode = crate::autodiff::is_grad_enabled();
     let runs: Vec<RunResult> = jobs
         .par_iter()
         .map(|&(strategy, budget, seed)| {
             let _mode = crate::autodiff::set_grad_enabled(mode);
-            let t0 = Instant::now();
+            let clock = Stopwatch::start();
             let labelled = label_subset(&pool, &target.train.labels, classes, budget, seed);
             let trunk = if strategy.pretrained() {
                 pre.clone()
@@ -459,7 +457,7 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
                 seed,
                 test_accuracy,
                 val_accuracy,
-                seconds: t0.elapsed().as_secs_f64(),
+                seconds: clock.seconds(),
             })
         })
         .collect::<Result<Vec<RunResult>>>()
@@ -480,7 +478,7 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
         total_seconds: 0.0,
         files: Vec::new(),
     };
-    report.total_seconds = t_start.elapsed().as_secs_f64();
+    report.total_seconds = total.seconds();
     report.files = write_outputs(&report, &out_dir)?;
     Ok(report)
 }
@@ -554,7 +552,7 @@ fn write_outputs(report: &TransferReport, dir: &Path) -> Result<Vec<PathBuf>> {
                 .map_or(String::new(), |g| format!("{:.6}", g.ci95)),
         );
     }
-    let mut plot = crate::mtl::plot::LinePlot::new(
+    let mut plot = crate::run::plot::LinePlot::new(
         &format!("{}: target test accuracy vs labels", report.name),
         "labelled target examples (log10)",
         "test accuracy",
@@ -571,7 +569,7 @@ fn write_outputs(report: &TransferReport, dir: &Path) -> Result<Vec<PathBuf>> {
             .map(|r| ((r.budget as f64).log10(), r.accuracy.mean))
             .collect();
         plot.series
-            .push(crate::mtl::plot::Series::new(s.name(), pts));
+            .push(crate::run::plot::Series::new(s.name(), pts));
     }
     let json = serde_json::to_string_pretty(report).expect("serialisable");
     for (name, text) in [
@@ -592,13 +590,6 @@ fn write_outputs(report: &TransferReport, dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn command(config: &Path, json: bool) -> anyhow::Result<TransferReport> {
     let cfg = TransferConfig::load(config)?;
     let report = run(&cfg, !json)?;
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{}", report.table());
-        for f in &report.files {
-            println!("wrote {}", f.display());
-        }
-    }
+    print_report(&report, json, || report.table(), &report.files)?;
     Ok(report)
 }

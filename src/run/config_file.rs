@@ -1,5 +1,6 @@
-//! TOML config files: reading and parsing them, and the one error type for both that every
-//! command's config shares (`train`, `mtl`, `transfer`).
+//! TOML config files: reading and parsing them, the range checks of their values, and the one
+//! error type for all three that every command's config shares (`fewshot`, `mtl`, `transfer`,
+//! `search`).
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
