@@ -35,25 +35,31 @@
 //! the seed; `trials.csv` is rewritten after each trial. A restarted search skips recorded
 //! trials. The best config, at the final budget, is written as `<out_dir>/best.toml` (a config
 //! of the base's kind, e.g. accepted by `metalearn train`), with `search_trials.svg`.
+//!
+//! The search drives a command through [`Objective`] only; which objective a config's `kind`
+//! names is the caller's choice ([`ObjectiveFactory`], e.g. [`crate::objectives::for_kind`]).
+//! Its phases: [`plan`] (every key checked, rungs and candidates), [`trials`] (the rungs run
+//! and recorded), then `best.toml`, the plot and `search.json`.
 
 pub mod error;
+pub mod plan;
 pub mod space;
+pub mod trials;
 
 pub use crate::run::dotted::{get_dotted, set_dotted};
 pub use crate::run::objective::Objective;
 pub use error::{Result, SearchError};
 pub use space::{flatten_space, Dim};
 
+use crate::run::plot::{LinePlot, Series};
 use crate::run::report::print_report;
-use crate::run::usage::Stopwatch;
-use rayon::prelude::*;
+use plan::Plan;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use toml::Value;
+use trials::Trials;
 
 /// The config family of the base.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,38 +329,6 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn trial_key(
-    base: &Value,
-    point: &BTreeMap<String, Value>,
-    budget: Option<usize>,
-    seed: Option<u64>,
-) -> String {
-    let text = serde_json::to_string(&(base, point, budget, seed)).expect("serialisable");
-    let h = Sha256::digest(text.as_bytes());
-    h.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
-fn cartesian(
-    keys: &[String],
-    dims: &BTreeMap<String, Dim>,
-) -> Option<Vec<BTreeMap<String, Value>>> {
-    let mut out = vec![BTreeMap::new()];
-    for k in keys {
-        let vals = dims[k].grid()?;
-        out = out
-            .into_iter()
-            .flat_map(|p| {
-                vals.iter().map(move |v| {
-                    let mut q = p.clone();
-                    q.insert(k.clone(), v.clone());
-                    q
-                })
-            })
-            .collect();
-    }
-    Some(out)
-}
-
 /// The rung budgets of successive halving: `min, min*eta, ...` up to `max`.
 pub fn rung_budgets(min: usize, max: usize, eta: usize) -> Vec<usize> {
     let mut v = vec![min];
@@ -382,325 +356,18 @@ pub fn search(
     out_dir: &Path,
     progress: bool,
 ) -> Result<SearchReport> {
-    // ---- validation, before any trial ----
-    cfg.validate()?;
-    objective
-        .check(base)
-        .map_err(|e| SearchError::value("base", format!("does not load: {e}")))?;
-    let mut fixed_doc = base.clone();
-    for (k, v) in flatten_space(&cfg.fixed) {
-        set_dotted(&mut fixed_doc, &k, v.clone())?;
-        objective
-            .check(&fixed_doc)
-            .map_err(|e| SearchError::Space {
-                key: format!("fixed.{k}"),
-                reason: format!("= {} is rejected: {e}", space::show(&v)),
-            })?;
-    }
-    let flat = flatten_space(&cfg.space);
-    if flat.is_empty() {
-        return Err(SearchError::value(
-            "space",
-            "is empty: give at least one key to search",
-        ));
-    }
-    let mut dims = BTreeMap::new();
-    for (k, spec) in &flat {
-        let d = Dim::parse(k, spec, get_dotted(&fixed_doc, k))?;
-        for probe in d.probes() {
-            let mut doc = fixed_doc.clone();
-            set_dotted(&mut doc, k, probe.clone())?;
-            objective.check(&doc).map_err(|e| SearchError::Space {
-                key: k.clone(),
-                reason: format!(
-                    "= {} is rejected by the base config: {e}",
-                    space::show(&probe)
-                ),
-            })?;
-        }
-        dims.insert(k.clone(), d);
-    }
-    let keys: Vec<String> = dims.keys().cloned().collect();
-    let budget_key = cfg
-        .budget_key
-        .clone()
-        .unwrap_or_else(|| objective.budget_key().to_string());
-    let budgets: Vec<Option<usize>> = match cfg.method {
-        Method::Halving => {
-            let min = cfg.min_budget.ok_or_else(|| {
-                SearchError::value("min_budget", "is required by method = \"halving\"")
-            })?;
-            let max = match cfg.max_budget {
-                Some(m) => m,
-                None => get_dotted(&fixed_doc, &budget_key)
-                    .and_then(Value::as_integer)
-                    .map(|i| i as usize)
-                    .ok_or_else(|| {
-                        SearchError::value(
-                            "max_budget",
-                            format!("is required: the base has no integer `{budget_key}`"),
-                        )
-                    })?,
-            };
-            if min == 0 || max < min {
-                return Err(SearchError::value(
-                    "min_budget",
-                    format!("= {min} must be >= 1 and at most max_budget = {max}"),
-                ));
-            }
-            rung_budgets(min, max, cfg.eta)
-                .into_iter()
-                .map(Some)
-                .collect()
-        }
-        _ => {
-            if cfg.min_budget.is_some() {
-                return Err(SearchError::value(
-                    "min_budget",
-                    "only applies to method = \"halving\"",
-                ));
-            }
-            vec![cfg.max_budget]
-        }
-    };
-    for b in budgets.iter().flatten() {
-        let mut doc = fixed_doc.clone();
-        set_dotted(&mut doc, &budget_key, Value::Integer(*b as i64))?;
-        objective.check(&doc).map_err(|e| SearchError::Space {
-            key: budget_key.clone(),
-            reason: format!("(the budget) = {b} is rejected: {e}"),
-        })?;
-    }
-    let grid = cartesian(&keys, &dims);
-    let candidates: Vec<BTreeMap<String, Value>> = match (cfg.method, cfg.trials, grid) {
-        (Method::Grid, _, Some(g)) => g,
-        (Method::Grid, _, None) => {
-            return Err(SearchError::value(
-                "method",
-                "= \"grid\" cannot enumerate a `log_uniform` key; use values or range, or method = \"random\" / \"halving\" with `trials`",
-            ))
-        }
-        (Method::Halving, 0, Some(g)) => g,
-        (_, 0, _) => {
-            return Err(SearchError::value("trials", "must be at least 1 for random sampling"))
-        }
-        (_, n, _) => {
-            let mut rng = crate::data::seeded_rng(cfg.seed);
-            let mut seen = std::collections::HashSet::new();
-            let mut out = Vec::new();
-            let mut tries = 0;
-            while out.len() < n && tries < 100 * n {
-                tries += 1;
-                let p: BTreeMap<String, Value> =
-                    keys.iter().map(|k| (k.clone(), dims[k].sample(&mut rng))).collect();
-                if seen.insert(serde_json::to_string(&p).expect("serialisable")) {
-                    out.push(p);
-                }
-            }
-            out
-        }
-    };
-    // ---- trials (one writer per search folder, for the whole search) ----
+    let plan = Plan::new(cfg, base, objective)?;
+    // One writer per search folder, for the whole search.
     let _lock = crate::run::RunLock::acquire(out_dir)?;
-    let trials_dir = out_dir.join("trials");
-    std::fs::create_dir_all(&trials_dir).map_err(io(&trials_dir))?;
-    let mut recorded: HashMap<String, TrialRecord> = HashMap::new();
-    for e in std::fs::read_dir(&trials_dir)
-        .map_err(io(&trials_dir))?
-        .flatten()
-    {
-        if e.path().extension().is_some_and(|x| x == "json") {
-            if let Ok(r) = std::fs::read_to_string(e.path())
-                .map_err(|_| ())
-                .and_then(|t| serde_json::from_str::<TrialRecord>(&t).map_err(|_| ()))
-            {
-                recorded.insert(r.key.clone(), r);
-            }
-        }
-    }
-    let seeds: Vec<Option<u64>> = if cfg.seeds.is_empty() {
-        vec![None]
-    } else {
-        cfg.seeds.iter().map(|&s| Some(s)).collect()
-    };
-    let workers = if cfg.workers == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        cfg.workers
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .build()
-        .map_err(|e| SearchError::value("workers", e.to_string()))?;
-    let doc_for = |point: &BTreeMap<String, Value>,
-                   budget: Option<usize>,
-                   seed: Option<u64>|
-     -> Result<Value> {
-        let mut doc = fixed_doc.clone();
-        for (k, v) in point {
-            set_dotted(&mut doc, k, v.clone())?;
-        }
-        if let Some(b) = budget {
-            set_dotted(&mut doc, &budget_key, Value::Integer(b as i64))?;
-        }
-        if let Some(s) = seed {
-            objective.set_seed(&mut doc, s);
-        }
-        Ok(doc)
-    };
-    let all_trials: Mutex<Vec<TrialRecord>> = Mutex::new(Vec::new());
-    let csv_path = out_dir.join("trials.csv");
-    let (mut ran, mut reused) = (0, 0);
-    let mut rungs = Vec::new();
-    let mut alive: Vec<usize> = (0..candidates.len()).collect();
-    let write_csv = |records: &[TrialRecord]| -> Result<()> {
-        let mut s = String::from("key,rung,candidate,budget,seed");
-        for k in &keys {
-            s.push(',');
-            s.push_str(&csv_field(k));
-        }
-        s.push_str(",score,status,seconds\n");
-        for r in records {
-            let _ = write!(
-                s,
-                "{},{},{},{},{}",
-                r.key,
-                r.rung,
-                r.candidate,
-                r.budget.map_or(String::new(), |b| b.to_string()),
-                r.seed.map_or(String::new(), |b| b.to_string())
-            );
-            for k in &keys {
-                s.push(',');
-                s.push_str(&csv_field(
-                    &r.overrides.get(k).map_or(String::new(), space::show),
-                ));
-            }
-            let _ = writeln!(
-                s,
-                ",{},{},{:.3}",
-                r.score.map_or(String::new(), |v| format!("{v}")),
-                csv_field(r.error.as_deref().map_or("ok", |e| e)),
-                r.seconds
-            );
-        }
-        std::fs::write(&csv_path, s).map_err(io(&csv_path))
-    };
-    for (ri, &budget) in budgets.iter().enumerate() {
-        let mut jobs = Vec::new();
-        for &c in &alive {
-            for &seed in &seeds {
-                let doc = doc_for(&candidates[c], budget, seed)?;
-                let key = trial_key(&doc, &candidates[c], budget, seed);
-                jobs.push((c, seed, doc, key));
-            }
-        }
-        let todo: Vec<&(usize, Option<u64>, Value, String)> = jobs
-            .iter()
-            .filter(|j| !recorded.contains_key(&j.3))
-            .collect();
-        reused += jobs.len() - todo.len();
-        ran += todo.len();
-        {
-            let mut a = all_trials.lock().expect("not poisoned");
-            for j in &jobs {
-                if let Some(r) = recorded.get(&j.3) {
-                    a.push(r.clone());
-                }
-            }
-        }
-        let fresh: Vec<Result<TrialRecord>> = pool.install(|| {
-            let mode = crate::autodiff::is_grad_enabled();
-            todo.par_iter()
-                .map(|(c, seed, doc, key)| {
-                    let _mode = crate::autodiff::set_grad_enabled(mode);
-                    let clock = Stopwatch::start();
-                    let run_dir = out_dir.join("runs").join(key);
-                    let res = objective.run(doc, &run_dir);
-                    let (score, error) = match res {
-                        Ok(s) if s.is_finite() => (Some(s), None),
-                        Ok(s) => (None, Some(format!("score {s}"))),
-                        Err(e) => (None, Some(e)),
-                    };
-                    let rec = TrialRecord {
-                        key: key.clone(),
-                        candidate: *c,
-                        rung: ri,
-                        budget,
-                        seed: *seed,
-                        overrides: candidates[*c].clone(),
-                        score,
-                        error,
-                        seconds: clock.seconds(),
-                    };
-                    let p = trials_dir.join(format!("{key}.json"));
-                    std::fs::write(
-                        &p,
-                        serde_json::to_string_pretty(&rec).expect("serialisable"),
-                    )
-                    .map_err(io(&p))?;
-                    let mut a = all_trials.lock().expect("not poisoned");
-                    a.push(rec.clone());
-                    write_csv(&a)?;
-                    if progress {
-                        eprintln!(
-                            "trial {key} rung {ri} budget {} cand {c} {}: {}",
-                            budget.map_or("base".into(), |b| b.to_string()),
-                            serde_json::to_string(&rec.overrides).unwrap_or_default(),
-                            rec.score.map_or_else(
-                                || format!("failed: {}", rec.error.as_deref().unwrap_or("")),
-                                |s| format!("{} = {s:.5}", objective.metric())
-                            )
-                        );
-                    }
-                    Ok(rec)
-                })
-                .collect()
-        });
-        for r in fresh {
-            let r = r?;
-            recorded.insert(r.key.clone(), r);
-        }
-        write_csv(&all_trials.lock().expect("not poisoned"))?;
-        let mut scores: Vec<(usize, Option<f64>)> = alive
-            .iter()
-            .map(|&c| {
-                let s: Option<Vec<f64>> = jobs
-                    .iter()
-                    .filter(|j| j.0 == c)
-                    .map(|j| recorded[&j.3].score)
-                    .collect();
-                (c, s.map(|v| v.iter().sum::<f64>() / v.len() as f64))
-            })
-            .collect();
-        let max = objective.maximize();
-        scores.sort_by(|a, b| match (a.1, b.1) {
-            (Some(x), Some(y)) => {
-                let o = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
-                (if max { o.reverse() } else { o }).then(a.0.cmp(&b.0))
-            }
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.0.cmp(&b.0),
-        });
-        let kept: Vec<usize> = scores
-            .iter()
-            .take(keep_count(scores.len(), cfg.eta))
-            .map(|s| s.0)
-            .collect();
-        rungs.push(Rung {
-            budget,
-            scores: scores.clone(),
-            kept: kept.clone(),
-        });
-        alive = kept;
-    }
-    let trials = all_trials.into_inner().expect("not poisoned");
+    let mut trials = Trials::open(cfg, &plan, objective, out_dir, progress)?;
+    let rungs = trials.run_rungs(cfg.eta)?;
+    let done = trials.finish();
     let last = rungs.last().expect("at least one rung");
     let (best, best_score) = match last.scores.first() {
         Some(&(c, Some(s))) => (c, s),
         _ => {
-            let first = trials
+            let first = done
+                .records
                 .iter()
                 .find_map(|t| t.error.clone())
                 .unwrap_or_else(|| "none".into());
@@ -708,7 +375,54 @@ pub fn search(
         }
     };
     let best_budget = last.budget;
-    let mut best_doc = doc_for(&candidates[best], best_budget, None)?;
+    let best_toml = write_best_toml(
+        cfg,
+        &plan,
+        objective,
+        out_dir,
+        (best, best_score),
+        best_budget,
+    )?;
+    let svg = write_trials_plot(&rungs, objective, out_dir)?;
+    let mut report = SearchReport {
+        method: cfg.method,
+        metric: objective.metric(),
+        maximize: objective.maximize(),
+        keys: plan.keys,
+        candidates: plan.candidates,
+        rungs,
+        trials: done.records,
+        ran: done.ran,
+        reused: done.reused,
+        best,
+        best_score,
+        best_budget,
+        best_toml: best_toml.clone(),
+        files: vec![done.csv_path, best_toml, svg],
+    };
+    let rp = out_dir.join("search.json");
+    report.files.push(rp.clone());
+    std::fs::write(
+        &rp,
+        serde_json::to_string_pretty(&report).expect("serialisable"),
+    )
+    .map_err(io(&rp))?;
+    Ok(report)
+}
+
+/// Writes `<out_dir>/best.toml`: the best candidate (index, score) at `budget` as a config of the base's kind
+/// (its output folder `<out_dir>/best`), checked by the objective, headed by a comment with
+/// the score and the searched values.
+fn write_best_toml(
+    cfg: &SearchConfig,
+    plan: &Plan,
+    objective: &dyn Objective,
+    out_dir: &Path,
+    (best, best_score): (usize, f64),
+    budget: Option<usize>,
+) -> Result<PathBuf> {
+    let point = &plan.candidates[best];
+    let mut best_doc = plan.doc_for(objective, point, budget, None)?;
     if let Some(k) = objective.out_dir_key() {
         set_dotted(
             &mut best_doc,
@@ -725,14 +439,19 @@ pub fn search(
         cfg.method,
         objective.metric()
     );
-    for k in &keys {
-        let _ = writeln!(text, "#   {k} = {}", space::show(&candidates[best][k]));
+    for k in &plan.keys {
+        let _ = writeln!(text, "#   {k} = {}", space::show(&point[k]));
     }
     text.push_str(
         &toml::to_string(&best_doc).map_err(|e| SearchError::value("best.toml", e.to_string()))?,
     );
     std::fs::write(&best_toml, text).map_err(io(&best_toml))?;
-    let mut plot = crate::run::plot::LinePlot::new(
+    Ok(best_toml)
+}
+
+/// Writes `<out_dir>/search_trials.svg`: each rung's scores by rank.
+fn write_trials_plot(rungs: &[Rung], objective: &dyn Objective, out_dir: &Path) -> Result<PathBuf> {
+    let mut plot = LinePlot::new(
         "search trials: score by rank within each rung",
         "rank",
         &objective.metric(),
@@ -744,7 +463,7 @@ pub fn search(
             .enumerate()
             .filter_map(|(i, (_, s))| s.map(|s| ((i + 1) as f64, s)))
             .collect();
-        plot.series.push(crate::run::plot::Series::new(
+        plot.series.push(Series::new(
             &format!(
                 "rung {r} (budget {})",
                 rung.budget.map_or("base".into(), |b| b.to_string())
@@ -754,30 +473,7 @@ pub fn search(
     }
     let svg = out_dir.join("search_trials.svg");
     std::fs::write(&svg, plot.to_svg()).map_err(io(&svg))?;
-    let mut report = SearchReport {
-        method: cfg.method,
-        metric: objective.metric(),
-        maximize: objective.maximize(),
-        keys,
-        candidates,
-        rungs,
-        trials,
-        ran,
-        reused,
-        best,
-        best_score,
-        best_budget,
-        best_toml: best_toml.clone(),
-        files: vec![csv_path, best_toml, svg],
-    };
-    let rp = out_dir.join("search.json");
-    report.files.push(rp.clone());
-    std::fs::write(
-        &rp,
-        serde_json::to_string_pretty(&report).expect("serialisable"),
-    )
-    .map_err(io(&rp))?;
-    Ok(report)
+    Ok(svg)
 }
 
 /// Builds the objective of a base config from its kind, its path and its document (the error
