@@ -15,12 +15,14 @@
 //! as images. The output lists, per query, the predicted class and the probabilities (softmax
 //! of the method's scores over the support classes), as CSV or JSON.
 
+use super::config::RunConfig;
 use super::error::{Result, TrainError};
 use super::eval::load_learner;
 use super::input::InputPipeline;
 use super::tasks::{check_input, load_csv_dataset, InputLayout};
 use crate::algorithms::{BackboneConfig, Target};
 use crate::data::ColorMode;
+use crate::run::report::csv_field;
 use crate::tensor::Tensor;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -69,14 +71,6 @@ pub struct AdaptResult {
     pub adapt_ms: f64,
     /// Worker threads it ran on.
     pub threads: usize,
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 impl AdaptResult {
@@ -347,12 +341,17 @@ fn mlp_width(backbone: &BackboneConfig) -> Option<usize> {
     }
 }
 
-/// Adapts the checkpoint's learner to the support set and predicts the queries.
-pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptResult> {
-    let run = load_learner(checkpoint, None)?;
-    let cfg = &run.config;
-    let layout = InputLayout::of(&cfg.backbone);
-    let images = image_input(run.input);
+/// A labelled support set: inputs, example shape, targets and class names (class-major
+/// order; no classes for regression).
+struct SupportSet {
+    x: Vec<f32>,
+    shape: Vec<usize>,
+    y: Target<f32>,
+    classes: Vec<String>,
+}
+
+/// Errors when the support or the query set is missing or a single image file.
+fn check_sets(support: &Path, query: &Path) -> Result<()> {
     if !support.exists() {
         return Err(TrainError::Input {
             path: support.to_path_buf(),
@@ -369,118 +368,146 @@ pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptRes
         support,
         "a folder with one subfolder of PNG images per class",
     )?;
-    reject_single_image(query, "a folder of PNG images")?;
+    reject_single_image(query, "a folder of PNG images")
+}
 
-    // Support set.
-    let regression = cfg.data.is_regression();
-    let (sx, s_shape, sy, classes): (Vec<f32>, Vec<usize>, Target<f32>, Vec<String>) = if regression
-    {
-        if support.is_dir() {
-            return Err(TrainError::Input {
-                path: support.to_path_buf(),
-                reason: "a regression checkpoint takes a CSV support set (inputs, then the target)"
-                    .into(),
-            });
-        }
-        let width = mlp_width(&cfg.backbone).unwrap_or(1);
-        let (_, rows) = read_csv(support)?;
-        let mut x = Vec::new();
-        let mut y = Vec::new();
-        for (i, r) in rows.iter().enumerate() {
-            if r.len() != width + 1 {
-                return Err(TrainError::Input {
-                    path: support.to_path_buf(),
-                    reason: format!(
-                        "row {} has {} columns, expected {width} inputs and the target",
-                        i + 1,
-                        r.len()
-                    ),
-                });
-            }
-            let v = parse_row(support, i, r)?;
-            x.extend_from_slice(&v[..width]);
-            y.push(v[width]);
-        }
-        let n = y.len();
-        (
-            x,
-            vec![width],
-            Target::Values(Tensor::from_vec(y, &[n, 1])),
-            Vec::new(),
-        )
-    } else {
-        let ds = if support.is_dir() {
-            let nonempty = std::fs::read_dir(support)
-                .map_err(|e| TrainError::io(support, "listing", e))?
-                .filter_map(|e| e.ok())
-                .any(|e| !e.file_name().to_string_lossy().starts_with('.'));
-            if !nonempty {
-                return Err(TrainError::Input {
-                    path: support.to_path_buf(),
-                    reason: "the support folder is empty: expected one subfolder of PNG images per class".into(),
-                });
-            }
-            let Some((color, size)) = images else {
-                return Err(TrainError::Input {
-                    path: support.to_path_buf(),
-                    reason: "this checkpoint takes feature vectors: give the support set as a CSV"
-                        .into(),
-                });
-            };
-            let opts = crate::data::ImageFolderOptions {
-                color,
-                resize: Some((size, size)),
-            };
-            crate::data::load_image_folder(support, &opts)?
-        } else {
-            load_csv_dataset(support, cfg.data.label_column.as_deref())?
-        };
-        // Compact the classes present (CSV class ids may have gaps), class-major order.
-        let present: Vec<usize> = {
-            let mut p: Vec<usize> = ds.labels.clone();
-            p.sort_unstable();
-            p.dedup();
-            p
-        };
-        let classes: Vec<String> = present.iter().map(|&c| ds.class_names[c].clone()).collect();
-        if classes.len() < 2 {
+/// A regression support set: a CSV of the inputs, then the target.
+fn load_regression_support(cfg: &RunConfig, support: &Path) -> Result<SupportSet> {
+    if support.is_dir() {
+        return Err(TrainError::Input {
+            path: support.to_path_buf(),
+            reason: "a regression checkpoint takes a CSV support set (inputs, then the target)"
+                .into(),
+        });
+    }
+    let width = mlp_width(&cfg.backbone).unwrap_or(1);
+    let (_, rows) = read_csv(support)?;
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        if r.len() != width + 1 {
             return Err(TrainError::Input {
                 path: support.to_path_buf(),
                 reason: format!(
-                    "the support set has {} class(es); at least 2 are needed",
-                    classes.len()
+                    "row {} has {} columns, expected {width} inputs and the target",
+                    i + 1,
+                    r.len()
                 ),
             });
         }
-        if let Some(h) = run.head {
-            if classes.len() > h {
-                return Err(TrainError::TooManyClasses {
-                    path: checkpoint.to_path_buf(),
-                    what: format!("the support set {}", support.display()),
-                    n_way: classes.len(),
-                    head: h,
-                });
-            }
-        }
-        let shape = if support.is_dir() {
-            vec![ds.channels, ds.height, ds.width]
-        } else {
-            example_shape(&cfg.backbone, vec![ds.channels * ds.height * ds.width])
-        };
-        check_input(cfg, &shape, support)?;
-        let mut order: Vec<usize> = (0..ds.n).collect();
-        order.sort_by_key(|&i| ds.labels[i]);
-        let mut x = Vec::with_capacity(ds.images.len());
-        let mut y = Vec::with_capacity(ds.n);
-        for &i in &order {
-            x.extend_from_slice(ds.image(i));
-            y.push(present.binary_search(&ds.labels[i]).expect("present class"));
-        }
-        (x, shape, Target::Classes(y), classes)
-    };
-    let ns = sy.len();
+        let v = parse_row(support, i, r)?;
+        x.extend_from_slice(&v[..width]);
+        y.push(v[width]);
+    }
+    let n = y.len();
+    Ok(SupportSet {
+        x,
+        shape: vec![width],
+        y: Target::Values(Tensor::from_vec(y, &[n, 1])),
+        classes: Vec::new(),
+    })
+}
 
-    // Queries.
+/// The labelled examples of a classification support set: a folder with one subfolder of
+/// images per class (when the checkpoint takes images), or a CSV.
+fn read_class_support(
+    cfg: &RunConfig,
+    support: &Path,
+    images: Option<(ColorMode, usize)>,
+) -> Result<crate::data::ImageDataset> {
+    if !support.is_dir() {
+        return Ok(load_csv_dataset(support, cfg.data.label_column.as_deref())?);
+    }
+    let nonempty = std::fs::read_dir(support)
+        .map_err(|e| TrainError::io(support, "listing", e))?
+        .filter_map(|e| e.ok())
+        .any(|e| !e.file_name().to_string_lossy().starts_with('.'));
+    if !nonempty {
+        return Err(TrainError::Input {
+            path: support.to_path_buf(),
+            reason: "the support folder is empty: expected one subfolder of PNG images per class"
+                .into(),
+        });
+    }
+    let Some((color, size)) = images else {
+        return Err(TrainError::Input {
+            path: support.to_path_buf(),
+            reason: "this checkpoint takes feature vectors: give the support set as a CSV".into(),
+        });
+    };
+    let opts = crate::data::ImageFolderOptions {
+        color,
+        resize: Some((size, size)),
+    };
+    Ok(crate::data::load_image_folder(support, &opts)?)
+}
+
+/// A classification support set: at least 2 classes, at most the checkpoint's head width,
+/// the classes present compacted (CSV class ids may have gaps) in class-major order.
+fn load_class_support(
+    run: &super::eval::LoadedRun,
+    checkpoint: &Path,
+    support: &Path,
+    images: Option<(ColorMode, usize)>,
+) -> Result<SupportSet> {
+    let cfg = &run.config;
+    let ds = read_class_support(cfg, support, images)?;
+    let present: Vec<usize> = {
+        let mut p: Vec<usize> = ds.labels.clone();
+        p.sort_unstable();
+        p.dedup();
+        p
+    };
+    let classes: Vec<String> = present.iter().map(|&c| ds.class_names[c].clone()).collect();
+    if classes.len() < 2 {
+        return Err(TrainError::Input {
+            path: support.to_path_buf(),
+            reason: format!(
+                "the support set has {} class(es); at least 2 are needed",
+                classes.len()
+            ),
+        });
+    }
+    if let Some(h) = run.head {
+        if classes.len() > h {
+            return Err(TrainError::TooManyClasses {
+                path: checkpoint.to_path_buf(),
+                what: format!("the support set {}", support.display()),
+                n_way: classes.len(),
+                head: h,
+            });
+        }
+    }
+    let shape = if support.is_dir() {
+        vec![ds.channels, ds.height, ds.width]
+    } else {
+        example_shape(&cfg.backbone, vec![ds.channels * ds.height * ds.width])
+    };
+    check_input(cfg, &shape, support)?;
+    let mut order: Vec<usize> = (0..ds.n).collect();
+    order.sort_by_key(|&i| ds.labels[i]);
+    let mut x = Vec::with_capacity(ds.images.len());
+    let mut y = Vec::with_capacity(ds.n);
+    for &i in &order {
+        x.extend_from_slice(ds.image(i));
+        y.push(present.binary_search(&ds.labels[i]).expect("present class"));
+    }
+    Ok(SupportSet {
+        x,
+        shape,
+        y: Target::Classes(y),
+        classes,
+    })
+}
+
+/// The queries: a folder of images (when the checkpoint takes images), or a CSV of as many
+/// features as a support example has.
+fn load_queries(
+    cfg: &RunConfig,
+    query: &Path,
+    images: Option<(ColorMode, usize)>,
+    support_shape: &[usize],
+) -> Result<Queries> {
     let q = if query.is_dir() {
         let Some((color, size)) = images else {
             return Err(TrainError::Input {
@@ -492,86 +519,118 @@ pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptRes
     } else {
         let width: usize = match mlp_width(&cfg.backbone) {
             Some(w) => w,
-            None => s_shape.iter().product(),
+            None => support_shape.iter().product(),
         };
         let mut q = load_query_csv(query, width)?;
         q.shape = example_shape(&cfg.backbone, q.shape);
         q
     };
     check_input(cfg, &q.shape, query)?;
-    let q_shape = if regression {
-        vec![q.names.len(), q.shape.iter().product()]
+    Ok(q)
+}
+
+/// A batch of `n` examples of `shape` as the learner takes it: flat rows for regression, the
+/// backbone's layout otherwise.
+fn batch_shape(cfg: &RunConfig, n: usize, shape: &[usize]) -> Vec<usize> {
+    if cfg.data.is_regression() {
+        vec![n, shape.iter().product()]
     } else {
-        layout.shape(q.names.len(), &q.shape)
-    };
-    let s_tensor_shape = if regression {
-        vec![ns, s_shape.iter().product()]
+        InputLayout::of(&cfg.backbone).shape(n, shape)
+    }
+}
+
+/// Regression predictions, and the query MSE when the queries have targets.
+fn regression_predictions(out: &Tensor<f32>, q: &Queries) -> (Vec<Prediction>, Option<f64>) {
+    let v = out.to_vec();
+    let mut se = 0.0;
+    let mut predictions = Vec::with_capacity(q.names.len());
+    for (i, name) in q.names.iter().enumerate() {
+        let label = q.labels.as_ref().map(|l| l[i].clone());
+        if let Some(t) = label.as_ref().and_then(|l| l.parse::<f64>().ok()) {
+            se += (v[i] as f64 - t).powi(2);
+        }
+        predictions.push(Prediction {
+            query: name.clone(),
+            label,
+            prediction: format!("{}", v[i]),
+            probabilities: Vec::new(),
+        });
+    }
+    let score = q.labels.is_some().then(|| se / q.names.len().max(1) as f64);
+    (predictions, score)
+}
+
+/// Class predictions (softmax over the support classes), and the query accuracy when the
+/// queries have labels.
+fn class_predictions(
+    out: &Tensor<f32>,
+    q: &Queries,
+    classes: &[String],
+) -> (Vec<Prediction>, Option<f64>) {
+    let n = classes.len();
+    let width = out.shape()[1];
+    let v = out.to_vec();
+    let mut correct = 0;
+    let mut predictions = Vec::with_capacity(q.names.len());
+    for (i, name) in q.names.iter().enumerate() {
+        let row = &v[i * width..i * width + n];
+        let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let e: Vec<f64> = row.iter().map(|&z| (z as f64 - m).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        let probs: Vec<f64> = e.iter().map(|z| z / sum).collect();
+        let best = (0..n).fold(0, |b, k| if probs[k] > probs[b] { k } else { b });
+        let label = q.labels.as_ref().map(|l| l[i].clone());
+        if label.as_deref() == Some(classes[best].as_str()) {
+            correct += 1;
+        }
+        predictions.push(Prediction {
+            query: name.clone(),
+            label,
+            prediction: classes[best].clone(),
+            probabilities: probs,
+        });
+    }
+    let score = q
+        .labels
+        .is_some()
+        .then(|| correct as f64 / q.names.len().max(1) as f64);
+    (predictions, score)
+}
+
+/// Adapts the checkpoint's learner to the support set and predicts the queries.
+pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptResult> {
+    let run = load_learner(checkpoint, None)?;
+    let cfg = &run.config;
+    let images = image_input(run.input.clone());
+    check_sets(support, query)?;
+    let s = if cfg.data.is_regression() {
+        load_regression_support(cfg, support)?
     } else {
-        layout.shape(ns, &s_shape)
+        load_class_support(&run, checkpoint, support, images)?
     };
-    let support_x = Tensor::from_vec(sx, &s_tensor_shape);
-    let query_x = Tensor::from_vec(q.x, &q_shape);
+    let ns = s.y.len();
+    let mut q = load_queries(cfg, query, images, &s.shape)?;
+    let support_x = Tensor::from_vec(s.x, &batch_shape(cfg, ns, &s.shape));
+    let query_shape = batch_shape(cfg, q.names.len(), &q.shape);
+    let query_x = Tensor::from_vec(std::mem::take(&mut q.x), &query_shape);
 
     let clock = crate::run::usage::Stopwatch::start();
-    let out = run.learner.predict(&support_x, &sy, &query_x);
+    let out = run.learner.predict(&support_x, &s.y, &query_x);
     let adapt_ms = clock.millis();
 
-    let nq = q.names.len();
     check_outputs(checkpoint, &out, &q.names)?;
-    let mut predictions = Vec::with_capacity(nq);
-    let mut score = None;
-    if regression {
-        let v = out.to_vec();
-        let mut se = 0.0;
-        for (i, name) in q.names.iter().enumerate() {
-            let label = q.labels.as_ref().map(|l| l[i].clone());
-            if let Some(t) = label.as_ref().and_then(|l| l.parse::<f64>().ok()) {
-                se += (v[i] as f64 - t).powi(2);
-            }
-            predictions.push(Prediction {
-                query: name.clone(),
-                label,
-                prediction: format!("{}", v[i]),
-                probabilities: Vec::new(),
-            });
-        }
-        if q.labels.is_some() {
-            score = Some(se / nq.max(1) as f64);
-        }
+    let (predictions, query_score) = if cfg.data.is_regression() {
+        regression_predictions(&out, &q)
     } else {
-        let n = classes.len();
-        let width = out.shape()[1];
-        let v = out.to_vec();
-        let mut correct = 0;
-        for (i, name) in q.names.iter().enumerate() {
-            let row = &v[i * width..i * width + n];
-            let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let e: Vec<f64> = row.iter().map(|&z| (z as f64 - m).exp()).collect();
-            let sum: f64 = e.iter().sum();
-            let probs: Vec<f64> = e.iter().map(|z| z / sum).collect();
-            let best = (0..n).fold(0, |b, k| if probs[k] > probs[b] { k } else { b });
-            let label = q.labels.as_ref().map(|l| l[i].clone());
-            if label.as_deref() == Some(classes[best].as_str()) {
-                correct += 1;
-            }
-            predictions.push(Prediction {
-                query: name.clone(),
-                label,
-                prediction: classes[best].clone(),
-                probabilities: probs,
-            });
-        }
-        if q.labels.is_some() {
-            score = Some(correct as f64 / nq.max(1) as f64);
-        }
-    }
+        class_predictions(&out, &q, &s.classes)
+    };
     Ok(AdaptResult {
         checkpoint: checkpoint.to_path_buf(),
         task: cfg.describe(),
-        classes,
+        classes: s.classes,
         support_size: ns,
         predictions,
-        query_score: score,
+        query_score,
         adapt_ms,
         threads: rayon::current_num_threads(),
     })

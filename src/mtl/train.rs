@@ -184,13 +184,7 @@ pub fn step_gradients(
             step,
             epoch,
         });
-        let total = losses
-            .iter()
-            .zip(&comb.weights)
-            .map(|(l, &w)| if w == 1.0 { l.clone() } else { l.mul_scalar(w) })
-            .reduce(|a, b| a.add(&b))
-            .expect("at least one task");
-        let grads = grad(&[total], params.tensors(), false);
+        let grads = weighted_loss_gradients(&losses, &comb.weights, params);
         return StepOutput {
             grads,
             losses: lv,
@@ -198,8 +192,46 @@ pub fn step_gradients(
             cosines: None,
         };
     }
+    let per_task = per_task_gradients(&losses, params);
+    let flat = shared_gradients(&per_task, owners);
+    let comb = weighting.combine(&StepInfo {
+        losses: &lv,
+        grads: Some(&flat),
+        step,
+        epoch,
+    });
+    let shared_grad = comb.shared_grad(&flat);
+    let cosines = pairs(losses.len())
+        .into_iter()
+        .map(|(i, j)| cosine(&flat[i], &flat[j]))
+        .collect();
+    StepOutput {
+        grads: combine_gradients(owners, params, &per_task, &comb.weights, &shared_grad),
+        losses: lv,
+        weights: comb.weights,
+        cosines: Some(cosines),
+    }
+}
+
+/// The gradient of the weighted sum of the task losses, in one backward pass.
+fn weighted_loss_gradients(
+    losses: &[Tensor<f32>],
+    weights: &[f64],
+    params: &Params<f32>,
+) -> Vec<Tensor<f32>> {
+    let total = losses
+        .iter()
+        .zip(weights)
+        .map(|(l, &w)| if w == 1.0 { l.clone() } else { l.mul_scalar(w) })
+        .reduce(|a, b| a.add(&b))
+        .expect("at least one task");
+    grad(&[total], params.tensors(), false)
+}
+
+/// Every task loss's gradient of every parameter, through one retained graph.
+fn per_task_gradients(losses: &[Tensor<f32>], params: &Params<f32>) -> Vec<Vec<Tensor<f32>>> {
     let t = losses.len();
-    let per_task: Vec<Vec<Tensor<f32>>> = losses
+    losses
         .iter()
         .enumerate()
         .map(|(i, l)| {
@@ -214,11 +246,15 @@ pub fn step_gradients(
                 },
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Each task's gradient on the shared parameters, flattened in parameter order.
+fn shared_gradients(per_task: &[Vec<Tensor<f32>>], owners: &[Owner]) -> Vec<Vec<f64>> {
     let shared: Vec<usize> = (0..owners.len())
         .filter(|&p| owners[p] == Owner::Shared)
         .collect();
-    let flat: Vec<Vec<f64>> = per_task
+    per_task
         .iter()
         .map(|g| {
             shared
@@ -226,18 +262,18 @@ pub fn step_gradients(
                 .flat_map(|&p| g[p].data().iter().map(|&v| v as f64))
                 .collect()
         })
-        .collect();
-    let comb = weighting.combine(&StepInfo {
-        losses: &lv,
-        grads: Some(&flat),
-        step,
-        epoch,
-    });
-    let shared_grad = comb.shared_grad(&flat);
-    let cosines = pairs(t)
-        .into_iter()
-        .map(|(i, j)| cosine(&flat[i], &flat[j]))
-        .collect();
+        .collect()
+}
+
+/// The step's gradient of every parameter: the method's aggregate `shared_grad` on the shared
+/// parameters, the weighted sum of the task gradients on each task's own.
+fn combine_gradients(
+    owners: &[Owner],
+    params: &Params<f32>,
+    per_task: &[Vec<Tensor<f32>>],
+    weights: &[f64],
+    shared_grad: &[f64],
+) -> Vec<Tensor<f32>> {
     let mut grads: Vec<Tensor<f32>> = Vec::with_capacity(owners.len());
     let mut off = 0;
     for (p, owner) in owners.iter().enumerate() {
@@ -256,7 +292,7 @@ pub fn step_gradients(
             }
             Owner::Task(_) => {
                 let mut acc = vec![0f32; params.at(p).numel()];
-                for (g, &w) in per_task.iter().zip(&comb.weights) {
+                for (g, &w) in per_task.iter().zip(weights) {
                     for (a, &v) in acc.iter_mut().zip(g[p].data()) {
                         *a += w as f32 * v;
                     }
@@ -265,12 +301,7 @@ pub fn step_gradients(
             }
         }
     }
-    StepOutput {
-        grads,
-        losses: lv,
-        weights: comb.weights,
-        cosines: Some(cosines),
-    }
+    grads
 }
 
 /// Test loss and metric per task, in batches of 1000 without recording gradients.
@@ -304,6 +335,155 @@ pub fn evaluate(
     )
 }
 
+/// The sums of one epoch's steps: per task loss and weight, per task pair gradient cosine.
+struct EpochSums {
+    loss: Vec<f64>,
+    weight: Vec<f64>,
+    cosine: Vec<f64>,
+    /// Steps whose cosines were summed.
+    cosines: usize,
+}
+
+/// What a training run carries from step to step.
+struct TrainRun<'a> {
+    model: &'a dyn MultiTaskModel<f32>,
+    owners: Vec<Owner>,
+    data: &'a MtlData,
+    task_map: &'a [usize],
+    opts: &'a TrainOptions,
+    params: Params<f32>,
+    opt: Box<dyn Optimizer<f32>>,
+    rng: ChaCha8Rng,
+    /// Steps done.
+    step: u64,
+    history: History,
+    bar: indicatif::ProgressBar,
+}
+
+impl<'a> TrainRun<'a> {
+    /// Initialises the parameters (from `opts.seed`), the optimizer, the history and the bar.
+    fn new(
+        model: &'a dyn MultiTaskModel<f32>,
+        data: &'a MtlData,
+        task_map: &'a [usize],
+        opts: &'a TrainOptions,
+    ) -> Self {
+        let tasks = model.tasks();
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        let params = model.init(&mut rng).requires_grad_();
+        let opt: Box<dyn Optimizer<f32>> = match opts.optimizer.as_str() {
+            "sgd" => Box::new(Sgd::new(opts.lr)),
+            _ => Box::new(Adam::new(opts.lr)),
+        };
+        let history = History::new(
+            tasks.iter().map(|t| t.name.clone()).collect(),
+            tasks
+                .iter()
+                .map(|t| metric_name(t.kind).to_string())
+                .collect(),
+        );
+        let bar = progress_bar(
+            opts.progress,
+            (data.n.div_ceil(opts.batch_size) * opts.epochs) as u64,
+            bar_style("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}").progress_chars("=> "),
+        );
+        TrainRun {
+            model,
+            owners: model.owners(),
+            data,
+            task_map,
+            opts,
+            params,
+            opt,
+            rng,
+            step: 0,
+            history,
+            bar,
+        }
+    }
+
+    /// One pass over `order` in batches: a step per batch, its divergence check and sums.
+    fn epoch(
+        &mut self,
+        weighting: &mut dyn Weighting,
+        order: &[usize],
+        epoch: usize,
+    ) -> Result<EpochSums, MtlError> {
+        let t = self.model.tasks().len();
+        let mut sums = EpochSums {
+            loss: vec![0.0; t],
+            weight: vec![0.0; t],
+            cosine: vec![0.0; pairs(t).len()],
+            cosines: 0,
+        };
+        for (b, idx) in order.chunks(self.opts.batch_size).enumerate() {
+            let losses = self.step(weighting, idx, epoch, &mut sums)?;
+            self.bar.inc(1);
+            if b % 25 == 0 {
+                let msg: Vec<String> = self
+                    .model
+                    .tasks()
+                    .iter()
+                    .zip(&losses)
+                    .map(|(t, l)| format!("{} {l:.4}", t.name))
+                    .collect();
+                self.bar.set_message(msg.join("  "));
+            }
+        }
+        Ok(sums)
+    }
+
+    /// One optimizer step on the batch `idx`, added to `sums`; returns the task losses.
+    fn step(
+        &mut self,
+        weighting: &mut dyn Weighting,
+        idx: &[usize],
+        epoch: usize,
+        sums: &mut EpochSums,
+    ) -> Result<Vec<f64>, MtlError> {
+        let (opts, step) = (self.opts, self.step);
+        let tasks = self.model.tasks();
+        let (x, ys) = gather(self.data, idx, self.task_map);
+        let measure = opts.grad_every > 0 && step % opts.grad_every as u64 == 0 && tasks.len() > 1;
+        let out = step_gradients(
+            self.model,
+            &self.owners,
+            &self.params,
+            &x,
+            &ys,
+            weighting,
+            (step, epoch),
+            measure,
+        );
+        if let Some((task, what)) = loss_divergence(tasks, &out.losses, opts.diverge_loss) {
+            return Err(MtlError::Diverged {
+                iteration: step + 1,
+                task,
+                what,
+            });
+        }
+        self.params = self.opt.step(&self.params, &out.grads);
+        for k in 0..tasks.len() {
+            sums.loss[k] += out.losses[k];
+            sums.weight[k] += out.weights[k];
+        }
+        if let Some(c) = &out.cosines {
+            if measure || opts.grad_every == 0 || step % opts.grad_every.max(1) as u64 == 0 {
+                self.history.cosines.push(CosineRecord {
+                    step,
+                    cosine: c.clone(),
+                });
+                for (s, v) in sums.cosine.iter_mut().zip(c) {
+                    *s += v;
+                }
+                sums.cosines += 1;
+            }
+        }
+        self.step += 1;
+        Ok(out.losses)
+    }
+}
+
 /// Trains `model` on `train` with `weighting`, evaluating on `test`. `task_map[k]` is the data
 /// column of model task `k`. Every step's task losses and every evaluation's losses and
 /// metrics are checked: a NaN or infinite value, or a loss above `opts.diverge_loss`, stops
@@ -316,132 +496,58 @@ pub fn train(
     task_map: &[usize],
     opts: &TrainOptions,
 ) -> Result<TrainOutcome, MtlError> {
-    let tasks = model.tasks();
-    let t = tasks.len();
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let mut params = model.init(&mut rng).requires_grad_();
-    let owners = model.owners();
-    let mut opt: Box<dyn Optimizer<f32>> = match opts.optimizer.as_str() {
-        "sgd" => Box::new(Sgd::new(opts.lr)),
-        _ => Box::new(Adam::new(opts.lr)),
-    };
-    let mut history = History::new(
-        tasks.iter().map(|t| t.name.clone()).collect(),
-        tasks
-            .iter()
-            .map(|t| metric_name(t.kind).to_string())
-            .collect(),
-    );
+    let mut run = TrainRun::new(model, train, task_map, opts);
     let steps_per_epoch = train.n.div_ceil(opts.batch_size);
-    let bar = progress_bar(
-        opts.progress,
-        (steps_per_epoch * opts.epochs) as u64,
-        bar_style("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}").progress_chars("=> "),
-    );
     let mut order: Vec<usize> = (0..train.n).collect();
-    let mut step: u64 = 0;
     let mut train_seconds = 0.0;
     let (mut test_loss, mut test_metric) = (Vec::new(), Vec::new());
     for epoch in 0..opts.epochs {
-        order.shuffle(&mut rng);
-        bar.set_prefix(format!("{}epoch {}/{}", opts.label, epoch + 1, opts.epochs));
+        order.shuffle(&mut run.rng);
+        run.bar
+            .set_prefix(format!("{}epoch {}/{}", opts.label, epoch + 1, opts.epochs));
         let clock = Stopwatch::start();
-        let mut loss_sum = vec![0.0; t];
-        let mut w_sum = vec![0.0; t];
-        let mut cos_sum = vec![0.0; pairs(t).len()];
-        let mut cos_n = 0usize;
-        for (b, idx) in order.chunks(opts.batch_size).enumerate() {
-            let (x, ys) = gather(train, idx, task_map);
-            let measure = opts.grad_every > 0 && step % opts.grad_every as u64 == 0 && t > 1;
-            let out = step_gradients(
-                model,
-                &owners,
-                &params,
-                &x,
-                &ys,
-                weighting,
-                (step, epoch),
-                measure,
-            );
-            if let Some((task, what)) = loss_divergence(tasks, &out.losses, opts.diverge_loss) {
-                bar.abandon();
-                return Err(MtlError::Diverged {
-                    iteration: step + 1,
-                    task,
-                    what,
-                });
-            }
-            params = opt.step(&params, &out.grads);
-            for k in 0..t {
-                loss_sum[k] += out.losses[k];
-                w_sum[k] += out.weights[k];
-            }
-            if let Some(c) = &out.cosines {
-                if measure || opts.grad_every == 0 || step % opts.grad_every.max(1) as u64 == 0 {
-                    history.cosines.push(CosineRecord {
-                        step,
-                        cosine: c.clone(),
-                    });
-                    for (s, v) in cos_sum.iter_mut().zip(c) {
-                        *s += v;
-                    }
-                    cos_n += 1;
-                }
-            }
-            step += 1;
-            bar.inc(1);
-            if b % 25 == 0 {
-                let msg: Vec<String> = tasks
-                    .iter()
-                    .zip(&out.losses)
-                    .map(|(t, l)| format!("{} {l:.4}", t.name))
-                    .collect();
-                bar.set_message(msg.join("  "));
-            }
-        }
+        let sums = run
+            .epoch(weighting, &order, epoch)
+            .inspect_err(|_| run.bar.abandon())?;
         let secs = clock.seconds();
         train_seconds += secs;
         let nb = steps_per_epoch.max(1) as f64;
-        let mean_loss: Vec<f64> = loss_sum.iter().map(|s| s / nb).collect();
+        let mean_loss: Vec<f64> = sums.loss.iter().map(|s| s / nb).collect();
         weighting.end_epoch(&mean_loss);
-        let last = epoch + 1 == opts.epochs;
-        if opts.eval_every_epoch || last {
-            (test_loss, test_metric) = evaluate(model, &params, test, task_map);
-            if let Some((task, what)) = eval_divergence(tasks, &test_loss, &test_metric) {
-                bar.abandon();
+        let evaluated = opts.eval_every_epoch || epoch + 1 == opts.epochs;
+        if evaluated {
+            (test_loss, test_metric) = evaluate(model, &run.params, test, task_map);
+            if let Some((task, what)) = eval_divergence(model.tasks(), &test_loss, &test_metric) {
+                run.bar.abandon();
                 return Err(MtlError::Diverged {
-                    iteration: step,
+                    iteration: run.step,
                     task,
                     what,
                 });
             }
         }
-        history.epochs.push(EpochRecord {
+        let when_evaluated = |v: &Vec<f64>| if evaluated { v.clone() } else { Vec::new() };
+        run.history.epochs.push(EpochRecord {
             epoch: epoch + 1,
             train_loss: mean_loss,
-            test_loss: if opts.eval_every_epoch || last {
-                test_loss.clone()
-            } else {
-                Vec::new()
-            },
-            test_metric: if opts.eval_every_epoch || last {
-                test_metric.clone()
-            } else {
-                Vec::new()
-            },
-            mean_weight: w_sum.iter().map(|s| s / nb).collect(),
-            mean_cosine: if cos_n > 0 {
-                cos_sum.iter().map(|s| s / cos_n as f64).collect()
+            test_loss: when_evaluated(&test_loss),
+            test_metric: when_evaluated(&test_metric),
+            mean_weight: sums.weight.iter().map(|s| s / nb).collect(),
+            mean_cosine: if sums.cosines > 0 {
+                sums.cosine
+                    .iter()
+                    .map(|s| s / sums.cosines as f64)
+                    .collect()
             } else {
                 Vec::new()
             },
             seconds: secs,
         });
     }
-    bar.finish_and_clear();
+    run.bar.finish_and_clear();
     Ok(TrainOutcome {
-        params,
-        history,
+        params: run.params,
+        history: run.history,
         test_metric,
         test_loss,
         train_seconds,

@@ -1,5 +1,6 @@
 //! Printing a command's result on stdout, the same way for every command: one JSON line
-//! (`--json`), or the human-readable table followed by one `wrote FILE` line per file written.
+//! (`--json`), or the human-readable table followed by one `wrote FILE` line per file written;
+//! and quoting the fields of the CSV files commands write.
 
 use serde::Serialize;
 use std::path::PathBuf;
@@ -21,4 +22,13 @@ pub fn print_report<R: Serialize + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// A CSV field: quoted (inner quotes doubled) when it holds a comma, a quote or a newline.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }

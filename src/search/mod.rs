@@ -321,14 +321,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SearchError + '_ {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// The rung budgets of successive halving: `min, min*eta, ...` up to `max`.
 pub fn rung_budgets(min: usize, max: usize, eta: usize) -> Vec<usize> {
     let mut v = vec![min];

@@ -5,7 +5,8 @@
 
 use super::error::{Result, SearchError};
 use super::plan::Plan;
-use super::{csv_field, io, keep_count, space, Rung, SearchConfig, TrialRecord};
+use super::{io, keep_count, space, Rung, SearchConfig, TrialRecord};
+use crate::run::report::csv_field;
 use crate::run::usage::Stopwatch;
 use crate::run::Objective;
 use rayon::prelude::*;

@@ -11,23 +11,27 @@
 //! the same `[model]` and `[source]`), `runs.csv`, `summary.csv`, `report.json` and
 //! `accuracy_vs_labels.svg`.
 //!
-//! The pretraining is done once (with `source.seed`); the seeds vary the target side only.
+//! The pretraining is done once (with `source.seed`, [`pretrain`]); the seeds vary the target
+//! side only. [`objective`] makes these configs a search objective ([`Transfer`]).
 
 pub mod config;
 pub mod error;
 pub mod net;
 pub mod objective;
+pub mod pretrain;
 
 pub use config::{Arch, ModelSpec, SourceSpec, Strategy, TargetSpec, TransferConfig};
 pub use error::{Result, TransferError};
 pub use net::{fit, FitOptions, Net, TaskData};
 pub use objective::Transfer;
 
+use crate::nn::Params;
 use crate::run::diverge::first_non_finite;
 use crate::run::progress::{bar_style, progress_bar};
 use crate::run::report::print_report;
 use crate::run::stats::{mean_ci95, MeanCi};
 use crate::run::usage::Stopwatch;
+use pretrain::{pretrained_trunk, Pretrained};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -211,124 +215,6 @@ pub fn label_subset(
     out
 }
 
-/// Gets the pretrained trunk: loaded from `source.checkpoint`, reused from
-/// `<out_dir>/pretrained.safetensors` when its `[model]` and `[source]` match, else trained.
-fn pretrained_trunk(
-    cfg: &TransferConfig,
-    net: &Net,
-    target_shape: [usize; 3],
-    out_dir: &Path,
-    progress: bool,
-) -> Result<(Params, String, Option<f64>, f64)> {
-    use crate::nn::Params as P;
-    let check = |path: &Path, p: &P<f32>| -> Result<P<f32>> {
-        let fresh = net.init_trunk(&mut rng_for(0, 0));
-        let trunk = p.filter(|n| n.starts_with("trunk."));
-        if trunk.names() != fresh.names()
-            || trunk
-                .tensors()
-                .iter()
-                .zip(fresh.tensors())
-                .any(|(a, b)| a.shape() != b.shape())
-        {
-            return Err(TransferError::Trunk {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "its trunk tensors do not fit `[model]` ({} on {:?} images)",
-                    net.describe(),
-                    target_shape
-                ),
-            });
-        }
-        Ok(trunk.detach().requires_grad_())
-    };
-    if let Some(ck) = &cfg.source.checkpoint {
-        let c = crate::nn::checkpoint::load::<f32>(ck)?;
-        let t = check(ck, &c.params)?;
-        return Ok((t, format!("checkpoint {}", ck.display()), None, 0.0));
-    }
-    let sel = cfg.source_sel().expect("validated: dataset or checkpoint");
-    let stamp = serde_json::to_string(&(&cfg.model, &cfg.source)).expect("serialisable");
-    let path = out_dir.join("pretrained.safetensors");
-    if path.exists() {
-        if let Ok(meta) = crate::nn::checkpoint::read_metadata(&path) {
-            if meta.get(SOURCE_KEY) == Some(&stamp) {
-                let c = crate::nn::checkpoint::load::<f32>(&path)?;
-                let t = check(&path, &c.params)?;
-                let acc = meta
-                    .get("metalearn.transfer.source_test_accuracy")
-                    .and_then(|s| s.parse().ok());
-                return Ok((
-                    t,
-                    format!("{} (reused {})", sel.dataset, path.display()),
-                    acc,
-                    0.0,
-                ));
-            }
-        }
-    }
-    let data = net::load(&sel, "source")?;
-    let shape = [data.train.channels, data.train.height, data.train.width];
-    if shape != target_shape {
-        return Err(TransferError::value(
-            "source.dataset",
-            format!("has {shape:?} images but the target has {target_shape:?}"),
-        ));
-    }
-    let clock = Stopwatch::start();
-    let classes = data.train.num_classes();
-    let trunk = net.init_trunk(&mut rng_for(cfg.source.seed, 0));
-    let head = net.init_head(classes, &mut rng_for(cfg.source.seed, 1));
-    let idx: Vec<usize> = (0..data.train.n).collect();
-    let steps = cfg.source.epochs * data.train.n.div_ceil(cfg.source.batch_size);
-    if progress {
-        eprintln!(
-            "pretraining {} on {}: {} epochs, {steps} steps",
-            net.describe(),
-            data.describe,
-            cfg.source.epochs
-        );
-    }
-    let (trunk, head) = fit(
-        net,
-        trunk,
-        head,
-        &data.train,
-        &idx,
-        &FitOptions {
-            steps,
-            batch_size: cfg.source.batch_size,
-            lr: cfg.source.lr,
-            freeze_steps: 0,
-        },
-        &mut rng_for(cfg.source.seed, 2),
-    );
-    let acc = net.accuracy(&trunk, &head, &data.test, None);
-    check_finite(&trunk, &head, acc, "pretraining".into(), "source.lr")?;
-    let secs = clock.seconds();
-    if progress {
-        eprintln!(
-            "pretrained in {secs:.1} s: source test accuracy {:.2}%",
-            100.0 * acc
-        );
-    }
-    std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
-    let mut meta = BTreeMap::new();
-    meta.insert(SOURCE_KEY.to_string(), stamp);
-    meta.insert(
-        "metalearn.transfer.source_test_accuracy".to_string(),
-        acc.to_string(),
-    );
-    let mut all = trunk.clone();
-    for (n, t) in head.iter() {
-        all.push(format!("source_{n}"), t.clone());
-    }
-    crate::nn::checkpoint::save(&path, &all, &meta)?;
-    Ok((trunk, data.describe, Some(acc), secs))
-}
-
-use crate::nn::Params;
-
 /// Errors when a trained network's weights or its accuracy are not finite (`run` names the
 /// training in the error).
 fn check_finite(
@@ -348,6 +234,134 @@ fn check_finite(
     }
 }
 
+/// The target's training examples, split: a fixed validation set (from `target.val_seed`),
+/// disjoint from every label budget, and the pool the budgets are drawn from.
+struct TargetSplit {
+    val: Vec<usize>,
+    pool: Vec<usize>,
+}
+
+impl TargetSplit {
+    /// Splits `n` examples; errors when no pool is left or a budget exceeds it.
+    fn new(cfg: &TransferConfig, n: usize) -> Result<TargetSplit> {
+        let mut all: Vec<usize> = (0..n).collect();
+        {
+            use rand::seq::SliceRandom;
+            all.shuffle(&mut rng_for(cfg.target.val_seed, 0));
+        }
+        if cfg.target.val_size >= all.len() {
+            return Err(TransferError::value(
+                "target.val_size",
+                format!(
+                    "= {} leaves no training pool ({} examples)",
+                    cfg.target.val_size,
+                    all.len()
+                ),
+            ));
+        }
+        let val: Vec<usize> = all[..cfg.target.val_size].to_vec();
+        let mut pool: Vec<usize> = all[cfg.target.val_size..].to_vec();
+        pool.sort_unstable();
+        if let Some(&b) = cfg.budgets.iter().find(|&&b| b > pool.len()) {
+            return Err(TransferError::value(
+                "budgets",
+                format!(
+                    "contains {b}, more than the {} target training examples available",
+                    pool.len()
+                ),
+            ));
+        }
+        Ok(TargetSplit { val, pool })
+    }
+}
+
+/// What every target run of an experiment shares.
+struct TargetRuns<'a> {
+    cfg: &'a TransferConfig,
+    net: &'a Net,
+    target: &'a TaskData,
+    split: &'a TargetSplit,
+    /// The pretrained trunk (empty when only scratch runs).
+    pretrained: &'a Params,
+    /// The target's classes.
+    classes: usize,
+}
+
+impl TargetRuns<'_> {
+    /// Every (budget, seed, strategy), in parallel, with a progress bar when `progress`.
+    fn run_all(&self, progress: bool) -> Result<Vec<RunResult>> {
+        let cfg = self.cfg;
+        let mut jobs = Vec::new();
+        for &budget in &cfg.budgets {
+            for &seed in &cfg.seeds {
+                for &strategy in &cfg.strategies {
+                    jobs.push((strategy, budget, seed));
+                }
+            }
+        }
+        let bar = progress_bar(
+            progress,
+            jobs.len() as u64,
+            bar_style("target runs [{elapsed_precise} < {eta_precise}] {bar:30} {pos}/{len} {msg}"),
+        );
+        let mode = crate::autodiff::is_grad_enabled();
+        let runs = jobs
+            .par_iter()
+            .map(|&(strategy, budget, seed)| {
+                let _mode = crate::autodiff::set_grad_enabled(mode);
+                let r = self.run(strategy, budget, seed)?;
+                bar.inc(1);
+                bar.set_message(format!("{} {budget} labels seed {seed}", strategy.name()));
+                Ok(r)
+            })
+            .collect::<Result<Vec<RunResult>>>()
+            .inspect_err(|_| bar.abandon())?;
+        bar.finish_and_clear();
+        Ok(runs)
+    }
+
+    /// One target run: `strategy` trained on `budget` labelled examples drawn with `seed`,
+    /// scored on the target test set (and the validation split).
+    fn run(&self, strategy: Strategy, budget: usize, seed: u64) -> Result<RunResult> {
+        let (cfg, net, train) = (self.cfg, self.net, &self.target.train);
+        let clock = Stopwatch::start();
+        let classes = self.classes;
+        let labelled = label_subset(&self.split.pool, &train.labels, classes, budget, seed);
+        let trunk = if strategy.pretrained() {
+            self.pretrained.clone()
+        } else {
+            net.init_trunk(&mut rng_for(seed, 1))
+        };
+        let head = net.init_head(classes, &mut rng_for(seed, 2));
+        let freeze_steps = match strategy {
+            Strategy::Scratch | Strategy::Finetune => 0,
+            Strategy::LinearProbe => cfg.target.steps,
+            Strategy::FreezeThenFinetune => cfg.freeze_steps(),
+        };
+        let options = FitOptions {
+            steps: cfg.target.steps,
+            batch_size: cfg.target.batch_size,
+            lr: cfg.target.lr,
+            freeze_steps,
+        };
+        let mut rng = rng_for(seed, 3);
+        let (trunk, head) = fit(net, trunk, head, train, &labelled, &options, &mut rng);
+        let test_accuracy = net.accuracy(&trunk, &head, &self.target.test, None);
+        let what = format!("strategy {}, budget {budget}, seed {seed}", strategy.name());
+        check_finite(&trunk, &head, test_accuracy, what, "target.lr")?;
+        let val = &self.split.val;
+        let val_accuracy = (!val.is_empty()).then(|| net.accuracy(&trunk, &head, train, Some(val)));
+        Ok(RunResult {
+            strategy,
+            budget,
+            seed,
+            test_accuracy,
+            val_accuracy,
+            seconds: clock.seconds(),
+        })
+    }
+}
+
 /// Runs a validated config; `progress` prints progress on stderr. The output folder is locked
 /// for the whole run ([`crate::run::lock`]); a network whose weights or accuracy are not finite
 /// stops the run with [`TransferError::Diverged`].
@@ -363,116 +377,36 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
         target.train.width,
     ];
     let net = Net::new(&cfg.model, shape)?;
-    let classes = target.train.num_classes();
-    // Validation split: fixed, disjoint from every label budget.
-    let mut all: Vec<usize> = (0..target.train.n).collect();
-    {
-        use rand::seq::SliceRandom;
-        all.shuffle(&mut rng_for(cfg.target.val_seed, 0));
-    }
-    if cfg.target.val_size >= all.len() {
-        return Err(TransferError::value(
-            "target.val_size",
-            format!(
-                "= {} leaves no training pool ({} examples)",
-                cfg.target.val_size,
-                all.len()
-            ),
-        ));
-    }
-    let val: Vec<usize> = all[..cfg.target.val_size].to_vec();
-    let mut pool: Vec<usize> = all[cfg.target.val_size..].to_vec();
-    pool.sort_unstable();
-    if let Some(&b) = cfg.budgets.iter().find(|&&b| b > pool.len()) {
-        return Err(TransferError::value(
-            "budgets",
-            format!(
-                "contains {b}, more than the {} target training examples available",
-                pool.len()
-            ),
-        ));
-    }
-    let needs_source = cfg.strategies.iter().any(|s| s.pretrained());
-    let (pre, source_desc, source_acc, pre_secs) = if needs_source {
+    let split = TargetSplit::new(cfg, target.train.n)?;
+    let pre = if cfg.strategies.iter().any(|s| s.pretrained()) {
         pretrained_trunk(cfg, &net, shape, &out_dir, progress)?
     } else {
-        (Params::new(), "none (scratch only)".to_string(), None, 0.0)
-    };
-    let mut jobs = Vec::new();
-    for &budget in &cfg.budgets {
-        for &seed in &cfg.seeds {
-            for &strategy in &cfg.strategies {
-                jobs.push((strategy, budget, seed));
-            }
+        Pretrained {
+            trunk: Params::new(),
+            source: "none (scratch only)".to_string(),
+            test_accuracy: None,
+            seconds: 0.0,
         }
+    };
+    let runs = TargetRuns {
+        cfg,
+        net: &net,
+        target: &target,
+        split: &split,
+        pretrained: &pre.trunk,
+        classes: target.train.num_classes(),
     }
-    let bar = progress_bar(
-        progress,
-        jobs.len() as u64,
-        bar_style("target runs [{elapsed_precise} < {eta_precise}] {bar:30} {pos}/{len} {msg}"),
-    );
-    let freeze = cfg.freeze_steps();
-    let mode = crate::autodiff::is_grad_enabled();
-    let runs: Vec<RunResult> = jobs
-        .par_iter()
-        .map(|&(strategy, budget, seed)| {
-            let _mode = crate::autodiff::set_grad_enabled(mode);
-            let clock = Stopwatch::start();
-            let labelled = label_subset(&pool, &target.train.labels, classes, budget, seed);
-            let trunk = if strategy.pretrained() {
-                pre.clone()
-            } else {
-                net.init_trunk(&mut rng_for(seed, 1))
-            };
-            let head = net.init_head(classes, &mut rng_for(seed, 2));
-            let freeze_steps = match strategy {
-                Strategy::Scratch | Strategy::Finetune => 0,
-                Strategy::LinearProbe => cfg.target.steps,
-                Strategy::FreezeThenFinetune => freeze,
-            };
-            let (trunk, head) = fit(
-                &net,
-                trunk,
-                head,
-                &target.train,
-                &labelled,
-                &FitOptions {
-                    steps: cfg.target.steps,
-                    batch_size: cfg.target.batch_size,
-                    lr: cfg.target.lr,
-                    freeze_steps,
-                },
-                &mut rng_for(seed, 3),
-            );
-            let test_accuracy = net.accuracy(&trunk, &head, &target.test, None);
-            let what = format!("strategy {}, budget {budget}, seed {seed}", strategy.name());
-            check_finite(&trunk, &head, test_accuracy, what, "target.lr")?;
-            let val_accuracy =
-                (!val.is_empty()).then(|| net.accuracy(&trunk, &head, &target.train, Some(&val)));
-            bar.inc(1);
-            bar.set_message(format!("{} {budget} labels seed {seed}", strategy.name()));
-            Ok(RunResult {
-                strategy,
-                budget,
-                seed,
-                test_accuracy,
-                val_accuracy,
-                seconds: clock.seconds(),
-            })
-        })
-        .collect::<Result<Vec<RunResult>>>()
-        .inspect_err(|_| bar.abandon())?;
-    bar.finish_and_clear();
+    .run_all(progress)?;
     let summary = summarize(&runs, &cfg.strategies, &cfg.budgets);
     let mut report = TransferReport {
         name: cfg.name.clone(),
         model: net.describe(),
-        source: source_desc,
-        source_test_accuracy: source_acc,
-        pretrain_seconds: pre_secs,
+        source: pre.source,
+        source_test_accuracy: pre.test_accuracy,
+        pretrain_seconds: pre.seconds,
         target: target.describe.clone(),
         steps: cfg.target.steps,
-        freeze_steps: freeze,
+        freeze_steps: cfg.freeze_steps(),
         runs,
         summary,
         total_seconds: 0.0,
