@@ -200,15 +200,7 @@ pub enum DataCommand {
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
-        if !(1..=MAX_THREADS).contains(&n) {
-            bail!(
-                "--threads {n} is out of range: expected a number of worker threads in [1, {MAX_THREADS}] (omit --threads to use all cores)"
-            );
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("setting the thread count")?;
+        set_threads(n)?;
     }
     match cli.command {
         Command::Bench {
@@ -219,18 +211,12 @@ pub fn run() -> Result<()> {
         } => bench(&only, quick, json, data),
         Command::VerifyReference { dir, f32 } => verify_reference(&dir, f32),
         Command::Data { command } => data_command(command),
-        Command::Transfer { config, json } => {
-            crate::transfer::command(&config, json)?;
-            Ok(())
-        }
+        Command::Transfer { config, json } => crate::transfer::command(&config, json).map(drop),
         Command::Search {
             config,
             workers,
             json,
-        } => {
-            crate::search::command(&config, workers, json, &crate::objectives::for_kind)?;
-            Ok(())
-        }
+        } => crate::search::command(&config, workers, json, &crate::objectives::for_kind).map(drop),
         Command::Train {
             config,
             resume,
@@ -290,6 +276,19 @@ pub fn run() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Sets the number of worker threads of the global pool (`--threads`), in `[1, MAX_THREADS]`.
+fn set_threads(n: usize) -> Result<()> {
+    if !(1..=MAX_THREADS).contains(&n) {
+        bail!(
+            "--threads {n} is out of range: expected a number of worker threads in [1, {MAX_THREADS}] (omit --threads to use all cores)"
+        );
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .context("setting the thread count")
 }
 
 fn bench(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> Result<()> {

@@ -416,7 +416,7 @@ fn read_class_support(
     images: Option<(ColorMode, usize)>,
 ) -> Result<crate::data::ImageDataset> {
     if !support.is_dir() {
-        return Ok(load_csv_dataset(support, cfg.data.label_column.as_deref())?);
+        return load_csv_dataset(support, cfg.data.label_column.as_deref());
     }
     let nonempty = std::fs::read_dir(support)
         .map_err(|e| TrainError::io(support, "listing", e))?
@@ -601,7 +601,7 @@ fn class_predictions(
 pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptResult> {
     let run = load_learner(checkpoint, None)?;
     let cfg = &run.config;
-    let images = image_input(run.input.clone());
+    let images = image_input(run.input);
     check_sets(support, query)?;
     let s = if cfg.data.is_regression() {
         load_regression_support(cfg, support)?

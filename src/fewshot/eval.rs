@@ -227,69 +227,15 @@ pub fn load_learner(path: &Path, config: Option<&RunConfig>) -> Result<LoadedRun
         });
     }
     let cfg = config.cloned().unwrap_or_else(|| stored.clone());
-    let head = if cfg.has_head() && !cfg.data.is_regression() {
-        Some(
-            ck.params
-                .get("param/head.weight")
-                .map(|t| t.shape()[0])
-                .unwrap_or(stored.data.n_way()),
-        )
-    } else {
-        None
-    };
-    if let Some(h) = head {
-        if cfg.data.n_way() > h {
-            return Err(TrainError::TooManyClasses {
-                path: path.to_path_buf(),
-                what: "the config's `data.n_way`".into(),
-                n_way: cfg.data.n_way(),
-                head: h,
-            });
-        }
-    }
-    let mut rng = crate::data::seeded_rng(0);
-    let learner = if cfg.data.is_regression() {
-        crate::algorithms::build_regression_learner(
-            &cfg.algorithm,
-            &cfg.backbone,
-            1,
-            cfg.meta_lr(),
-            &mut rng,
-        )
-    } else {
-        crate::algorithms::build_learner(
-            &cfg.algorithm,
-            &cfg.backbone,
-            head.unwrap_or(cfg.data.n_way()),
-            cfg.meta_lr(),
-            &mut rng,
-        )
-    };
-    let mut learner = learner?;
+    let head = head_width(path, &cfg, &stored, &ck.params)?;
+    let n_way = head.unwrap_or(cfg.data.n_way());
+    let mut learner = super::r#loop::build_with(&cfg, n_way, &mut crate::data::seeded_rng(0))?;
     learner
         .load_state(&ck.params)
         .map_err(|source| TrainError::Architecture {
             path: path.to_path_buf(),
-            stored: format!(
-                "{} on {} ({})",
-                stored.algorithm.name(),
-                if stored.data.is_regression() {
-                    "regression".to_string()
-                } else {
-                    format!("{}-way", stored.data.n_way())
-                },
-                describe_backbone(&stored.backbone)
-            ),
-            requested: format!(
-                "{} on {} ({})",
-                cfg.algorithm.name(),
-                if cfg.data.is_regression() {
-                    "regression".to_string()
-                } else {
-                    format!("{}-way", head.unwrap_or(cfg.data.n_way()))
-                },
-                describe_backbone(&cfg.backbone)
-            ),
+            stored: describe_architecture(&stored, stored.data.n_way()),
+            requested: describe_architecture(&cfg, n_way),
             source: Box::new(source),
         })?;
     Ok(LoadedRun {
@@ -300,6 +246,46 @@ pub fn load_learner(path: &Path, config: Option<&RunConfig>) -> Result<LoadedRun
         metadata: ck.metadata,
         input,
     })
+}
+
+/// The width of the checkpoint's classifier head when `cfg`'s method has one (classification
+/// only); errors when `cfg` asks for more classes.
+fn head_width(
+    path: &Path,
+    cfg: &RunConfig,
+    stored: &RunConfig,
+    params: &crate::nn::Params<f32>,
+) -> Result<Option<usize>> {
+    if !cfg.has_head() || cfg.data.is_regression() {
+        return Ok(None);
+    }
+    let h = params
+        .get("param/head.weight")
+        .map(|t| t.shape()[0])
+        .unwrap_or(stored.data.n_way());
+    if cfg.data.n_way() > h {
+        return Err(TrainError::TooManyClasses {
+            path: path.to_path_buf(),
+            what: "the config's `data.n_way`".into(),
+            n_way: cfg.data.n_way(),
+            head: h,
+        });
+    }
+    Ok(Some(h))
+}
+
+/// A run's architecture in words: `maml on 5-way (conv4 (...))`.
+fn describe_architecture(cfg: &RunConfig, n_way: usize) -> String {
+    format!(
+        "{} on {} ({})",
+        cfg.algorithm.name(),
+        if cfg.data.is_regression() {
+            "regression".to_string()
+        } else {
+            format!("{n_way}-way")
+        },
+        describe_backbone(&cfg.backbone)
+    )
 }
 
 /// `metalearn eval`: loads a checkpoint (with an optional config overriding the stored one,

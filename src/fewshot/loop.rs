@@ -66,25 +66,23 @@ pub fn init_rng(seed: u64) -> ChaCha8Rng {
     r
 }
 
-/// Builds a fresh learner for a run config.
+/// Builds a fresh learner for a run config (initialised from stream 0 of `train.seed`).
 pub fn build(cfg: &RunConfig) -> Result<Box<dyn FewShotLearner<f32>>> {
-    let mut rng = init_rng(cfg.train.seed);
+    build_with(cfg, cfg.data.n_way(), &mut init_rng(cfg.train.seed))
+}
+
+/// Builds a learner for a run config initialised from `rng`: `n_way` outputs for
+/// classification, one for regression.
+pub fn build_with(
+    cfg: &RunConfig,
+    n_way: usize,
+    rng: &mut dyn rand::RngCore,
+) -> Result<Box<dyn FewShotLearner<f32>>> {
+    let (alg, backbone, lr) = (&cfg.algorithm, &cfg.backbone, cfg.meta_lr());
     Ok(if cfg.data.is_regression() {
-        crate::algorithms::build_regression_learner(
-            &cfg.algorithm,
-            &cfg.backbone,
-            1,
-            cfg.meta_lr(),
-            &mut rng,
-        )?
+        crate::algorithms::build_regression_learner(alg, backbone, 1, lr, rng)?
     } else {
-        crate::algorithms::build_learner(
-            &cfg.algorithm,
-            &cfg.backbone,
-            cfg.data.n_way(),
-            cfg.meta_lr(),
-            &mut rng,
-        )?
+        crate::algorithms::build_learner(alg, backbone, n_way, lr, rng)?
     })
 }
 
@@ -425,6 +423,42 @@ struct Progress {
 }
 
 impl Progress {
+    /// The progress of a run continuing from `state` (a fresh run: the default state), timed
+    /// by `clock`; `saved` is the iteration of the checkpoint it resumed from.
+    fn restore(state: LoopState, clock: Stopwatch, saved: Option<usize>) -> Progress {
+        let window = (
+            f64::from_bits(state.window.0),
+            f64::from_bits(state.window.1),
+            state.window.2,
+        );
+        Progress {
+            prior_s: f64::from_bits(state.elapsed_bits),
+            state,
+            window,
+            clock,
+            saved,
+        }
+    }
+
+    /// What the run did, `done` iterations in (it started at `start`).
+    fn report(&self, cfg: &RunConfig, start: usize, done: usize, interrupted: bool) -> TrainReport {
+        let out_dir = &cfg.train.out_dir;
+        TrainReport {
+            task: cfg.describe(),
+            iterations: done,
+            interrupted,
+            resumed_from: start,
+            history: self.history(),
+            best: self.state.best.map(|(i, b)| (i, f64::from_bits(b))),
+            train_s: self.prior_s + self.clock.seconds(),
+            wall_s: self.clock.seconds(),
+            peak_rss_mib: peak_rss_mib(),
+            best_checkpoint: out_dir.join(BEST_FILE),
+            last_checkpoint: out_dir.join(LAST_FILE),
+            curve: out_dir.join("learning_curve.svg"),
+        }
+    }
+
     /// The loop state with the current window and elapsed time, as checkpoints store it.
     fn snapshot(&mut self) -> String {
         let (wl, wa, wn) = self.window;
@@ -612,7 +646,6 @@ fn run_progress_bar(cfg: &RunConfig, opts: &TrainOptions, start: usize) -> indic
 pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     cfg.validate()?;
     let clock = Stopwatch::start();
-    let out_dir = cfg.train.out_dir.clone();
     let _lock = open_run_folder(cfg, opts)?;
     let source = TaskSource::load(cfg)?;
     let sampler = source.sampler(Split::Train)?;
@@ -635,18 +668,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
         }
     };
     say(start_line(cfg, start, from.as_deref()));
-    let window = (
-        f64::from_bits(state.window.0),
-        f64::from_bits(state.window.1),
-        state.window.2,
-    );
-    let mut p = Progress {
-        prior_s: f64::from_bits(state.elapsed_bits),
-        state,
-        window,
-        clock,
-        saved: from.as_ref().map(|_| start),
-    };
+    let mut p = Progress::restore(state, clock, from.as_ref().map(|_| start));
     let mut interrupted = false;
     for it in start..cfg.train.iterations {
         if opts.stop_after == Some(it) {
@@ -678,20 +700,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     } else {
         cfg.train.iterations
     };
-    Ok(TrainReport {
-        task: cfg.describe(),
-        iterations: done,
-        interrupted,
-        resumed_from: start,
-        history: p.history(),
-        best: p.state.best.map(|(i, b)| (i, f64::from_bits(b))),
-        train_s: p.prior_s + clock.seconds(),
-        wall_s: clock.seconds(),
-        peak_rss_mib: peak_rss_mib(),
-        best_checkpoint: out_dir.join(BEST_FILE),
-        last_checkpoint: out_dir.join(LAST_FILE),
-        curve: out_dir.join("learning_curve.svg"),
-    })
+    Ok(p.report(cfg, start, done, interrupted))
 }
 
 fn format_point(p: &HistoryPoint, regression: bool, improved: bool) -> String {

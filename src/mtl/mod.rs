@@ -149,6 +149,34 @@ pub fn run_from_config(path: &Path, overrides: &MtlOverrides, json: bool) -> Res
     Ok(report)
 }
 
+/// Trains one single-task model per task (same trunk, budget and options, equal weighting)
+/// and records its test metric and training time in `tasks`.
+fn single_task_baselines(
+    cfg: &MtlConfig,
+    specs: &[TaskSpec],
+    (train_set, test_set): (&config::MtlData, &config::MtlData),
+    opts: &train::TrainOptions,
+    tasks: &mut [TaskResult],
+) -> Result<()> {
+    let shape = &train_set.example_shape;
+    for (k, s) in specs.iter().enumerate() {
+        let name = &s.name;
+        let single = HardSharing::new(&cfg.model.trunk, shape, vec![s.clone()], cfg.model.fuse)
+            .map_err(|e| MtlError::value("model.trunk", e.0))?;
+        let mut eq = weighting::Equal::new(1);
+        let o = train::TrainOptions {
+            grad_every: 0,
+            eval_every_epoch: false,
+            label: format!("single {name} "),
+            ..opts.clone()
+        };
+        let r = train::train(&single, &mut eq, train_set, test_set, &[k], &o)?;
+        tasks[k].single_task = Some(r.test_metric[0]);
+        tasks[k].single_task_seconds = Some(r.train_seconds);
+    }
+    Ok(())
+}
+
 /// Runs a validated config (see [`run_from_config`]); `progress` shows progress bars.
 pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
     let clock = Stopwatch::start();
@@ -192,21 +220,7 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
         })
         .collect();
     if cfg.baselines.single_task && specs.len() > 1 {
-        for (k, s) in specs.iter().enumerate() {
-            let single =
-                HardSharing::new(&cfg.model.trunk, &shape, vec![s.clone()], cfg.model.fuse)
-                    .map_err(|e| MtlError::value("model.trunk", e.0))?;
-            let mut eq = weighting::Equal::new(1);
-            let o = train::TrainOptions {
-                grad_every: 0,
-                eval_every_epoch: false,
-                label: format!("single {} ", s.name),
-                ..opts.clone()
-            };
-            let r = train::train(&single, &mut eq, &train_set, &test_set, &[k], &o)?;
-            tasks[k].single_task = Some(r.test_metric[0]);
-            tasks[k].single_task_seconds = Some(r.train_seconds);
-        }
+        single_task_baselines(cfg, &specs, (&train_set, &test_set), &opts, &mut tasks)?;
     }
     let mut files = Vec::new();
     if let Some(dir) = out_dir {

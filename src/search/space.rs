@@ -48,13 +48,6 @@ impl Dim {
         let arr = v
             .as_array()
             .ok_or_else(|| bad(format!("`{kind}` must be an array, got `{v}`")))?;
-        let num = |x: &Value| -> Result<f64> {
-            match x {
-                Value::Integer(i) => Ok(*i as f64),
-                Value::Float(f) if f.is_finite() => Ok(*f),
-                other => Err(bad(format!("`{kind}` needs numbers, got `{other}`"))),
-            }
-        };
         match kind.as_str() {
             "values" => {
                 if arr.is_empty() {
@@ -62,65 +55,78 @@ impl Dim {
                 }
                 Ok(Dim::Values(arr.clone()))
             }
-            "range" => {
-                if arr.len() != 3 {
-                    return Err(bad(format!(
-                        "`range` must be [lo, hi, step], got {} numbers",
-                        arr.len()
-                    )));
-                }
-                let (lo, hi, step) = (num(&arr[0])?, num(&arr[1])?, num(&arr[2])?);
-                if step <= 0.0 {
-                    return Err(bad(format!("`range` step must be > 0, got {step}")));
-                }
-                if hi < lo {
-                    return Err(bad(format!(
-                        "`range` is empty: hi = {hi} is below lo = {lo}"
-                    )));
-                }
-                let ints = arr.iter().all(|x| x.is_integer());
-                let n = ((hi - lo) / step + 1e-9).floor() as usize + 1;
-                if n > 100_000 {
-                    return Err(bad(format!("`range` has {n} values; at most 100000")));
-                }
-                let vals = (0..n)
-                    .map(|i| {
-                        let x = lo + step * i as f64;
-                        if ints {
-                            Value::Integer(x.round() as i64)
-                        } else {
-                            Value::Float((x * 1e12).round() / 1e12)
-                        }
-                    })
-                    .collect();
-                Ok(Dim::Range(vals))
-            }
-            "log_uniform" => {
-                if arr.len() != 2 {
-                    return Err(bad(format!(
-                        "`log_uniform` must be [lo, hi], got {} numbers",
-                        arr.len()
-                    )));
-                }
-                let (lo, hi) = (num(&arr[0])?, num(&arr[1])?);
-                if lo <= 0.0 {
-                    return Err(bad(format!("`log_uniform` needs lo > 0, got {lo}")));
-                }
-                if hi < lo {
-                    return Err(bad(format!(
-                        "`log_uniform` is empty: hi = {hi} is below lo = {lo}"
-                    )));
-                }
-                Ok(Dim::LogUniform {
-                    lo,
-                    hi,
-                    integer: base.is_some_and(Value::is_integer),
-                })
-            }
+            "range" => Dim::range(arr).map_err(bad),
+            "log_uniform" => Dim::log_uniform(arr, base).map_err(bad),
             other => Err(bad(format!(
                 "unknown space kind `{other}` (expected values, range or log_uniform)"
             ))),
         }
+    }
+
+    /// `{ range = [lo, hi, step] }`: every value from `lo` to `hi` (at most 100000); the
+    /// error says what is wrong.
+    fn range(arr: &[Value]) -> std::result::Result<Dim, String> {
+        if arr.len() != 3 {
+            return Err(format!(
+                "`range` must be [lo, hi, step], got {} numbers",
+                arr.len()
+            ));
+        }
+        let (lo, hi, step) = (
+            number("range", &arr[0])?,
+            number("range", &arr[1])?,
+            number("range", &arr[2])?,
+        );
+        if step <= 0.0 {
+            return Err(format!("`range` step must be > 0, got {step}"));
+        }
+        if hi < lo {
+            return Err(format!("`range` is empty: hi = {hi} is below lo = {lo}"));
+        }
+        let ints = arr.iter().all(|x| x.is_integer());
+        let n = ((hi - lo) / step + 1e-9).floor() as usize + 1;
+        if n > 100_000 {
+            return Err(format!("`range` has {n} values; at most 100000"));
+        }
+        let vals = (0..n)
+            .map(|i| {
+                let x = lo + step * i as f64;
+                if ints {
+                    Value::Integer(x.round() as i64)
+                } else {
+                    Value::Float((x * 1e12).round() / 1e12)
+                }
+            })
+            .collect();
+        Ok(Dim::Range(vals))
+    }
+
+    /// `{ log_uniform = [lo, hi] }`, integer when the base holds an integer at the key; the
+    /// error says what is wrong.
+    fn log_uniform(arr: &[Value], base: Option<&Value>) -> std::result::Result<Dim, String> {
+        if arr.len() != 2 {
+            return Err(format!(
+                "`log_uniform` must be [lo, hi], got {} numbers",
+                arr.len()
+            ));
+        }
+        let (lo, hi) = (
+            number("log_uniform", &arr[0])?,
+            number("log_uniform", &arr[1])?,
+        );
+        if lo <= 0.0 {
+            return Err(format!("`log_uniform` needs lo > 0, got {lo}"));
+        }
+        if hi < lo {
+            return Err(format!(
+                "`log_uniform` is empty: hi = {hi} is below lo = {lo}"
+            ));
+        }
+        Ok(Dim::LogUniform {
+            lo,
+            hi,
+            integer: base.is_some_and(Value::is_integer),
+        })
     }
 
     /// Every value, when finite.
@@ -160,6 +166,15 @@ impl Dim {
                 self.log_value(hi.ln(), *integer),
             ],
         }
+    }
+}
+
+/// A finite number of a `kind` entry (integers as floats).
+fn number(kind: &str, x: &Value) -> std::result::Result<f64, String> {
+    match x {
+        Value::Integer(i) => Ok(*i as f64),
+        Value::Float(f) if f.is_finite() => Ok(*f),
+        other => Err(format!("`{kind}` needs numbers, got `{other}`")),
     }
 }
 

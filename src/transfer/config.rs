@@ -378,52 +378,20 @@ impl TransferConfig {
 
     /// Checks ranges and consistency (before any data is loaded).
     pub fn validate(&self) -> Result<()> {
-        let v = |k: &str, r: String| TransferError::value(k, r);
+        let v = |k: &str, r: &str| TransferError::value(k, r);
         if self.seeds.is_empty() {
-            return Err(v("seeds", "is empty: give at least one seed".into()));
+            return Err(v("seeds", "is empty: give at least one seed"));
         }
         if self.budgets.is_empty() {
-            return Err(v(
-                "budgets",
-                "is empty: give at least one label budget".into(),
-            ));
+            return Err(v("budgets", "is empty: give at least one label budget"));
         }
         if self.strategies.is_empty() {
-            return Err(v("strategies", "is empty".into()));
+            return Err(v("strategies", "is empty"));
         }
-        let pretrained = self.strategies.iter().any(|s| s.pretrained());
-        match (&self.source.dataset, &self.source.checkpoint) {
-            (Some(_), Some(_)) => {
-                return Err(v(
-                    "source",
-                    "give either `dataset` (pretrain) or `checkpoint` (a saved trunk), not both"
-                        .into(),
-                ))
-            }
-            (None, None) if pretrained => {
-                return Err(v(
-                    "source",
-                    "needs `dataset` (to pretrain) or `checkpoint` (a saved trunk)".into(),
-                ))
-            }
-            _ => {}
-        }
-        for (key, d) in [
-            ("source.dataset", self.source.dataset.as_deref()),
-            ("target.dataset", Some(self.target.dataset.as_str())),
-        ] {
-            if let Some(d) = d {
-                if !DATASETS.contains(&d) {
-                    return Err(v(
-                        key,
-                        format!("unknown dataset `{d}` (known: {})", DATASETS.join(", ")),
-                    ));
-                }
-            }
-        }
+        self.validate_source()?;
         self.validate_ranges()?;
         if self.freeze_steps() > self.target.steps {
-            return Err(v(
+            return Err(TransferError::value(
                 "target.freeze_steps",
                 format!(
                     "= {} exceeds `target.steps` = {}",
@@ -436,14 +404,54 @@ impl TransferConfig {
             Arch::Mlp if self.model.hidden.is_empty() || self.model.hidden.contains(&0) => {
                 return Err(v(
                     "model.hidden",
-                    "needs at least one layer, all widths >= 1".into(),
+                    "needs at least one layer, all widths >= 1",
                 ))
             }
             Arch::Conv4 if self.model.filters == 0 => {
-                return Err(v("model.filters", "must be at least 1".into()))
+                return Err(v("model.filters", "must be at least 1"))
             }
             _ => {}
         }
+        self.validate_classes()
+    }
+
+    /// Checks that the source is a dataset or a checkpoint (one, and one at all when a
+    /// strategy starts from the pretrained trunk) and that the datasets are known.
+    fn validate_source(&self) -> Result<()> {
+        let pretrained = self.strategies.iter().any(|s| s.pretrained());
+        match (&self.source.dataset, &self.source.checkpoint) {
+            (Some(_), Some(_)) => {
+                return Err(TransferError::value(
+                    "source",
+                    "give either `dataset` (pretrain) or `checkpoint` (a saved trunk), not both",
+                ))
+            }
+            (None, None) if pretrained => {
+                return Err(TransferError::value(
+                    "source",
+                    "needs `dataset` (to pretrain) or `checkpoint` (a saved trunk)",
+                ))
+            }
+            _ => {}
+        }
+        for (key, d) in [
+            ("source.dataset", self.source.dataset.as_deref()),
+            ("target.dataset", Some(self.target.dataset.as_str())),
+        ] {
+            if let Some(d) = d {
+                if !DATASETS.contains(&d) {
+                    return Err(TransferError::value(
+                        key,
+                        format!("unknown dataset `{d}` (known: {})", DATASETS.join(", ")),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the class selections: `classes` or `num_classes`, not both, at least 2.
+    fn validate_classes(&self) -> Result<()> {
         for (key, c, n) in [
             (
                 "source",
@@ -457,10 +465,13 @@ impl TransferConfig {
             ),
         ] {
             if c.is_some() && n.is_some() {
-                return Err(v(key, "give `classes` or `num_classes`, not both".into()));
+                return Err(TransferError::value(
+                    key,
+                    "give `classes` or `num_classes`, not both",
+                ));
             }
             if c.is_some_and(|c| c.len() < 2) || n.is_some_and(|n| n < 2) {
-                return Err(v(key, "needs at least 2 classes".into()));
+                return Err(TransferError::value(key, "needs at least 2 classes"));
             }
         }
         Ok(())
