@@ -17,7 +17,7 @@
 //!   (`train`, `eval`, `adapt`), [`mtl`], [`transfer`], and [`search`], which drives the
 //!   others through [`run::Objective`]; [`objectives`] picks the objective a search config
 //!   names,
-//! - [`reference`], [`bench`], [`cli`]: the reference verifier, the benchmarks, the command
+//! - [`reference`](mod@reference), [`bench`](mod@bench), [`cli`]: the reference verifier, the benchmarks, the command
 //!   line.
 
 pub mod algorithms;

@@ -10,7 +10,7 @@
 //! - [`diagnostics`]: loss / metric curves, gradient cosines, tables, SVG plots.
 //! - [`config`]: the TOML config; [`run_from_config`] runs it with single-task baselines.
 //! - [`objective`]: configs as a search objective ([`MultiTask`]).
-//! - [`bench`]: the W5 throughput workload.
+//! - [`bench`](mod@bench): the W5 throughput workload.
 
 pub mod architectures;
 pub mod bench;
