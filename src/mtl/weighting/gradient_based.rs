@@ -2,6 +2,7 @@
 //! MGDA, CAGrad, Nash-MTL.
 
 use super::{dot, gram, norm, weighted_sum, Combined, StepInfo, Weighting};
+use crate::tensor::linalg::solve_f64;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -195,17 +196,19 @@ fn min_norm_exact(g: &[Vec<f64>]) -> Option<Vec<f64>> {
     for mask in 1u32..(1 << t) {
         let s: Vec<usize> = (0..t).filter(|&i| mask & (1 << i) != 0).collect();
         let k = s.len();
-        let mut a = vec![vec![0.0; k + 1]; k + 1];
+        let mut a = vec![0.0; (k + 1) * (k + 1)];
         for (r, &i) in s.iter().enumerate() {
             for (c, &j) in s.iter().enumerate() {
-                a[r][c] = 2.0 * g[i][j];
+                a[r * (k + 1) + c] = 2.0 * g[i][j];
             }
-            a[r][k] = 1.0;
-            a[k][r] = 1.0;
+            a[r * (k + 1) + k] = 1.0;
+            a[k * (k + 1) + r] = 1.0;
         }
         let mut b = vec![0.0; k + 1];
         b[k] = 1.0;
-        let Some(x) = solve(a, b) else { continue };
+        let Some(x) = solve_f64(&a, k + 1, &b, MIN_PIVOT) else {
+            continue;
+        };
         if x[..k]
             .iter()
             .any(|&v| v.is_nan() || v < -1e-12 || !v.is_finite())
@@ -397,32 +400,9 @@ impl Weighting for CaGrad {
     }
 }
 
-/// Solves `A x = b` (small, dense) by Gaussian elimination with partial pivoting.
-fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
-    let n = b.len();
-    for col in 0..n {
-        let p = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
-        if a[p][col].abs() < 1e-300 {
-            return None;
-        }
-        a.swap(col, p);
-        b.swap(col, p);
-        for r in col + 1..n {
-            let f = a[r][col] / a[col][col];
-            let (top, bottom) = a.split_at_mut(r);
-            for (x, &y) in bottom[0][col..].iter_mut().zip(&top[col][col..]) {
-                *x -= f * y;
-            }
-            b[r] -= f * b[col];
-        }
-    }
-    let mut x = vec![0.0; n];
-    for r in (0..n).rev() {
-        let s: f64 = (r + 1..n).map(|c| a[r][c] * x[c]).sum();
-        x[r] = (b[r] - s) / a[r][r];
-    }
-    Some(x)
-}
+/// The smallest pivot magnitude the small dense solves here accept (a smaller one means a
+/// singular system: that support is skipped, or Newton's iteration stops).
+const MIN_PIVOT: f64 = 1e-300;
 
 /// The Nash bargaining weights of Nash-MTL: the `alpha > 0` with `G alpha = 1 / alpha`
 /// (elementwise), `G` the Gram matrix. This is the stationarity condition of the strictly convex
@@ -454,14 +434,14 @@ pub fn nash_weights(g: &[Vec<f64>]) -> Vec<f64> {
             .map(|i| (0..t).map(|j| gm[i][j] * a[j]).sum())
             .collect();
         let grad: Vec<f64> = (0..t).map(|i| ga[i] - 1.0 / a[i]).collect();
-        let hess: Vec<Vec<f64>> = (0..t)
-            .map(|i| {
-                (0..t)
-                    .map(|j| gm[i][j] + if i == j { 1.0 / (a[i] * a[i]) } else { 0.0 })
-                    .collect()
+        let hess: Vec<f64> = (0..t * t)
+            .map(|ij| {
+                let (i, j) = (ij / t, ij % t);
+                gm[i][j] + if i == j { 1.0 / (a[i] * a[i]) } else { 0.0 }
             })
             .collect();
-        let Some(dir) = solve(hess, grad.iter().map(|x| -x).collect()) else {
+        let minus_grad: Vec<f64> = grad.iter().map(|x| -x).collect();
+        let Some(dir) = solve_f64(&hess, t, &minus_grad, MIN_PIVOT) else {
             break;
         };
         let dec: f64 = -dot(&grad, &dir);

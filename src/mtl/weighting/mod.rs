@@ -25,6 +25,7 @@ pub use gradient_based::{min_norm_weights, nash_weights, CaGrad, GradNorm, Mgda,
 pub use loss_based::{Dwa, Equal, RandomLossWeighting, Uncertainty};
 
 use super::error::{MtlError, Result};
+pub use crate::tensor::linalg::{cosine, dot, gram, norm, weighted_sum};
 
 /// What a weighting method sees at one training step.
 #[derive(Clone, Copy, Debug)]
@@ -204,50 +205,4 @@ pub fn build(cfg: &WeightingConfig, tasks: usize) -> Result<Box<dyn Weighting>> 
             })
         }
     })
-}
-
-/// `sum_i a_i b_i`.
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// The Euclidean norm.
-pub fn norm(a: &[f64]) -> f64 {
-    dot(a, a).sqrt()
-}
-
-/// The cosine similarity (0 when either vector is zero).
-pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let d = norm(a) * norm(b);
-    if d > 0.0 {
-        dot(a, b) / d
-    } else {
-        0.0
-    }
-}
-
-/// `sum_i w_i v_i`.
-pub fn weighted_sum(vs: &[Vec<f64>], w: &[f64]) -> Vec<f64> {
-    let n = vs.first().map_or(0, |v| v.len());
-    let mut out = vec![0.0; n];
-    for (v, &wi) in vs.iter().zip(w) {
-        for (o, x) in out.iter_mut().zip(v) {
-            *o += wi * x;
-        }
-    }
-    out
-}
-
-/// The Gram matrix `G[i][j] = g_i . g_j`.
-pub fn gram(vs: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let t = vs.len();
-    let mut g = vec![vec![0.0; t]; t];
-    for i in 0..t {
-        for j in i..t {
-            let d = dot(&vs[i], &vs[j]);
-            g[i][j] = d;
-            g[j][i] = d;
-        }
-    }
-    g
 }
