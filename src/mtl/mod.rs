@@ -17,7 +17,6 @@ pub mod bench;
 pub mod config;
 pub mod diagnostics;
 pub mod error;
-pub mod fused;
 pub mod model;
 pub mod objective;
 pub mod train;
