@@ -209,20 +209,17 @@ fn nash_bargaining_solution() {
 
 #[test]
 fn unknown_method_names_the_key() {
-    let cfg = WeightingConfig {
-        method: "gradvac".into(),
-        ..Default::default()
-    };
-    let err = build(&cfg, 2).err().expect("unknown method").to_string();
+    let err = WeightingConfig::named("gradvac")
+        .err()
+        .expect("unknown method")
+        .to_string();
     assert!(
         err.contains("weighting.method") && err.contains("gradvac") && err.contains("pcgrad"),
         "{err}"
     );
     for m in METHODS {
-        let cfg = WeightingConfig {
-            method: m.into(),
-            ..Default::default()
-        };
+        let cfg = WeightingConfig::named(m).unwrap();
+        assert_eq!(cfg.method(), m);
         assert_eq!(build(&cfg, 2).unwrap().name(), m);
     }
 }

@@ -18,9 +18,13 @@
 //! (Yu et al. 2020), `mgda` (Sener & Koltun 2018, min-norm), `cagrad` (Liu et al. 2021),
 //! `nash` (Nash-MTL, Navon et al. 2022).
 
+mod config;
 mod gradient_based;
 mod loss_based;
 
+pub use config::{
+    CaGradConfig, DwaConfig, GradNormConfig, SeedConfig, UncertaintyConfig, WeightingConfig,
+};
 pub use gradient_based::{min_norm_weights, nash_weights, CaGrad, GradNorm, Mgda, NashMtl, PcGrad};
 pub use loss_based::{Dwa, Equal, RandomLossWeighting, Uncertainty};
 
@@ -115,7 +119,7 @@ pub trait Weighting: Send {
     fn end_epoch(&mut self, _mean_losses: &[f64]) {}
 }
 
-/// The method names [`build`] accepts.
+/// The method names (`method = "..."` in the `[weighting]` table).
 pub const METHODS: [&str; 9] = [
     "equal",
     "uncertainty",
@@ -128,38 +132,8 @@ pub const METHODS: [&str; 9] = [
     "nash",
 ];
 
-/// Options of the weighting methods (the `[weighting]` table of a config).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WeightingConfig {
-    /// One of [`METHODS`].
-    pub method: String,
-    /// DWA temperature.
-    pub temperature: f64,
-    /// GradNorm's asymmetry alpha.
-    pub alpha: f64,
-    /// Learning rate of the learnable weights (GradNorm's w, uncertainty's log-variances).
-    pub weight_lr: f64,
-    /// CAGrad's c (radius of the ball around the mean gradient, relative to its norm).
-    pub c: f64,
-    /// Seed of the random methods (RLW, PCGrad's task order).
-    pub seed: u64,
-}
-
-impl Default for WeightingConfig {
-    fn default() -> Self {
-        WeightingConfig {
-            method: "equal".into(),
-            temperature: 2.0,
-            alpha: 1.5,
-            weight_lr: 0.025,
-            c: 0.4,
-            seed: 0,
-        }
-    }
-}
-
-/// Builds the method named by `cfg.method` for `tasks` tasks.
+/// Builds the method `cfg` configures for `tasks` tasks; a learning rate or temperature that
+/// is not a positive number, or a negative CAGrad `c`, is an error naming the key.
 pub fn build(cfg: &WeightingConfig, tasks: usize) -> Result<Box<dyn Weighting>> {
     let positive = |key: &str, v: f64| -> Result<()> {
         if v.is_finite() && v > 0.0 {
@@ -171,38 +145,32 @@ pub fn build(cfg: &WeightingConfig, tasks: usize) -> Result<Box<dyn Weighting>> 
             ))
         }
     };
-    Ok(match cfg.method.as_str() {
-        "equal" => Box::new(Equal::new(tasks)),
-        "uncertainty" => {
-            positive("weight_lr", cfg.weight_lr)?;
-            Box::new(Uncertainty::new(tasks, cfg.weight_lr))
+    Ok(match cfg {
+        WeightingConfig::Equal => Box::new(Equal::new(tasks)),
+        WeightingConfig::Uncertainty(u) => {
+            positive("weight_lr", u.weight_lr)?;
+            Box::new(Uncertainty::new(tasks, u.weight_lr))
         }
-        "dwa" => {
-            positive("temperature", cfg.temperature)?;
-            Box::new(Dwa::new(tasks, cfg.temperature))
+        WeightingConfig::Dwa(d) => {
+            positive("temperature", d.temperature)?;
+            Box::new(Dwa::new(tasks, d.temperature))
         }
-        "rlw" => Box::new(RandomLossWeighting::new(tasks, cfg.seed)),
-        "gradnorm" => {
-            positive("weight_lr", cfg.weight_lr)?;
-            Box::new(GradNorm::new(tasks, cfg.alpha, cfg.weight_lr))
+        WeightingConfig::Rlw(r) => Box::new(RandomLossWeighting::new(tasks, r.seed)),
+        WeightingConfig::GradNorm(g) => {
+            positive("weight_lr", g.weight_lr)?;
+            Box::new(GradNorm::new(tasks, g.alpha, g.weight_lr))
         }
-        "pcgrad" => Box::new(PcGrad::new(cfg.seed)),
-        "mgda" => Box::new(Mgda::new()),
-        "cagrad" => {
-            if !(cfg.c.is_finite() && cfg.c >= 0.0) {
+        WeightingConfig::PcGrad(p) => Box::new(PcGrad::new(p.seed)),
+        WeightingConfig::Mgda => Box::new(Mgda::new()),
+        WeightingConfig::CaGrad(c) => {
+            if !(c.c.is_finite() && c.c >= 0.0) {
                 return Err(MtlError::value(
                     "weighting.c",
-                    format!("must be >= 0, got {}", cfg.c),
+                    format!("must be >= 0, got {}", c.c),
                 ));
             }
-            Box::new(CaGrad::new(cfg.c))
+            Box::new(CaGrad::new(c.c))
         }
-        "nash" => Box::new(NashMtl::new()),
-        other => {
-            return Err(MtlError::UnknownMethod {
-                name: other.to_string(),
-                known: METHODS.join(", "),
-            })
-        }
+        WeightingConfig::Nash => Box::new(NashMtl::new()),
     })
 }
