@@ -10,7 +10,7 @@
 //! [`solve_f64`]); its backward follows from the adjoint: for upstream `G`, `dB = A^-T G` (one
 //! more solve) and `dA = -dB X^T`, both built from differentiable ops.
 //!
-//! [`dot`], [`norm`], [`cosine`], [`weighted_sum`] and [`gram`] work on plain `f64` vectors
+//! [`dot`], [`norm`], [`cosine`], [`weighted_sum`], [`gram`] and [`gram_cosine`] work on plain `f64` vectors
 //! (flattened per-task gradients in multi-task learning), summing in index order.
 
 use super::kernels::{gemm, Mat};
@@ -417,4 +417,16 @@ pub fn gram(vs: &[Vec<f64>]) -> Vec<Vec<f64>> {
         }
     }
     g
+}
+
+/// The cosine of vectors `i` and `j` from their Gram matrix `g` ([`gram`]):
+/// `G[i][j] / (sqrt(G[i][i]) sqrt(G[j][j]))`, 0 when either vector is zero; the same bits as
+/// [`cosine`] of the vectors themselves.
+pub fn gram_cosine(g: &[Vec<f64>], i: usize, j: usize) -> f64 {
+    let d = g[i][i].sqrt() * g[j][j].sqrt();
+    if d > 0.0 {
+        g[i][j] / d
+    } else {
+        0.0
+    }
 }

@@ -1,7 +1,7 @@
 //! Methods that look at the per-task gradients on the shared parameters: GradNorm, PCGrad,
-//! MGDA, CAGrad, Nash-MTL.
+//! and the [Gramian weightings](GramianWeighting) MGDA, CAGrad, Nash-MTL.
 
-use super::{dot, gram, norm, weighted_sum, Combined, StepInfo, Weighting};
+use super::{aggregate, dot, weighted_sum, Combined, GramianWeighting, StepInfo, Weighting};
 use crate::tensor::linalg::solve_f64;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -43,14 +43,15 @@ impl Weighting for GradNorm {
         true
     }
     fn combine(&mut self, info: &StepInfo<'_>) -> Combined {
-        let grads = info.grads("gradnorm");
-        let t = grads.len();
+        let gramian = info.gramian("gradnorm");
+        let t = gramian.len();
         let used = self.weights.clone();
         let l0 = self
             .initial
             .get_or_insert_with(|| info.losses.iter().map(|l| l.max(1e-12)).collect())
             .clone();
-        let norms: Vec<f64> = grads.iter().map(|g| norm(g)).collect();
+        // ||g_i|| = sqrt(G_ii), the same bits as `norm(g_i)`.
+        let norms: Vec<f64> = (0..t).map(|i| gramian[i][i].sqrt()).collect();
         let gw: Vec<f64> = used.iter().zip(&norms).map(|(w, n)| w * n).collect();
         let mean_g = gw.iter().sum::<f64>() / t as f64;
         let ratios: Vec<f64> = info.losses.iter().zip(&l0).map(|(l, l0)| l / l0).collect();
@@ -248,6 +249,14 @@ impl Mgda {
     }
 }
 
+impl GramianWeighting for Mgda {
+    /// `T` times the min-norm weights.
+    fn weights(&mut self, gramian: &[Vec<f64>]) -> Vec<f64> {
+        let t = gramian.len() as f64;
+        min_norm_weights(gramian).iter().map(|x| x * t).collect()
+    }
+}
+
 impl Weighting for Mgda {
     fn name(&self) -> &'static str {
         "mgda"
@@ -256,16 +265,7 @@ impl Weighting for Mgda {
         true
     }
     fn combine(&mut self, info: &StepInfo<'_>) -> Combined {
-        let grads = info.grads("mgda");
-        let t = grads.len() as f64;
-        let w: Vec<f64> = min_norm_weights(&gram(grads))
-            .iter()
-            .map(|x| x * t)
-            .collect();
-        Combined {
-            weights: vec![1.0; grads.len()],
-            shared: Some(weighted_sum(grads, &w)),
-        }
+        aggregate(self, "mgda", info)
     }
 }
 
@@ -366,19 +366,12 @@ impl CaGrad {
     }
 }
 
-impl Weighting for CaGrad {
-    fn name(&self) -> &'static str {
-        "cagrad"
-    }
-    fn needs_grads(&self) -> bool {
-        true
-    }
-    fn combine(&mut self, info: &StepInfo<'_>) -> Combined {
-        let grads = info.grads("cagrad");
-        let t = grads.len();
+impl GramianWeighting for CaGrad {
+    /// The coefficients of `T d` on the gradients: `T (1/T + lambda w_i) / (1 + c^2)`.
+    fn weights(&mut self, g: &[Vec<f64>]) -> Vec<f64> {
+        let t = g.len();
         let tf = t as f64;
-        let g = gram(grads);
-        let w = self.inner_weights(&g);
+        let w = self.inner_weights(g);
         let g0g0: f64 = g.iter().flatten().sum::<f64>() / (tf * tf);
         let sphi = self.c * g0g0.max(0.0).sqrt();
         let gw_norm = (0..t)
@@ -389,14 +382,21 @@ impl Weighting for CaGrad {
             .sqrt();
         let lambda = if gw_norm > 1e-30 { sphi / gw_norm } else { 0.0 };
         // d = (g0 + lambda g_w) / (1 + c^2), times T.
-        let coef: Vec<f64> = w
-            .iter()
+        w.iter()
             .map(|wi| tf * (1.0 / tf + lambda * wi) / (1.0 + self.c * self.c))
-            .collect();
-        Combined {
-            weights: vec![1.0; t],
-            shared: Some(weighted_sum(grads, &coef)),
-        }
+            .collect()
+    }
+}
+
+impl Weighting for CaGrad {
+    fn name(&self) -> &'static str {
+        "cagrad"
+    }
+    fn needs_grads(&self) -> bool {
+        true
+    }
+    fn combine(&mut self, info: &StepInfo<'_>) -> Combined {
+        aggregate(self, "cagrad", info)
     }
 }
 
@@ -487,11 +487,17 @@ impl Weighting for NashMtl {
         true
     }
     fn combine(&mut self, info: &StepInfo<'_>) -> Combined {
-        let grads = info.grads("nash");
-        let a = nash_weights(&gram(grads));
-        Combined {
-            shared: Some(weighted_sum(grads, &a)),
-            weights: a,
-        }
+        aggregate(self, "nash", info)
+    }
+}
+
+impl GramianWeighting for NashMtl {
+    /// The Nash bargaining weights `alpha`.
+    fn weights(&mut self, gramian: &[Vec<f64>]) -> Vec<f64> {
+        nash_weights(gramian)
+    }
+    /// Heads are weighted by `alpha_i` too.
+    fn weights_heads(&self) -> bool {
+        true
     }
 }

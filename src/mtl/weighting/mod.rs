@@ -13,6 +13,12 @@
 //! `sum_i g_i` (equal weighting of the plain sum `L_1 + ... + L_T`), so that learning rates carry
 //! over between methods.
 //!
+//! MGDA, CAGrad and Nash-MTL follow TorchJD's split of a method into a *weighting*, a function
+//! of the Gramian `G = J J^T` of the per-task gradients (`G[i][j] = g_i . g_j`) giving task
+//! weights `w` ([`GramianWeighting`]), and an *aggregation*, `shared = sum_i w_i g_i`
+//! ([`aggregate`]). The trainer computes the Gramian once per step and hands it over in
+//! [`StepInfo::gramian`] (its gradient cosines come from it too).
+//!
 //! Methods ([`METHODS`]): `equal`, `uncertainty` (Kendall et al. 2018), `dwa` (Liu et al. 2019),
 //! `rlw` (random loss weighting, Lin et al. 2021), `gradnorm` (Chen et al. 2018), `pcgrad`
 //! (Yu et al. 2020), `mgda` (Sener & Koltun 2018, min-norm), `cagrad` (Liu et al. 2021),
@@ -29,7 +35,8 @@ pub use gradient_based::{min_norm_weights, nash_weights, CaGrad, GradNorm, Mgda,
 pub use loss_based::{Dwa, Equal, RandomLossWeighting, Uncertainty};
 
 use super::error::{MtlError, Result};
-pub use crate::tensor::linalg::{cosine, dot, gram, norm, weighted_sum};
+pub use crate::tensor::linalg::{cosine, dot, gram, gram_cosine, norm, weighted_sum};
+use std::borrow::Cow;
 
 /// What a weighting method sees at one training step.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +46,9 @@ pub struct StepInfo<'a> {
     /// The per-task gradients on the shared parameters, flattened (present when the method
     /// [needs them](Weighting::needs_grads)).
     pub grads: Option<&'a [Vec<f64>]>,
+    /// The Gramian of `grads` ([`gram`]), when the caller computed it (the trainer does, once
+    /// per step); [`StepInfo::gramian`] computes it otherwise.
+    pub gramian: Option<&'a [Vec<f64>]>,
     /// The global step (0 first).
     pub step: u64,
     /// The epoch (0 first).
@@ -51,6 +61,7 @@ impl<'a> StepInfo<'a> {
         StepInfo {
             losses,
             grads: None,
+            gramian: None,
             step: 0,
             epoch: 0,
         }
@@ -61,6 +72,7 @@ impl<'a> StepInfo<'a> {
         StepInfo {
             losses,
             grads: Some(grads),
+            gramian: None,
             step: 0,
             epoch: 0,
         }
@@ -71,6 +83,15 @@ impl<'a> StepInfo<'a> {
         self.grads.unwrap_or_else(|| {
             panic!("{method}: per-task gradients are required (needs_grads() is true)")
         })
+    }
+
+    /// The Gramian `G[i][j] = g_i . g_j` of the gradients: the one carried, else computed from
+    /// them (panics with the method's name if both are absent).
+    pub fn gramian(&self, method: &str) -> Cow<'a, [Vec<f64>]> {
+        match self.gramian {
+            Some(g) => Cow::Borrowed(g),
+            None => Cow::Owned(gram(self.grads(method))),
+        }
     }
 }
 
@@ -117,6 +138,39 @@ pub trait Weighting: Send {
 
     /// Called at the end of each epoch with the epoch's mean training loss per task.
     fn end_epoch(&mut self, _mean_losses: &[f64]) {}
+}
+
+/// A weighting that is a function of the Gramian of the per-task gradients alone (TorchJD's
+/// `Weighting` on the Gramian); [`aggregate`] turns its weights into the step's update.
+pub trait GramianWeighting {
+    /// The task weights `w` from the Gramian `G = J J^T` (`G[i][j] = g_i . g_j`); the shared
+    /// gradient is `sum_i w_i g_i`.
+    fn weights(&mut self, gramian: &[Vec<f64>]) -> Vec<f64>;
+
+    /// Whether each task's own parameters get its loss weighted by `w_i` too (else by 1).
+    fn weights_heads(&self) -> bool {
+        false
+    }
+}
+
+/// The aggregation of a [`GramianWeighting`] named `method`: `w` from the step's Gramian,
+/// `shared = sum_i w_i g_i`, and heads weighted by `w` or by 1
+/// ([`GramianWeighting::weights_heads`]).
+pub fn aggregate(
+    weighting: &mut dyn GramianWeighting,
+    method: &str,
+    info: &StepInfo<'_>,
+) -> Combined {
+    let grads = info.grads(method);
+    let w = weighting.weights(&info.gramian(method));
+    Combined {
+        shared: Some(weighted_sum(grads, &w)),
+        weights: if weighting.weights_heads() {
+            w
+        } else {
+            vec![1.0; grads.len()]
+        },
+    }
 }
 
 /// The method names (`method = "..."` in the `[weighting]` table).
