@@ -210,8 +210,7 @@ fn nash_bargaining_solution() {
 #[test]
 fn unknown_method_names_the_key() {
     let err = WeightingConfig::named("gradvac")
-        .err()
-        .expect("unknown method")
+        .expect_err("unknown method")
         .to_string();
     assert!(
         err.contains("weighting.method") && err.contains("gradvac") && err.contains("pcgrad"),
@@ -243,14 +242,12 @@ fn gramian_weightings_aggregate_their_weights_and_use_the_carried_gramian() {
         ..StepInfo::with_grads(&losses, &j)
     };
     let computed = StepInfo::with_grads(&losses, &j);
-    let methods: [(&str, fn() -> Box<dyn Weighting>); 3] = [
-        ("mgda", || Box::new(Mgda::new())),
-        ("cagrad", || Box::new(CaGrad::new(0.4))),
-        ("nash", || Box::new(NashMtl::new())),
-    ];
-    for (name, make) in methods {
-        let a = make().combine(&carried);
-        assert_eq!(a, make().combine(&computed), "{name}");
+    let make = |name: &str| -> Box<dyn Weighting> {
+        build(&WeightingConfig::named(name).unwrap(), 3).unwrap()
+    };
+    for name in ["mgda", "cagrad", "nash"] {
+        let a = make(name).combine(&carried);
+        assert_eq!(a, make(name).combine(&computed), "{name}");
         // aggregate = weights @ J, with the weights a function of the Gramian alone.
         let w = match name {
             "mgda" => Mgda::new().weights(&g),
