@@ -782,28 +782,43 @@ mod tests {
         // even and odd sizes (7x7 drops the last row and column)
         for (shape, seed) in [([3, 2, 4, 6], 1), ([2, 3, 7, 7], 2), ([4, 2, 3, 2], 3)] {
             let [x, gm, bt] = inputs(&shape, seed);
-            let fused = x.batch_norm_relu_max_pool2(&gm, &bt, 1e-5);
+            let fused = || x.batch_norm_relu_max_pool2(&gm, &bt, 1e-5);
             let reference = composed(&x, &gm, &bt);
-            assert_eq!(fused.shape(), reference.shape());
-            assert!(fused.max_abs_diff(&reference) == 0.0, "forward differs");
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 10);
-            let up = Tensor::rand_normal(fused.shape(), 0.0, 1.0, &mut rng);
-            let params = [x.clone(), gm.clone(), bt.clone()];
-            // unrecorded (fused kernel) and recorded (composed rule) against the chain's
-            let want = grad(&[reference.mul(&up).sum_all()], &params, false);
-            let got_rec = grad(&[fused.mul(&up).sum_all()], &params, true);
-            let fused = x.batch_norm_relu_max_pool2(&gm, &bt, 1e-5);
-            let got = grad(&[fused.mul(&up).sum_all()], &params, false);
-            for i in 0..3 {
-                assert!(
-                    got[i].max_abs_diff(&want[i]) < 1e-12,
-                    "input {i} unrecorded"
-                );
-                assert!(
-                    got_rec[i].max_abs_diff(&want[i]) < 1e-12,
-                    "input {i} recorded"
-                );
-            }
+            assert_matches_the_chain(&fused, &reference, &[&x, &gm, &bt], 0.0, seed);
+        }
+    }
+
+    /// Asserts that `fused()` gives `reference`'s values (within `forward_tol`) and, recorded
+    /// (composed backward) or not (fused kernel), its gradients of a random projection at the
+    /// three `params` (within 1e-12).
+    fn assert_matches_the_chain(
+        fused: &dyn Fn() -> Tensor<f64>,
+        reference: &Tensor<f64>,
+        params: &[&Tensor<f64>; 3],
+        forward_tol: f64,
+        seed: u64,
+    ) {
+        let out = fused();
+        assert_eq!(out.shape(), reference.shape());
+        assert!(
+            out.max_abs_diff(reference) <= forward_tol,
+            "forward differs"
+        );
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 10);
+        let up = Tensor::rand_normal(out.shape(), 0.0, 1.0, &mut rng);
+        let params = params.map(|p| p.clone());
+        let want = grad(&[reference.mul(&up).sum_all()], &params, false);
+        let got_rec = grad(&[out.mul(&up).sum_all()], &params, true);
+        let got = grad(&[fused().mul(&up).sum_all()], &params, false);
+        for i in 0..3 {
+            assert!(
+                got[i].max_abs_diff(&want[i]) < 1e-12,
+                "input {i} unrecorded"
+            );
+            assert!(
+                got_rec[i].max_abs_diff(&want[i]) < 1e-12,
+                "input {i} recorded"
+            );
         }
     }
 
@@ -844,26 +859,9 @@ mod tests {
         ] {
             let [x, w, b] = conv_inputs(n, c, h, o, k, seed);
             let composed = x.conv2d(&w, Some(&b), 1, pad).relu().max_pool2d(pool, pool);
-            let fused = x.conv2d_relu_max_pool(&w, &b, pad, pool);
-            assert_eq!(fused.shape(), composed.shape());
-            assert!(fused.max_abs_diff(&composed) < 1e-12, "forward differs");
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 10);
-            let up = Tensor::rand_normal(fused.shape(), 0.0, 1.0, &mut rng);
-            let params = [x.clone(), w.clone(), b.clone()];
-            let want = grad(&[composed.mul(&up).sum_all()], &params, false);
-            let got_rec = grad(&[fused.mul(&up).sum_all()], &params, true);
-            let fused = x.conv2d_relu_max_pool(&w, &b, pad, pool);
-            let got = grad(&[fused.mul(&up).sum_all()], &params, false);
-            for i in 0..3 {
-                assert!(
-                    got[i].max_abs_diff(&want[i]) < 1e-12,
-                    "input {i} unrecorded"
-                );
-                assert!(
-                    got_rec[i].max_abs_diff(&want[i]) < 1e-12,
-                    "input {i} recorded"
-                );
-            }
+            let fused = || x.conv2d_relu_max_pool(&w, &b, pad, pool);
+            // the fused op sums the taps in another order than im2col + gemm
+            assert_matches_the_chain(&fused, &composed, &[&x, &w, &b], 1e-12, seed);
         }
     }
 
