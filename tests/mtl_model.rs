@@ -4,7 +4,6 @@
 mod common;
 
 use metalearn::autodiff::grad;
-use metalearn::mtl::fused::conv_relu_pool;
 use metalearn::mtl::model::{HardSharing, MultiTaskModel, Owner, Targets, TaskKind, TaskSpec};
 use metalearn::mtl::weighting::Equal;
 use metalearn::mtl::{architectures, bench::w5_model, train, LayerSpec, MtlConfig, MtlError};
@@ -24,7 +23,7 @@ fn fused_conv_relu_pool_matches_the_unfused_ops() {
         let x = Tensor::<f64>::rand_normal(&[n, c, h, h], 0.0, 1.0, &mut rng).requires_grad_();
         let w = Tensor::<f64>::rand_normal(&[o, c, k, k], 0.0, 0.5, &mut rng).requires_grad_();
         let b = Tensor::<f64>::rand_normal(&[o], 0.0, 0.5, &mut rng).requires_grad_();
-        let fused = conv_relu_pool(&x, &w, &b, pad, pool);
+        let fused = x.conv2d_relu_max_pool(&w, &b, pad, pool);
         let plain = x.conv2d(&w, Some(&b), 1, pad).relu().max_pool2d(pool, pool);
         assert_eq!(fused.shape(), plain.shape());
         assert!(fused.max_abs_diff(&plain) < 1e-12);

@@ -66,10 +66,7 @@ fn every_method_and_architecture_trains() {
     };
     for m in METHODS {
         let model = build_model(&cfg.model, &tr.example_shape, specs.clone()).unwrap();
-        let wc = weighting::WeightingConfig {
-            method: m.into(),
-            ..Default::default()
-        };
+        let wc = weighting::WeightingConfig::named(m).unwrap();
         let mut w = weighting::build(&wc, 2).unwrap();
         let out = train(model.as_ref(), w.as_mut(), &tr, &te, &[0, 1], &opts).unwrap();
         assert!(
@@ -84,14 +81,8 @@ fn every_method_and_architecture_trains() {
         mc.architecture = arch.into();
         mc.experts = 2;
         let model = build_model(&mc, &tr.example_shape, specs.clone()).unwrap();
-        let mut w = weighting::build(
-            &weighting::WeightingConfig {
-                method: "pcgrad".into(),
-                ..Default::default()
-            },
-            2,
-        )
-        .unwrap();
+        let mut w =
+            weighting::build(&weighting::WeightingConfig::named("pcgrad").unwrap(), 2).unwrap();
         let out = train(model.as_ref(), w.as_mut(), &tr, &te, &[0, 1], &opts).unwrap();
         assert!(
             out.test_metric.iter().all(|a| a.is_finite() && *a > 0.2),

@@ -13,87 +13,8 @@
 use super::config::R2d2Config;
 use super::metric::{metric_learner, Metric, MetricLearner};
 use super::registry::{self, Body};
-use crate::autodiff::{Backward, BackwardCtx};
 use crate::nn::Params;
 use crate::tensor::{Float, Tensor};
-
-struct SolveBackward;
-
-impl<T: Float> Backward<T> for SolveBackward {
-    fn name(&self) -> &'static str {
-        "solve"
-    }
-
-    /// `X = A^{-1} B`: `dB = A^{-T} G`, `dA = -dB X^T` (differentiable again).
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let a = &ctx.inputs[0];
-        let gb = solve(&a.transpose(0, 1), g);
-        let ga = if ctx.needs[0] {
-            Some(gb.matmul_nt(ctx.output).neg())
-        } else {
-            None
-        };
-        vec![ga, if ctx.needs[1] { Some(gb) } else { None }]
-    }
-}
-
-/// The solution `X [n, m]` of `A X = B` for a square non-singular `A [n, n]` and `B [n, m]`
-/// (Gaussian elimination with partial pivoting, in `f64`); differentiable in both (any order).
-///
-/// Panics on shapes that do not fit or a singular matrix.
-pub fn solve<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
-    assert!(
-        a.ndim() == 2 && b.ndim() == 2 && a.dim(0) == a.dim(1) && b.dim(0) == a.dim(0),
-        "solve: want A [n, n] and B [n, m], got {:?} and {:?}",
-        a.shape(),
-        b.shape()
-    );
-    let (n, m) = (b.dim(0), b.dim(1));
-    let mut aa: Vec<f64> = a.to_f64_vec();
-    let mut bb: Vec<f64> = b.to_f64_vec();
-    for col in 0..n {
-        let piv = (col..n)
-            .max_by(|&i, &j| aa[i * n + col].abs().total_cmp(&aa[j * n + col].abs()))
-            .expect("rows left");
-        assert!(
-            aa[piv * n + col].abs() > 0.0,
-            "solve: singular matrix of shape {:?}",
-            a.shape()
-        );
-        if piv != col {
-            for k in 0..n {
-                aa.swap(col * n + k, piv * n + k);
-            }
-            for k in 0..m {
-                bb.swap(col * m + k, piv * m + k);
-            }
-        }
-        let p = aa[col * n + col];
-        for r in col + 1..n {
-            let f = aa[r * n + col] / p;
-            if f != 0.0 {
-                for k in col..n {
-                    aa[r * n + k] -= f * aa[col * n + k];
-                }
-                for k in 0..m {
-                    bb[r * m + k] -= f * bb[col * m + k];
-                }
-            }
-        }
-    }
-    for col in (0..n).rev() {
-        let p = aa[col * n + col];
-        for k in 0..m {
-            let mut s = bb[col * m + k];
-            for j in col + 1..n {
-                s -= aa[col * n + j] * bb[j * m + k];
-            }
-            bb[col * m + k] = s / p;
-        }
-    }
-    let data = bb.into_iter().map(T::of).collect();
-    Tensor::from_op(data, vec![n, m], &[a, b], || SolveBackward)
-}
 
 /// R2D2's metric: the ridge-regression head fitted on the support features.
 pub struct RidgeHead {
@@ -124,7 +45,7 @@ impl<T: Float> Metric<T> for RidgeHead {
         let a = zs
             .matmul_nt(zs)
             .add(&Tensor::from_vec(eye, &[ns, ns]).mul(&lambda));
-        let alpha = solve(&a, &y); // [Ns, N]
+        let alpha = a.solve(&y); // [Ns, N]
         zq.matmul_nt(zs)
             .matmul(&alpha)
             .mul(params.at(self.n_body + 1))

@@ -186,7 +186,8 @@ pub const LABEL_SOURCES: [&str; 7] = [
 /// Changes to a config from the command line.
 #[derive(Clone, Debug, Default)]
 pub struct MtlOverrides {
-    /// Replaces `weighting.method`.
+    /// Replaces `weighting.method` (the options of another method than the config's take
+    /// their defaults).
     pub method: Option<String>,
     /// Replaces `model.architecture`.
     pub architecture: Option<String>,
@@ -234,7 +235,7 @@ impl MtlConfig {
     /// Applies command-line overrides (and re-validates).
     pub fn apply(&mut self, o: &MtlOverrides) -> Result<()> {
         if let Some(m) = &o.method {
-            self.weighting.method = m.clone();
+            self.weighting = self.weighting.with_method(m)?;
         }
         if let Some(a) = &o.architecture {
             self.model.architecture = a.clone();
@@ -257,9 +258,7 @@ impl MtlConfig {
     /// Checks every numeric value against its allowed range (one table), naming the key, the
     /// value and the range on error.
     fn validate_ranges(&self) -> Result<()> {
-        use crate::run::config_file::{
-            finite_in, int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS,
-        };
+        use crate::run::config_file::{int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS};
         let (t, m) = (&self.train, &self.model);
         let counts: [(&str, usize, usize, usize); 6] = [
             ("train.epochs", t.epochs, 1, MAX_STEPS),
@@ -279,11 +278,7 @@ impl MtlConfig {
         }
         positive_in("train.lr", t.lr, MAX_LR)?;
         positive_in("train.diverge_loss", t.diverge_loss, f64::MAX)?;
-        let w = &self.weighting;
-        positive_in("weighting.temperature", w.temperature, 1e6)?;
-        finite_in("weighting.alpha", w.alpha, 0.0, 1e6)?;
-        positive_in("weighting.weight_lr", w.weight_lr, MAX_LR)?;
-        finite_in("weighting.c", w.c, 0.0, 1e6)?;
+        self.weighting.check_ranges()?;
         for (i, task) in self.tasks.iter().enumerate() {
             for (j, &h) in task.hidden.iter().enumerate() {
                 int_in(&format!("tasks[{i}].hidden[{j}]"), h, 1, 65_536)?;
@@ -369,7 +364,7 @@ impl MtlConfig {
                 ),
             ));
         }
-        // Fails with UnknownMethod naming `weighting.method`.
+        // The method's own checks (an unknown method or option fails parsing, naming the key).
         super::weighting::build(&self.weighting, self.tasks.len())?;
         Ok(())
     }

@@ -17,7 +17,6 @@ pub mod bench;
 pub mod config;
 pub mod diagnostics;
 pub mod error;
-pub mod fused;
 pub mod model;
 pub mod objective;
 pub mod train;
@@ -182,7 +181,7 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
     let clock = Stopwatch::start();
     // One writer per output folder, held for the whole run (written only at its end).
     let out_dir = (!cfg.diagnostics.out_dir.is_empty())
-        .then(|| PathBuf::from(&cfg.diagnostics.out_dir).join(&cfg.weighting.method));
+        .then(|| PathBuf::from(&cfg.diagnostics.out_dir).join(cfg.weighting.method()));
     let _lock = out_dir
         .as_deref()
         .map(crate::run::RunLock::acquire)
@@ -194,7 +193,7 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
     let mut method = weighting::build(&cfg.weighting, specs.len())?;
     let opts = train::TrainOptions {
         progress,
-        label: format!("{} ", cfg.weighting.method),
+        label: format!("{} ", cfg.weighting.method()),
         ..train::TrainOptions::from_config(cfg)
     };
     let all: Vec<usize> = (0..specs.len()).collect();
@@ -231,7 +230,7 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
     }
     Ok(RunReport {
         name: cfg.name.clone(),
-        method: cfg.weighting.method.clone(),
+        method: cfg.weighting.method().to_string(),
         architecture: cfg.model.architecture.clone(),
         model: model.describe(),
         epochs: cfg.train.epochs,

@@ -5,7 +5,6 @@
 //! Models are functional like [`crate::nn::Model`]: they hold the architecture, parameters live
 //! in a [`Params`] list, and each parameter has an [`Owner`] (shared, or one task's).
 
-use super::fused::conv_relu_pool;
 use crate::nn::Params;
 use crate::tensor::{Float, Tensor};
 use rand::Rng;
@@ -241,7 +240,7 @@ impl Stack {
             h = match b {
                 Block::Conv { stride, pad } => h.conv2d(&p[k], Some(&p[k + 1]), *stride, *pad),
                 Block::ConvReluPool { pad, pool } => {
-                    conv_relu_pool(&h, &p[k], &p[k + 1], *pad, *pool)
+                    h.conv2d_relu_max_pool(&p[k], &p[k + 1], *pad, *pool)
                 }
                 Block::Relu => h.relu(),
                 Block::Sigmoid => h.sigmoid(),

@@ -4,7 +4,7 @@ use super::config::{MtlConfig, MtlData};
 use super::diagnostics::{pairs, CosineRecord, EpochRecord, History};
 use super::error::MtlError;
 use super::model::{metric_name, task_loss, MetricAcc, MultiTaskModel, Owner, Targets};
-use super::weighting::{cosine, StepInfo, Weighting};
+use super::weighting::{gram, gram_cosine, StepInfo, Weighting};
 use crate::autodiff::{grad, grad_with, no_grad, GradOptions};
 use crate::nn::optim::{Adam, Optimizer, Sgd};
 use crate::nn::Params;
@@ -155,7 +155,8 @@ pub struct StepOutput {
 }
 
 /// One step's gradients: the per-task losses, the method's combination, and (when the method
-/// needs them or `measure` is set) the per-task gradients on the shared parameters.
+/// needs them or `measure` is set) the per-task gradients on the shared parameters, their
+/// Gramian (computed once, for the method and the pairwise cosines).
 #[allow(clippy::too_many_arguments)]
 pub fn step_gradients(
     model: &dyn MultiTaskModel<f32>,
@@ -181,6 +182,7 @@ pub fn step_gradients(
         let comb = weighting.combine(&StepInfo {
             losses: &lv,
             grads: None,
+            gramian: None,
             step,
             epoch,
         });
@@ -194,16 +196,19 @@ pub fn step_gradients(
     }
     let per_task = per_task_gradients(&losses, params);
     let flat = shared_gradients(&per_task, owners);
+    // The Gramian once per step: for the method and for the cosines.
+    let gramian = gram(&flat);
     let comb = weighting.combine(&StepInfo {
         losses: &lv,
         grads: Some(&flat),
+        gramian: Some(&gramian),
         step,
         epoch,
     });
     let shared_grad = comb.shared_grad(&flat);
     let cosines = pairs(losses.len())
         .into_iter()
-        .map(|(i, j)| cosine(&flat[i], &flat[j]))
+        .map(|(i, j)| gram_cosine(&gramian, i, j))
         .collect();
     StepOutput {
         grads: combine_gradients(owners, params, &per_task, &comb.weights, &shared_grad),

@@ -29,7 +29,9 @@ use std::sync::Arc;
 /// from 8 and 43 per product).
 const COLS_TARGET: usize = 384;
 
-fn conv_geom(op: &str, x: &[usize], w: &[usize], stride: usize, pad: usize) -> ConvGeom {
+/// The checked geometry of `op`'s convolution of an input shaped `x` by a weight shaped `w`
+/// (panics naming `op` and the shapes when they do not fit).
+pub(super) fn conv_geom(op: &str, x: &[usize], w: &[usize], stride: usize, pad: usize) -> ConvGeom {
     let bad = |why: &str| -> ! {
         panic!("{op}: {why}: input {x:?}, weight {w:?}, stride {stride}, padding {pad}")
     };

@@ -221,6 +221,20 @@ pub(crate) fn sum_sq_dev<T: Float>(x: &[T], mu: T) -> T {
     s
 }
 
+/// Whether the CPU runs AVX2 and FMA instructions, for kernels compiled both with
+/// `#[target_feature(enable = "avx2,fma")]` and without (the standard library caches the CPUID
+/// query, so the check is cheap).
+pub(super) fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The geometry of a 2-D convolution (NCHW input, OIHW weight, equal stride and padding on
 /// both axes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

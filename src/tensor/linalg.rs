@@ -1,10 +1,17 @@
-//! Matrix products.
+//! Matrix products, the linear solve, and the `f64` vector helpers of gradient aggregation.
 //!
 //! The primitive is `matmul_t(a, b, ta, tb) = op(a) @ op(b)` with `op` the identity or the
 //! transpose (read through strides, never copied), batched over an optional leading dimension
 //! (a batch of 1 broadcasts). Its backward, for upstream `g`, is again made of `matmul_t`:
 //! `d op(a) = g @ op(b)^T`, `d op(b) = op(a)^T @ g`, so gradients of any order are available.
 //! `linear(x, W, b) = x @ W^T + b` is one fused op with the same rules plus `db = sum_rows(g)`.
+//!
+//! [`Tensor::solve`] gives `X = A^-1 B` (Gaussian elimination with partial pivoting in `f64`,
+//! [`solve_f64`]); its backward follows from the adjoint: for upstream `G`, `dB = A^-T G` (one
+//! more solve) and `dA = -dB X^T`, both built from differentiable ops.
+//!
+//! [`dot`], [`norm`], [`cosine`], [`weighted_sum`], [`gram`] and [`gram_cosine`] work on plain `f64` vectors
+//! (flattened per-task gradients in multi-task learning), summing in index order.
 
 use super::kernels::{gemm, Mat};
 use super::{parallel, Float, Tensor};
@@ -260,5 +267,166 @@ impl<T: Float> Tensor<T> {
             Some(b) => Tensor::from_op(out, shape, &[self, weight, b], || LinearBackward),
             None => Tensor::from_op(out, shape, &[self, weight], || LinearBackward),
         }
+    }
+
+    /// The solution `X [n, m]` of `A X = B`, `self` being a square non-singular `A [n, n]` and
+    /// `b` `B [n, m]` ([`solve_f64`]: Gaussian elimination with partial pivoting, in `f64`).
+    ///
+    /// Gradients, for upstream `G`: `dB = A^-T G`, `dA = -dB X^T`, themselves differentiable
+    /// (any order). Panics on shapes that do not fit or a singular matrix (a zero pivot).
+    pub fn solve(&self, b: &Tensor<T>) -> Tensor<T> {
+        let a = self;
+        assert!(
+            a.ndim() == 2 && b.ndim() == 2 && a.dim(0) == a.dim(1) && b.dim(0) == a.dim(0),
+            "solve: want A [n, n] and B [n, m], got {:?} and {:?}",
+            a.shape(),
+            b.shape()
+        );
+        let (n, m) = (b.dim(0), b.dim(1));
+        let x = solve_f64(&a.to_f64_vec(), n, &b.to_f64_vec(), 0.0).unwrap_or_else(|| {
+            panic!("solve: singular matrix of shape {:?}", a.shape());
+        });
+        let data = x.into_iter().map(T::of).collect();
+        Tensor::from_op(data, vec![n, m], &[a, b], || SolveBackward)
+    }
+}
+
+struct SolveBackward;
+
+impl<T: Float> Backward<T> for SolveBackward {
+    fn name(&self) -> &'static str {
+        "solve"
+    }
+
+    /// `X = A^{-1} B`: `dB = A^{-T} G`, `dA = -dB X^T` (differentiable again).
+    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let a = &ctx.inputs[0];
+        let gb = a.transpose(0, 1).solve(g);
+        let ga = if ctx.needs[0] {
+            Some(gb.matmul_nt(ctx.output).neg())
+        } else {
+            None
+        };
+        vec![ga, if ctx.needs[1] { Some(gb) } else { None }]
+    }
+}
+
+/// The solution `X` (row-major `[n, m]`) of `A X = B` for a square `A` (row-major `[n, n]`) and
+/// `B` (row-major `[n, m]`, `m = b.len() / n`), by Gaussian elimination with partial pivoting:
+/// for each column the row with the largest magnitude (the last such on ties) becomes the
+/// pivot row, rows below subtract `f = a[r][col] / pivot` times it (skipped when `f = 0`), then
+/// back substitution `x[r] = (b[r] - a[r][r+1] x[r+1] - ... - a[r][n-1] x[n-1]) / a[r][r]`,
+/// subtracting in that order.
+///
+/// `None` when a pivot is zero, NaN, or smaller in magnitude than `min_pivot` (0 accepts every
+/// nonzero pivot). Panics when the lengths do not fit.
+pub fn solve_f64(a: &[f64], n: usize, b: &[f64], min_pivot: f64) -> Option<Vec<f64>> {
+    let m = b.len().checked_div(n).unwrap_or(0);
+    assert!(
+        a.len() == n * n && b.len() == n * m,
+        "solve_f64: A has {} values and B {} for {n} rows (want n*n and a multiple of n)",
+        a.len(),
+        b.len()
+    );
+    let (mut aa, mut bb) = (a.to_vec(), b.to_vec());
+    for col in 0..n {
+        let piv = (col..n)
+            .max_by(|&i, &j| aa[i * n + col].abs().total_cmp(&aa[j * n + col].abs()))
+            .expect("rows left");
+        let size = aa[piv * n + col].abs();
+        if !(size > 0.0 && size >= min_pivot) {
+            return None;
+        }
+        if piv != col {
+            for k in 0..n {
+                aa.swap(col * n + k, piv * n + k);
+            }
+            for k in 0..m {
+                bb.swap(col * m + k, piv * m + k);
+            }
+        }
+        let p = aa[col * n + col];
+        for r in col + 1..n {
+            let f = aa[r * n + col] / p;
+            if f != 0.0 {
+                for k in col..n {
+                    aa[r * n + k] -= f * aa[col * n + k];
+                }
+                for k in 0..m {
+                    bb[r * m + k] -= f * bb[col * m + k];
+                }
+            }
+        }
+    }
+    for col in (0..n).rev() {
+        let p = aa[col * n + col];
+        for k in 0..m {
+            let mut s = bb[col * m + k];
+            for j in col + 1..n {
+                s -= aa[col * n + j] * bb[j * m + k];
+            }
+            bb[col * m + k] = s / p;
+        }
+    }
+    Some(bb)
+}
+
+/// `sum_i a_i b_i`, summed in index order.
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The Euclidean norm `sqrt(a . a)`.
+pub fn norm(a: &[f64]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+/// The cosine similarity `a . b / (||a|| ||b||)` (0 when either vector is zero).
+pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let d = norm(a) * norm(b);
+    if d > 0.0 {
+        dot(a, b) / d
+    } else {
+        0.0
+    }
+}
+
+/// `sum_i w_i v_i`, accumulated in the order of `vs` (as long as the first vector; empty when
+/// there is none).
+pub fn weighted_sum(vs: &[Vec<f64>], w: &[f64]) -> Vec<f64> {
+    let n = vs.first().map_or(0, |v| v.len());
+    let mut out = vec![0.0; n];
+    for (v, &wi) in vs.iter().zip(w) {
+        for (o, x) in out.iter_mut().zip(v) {
+            *o += wi * x;
+        }
+    }
+    out
+}
+
+/// The Gram matrix (Gramian) `G[i][j] = v_i . v_j` of the vectors `vs`, i.e. `J J^T` for the
+/// matrix `J` whose rows they are: each `dot(v_i, v_j)` with `i <= j` once, mirrored.
+pub fn gram(vs: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let t = vs.len();
+    let mut g = vec![vec![0.0; t]; t];
+    for i in 0..t {
+        for j in i..t {
+            let d = dot(&vs[i], &vs[j]);
+            g[i][j] = d;
+            g[j][i] = d;
+        }
+    }
+    g
+}
+
+/// The cosine of vectors `i` and `j` from their Gram matrix `g` ([`gram`]):
+/// `G[i][j] / (sqrt(G[i][i]) sqrt(G[j][j]))`, 0 when either vector is zero; the same bits as
+/// [`cosine`] of the vectors themselves.
+pub fn gram_cosine(g: &[Vec<f64>], i: usize, j: usize) -> f64 {
+    let d = g[i][i].sqrt() * g[j][j].sqrt();
+    if d > 0.0 {
+        g[i][j] / d
+    } else {
+        0.0
     }
 }

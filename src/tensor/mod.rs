@@ -6,7 +6,7 @@
 //!
 //! Files: `shape` (broadcasting), `elementwise` (arithmetic and pointwise functions),
 //! `reduce` (sums, means, maxima), `layout` (reshape, permute, concat, slicing, indexing),
-//! `linalg` (matmul), `conv` (conv2d and pooling), `functional` (softmax, batch norm, losses),
+//! `linalg` (matmul, the linear solve, `f64` dot / Gram helpers), `conv` (conv2d and pooling), `functional` (softmax, batch norm, losses),
 //! `fused` (op chains computed in one kernel).
 
 mod conv;
@@ -16,7 +16,7 @@ mod fused;
 mod index;
 mod kernels;
 mod layout;
-mod linalg;
+pub mod linalg;
 pub mod parallel;
 mod reduce;
 pub mod shape;

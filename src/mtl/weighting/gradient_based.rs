@@ -1,7 +1,8 @@
 //! Methods that look at the per-task gradients on the shared parameters: GradNorm, PCGrad,
-//! MGDA, CAGrad, Nash-MTL.
+//! and the [Gramian weightings](GramianWeighting) MGDA, CAGrad, Nash-MTL.
 
-use super::{dot, gram, norm, weighted_sum, Combined, StepInfo, Weighting};
+use super::{aggregate, dot, weighted_sum, Combined, GramianWeighting, StepInfo, Weighting};
+use crate::tensor::linalg::solve_f64;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -42,14 +43,15 @@ impl Weighting for GradNorm {
         true
     }
     fn combine(&mut self, info: &StepInfo<'_>) -> Combined {
-        let grads = info.grads("gradnorm");
-        let t = grads.len();
+        let gramian = info.gramian("gradnorm");
+        let t = gramian.len();
         let used = self.weights.clone();
         let l0 = self
             .initial
             .get_or_insert_with(|| info.losses.iter().map(|l| l.max(1e-12)).collect())
             .clone();
-        let norms: Vec<f64> = grads.iter().map(|g| norm(g)).collect();
+        // ||g_i|| = sqrt(G_ii), the same bits as `norm(g_i)`.
+        let norms: Vec<f64> = (0..t).map(|i| gramian[i][i].sqrt()).collect();
         let gw: Vec<f64> = used.iter().zip(&norms).map(|(w, n)| w * n).collect();
         let mean_g = gw.iter().sum::<f64>() / t as f64;
         let ratios: Vec<f64> = info.losses.iter().zip(&l0).map(|(l, l0)| l / l0).collect();
@@ -195,17 +197,19 @@ fn min_norm_exact(g: &[Vec<f64>]) -> Option<Vec<f64>> {
     for mask in 1u32..(1 << t) {
         let s: Vec<usize> = (0..t).filter(|&i| mask & (1 << i) != 0).collect();
         let k = s.len();
-        let mut a = vec![vec![0.0; k + 1]; k + 1];
+        let mut a = vec![0.0; (k + 1) * (k + 1)];
         for (r, &i) in s.iter().enumerate() {
             for (c, &j) in s.iter().enumerate() {
-                a[r][c] = 2.0 * g[i][j];
+                a[r * (k + 1) + c] = 2.0 * g[i][j];
             }
-            a[r][k] = 1.0;
-            a[k][r] = 1.0;
+            a[r * (k + 1) + k] = 1.0;
+            a[k * (k + 1) + r] = 1.0;
         }
         let mut b = vec![0.0; k + 1];
         b[k] = 1.0;
-        let Some(x) = solve(a, b) else { continue };
+        let Some(x) = solve_f64(&a, k + 1, &b, MIN_PIVOT) else {
+            continue;
+        };
         if x[..k]
             .iter()
             .any(|&v| v.is_nan() || v < -1e-12 || !v.is_finite())
@@ -245,6 +249,14 @@ impl Mgda {
     }
 }
 
+impl GramianWeighting for Mgda {
+    /// `T` times the min-norm weights.
+    fn weights(&mut self, gramian: &[Vec<f64>]) -> Vec<f64> {
+        let t = gramian.len() as f64;
+        min_norm_weights(gramian).iter().map(|x| x * t).collect()
+    }
+}
+
 impl Weighting for Mgda {
     fn name(&self) -> &'static str {
         "mgda"
@@ -253,16 +265,7 @@ impl Weighting for Mgda {
         true
     }
     fn combine(&mut self, info: &StepInfo<'_>) -> Combined {
-        let grads = info.grads("mgda");
-        let t = grads.len() as f64;
-        let w: Vec<f64> = min_norm_weights(&gram(grads))
-            .iter()
-            .map(|x| x * t)
-            .collect();
-        Combined {
-            weights: vec![1.0; grads.len()],
-            shared: Some(weighted_sum(grads, &w)),
-        }
+        aggregate(self, "mgda", info)
     }
 }
 
@@ -363,19 +366,12 @@ impl CaGrad {
     }
 }
 
-impl Weighting for CaGrad {
-    fn name(&self) -> &'static str {
-        "cagrad"
-    }
-    fn needs_grads(&self) -> bool {
-        true
-    }
-    fn combine(&mut self, info: &StepInfo<'_>) -> Combined {
-        let grads = info.grads("cagrad");
-        let t = grads.len();
+impl GramianWeighting for CaGrad {
+    /// The coefficients of `T d` on the gradients: `T (1/T + lambda w_i) / (1 + c^2)`.
+    fn weights(&mut self, g: &[Vec<f64>]) -> Vec<f64> {
+        let t = g.len();
         let tf = t as f64;
-        let g = gram(grads);
-        let w = self.inner_weights(&g);
+        let w = self.inner_weights(g);
         let g0g0: f64 = g.iter().flatten().sum::<f64>() / (tf * tf);
         let sphi = self.c * g0g0.max(0.0).sqrt();
         let gw_norm = (0..t)
@@ -386,43 +382,27 @@ impl Weighting for CaGrad {
             .sqrt();
         let lambda = if gw_norm > 1e-30 { sphi / gw_norm } else { 0.0 };
         // d = (g0 + lambda g_w) / (1 + c^2), times T.
-        let coef: Vec<f64> = w
-            .iter()
+        w.iter()
             .map(|wi| tf * (1.0 / tf + lambda * wi) / (1.0 + self.c * self.c))
-            .collect();
-        Combined {
-            weights: vec![1.0; t],
-            shared: Some(weighted_sum(grads, &coef)),
-        }
+            .collect()
     }
 }
 
-/// Solves `A x = b` (small, dense) by Gaussian elimination with partial pivoting.
-fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
-    let n = b.len();
-    for col in 0..n {
-        let p = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
-        if a[p][col].abs() < 1e-300 {
-            return None;
-        }
-        a.swap(col, p);
-        b.swap(col, p);
-        for r in col + 1..n {
-            let f = a[r][col] / a[col][col];
-            let (top, bottom) = a.split_at_mut(r);
-            for (x, &y) in bottom[0][col..].iter_mut().zip(&top[col][col..]) {
-                *x -= f * y;
-            }
-            b[r] -= f * b[col];
-        }
+impl Weighting for CaGrad {
+    fn name(&self) -> &'static str {
+        "cagrad"
     }
-    let mut x = vec![0.0; n];
-    for r in (0..n).rev() {
-        let s: f64 = (r + 1..n).map(|c| a[r][c] * x[c]).sum();
-        x[r] = (b[r] - s) / a[r][r];
+    fn needs_grads(&self) -> bool {
+        true
     }
-    Some(x)
+    fn combine(&mut self, info: &StepInfo<'_>) -> Combined {
+        aggregate(self, "cagrad", info)
+    }
 }
+
+/// The smallest pivot magnitude the small dense solves here accept (a smaller one means a
+/// singular system: that support is skipped, or Newton's iteration stops).
+const MIN_PIVOT: f64 = 1e-300;
 
 /// The Nash bargaining weights of Nash-MTL: the `alpha > 0` with `G alpha = 1 / alpha`
 /// (elementwise), `G` the Gram matrix. This is the stationarity condition of the strictly convex
@@ -454,14 +434,14 @@ pub fn nash_weights(g: &[Vec<f64>]) -> Vec<f64> {
             .map(|i| (0..t).map(|j| gm[i][j] * a[j]).sum())
             .collect();
         let grad: Vec<f64> = (0..t).map(|i| ga[i] - 1.0 / a[i]).collect();
-        let hess: Vec<Vec<f64>> = (0..t)
-            .map(|i| {
-                (0..t)
-                    .map(|j| gm[i][j] + if i == j { 1.0 / (a[i] * a[i]) } else { 0.0 })
-                    .collect()
+        let hess: Vec<f64> = (0..t * t)
+            .map(|ij| {
+                let (i, j) = (ij / t, ij % t);
+                gm[i][j] + if i == j { 1.0 / (a[i] * a[i]) } else { 0.0 }
             })
             .collect();
-        let Some(dir) = solve(hess, grad.iter().map(|x| -x).collect()) else {
+        let minus_grad: Vec<f64> = grad.iter().map(|x| -x).collect();
+        let Some(dir) = solve_f64(&hess, t, &minus_grad, MIN_PIVOT) else {
             break;
         };
         let dec: f64 = -dot(&grad, &dir);
@@ -507,11 +487,17 @@ impl Weighting for NashMtl {
         true
     }
     fn combine(&mut self, info: &StepInfo<'_>) -> Combined {
-        let grads = info.grads("nash");
-        let a = nash_weights(&gram(grads));
-        Combined {
-            shared: Some(weighted_sum(grads, &a)),
-            weights: a,
-        }
+        aggregate(self, "nash", info)
+    }
+}
+
+impl GramianWeighting for NashMtl {
+    /// The Nash bargaining weights `alpha`.
+    fn weights(&mut self, gramian: &[Vec<f64>]) -> Vec<f64> {
+        nash_weights(gramian)
+    }
+    /// Heads are weighted by `alpha_i` too.
+    fn weights_heads(&self) -> bool {
+        true
     }
 }

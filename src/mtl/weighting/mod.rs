@@ -13,18 +13,30 @@
 //! `sum_i g_i` (equal weighting of the plain sum `L_1 + ... + L_T`), so that learning rates carry
 //! over between methods.
 //!
+//! MGDA, CAGrad and Nash-MTL follow TorchJD's split of a method into a *weighting*, a function
+//! of the Gramian `G = J J^T` of the per-task gradients (`G[i][j] = g_i . g_j`) giving task
+//! weights `w` ([`GramianWeighting`]), and an *aggregation*, `shared = sum_i w_i g_i`
+//! ([`aggregate`]). The trainer computes the Gramian once per step and hands it over in
+//! [`StepInfo::gramian`] (its gradient cosines come from it too).
+//!
 //! Methods ([`METHODS`]): `equal`, `uncertainty` (Kendall et al. 2018), `dwa` (Liu et al. 2019),
 //! `rlw` (random loss weighting, Lin et al. 2021), `gradnorm` (Chen et al. 2018), `pcgrad`
 //! (Yu et al. 2020), `mgda` (Sener & Koltun 2018, min-norm), `cagrad` (Liu et al. 2021),
 //! `nash` (Nash-MTL, Navon et al. 2022).
 
+mod config;
 mod gradient_based;
 mod loss_based;
 
+pub use config::{
+    CaGradConfig, DwaConfig, GradNormConfig, SeedConfig, UncertaintyConfig, WeightingConfig,
+};
 pub use gradient_based::{min_norm_weights, nash_weights, CaGrad, GradNorm, Mgda, NashMtl, PcGrad};
 pub use loss_based::{Dwa, Equal, RandomLossWeighting, Uncertainty};
 
 use super::error::{MtlError, Result};
+pub use crate::tensor::linalg::{cosine, dot, gram, gram_cosine, norm, weighted_sum};
+use std::borrow::Cow;
 
 /// What a weighting method sees at one training step.
 #[derive(Clone, Copy, Debug)]
@@ -34,6 +46,9 @@ pub struct StepInfo<'a> {
     /// The per-task gradients on the shared parameters, flattened (present when the method
     /// [needs them](Weighting::needs_grads)).
     pub grads: Option<&'a [Vec<f64>]>,
+    /// The Gramian of `grads` ([`gram`]), when the caller computed it (the trainer does, once
+    /// per step); [`StepInfo::gramian`] computes it otherwise.
+    pub gramian: Option<&'a [Vec<f64>]>,
     /// The global step (0 first).
     pub step: u64,
     /// The epoch (0 first).
@@ -46,6 +61,7 @@ impl<'a> StepInfo<'a> {
         StepInfo {
             losses,
             grads: None,
+            gramian: None,
             step: 0,
             epoch: 0,
         }
@@ -56,6 +72,7 @@ impl<'a> StepInfo<'a> {
         StepInfo {
             losses,
             grads: Some(grads),
+            gramian: None,
             step: 0,
             epoch: 0,
         }
@@ -66,6 +83,15 @@ impl<'a> StepInfo<'a> {
         self.grads.unwrap_or_else(|| {
             panic!("{method}: per-task gradients are required (needs_grads() is true)")
         })
+    }
+
+    /// The Gramian `G[i][j] = g_i . g_j` of the gradients: the one carried, else computed from
+    /// them (panics with the method's name if both are absent).
+    pub fn gramian(&self, method: &str) -> Cow<'a, [Vec<f64>]> {
+        match self.gramian {
+            Some(g) => Cow::Borrowed(g),
+            None => Cow::Owned(gram(self.grads(method))),
+        }
     }
 }
 
@@ -114,7 +140,40 @@ pub trait Weighting: Send {
     fn end_epoch(&mut self, _mean_losses: &[f64]) {}
 }
 
-/// The method names [`build`] accepts.
+/// A weighting that is a function of the Gramian of the per-task gradients alone (TorchJD's
+/// `Weighting` on the Gramian); [`aggregate`] turns its weights into the step's update.
+pub trait GramianWeighting {
+    /// The task weights `w` from the Gramian `G = J J^T` (`G[i][j] = g_i . g_j`); the shared
+    /// gradient is `sum_i w_i g_i`.
+    fn weights(&mut self, gramian: &[Vec<f64>]) -> Vec<f64>;
+
+    /// Whether each task's own parameters get its loss weighted by `w_i` too (else by 1).
+    fn weights_heads(&self) -> bool {
+        false
+    }
+}
+
+/// The aggregation of a [`GramianWeighting`] named `method`: `w` from the step's Gramian,
+/// `shared = sum_i w_i g_i`, and heads weighted by `w` or by 1
+/// ([`GramianWeighting::weights_heads`]).
+pub fn aggregate(
+    weighting: &mut dyn GramianWeighting,
+    method: &str,
+    info: &StepInfo<'_>,
+) -> Combined {
+    let grads = info.grads(method);
+    let w = weighting.weights(&info.gramian(method));
+    Combined {
+        shared: Some(weighted_sum(grads, &w)),
+        weights: if weighting.weights_heads() {
+            w
+        } else {
+            vec![1.0; grads.len()]
+        },
+    }
+}
+
+/// The method names (`method = "..."` in the `[weighting]` table).
 pub const METHODS: [&str; 9] = [
     "equal",
     "uncertainty",
@@ -127,38 +186,8 @@ pub const METHODS: [&str; 9] = [
     "nash",
 ];
 
-/// Options of the weighting methods (the `[weighting]` table of a config).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WeightingConfig {
-    /// One of [`METHODS`].
-    pub method: String,
-    /// DWA temperature.
-    pub temperature: f64,
-    /// GradNorm's asymmetry alpha.
-    pub alpha: f64,
-    /// Learning rate of the learnable weights (GradNorm's w, uncertainty's log-variances).
-    pub weight_lr: f64,
-    /// CAGrad's c (radius of the ball around the mean gradient, relative to its norm).
-    pub c: f64,
-    /// Seed of the random methods (RLW, PCGrad's task order).
-    pub seed: u64,
-}
-
-impl Default for WeightingConfig {
-    fn default() -> Self {
-        WeightingConfig {
-            method: "equal".into(),
-            temperature: 2.0,
-            alpha: 1.5,
-            weight_lr: 0.025,
-            c: 0.4,
-            seed: 0,
-        }
-    }
-}
-
-/// Builds the method named by `cfg.method` for `tasks` tasks.
+/// Builds the method `cfg` configures for `tasks` tasks; a learning rate or temperature that
+/// is not a positive number, or a negative CAGrad `c`, is an error naming the key.
 pub fn build(cfg: &WeightingConfig, tasks: usize) -> Result<Box<dyn Weighting>> {
     let positive = |key: &str, v: f64| -> Result<()> {
         if v.is_finite() && v > 0.0 {
@@ -170,84 +199,32 @@ pub fn build(cfg: &WeightingConfig, tasks: usize) -> Result<Box<dyn Weighting>> 
             ))
         }
     };
-    Ok(match cfg.method.as_str() {
-        "equal" => Box::new(Equal::new(tasks)),
-        "uncertainty" => {
-            positive("weight_lr", cfg.weight_lr)?;
-            Box::new(Uncertainty::new(tasks, cfg.weight_lr))
+    Ok(match cfg {
+        WeightingConfig::Equal => Box::new(Equal::new(tasks)),
+        WeightingConfig::Uncertainty(u) => {
+            positive("weight_lr", u.weight_lr)?;
+            Box::new(Uncertainty::new(tasks, u.weight_lr))
         }
-        "dwa" => {
-            positive("temperature", cfg.temperature)?;
-            Box::new(Dwa::new(tasks, cfg.temperature))
+        WeightingConfig::Dwa(d) => {
+            positive("temperature", d.temperature)?;
+            Box::new(Dwa::new(tasks, d.temperature))
         }
-        "rlw" => Box::new(RandomLossWeighting::new(tasks, cfg.seed)),
-        "gradnorm" => {
-            positive("weight_lr", cfg.weight_lr)?;
-            Box::new(GradNorm::new(tasks, cfg.alpha, cfg.weight_lr))
+        WeightingConfig::Rlw(r) => Box::new(RandomLossWeighting::new(tasks, r.seed)),
+        WeightingConfig::GradNorm(g) => {
+            positive("weight_lr", g.weight_lr)?;
+            Box::new(GradNorm::new(tasks, g.alpha, g.weight_lr))
         }
-        "pcgrad" => Box::new(PcGrad::new(cfg.seed)),
-        "mgda" => Box::new(Mgda::new()),
-        "cagrad" => {
-            if !(cfg.c.is_finite() && cfg.c >= 0.0) {
+        WeightingConfig::PcGrad(p) => Box::new(PcGrad::new(p.seed)),
+        WeightingConfig::Mgda => Box::new(Mgda::new()),
+        WeightingConfig::CaGrad(c) => {
+            if !(c.c.is_finite() && c.c >= 0.0) {
                 return Err(MtlError::value(
                     "weighting.c",
-                    format!("must be >= 0, got {}", cfg.c),
+                    format!("must be >= 0, got {}", c.c),
                 ));
             }
-            Box::new(CaGrad::new(cfg.c))
+            Box::new(CaGrad::new(c.c))
         }
-        "nash" => Box::new(NashMtl::new()),
-        other => {
-            return Err(MtlError::UnknownMethod {
-                name: other.to_string(),
-                known: METHODS.join(", "),
-            })
-        }
+        WeightingConfig::Nash => Box::new(NashMtl::new()),
     })
-}
-
-/// `sum_i a_i b_i`.
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// The Euclidean norm.
-pub fn norm(a: &[f64]) -> f64 {
-    dot(a, a).sqrt()
-}
-
-/// The cosine similarity (0 when either vector is zero).
-pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let d = norm(a) * norm(b);
-    if d > 0.0 {
-        dot(a, b) / d
-    } else {
-        0.0
-    }
-}
-
-/// `sum_i w_i v_i`.
-pub fn weighted_sum(vs: &[Vec<f64>], w: &[f64]) -> Vec<f64> {
-    let n = vs.first().map_or(0, |v| v.len());
-    let mut out = vec![0.0; n];
-    for (v, &wi) in vs.iter().zip(w) {
-        for (o, x) in out.iter_mut().zip(v) {
-            *o += wi * x;
-        }
-    }
-    out
-}
-
-/// The Gram matrix `G[i][j] = g_i . g_j`.
-pub fn gram(vs: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let t = vs.len();
-    let mut g = vec![vec![0.0; t]; t];
-    for i in 0..t {
-        for j in i..t {
-            let d = dot(&vs[i], &vs[j]);
-            g[i][j] = d;
-            g[j][i] = d;
-        }
-    }
-    g
 }

@@ -1,0 +1,197 @@
+//! The `[weighting]` table: one method per table with its own options, tagged by `method`;
+//! options of another method, unknown methods and out-of-range values are errors naming the
+//! key; the `--method` override; a config written back out parses to the same config.
+
+use metalearn::mtl::weighting::{
+    CaGradConfig, DwaConfig, GradNormConfig, SeedConfig, UncertaintyConfig, WeightingConfig,
+};
+use metalearn::mtl::{MtlConfig, MtlOverrides, METHODS};
+
+const BASE: &str = r#"
+[data]
+dataset = "mnist"
+path = "/nonexistent/mnist"
+[model]
+trunk = [{ type = "flatten" }, { type = "linear", out = 8 }, { type = "relu" }]
+[[tasks]]
+name = "digit"
+kind = "multiclass"
+label = "class"
+[[tasks]]
+name = "mod3"
+kind = "multiclass"
+label = "class_mod3"
+"#;
+
+fn weighting(table: &str) -> Result<WeightingConfig, String> {
+    MtlConfig::from_toml(&format!("{BASE}\n[weighting]\n{table}\n"))
+        .map(|c| c.weighting)
+        .map_err(|e| e.to_string())
+}
+
+fn error(table: &str) -> String {
+    weighting(table).expect_err(table)
+}
+
+#[test]
+fn every_method_parses_with_its_options() {
+    let cases = [
+        ("method = \"equal\"", WeightingConfig::Equal),
+        (
+            "method = \"uncertainty\"\nweight_lr = 0.01",
+            WeightingConfig::Uncertainty(UncertaintyConfig { weight_lr: 0.01 }),
+        ),
+        (
+            "method = \"dwa\"\ntemperature = 3.0",
+            WeightingConfig::Dwa(DwaConfig { temperature: 3.0 }),
+        ),
+        (
+            "method = \"rlw\"\nseed = 7",
+            WeightingConfig::Rlw(SeedConfig { seed: 7 }),
+        ),
+        (
+            "method = \"gradnorm\"\nalpha = 0.5\nweight_lr = 0.1",
+            WeightingConfig::GradNorm(GradNormConfig {
+                alpha: 0.5,
+                weight_lr: 0.1,
+            }),
+        ),
+        (
+            "method = \"pcgrad\"\nseed = 3",
+            WeightingConfig::PcGrad(SeedConfig { seed: 3 }),
+        ),
+        ("method = \"mgda\"", WeightingConfig::Mgda),
+        (
+            "method = \"cagrad\"\nc = 0.4",
+            WeightingConfig::CaGrad(CaGradConfig { c: 0.4 }),
+        ),
+        ("method = \"nash\"", WeightingConfig::Nash),
+    ];
+    for (table, want) in cases {
+        assert_eq!(weighting(table).unwrap(), want, "{table}");
+    }
+    // Options left out take their defaults; no method is `equal`, and so is no table.
+    assert_eq!(
+        weighting("method = \"cagrad\"").unwrap(),
+        WeightingConfig::CaGrad(CaGradConfig { c: 0.4 })
+    );
+    assert_eq!(
+        weighting("method = \"gradnorm\"\nalpha = 2.0").unwrap(),
+        WeightingConfig::GradNorm(GradNormConfig {
+            alpha: 2.0,
+            weight_lr: 0.025
+        })
+    );
+    assert_eq!(weighting("").unwrap(), WeightingConfig::Equal);
+    assert_eq!(
+        MtlConfig::from_toml(BASE).unwrap().weighting,
+        WeightingConfig::Equal
+    );
+}
+
+#[test]
+fn an_option_of_another_method_is_an_error_naming_the_key() {
+    let err = error("method = \"mgda\"\nc = 0.4");
+    assert!(
+        err.contains("weighting.c") && err.contains("\"mgda\"") && err.contains("takes none"),
+        "{err}"
+    );
+    let err = error("method = \"cagrad\"\ntemperature = 2.0");
+    assert!(
+        err.contains("weighting.temperature") && err.contains("it takes c"),
+        "{err}"
+    );
+    let err = error("method = \"dwa\"\ntemprature = 2.0");
+    assert!(err.contains("weighting.temprature"), "{err}");
+    // Without `method`, the table is `equal`'s, which takes no option.
+    let err = error("seed = 1");
+    assert!(
+        err.contains("weighting.seed") && err.contains("\"equal\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_methods_and_bad_values_name_the_key() {
+    let err = error("method = \"fancy\"");
+    assert!(
+        err.contains("weighting.method") && err.contains("fancy") && err.contains("cagrad"),
+        "{err}"
+    );
+    let err = error("method = 3");
+    assert!(err.contains("weighting.method"), "{err}");
+    let err = error("method = \"cagrad\"\nc = \"big\"");
+    assert!(err.contains("weighting") && err.contains("cagrad"), "{err}");
+    // The range checks name the dotted key, the value and the range.
+    for (table, key) in [
+        ("method = \"cagrad\"\nc = -1.0", "weighting.c"),
+        ("method = \"cagrad\"\nc = 1e7", "weighting.c"),
+        (
+            "method = \"dwa\"\ntemperature = 0.0",
+            "weighting.temperature",
+        ),
+        ("method = \"gradnorm\"\nalpha = -1.0", "weighting.alpha"),
+        (
+            "method = \"gradnorm\"\nweight_lr = 0.0",
+            "weighting.weight_lr",
+        ),
+        (
+            "method = \"uncertainty\"\nweight_lr = 1e3",
+            "weighting.weight_lr",
+        ),
+    ] {
+        let err = error(table);
+        assert!(
+            err.contains(key) && err.contains("out of range"),
+            "{table}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_method_override_keeps_or_resets_the_options() {
+    let mut cfg = MtlConfig::from_toml(&format!(
+        "{BASE}\n[weighting]\nmethod = \"cagrad\"\nc = 0.7\n"
+    ))
+    .unwrap();
+    let to = |m: &str| MtlOverrides {
+        method: Some(m.into()),
+        ..MtlOverrides::default()
+    };
+    cfg.apply(&to("cagrad")).unwrap();
+    assert_eq!(
+        cfg.weighting,
+        WeightingConfig::CaGrad(CaGradConfig { c: 0.7 })
+    );
+    cfg.apply(&to("dwa")).unwrap();
+    assert_eq!(cfg.weighting, WeightingConfig::Dwa(DwaConfig::default()));
+    let err = cfg.apply(&to("gradvac")).unwrap_err().to_string();
+    assert!(
+        err.contains("weighting.method") && err.contains("gradvac"),
+        "{err}"
+    );
+}
+
+#[test]
+fn configs_written_back_parse_to_the_same_config() {
+    for m in METHODS {
+        let mut cfg = MtlConfig::from_toml(BASE).unwrap();
+        cfg.weighting = WeightingConfig::named(m).unwrap();
+        let text = toml::to_string(&cfg).unwrap();
+        let back = MtlConfig::from_toml(&text).unwrap();
+        assert_eq!(back.weighting, cfg.weighting, "{text}");
+        // The written table holds `method` and exactly the method's option keys.
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let mut keys: Vec<&str> = table["weighting"]
+            .as_table()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort_unstable();
+        let mut want = vec!["method"];
+        want.extend(cfg.weighting.option_keys());
+        want.sort_unstable();
+        assert_eq!(keys, want, "{m}");
+    }
+}
