@@ -1,8 +1,9 @@
 //! What a few-shot task is: its targets ([`Target`]), what a learner predicts ([`TaskKind`]),
-//! and one task of a meta-batch ([`TaskData`]), which an [`Episode`] becomes.
+//! and one task of a meta-batch ([`TaskData`]), which an [`Episode`] or a [`SinusoidTask`]
+//! becomes.
 
 use super::classes::accuracy;
-use crate::data::Episode;
+use crate::data::{Episode, SinusoidTask};
 use crate::tensor::{Float, Tensor};
 
 /// What a task's labels are, and so which loss scores a prediction.
@@ -126,6 +127,19 @@ impl From<Episode> for TaskData<f32> {
             support_y: Target::Classes(ep.support_y),
             query_x: Tensor::from_vec(ep.query_x, &query_shape),
             query_y: Target::Classes(ep.query_y),
+        }
+    }
+}
+
+/// A sinusoid task as a regression task: inputs and targets as columns `[K, 1]`, `[Q, 1]`.
+impl From<&SinusoidTask> for TaskData<f32> {
+    fn from(t: &SinusoidTask) -> Self {
+        let column = |v: &Vec<f32>| Tensor::from_vec(v.clone(), &[v.len(), 1]);
+        TaskData {
+            support_x: column(&t.support_x),
+            support_y: Target::Values(column(&t.support_y)),
+            query_x: column(&t.query_x),
+            query_y: Target::Values(column(&t.query_y)),
         }
     }
 }
