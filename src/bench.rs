@@ -187,7 +187,7 @@ meta_lr = 0.001
 /// minus squared Euclidean distances to the class means, cross-entropy, Adam 1e-3. Peers
 /// (`w3_protonet_torch.py`): 3 warm-up + 20 timed episodes over a pool of 2.
 pub fn bench_w3(warmup: usize, iters: usize) -> BenchResult {
-    use crate::algorithms::registry::Body;
+    use crate::nn::Body;
     const WAYS: usize = 60;
     const SHOT: usize = 5;
     const QUERY: usize = 5;

@@ -30,6 +30,7 @@ pub mod fewshot;
 pub mod mtl;
 pub mod nn;
 pub mod objectives;
+pub mod prelude;
 pub mod reference;
 pub mod run;
 pub mod search;

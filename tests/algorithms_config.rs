@@ -2,7 +2,7 @@
 
 use metalearn::algorithms::config::{MamlConfig, ALGORITHM_NAMES};
 use metalearn::algorithms::maml::TaskData;
-use metalearn::algorithms::registry::TaskKind;
+use metalearn::algorithms::TaskKind;
 use metalearn::algorithms::{
     build_learner, build_learner_generic, AlgorithmConfig, BackboneConfig, Target,
 };

@@ -10,13 +10,13 @@ mod common;
 use metalearn::algorithms::baseline::Baseline;
 use metalearn::algorithms::config::{BaselineConfig, Conv4Backbone};
 use metalearn::algorithms::maml::TaskData;
-use metalearn::algorithms::registry::Body;
 use metalearn::algorithms::{
     build_learner, AlgorithmConfig, BackboneConfig, FewShotLearner, StepStats, Target,
 };
 use metalearn::data::{
     load_omniglot_npz, seeded_rng, EpisodeSampler, EpisodeSpec, ImageDataset, OMNIGLOT_SIZE,
 };
+use metalearn::nn::Body;
 use metalearn::tensor::Tensor;
 use rand::Rng;
 use std::sync::OnceLock;

@@ -7,11 +7,12 @@ mod common;
 
 use metalearn::algorithms::config::{Conv4Backbone, MamlConfig};
 use metalearn::algorithms::maml::{Maml, Order, TaskData};
-use metalearn::algorithms::registry::{Body, TaskKind};
+use metalearn::algorithms::TaskKind;
 use metalearn::algorithms::{
     build_learner_generic, AlgorithmConfig, BackboneConfig, FewShotLearner, Target,
 };
 use metalearn::data::{load_omniglot_npz, seeded_rng, EpisodeSampler, EpisodeSpec};
+use metalearn::nn::Body;
 use metalearn::nn::Params;
 use metalearn::tensor::Tensor;
 use rand::Rng;

@@ -4,12 +4,12 @@
 //! Every op cuts its work into chunks fixed by its shapes, so only the speed may change.
 
 use metalearn::algorithms::maml::{meta_gradient, Order, TaskData};
-use metalearn::algorithms::registry::Body;
 use metalearn::algorithms::{FewShotLearner, Target};
 use metalearn::mtl::model::Targets;
 use metalearn::mtl::train::step_gradients;
 use metalearn::mtl::weighting::Equal;
 use metalearn::mtl::MultiTaskModel;
+use metalearn::nn::Body;
 use metalearn::nn::{Conv4, Conv4Config, DownsampleKind, Model, Params};
 use metalearn::Tensor;
 use rand::SeedableRng;

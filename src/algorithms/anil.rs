@@ -5,90 +5,105 @@
 //! step, batch norm included); the inner loop runs on the head alone, and the meta-gradient
 //! reaches the body through the features (second order by default).
 
-use super::config::AnilConfig;
-use super::learner::{MetaGradient, MetaLearner, Method};
-use super::maml::{adapt, adapt_and_predict, query_result, Order, TaskData};
-use super::registry::{self, Body, LinearHead, Network, TaskKind};
-use super::Target;
-use crate::nn::{Model, Params};
+use super::adapt::{Adapter, Order};
+use super::algorithm::Algorithm;
+use super::error::AlgorithmError;
+use super::learner::{FewShotLearner, MetaLearner, Method};
+use super::maml::MamlConfig;
+use super::meta_batch::{mean_over_tasks, MetaGradient, TaskResult};
+use super::task::{Target, TaskData, TaskKind};
+use crate::nn::{Backbone, Body, LinearHead, Model, Network, Params};
 use crate::tensor::{Float, Tensor};
 
+/// ANIL's hyper-parameters: MAML's fields and defaults (Raghu et al. reuse MAML's Omniglot
+/// hyper-parameters: `inner_lr` 0.4, 1 step; 3 at test time).
+pub type AnilConfig = MamlConfig;
+
+/// ANIL in the algorithm table: regresses, has a head.
+pub struct AnilAlgorithm;
+
+impl Algorithm for AnilAlgorithm {
+    type Config = AnilConfig;
+    const NAME: &'static str = "anil";
+    const HAS_HEAD: bool = true;
+
+    fn validate(config: &AnilConfig) -> Result<(), AlgorithmError> {
+        config.validate(Self::NAME)
+    }
+
+    fn build<T: Float, B: Backbone + 'static>(
+        config: &AnilConfig,
+        body: B,
+        task: TaskKind,
+        meta_lr: f64,
+        rng: &mut dyn rand::RngCore,
+    ) -> Box<dyn FewShotLearner<T>> {
+        Box::new(Anil::<T, B>::new(config, body, task, meta_lr, rng))
+    }
+}
+
 /// ANIL: the network and the inner loop's settings.
-pub struct AnilMethod {
-    net: Network,
+pub struct AnilMethod<B = Body> {
+    net: Network<B>,
     config: AnilConfig,
 }
 
-impl AnilMethod {
-    /// The head (`head.weight`, `head.bias`) of `theta`.
-    fn head<T: Float>(&self, theta: &Params<T>) -> Params<T> {
-        let k = self.net.head_index();
-        registry::slice(theta, k..k + 2)
-    }
-
+impl<B: Backbone> AnilMethod<B> {
     /// The body's features of `x` under `theta`.
     fn features<T: Float>(&self, theta: &Params<T>, x: &Tensor<T>) -> Tensor<T> {
-        self.net.body.embed(theta, x)
+        self.net.backbone.embed(theta, x)
     }
 }
 
-impl<T: Float> Method<T> for AnilMethod {
+impl<T: Float, B: Backbone> Method<T> for AnilMethod<B> {
     fn name(&self) -> &'static str {
-        "anil"
+        AnilAlgorithm::NAME
     }
 
     fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         let theta = params.requires_grad_();
         let order = Order::first_if(self.config.first_order);
-        let (steps, lr) = (self.config.inner_steps, self.config.inner_lr);
-        registry::mean_over_tasks(tasks, |t| {
+        let adapter = Adapter::sgd(self.config.inner_lr, self.config.inner_steps).with_order(order);
+        mean_over_tasks(tasks, |t| {
             let fs = self.features(&theta, &t.support_x);
             let fq = self.features(&theta, &t.query_x);
-            let head = self.head(&theta);
-            let head = adapt(
-                &LinearHead,
-                &head,
-                &fs,
-                &t.support_y,
-                steps,
-                lr,
-                order,
-                None,
-                None,
-            );
+            let head = self.net.head_params(&theta);
+            let head = adapter.adapt(&LinearHead, &head, &fs, &t.support_y);
             let out = LinearHead.forward(&head.params, &fq);
-            query_result(&out, &t.query_y, theta.tensors())
+            TaskResult::from_query(&out, &t.query_y, theta.tensors())
         })
     }
 
+    /// `eval_inner_steps` first-order steps of the head on the support features, then the
+    /// query features through it.
     fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T> {
         let (fs, fq) = crate::autodiff::no_grad(|| (self.features(p, sx), self.features(p, qx)));
-        let head = self.head(p).requires_grad_();
-        let (steps, lr) = (self.config.eval_inner_steps, self.config.inner_lr);
-        adapt_and_predict(&LinearHead, &head, &fs, sy, &fq, steps, lr, None)
+        let head = self.net.head_params(p).requires_grad_();
+        let (lr, steps) = (self.config.inner_lr, self.config.eval_inner_steps);
+        let adapter = Adapter::sgd(lr, steps).with_order(Order::First);
+        adapter.predict(&LinearHead, &head, &fs, sy, &fq)
     }
 }
 
 /// The ANIL learner (meta-parameters `param/...`: body, then head).
-pub type Anil<T> = MetaLearner<T, AnilMethod>;
+pub type Anil<T, B = Body> = MetaLearner<T, AnilMethod<B>>;
 
-impl<T: Float> Anil<T> {
+impl<T: Float, B: Backbone> Anil<T, B> {
     /// A learner from its config.
     pub fn new(
         config: &AnilConfig,
-        body: Body,
+        body: B,
         task: TaskKind,
         meta_lr: f64,
         rng: &mut dyn rand::RngCore,
     ) -> Self {
-        let (net, theta) = Network::fresh::<T>(body, task, rng);
-        let params = registry::prefixed(&theta, "param/");
+        let net = Network::with_head(body, task.outputs());
+        let theta: Params<T> = net.init(rng);
         let config = config.clone();
-        MetaLearner::adam(AnilMethod { net, config }, params, meta_lr)
-    }
-
-    /// The meta-parameters (body, then head).
-    pub fn params(&self) -> &Params<T> {
-        &self.meta.params
+        MetaLearner::adam(
+            AnilMethod { net, config },
+            theta.prefixed("param/"),
+            meta_lr,
+        )
     }
 }

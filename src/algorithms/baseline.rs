@@ -8,7 +8,7 @@
 //!   the backbone + a global head over `base_classes` on a batch with GLOBAL labels. The
 //!   episodic [`TaskData`] has no global labels, so this is a separate method (the config must
 //!   set `base_classes`).
-//! - [`FewShotLearner::meta_train_step`](super::FewShotLearner::meta_train_step) (episodic training with the same head as at test
+//! - [`FewShotLearner::meta_train_step`] (episodic training with the same head as at test
 //!   time): per task, a new head is initialised from the support features (imprinting, see
 //!   below), fine-tuned on the support set exactly as in `predict`, and the query loss is
 //!   back-propagated to the backbone through the imprinted head and the query features; the
@@ -23,44 +23,152 @@
 //! State names: `param/...` (backbone), `head/weight`, `head/bias` (global head, when
 //! `base_classes` is set; Baseline++ has no bias), `opt/...`.
 
-use super::config::{AlgorithmError, BaselineConfig};
-use super::learner::{MetaGradient, MetaLearner, Method, StepStats};
-use super::maml::TaskData;
-use super::metric::embed_both;
-use super::registry::{self, Body};
-use super::Target;
+use super::algorithm::Algorithm;
+use super::checks::{ParamCheck, MAX_CLASSES, MAX_FINETUNE_STEPS};
+use super::classes::{accuracy, class_means, num_classes};
+use super::error::AlgorithmError;
+use super::learner::{FewShotLearner, MetaLearner, Method};
+use super::meta_batch::{mean_over_tasks, MetaGradient, StepStats, TaskResult};
+use super::metric::{cosine_similarities, embed_both};
+use super::task::{Target, TaskData, TaskKind};
+use crate::nn::init::{kaiming_uniform, push_weight_and_bias};
 use crate::nn::optim::{Optimizer, Sgd};
-use crate::nn::Params;
+use crate::nn::{Backbone, Body, Params};
 use crate::tensor::{Float, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Baseline / Baseline++: a new head (linear, or cosine for Baseline++) trained on the support
+/// features of a frozen backbone. Defaults from Chen et al.'s code: SGD, lr 0.01, momentum 0.9,
+/// dampening 0.9, weight decay 1e-3, 100 iterations; cosine scale 2 for up to 200 classes and 10
+/// beyond (when `scale` is unset).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BaselineConfig {
+    /// Fine-tuning iterations on the support set (100).
+    pub finetune_steps: usize,
+    /// Fine-tuning learning rate (0.01).
+    pub finetune_lr: f64,
+    /// Cosine scale of Baseline++ (unset: 2 up to 200 classes, else 10). Ignored by Baseline.
+    pub scale: Option<f64>,
+    /// Size of the global classifier used by `pretrain_step` (the number of base classes);
+    /// unset: no pre-training head.
+    pub base_classes: Option<usize>,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        BaselineConfig {
+            finetune_steps: 100,
+            finetune_lr: 0.01,
+            scale: None,
+            base_classes: None,
+        }
+    }
+}
+
+impl BaselineConfig {
+    /// `finetune_lr` in (0, 100], `finetune_steps` in [1, 100000], `scale` (when set) in
+    /// (0, 1e6], `base_classes` (when set) in [1, 1000000].
+    pub fn validate(&self, algorithm: &'static str) -> Result<(), AlgorithmError> {
+        let check = ParamCheck::new(algorithm);
+        check.step_size("finetune_lr", self.finetune_lr)?;
+        let reason = "must be at least 1 and at most 100000";
+        check.count(
+            "finetune_steps",
+            self.finetune_steps,
+            MAX_FINETUNE_STEPS,
+            reason,
+        )?;
+        if let Some(s) = self.scale {
+            check.scale("scale", s)?;
+        }
+        if let Some(b) = self.base_classes {
+            let reason = "must be an integer in [1, 1000000] when set";
+            check.count("base_classes", b, MAX_CLASSES, reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why the Baselines cannot regress.
+const BASELINE_CLASSIFIES_ONLY: Option<&str> =
+    Some("its heads are classifiers pre-trained on base classes");
+
+/// Baseline in the algorithm table: classification only, heads fitted per task.
+pub struct BaselineAlgorithm;
+
+impl Algorithm for BaselineAlgorithm {
+    type Config = BaselineConfig;
+    const NAME: &'static str = "baseline";
+    const CLASSIFIES_ONLY: Option<&'static str> = BASELINE_CLASSIFIES_ONLY;
+
+    fn validate(config: &BaselineConfig) -> Result<(), AlgorithmError> {
+        config.validate(Self::NAME)
+    }
+
+    fn build<T: Float, B: Backbone + 'static>(
+        config: &BaselineConfig,
+        body: B,
+        _: TaskKind,
+        meta_lr: f64,
+        rng: &mut dyn rand::RngCore,
+    ) -> Box<dyn FewShotLearner<T>> {
+        Box::new(Baseline::<T, B>::new(config, false, body, meta_lr, rng))
+    }
+}
+
+/// Baseline++ in the algorithm table: Baseline's config, cosine heads.
+pub struct BaselinePpAlgorithm;
+
+impl Algorithm for BaselinePpAlgorithm {
+    type Config = BaselineConfig;
+    const NAME: &'static str = "baseline_pp";
+    const CLASSIFIES_ONLY: Option<&'static str> = BASELINE_CLASSIFIES_ONLY;
+
+    fn validate(config: &BaselineConfig) -> Result<(), AlgorithmError> {
+        config.validate(Self::NAME)
+    }
+
+    fn build<T: Float, B: Backbone + 'static>(
+        config: &BaselineConfig,
+        body: B,
+        _: TaskKind,
+        meta_lr: f64,
+        rng: &mut dyn rand::RngCore,
+    ) -> Box<dyn FewShotLearner<T>> {
+        Box::new(Baseline::<T, B>::new(config, true, body, meta_lr, rng))
+    }
+}
 
 /// Baseline / Baseline++: the backbone and the new heads' settings.
-pub struct BaselineMethod {
-    body: Body,
+pub struct BaselineMethod<B = Body> {
+    body: B,
     n_body: usize,
     cosine: bool,
     config: BaselineConfig,
 }
 
 /// The Baseline / Baseline++ learner.
-pub type Baseline<T> = MetaLearner<T, BaselineMethod>;
+pub type Baseline<T, B = Body> = MetaLearner<T, BaselineMethod<B>>;
 
-impl<T: Float> Baseline<T> {
+impl<T: Float, B: Backbone> Baseline<T, B> {
     /// A learner with a fresh backbone (and a global head when `config.base_classes` is set);
     /// `cosine` selects Baseline++.
     pub fn new(
         config: &BaselineConfig,
         cosine: bool,
-        body: Body,
+        body: B,
         meta_lr: f64,
         rng: &mut dyn rand::RngCore,
     ) -> Self {
-        let mut params = registry::prefixed(&body.init::<T>(rng), "param/");
+        let mut params = body.init_params::<T>(rng).prefixed("param/");
         let n_body = params.len();
         if let Some(b) = config.base_classes {
             let d = body.feature_dim();
-            params.push("head/weight", registry::kaiming_uniform(&[b, d], d, rng));
-            if !cosine {
-                params.push("head/bias", registry::kaiming_uniform(&[b], d, rng));
+            if cosine {
+                params.push("head/weight", kaiming_uniform(&[b, d], d, rng));
+            } else {
+                push_weight_and_bias(&mut params, "head/", &[b, d], rng);
             }
         }
         let method = BaselineMethod {
@@ -105,19 +213,19 @@ impl<T: Float> Baseline<T> {
         self.meta.step(&grads);
         Ok(StepStats {
             loss: loss.item().as_f64(),
-            accuracy: registry::accuracy(&out, labels),
+            accuracy: accuracy(&out, labels),
             grad_norm: 0.0,
         })
     }
 }
 
-impl BaselineMethod {
+impl<B: Backbone> BaselineMethod<B> {
     /// `baseline` or `baseline_pp`.
     fn label(&self) -> &'static str {
         if self.cosine {
-            "baseline_pp"
+            BaselinePpAlgorithm::NAME
         } else {
-            "baseline"
+            BaselineAlgorithm::NAME
         }
     }
 
@@ -131,9 +239,7 @@ impl BaselineMethod {
     fn head_logits<T: Float>(&self, z: &Tensor<T>, head: &[Tensor<T>]) -> Tensor<T> {
         if self.cosine {
             let s = self.scale(head[0].dim(0));
-            registry::l2_normalize(z, 1e-8)
-                .matmul_nt(&registry::l2_normalize(&head[0], 1e-8))
-                .mul_scalar(s)
+            cosine_similarities(z, &head[0]).mul_scalar(s)
         } else {
             z.linear(&head[0], Some(&head[1]))
         }
@@ -141,7 +247,7 @@ impl BaselineMethod {
 
     /// The imprinted head of support features `zs` (differentiable in `zs`).
     fn imprint<T: Float>(&self, zs: &Tensor<T>, sy: &[usize]) -> Vec<Tensor<T>> {
-        let mu = registry::class_means(zs, sy, registry::num_classes(sy));
+        let mu = class_means(zs, sy, num_classes(sy));
         if self.cosine {
             vec![mu]
         } else {
@@ -175,18 +281,18 @@ impl BaselineMethod {
     }
 }
 
-impl<T: Float> Method<T> for BaselineMethod {
+impl<T: Float, B: Backbone> Method<T> for BaselineMethod<B> {
     fn name(&self) -> &'static str {
         self.label()
     }
 
     fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         let theta = params.requires_grad_();
-        let body_params = registry::slice(&theta, 0..self.n_body);
+        let body_params = theta.slice(0..self.n_body);
         let name = self.label();
-        registry::mean_over_tasks(tasks, |t| {
-            let sy = registry::class_labels(&t.support_y, name);
-            let qy = registry::class_labels(&t.query_y, name);
+        mean_over_tasks(tasks, |t| {
+            let sy = t.support_y.class_labels(name);
+            let qy = t.query_y.class_labels(name);
             let (zs, zq) = embed_both(&self.body, &body_params, &t.support_x, &t.query_x);
             let init = self.imprint(&zs, sy);
             let tuned = self.finetune(&zs, sy, &init);
@@ -201,12 +307,12 @@ impl<T: Float> Method<T> for BaselineMethod {
                 .collect();
             let out = self.head_logits(&zq, &head);
             let loss = out.cross_entropy(qy);
-            registry::task_result(&loss, theta.tensors(), registry::accuracy(&out, qy))
+            TaskResult::from_loss(&loss, theta.tensors(), accuracy(&out, qy))
         })
     }
 
     fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T> {
-        let sy = registry::class_labels(sy, self.label());
+        let sy = sy.class_labels(self.label());
         let (zs, zq) = crate::autodiff::no_grad(|| embed_both(&self.body, p, sx, qx));
         let init = crate::autodiff::no_grad(|| self.imprint(&zs, sy));
         let head = self.finetune(&zs, sy, &init);

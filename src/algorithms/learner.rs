@@ -1,28 +1,38 @@
-//! The one trait every few-shot method implements (easyfsl's shape: process the support set,
-//! then predict the query set), with meta-training on top.
+//! The one trait every few-shot learner implements (easyfsl's shape: process the support set,
+//! then predict the query set), with meta-training on top; what one method supplies
+//! ([`Method`]); and [`MetaLearner`], which adds the meta-parameters and their optimizer to a
+//! method and so implements [`FewShotLearner`] once for every method.
 
-use super::maml::TaskData;
-use super::registry::MetaState;
-use super::Target;
+use super::meta_batch::{MetaGradient, StepStats};
+use super::meta_state::MetaState;
+use super::task::{Target, TaskData};
+use crate::nn::checkpoint::CheckpointError;
 use crate::nn::optim::Optimizer;
 use crate::nn::Params;
 use crate::tensor::{Float, Tensor};
 
-/// What one meta-training step reports.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct StepStats {
-    /// Mean query loss over the meta-batch (before the update).
-    pub loss: f64,
-    /// Mean query accuracy over the meta-batch (classification), or `NaN` for regression.
-    pub accuracy: f64,
-    /// Euclidean norm of the meta-gradient (or update direction) of the step, for divergence
-    /// checks (0 when the learner does not measure it).
-    #[serde(default)]
-    pub grad_norm: f64,
-}
-
 /// A few-shot learner: meta-trains on batches of tasks; given a labelled support set, predicts
 /// the query set.
+///
+/// ```rust
+/// use metalearn::prelude::*;
+///
+/// // ProtoNet on an MLP backbone, 2-way tasks of 4-dimensional points.
+/// let algorithm = AlgorithmConfig::default_for("protonet").unwrap();
+/// let backbone = BackboneConfig::Mlp(MlpBackbone { sizes: vec![4, 16] });
+/// let mut rng = seeded_rng(0);
+/// let mut learner = build_learner(&algorithm, &backbone, 2, 1e-3, &mut rng).unwrap();
+/// let task = TaskData {
+///     support_x: Tensor::rand_normal(&[4, 4], 0.0, 1.0, &mut rng),
+///     support_y: Target::Classes(vec![0, 0, 1, 1]),
+///     query_x: Tensor::rand_normal(&[6, 4], 0.0, 1.0, &mut rng),
+///     query_y: Target::Classes(vec![0, 0, 0, 1, 1, 1]),
+/// };
+/// let stats = learner.meta_train_step(&[task.clone()], &mut rng);
+/// assert!(stats.loss.is_finite());
+/// let logits = learner.predict(&task.support_x, &task.support_y, &task.query_x);
+/// assert_eq!(logits.shape(), [6, 2]);
+/// ```
 pub trait FewShotLearner<T: Float>: Send + Sync {
     /// The method's name, as configs spell it (`maml`, `protonet`, ...).
     fn name(&self) -> &'static str;
@@ -51,14 +61,8 @@ pub trait FewShotLearner<T: Float>: Send + Sync {
     fn state(&self) -> Params<T>;
 
     /// Restores [`FewShotLearner::state`]; errors when names or shapes do not match.
-    fn load_state(
-        &mut self,
-        state: &Params<T>,
-    ) -> Result<(), crate::nn::checkpoint::CheckpointError>;
+    fn load_state(&mut self, state: &Params<T>) -> Result<(), CheckpointError>;
 }
-
-/// The mean meta-gradient of a meta-batch (one tensor per meta-parameter) and its statistics.
-pub type MetaGradient<T> = (Vec<Tensor<T>>, StepStats);
 
 /// What one method supplies; [`MetaLearner`] adds the meta-parameters and their optimizer and
 /// implements [`FewShotLearner`] once for every method.
@@ -92,7 +96,7 @@ pub struct MetaLearner<T: Float, M> {
 
 impl<T: Float, M: Method<T>> MetaLearner<T, M> {
     /// `method` with meta-parameters `params` under Adam at `meta_lr`.
-    pub(crate) fn adam(method: M, params: Params<T>, meta_lr: f64) -> Self {
+    pub fn adam(method: M, params: Params<T>, meta_lr: f64) -> Self {
         MetaLearner {
             meta: MetaState::adam(method.name(), params, meta_lr),
             method,
@@ -100,7 +104,7 @@ impl<T: Float, M: Method<T>> MetaLearner<T, M> {
     }
 
     /// `method` with meta-parameters `params` under a given optimizer.
-    pub(crate) fn with_optimizer(
+    pub fn with_optimizer(
         method: M,
         params: Params<T>,
         opt: Box<dyn Optimizer<T> + Send + Sync>,
@@ -109,6 +113,16 @@ impl<T: Float, M: Method<T>> MetaLearner<T, M> {
             meta: MetaState::with_optimizer(method.name(), params, opt),
             method,
         }
+    }
+
+    /// The method.
+    pub fn method(&self) -> &M {
+        &self.method
+    }
+
+    /// The current meta-parameters (for the MAML family the initialisation `theta`).
+    pub fn params(&self) -> &Params<T> {
+        &self.meta.params
     }
 }
 
@@ -148,10 +162,7 @@ impl<T: Float, M: Method<T>> FewShotLearner<T> for MetaLearner<T, M> {
         self.meta.state()
     }
 
-    fn load_state(
-        &mut self,
-        state: &Params<T>,
-    ) -> Result<(), crate::nn::checkpoint::CheckpointError> {
+    fn load_state(&mut self, state: &Params<T>) -> Result<(), CheckpointError> {
         self.meta.load_state(state)
     }
 }

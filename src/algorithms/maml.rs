@@ -1,85 +1,107 @@
-//! The MAML inner loop (Finn et al. 2017) as a function of parameters.
-//!
-//! `phi_0 = theta`, `phi_{k+1} = phi_k - alpha * grad_phi L_support(phi_k)`. With
-//! [`Order::Second`] each inner gradient is taken with `create_graph`, so the query loss at
-//! `phi_K` differentiates back to `theta` through every step (`d phi_{k+1} / d phi_k =
-//! I - alpha H_k`). With [`Order::First`] the inner gradients are constants (first-order MAML).
+//! MAML (Finn, Abbeel & Levine 2017) and first-order MAML: adapt the initialisation `theta` on
+//! each task's support set with the [`Adapter`] inner loop, score the query set at the
+//! adapted weights `phi_K`, and step Adam on the mean meta-gradient `d L_query(phi_K) / d theta`
+//! (second order), or on `grad L_query` at `phi_K` (first order).
 
-use super::learner::{MetaGradient, MetaLearner, Method};
-use super::registry::{self, Body, Network, TaskKind, TaskResult};
-use super::Target;
-use crate::nn::{Model, Params};
+use super::adapt::Adapter;
+pub use super::adapt::Order;
+use super::algorithm::Algorithm;
+use super::checks::ParamCheck;
+use super::error::AlgorithmError;
+use super::learner::{FewShotLearner, MetaLearner, Method};
+use super::meta_batch::{mean_over_tasks, MetaGradient, StepStats, TaskResult};
+pub use super::task::TaskData;
+use super::task::{Target, TaskKind};
+use crate::nn::{Backbone, Body, Model, Network, Params};
 use crate::tensor::{Float, Tensor};
+use serde::{Deserialize, Serialize};
 
-/// Whether the meta-gradient differentiates through the inner gradients.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Order {
-    /// True second-order MAML.
-    Second,
-    /// First-order MAML: inner gradients are treated as constants.
-    First,
+/// MAML / first-order MAML (and ANIL, which reuses these fields). Defaults: Finn et al.'s
+/// Omniglot 5-way setting (`inner_lr` 0.4, 1 step in meta-training, 3 at test time). For the
+/// sinusoid benchmark they use `inner_lr` 0.01, 1 step (10 at test time).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MamlConfig {
+    /// Inner-loop SGD step size alpha (0.4).
+    pub inner_lr: f64,
+    /// Inner steps during meta-training (1).
+    pub inner_steps: usize,
+    /// Inner steps when adapting for prediction (3).
+    pub eval_inner_steps: usize,
+    /// Treat inner gradients as constants (false; `fomaml` forces true).
+    pub first_order: bool,
 }
 
-impl Order {
-    /// [`Order::First`] when `first_order`, else [`Order::Second`].
-    pub fn first_if(first_order: bool) -> Order {
-        if first_order {
-            Order::First
-        } else {
-            Order::Second
+impl Default for MamlConfig {
+    fn default() -> Self {
+        MamlConfig {
+            inner_lr: 0.4,
+            inner_steps: 1,
+            eval_inner_steps: 3,
+            first_order: false,
         }
     }
 }
 
-/// The result of adapting to a support set.
-pub struct Adapted<T: Float> {
-    /// The fast weights `phi_K`.
-    pub params: Params<T>,
-    /// The support loss before each inner step (`phi_0 .. phi_{K-1}`).
-    pub support_losses: Vec<f64>,
+impl MamlConfig {
+    /// `inner_lr` in (0, 100], `inner_steps` and `eval_inner_steps` in [1, 10000].
+    pub fn validate(&self, algorithm: &'static str) -> Result<(), AlgorithmError> {
+        let (lr, steps, eval_steps) = (self.inner_lr, self.inner_steps, self.eval_inner_steps);
+        ParamCheck::new(algorithm).inner_loop("inner_lr", lr, steps, eval_steps)
+    }
 }
 
-/// Runs `steps` SGD steps of size `lr` on the support set from `params`.
-///
-/// `lrs`, when given, holds one learning-rate tensor per parameter (Meta-SGD's learned step
-/// sizes, elementwise); otherwise every parameter uses `lr`. `adapt_mask[i] = false` keeps
-/// parameter `i` fixed (ANIL adapts only the head).
-#[allow(clippy::too_many_arguments)]
-pub fn adapt<T: Float>(
-    model: &dyn Model<T>,
-    params: &Params<T>,
-    support_x: &Tensor<T>,
-    support_y: &Target<T>,
-    steps: usize,
-    lr: f64,
-    order: Order,
-    lrs: Option<&Params<T>>,
-    adapt_mask: Option<&[bool]>,
-) -> Adapted<T> {
-    let mut phi = params.clone();
-    let mut support_losses = Vec::with_capacity(steps);
-    for _ in 0..steps {
-        let loss = support_y.loss(&model.forward(&phi, support_x));
-        support_losses.push(loss.item().as_f64());
-        let wrt: Vec<usize> = (0..phi.len())
-            .filter(|&i| adapt_mask.is_none_or(|m| m[i]))
-            .collect();
-        let inputs: Vec<Tensor<T>> = wrt.iter().map(|&i| phi.at(i).clone()).collect();
-        let grads = crate::grad(&[loss], &inputs, order == Order::Second);
-        let mut next: Vec<Tensor<T>> = phi.tensors().to_vec();
-        for (g, &i) in grads.iter().zip(&wrt) {
-            let step = match lrs {
-                Some(l) => g.mul(l.at(i)),
-                None => g.mul_scalar(lr),
-            };
-            next[i] = phi.at(i).sub(&step);
-        }
-        phi = phi.with_tensors(next);
+/// MAML in the algorithm table: regresses, has a head; second order unless `first_order`.
+pub struct MamlAlgorithm;
+
+impl Algorithm for MamlAlgorithm {
+    type Config = MamlConfig;
+    const NAME: &'static str = "maml";
+    const HAS_HEAD: bool = true;
+
+    fn validate(config: &MamlConfig) -> Result<(), AlgorithmError> {
+        config.validate(Self::NAME)
     }
-    Adapted {
-        params: phi,
-        support_losses,
+
+    fn build<T: Float, B: Backbone + 'static>(
+        config: &MamlConfig,
+        body: B,
+        task: TaskKind,
+        meta_lr: f64,
+        rng: &mut dyn rand::RngCore,
+    ) -> Box<dyn FewShotLearner<T>> {
+        Box::new(Maml::<T, B>::new(config, false, body, task, meta_lr, rng))
+    }
+}
+
+/// First-order MAML in the algorithm table: MAML's config, always first order.
+pub struct FomamlAlgorithm;
+
+impl Algorithm for FomamlAlgorithm {
+    type Config = MamlConfig;
+    const NAME: &'static str = "fomaml";
+    const HAS_HEAD: bool = true;
+
+    /// MAML's defaults with `first_order` set.
+    fn default_config() -> MamlConfig {
+        MamlConfig {
+            first_order: true,
+            ..MamlConfig::default()
+        }
+    }
+
+    fn validate(config: &MamlConfig) -> Result<(), AlgorithmError> {
+        config.validate(Self::NAME)
+    }
+
+    fn build<T: Float, B: Backbone + 'static>(
+        config: &MamlConfig,
+        body: B,
+        task: TaskKind,
+        meta_lr: f64,
+        rng: &mut dyn rand::RngCore,
+    ) -> Box<dyn FewShotLearner<T>> {
+        Box::new(Maml::<T, B>::new(config, true, body, task, meta_lr, rng))
     }
 }
 
@@ -97,8 +119,9 @@ pub struct TaskMetaGrad<T: Float> {
     pub adapted: Params<T>,
 }
 
-/// Adapts on the support set, scores the query set, and returns the meta-gradient of the query
-/// loss with respect to `theta` (which must be leaves with gradients enabled).
+/// Adapts on the support set (`steps` SGD steps of size `lr`, of `order`), scores the query
+/// set, and returns the meta-gradient of the query loss with respect to `theta` (which must
+/// be leaves with gradients enabled).
 #[allow(clippy::too_many_arguments)]
 pub fn task_meta_grad<T: Float>(
     model: &dyn Model<T>,
@@ -111,9 +134,8 @@ pub fn task_meta_grad<T: Float>(
     lr: f64,
     order: Order,
 ) -> TaskMetaGrad<T> {
-    let adapted = adapt(
-        model, theta, support_x, support_y, steps, lr, order, None, None,
-    );
+    let adapter = Adapter::sgd(lr, steps).with_order(order);
+    let adapted = adapter.adapt(model, theta, support_x, support_y);
     let out = model.forward(&adapted.params, query_x);
     let loss = query_y.loss(&out);
     let wrt: Vec<Tensor<T>> = match order {
@@ -128,19 +150,6 @@ pub fn task_meta_grad<T: Float>(
         support_losses: adapted.support_losses,
         adapted: adapted.params.detach(),
     }
-}
-
-/// One task of a meta-batch: a support set to adapt on and a query set to score.
-#[derive(Clone, Debug)]
-pub struct TaskData<T: Float> {
-    /// Support inputs `[Ns, ...]`.
-    pub support_x: Tensor<T>,
-    /// Support targets.
-    pub support_y: Target<T>,
-    /// Query inputs `[Nq, ...]`.
-    pub query_x: Tensor<T>,
-    /// Query targets.
-    pub query_y: Target<T>,
 }
 
 /// The meta-gradient of a meta-batch: `(1/T) sum_t d L_query_t / d theta`, with tasks run in
@@ -171,20 +180,11 @@ fn batch_meta_gradient<T: Float>(
     if let Some(batched) = tasks_as_one_graph(model, &theta, tasks, steps, lr, order) {
         return batched;
     }
-    registry::mean_over_tasks(tasks, |t| {
-        let r = task_meta_grad(
-            model,
-            &theta,
-            &t.support_x,
-            &t.support_y,
-            &t.query_x,
-            &t.query_y,
-            steps,
-            lr,
-            order,
-        );
+    mean_over_tasks(tasks, |t| {
+        let (sx, sy, qx, qy) = (&t.support_x, &t.support_y, &t.query_x, &t.query_y);
+        let r = task_meta_grad(model, &theta, sx, sy, qx, qy, steps, lr, order);
         TaskResult {
-            accuracy: registry::target_accuracy(&r.query_output, &t.query_y),
+            accuracy: qy.accuracy(&r.query_output),
             grads: r.grads,
             loss: r.query_loss,
         }
@@ -271,7 +271,7 @@ fn tasks_as_one_graph<T: Float>(
             .collect(),
     };
     let loss = losses.to_vec().iter().map(|l| l.as_f64()).sum::<f64>() / b as f64;
-    let stats = super::learner::StepStats {
+    let stats = StepStats {
         loss,
         accuracy: f64::NAN,
         grad_norm: 0.0,
@@ -279,47 +279,10 @@ fn tasks_as_one_graph<T: Float>(
     Some((grads, stats))
 }
 
-/// A task's result from the query output `out` after adaptation: the gradient of the query
-/// loss with respect to `wrt`, the loss and the accuracy.
-pub(crate) fn query_result<T: Float>(
-    out: &Tensor<T>,
-    y: &Target<T>,
-    wrt: &[Tensor<T>],
-) -> TaskResult<T> {
-    registry::task_result(&y.loss(out), wrt, registry::target_accuracy(out, y))
-}
-
-/// The gradient-based methods' prediction: `steps` first-order steps from `theta` (leaves
-/// with gradients enabled) on the support set (step `lr`, or the per-element `lrs`), then
-/// `model` on the query set under `no_grad`, with the query batch's statistics.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn adapt_and_predict<T: Float>(
-    model: &dyn Model<T>,
-    theta: &Params<T>,
-    support_x: &Tensor<T>,
-    support_y: &Target<T>,
-    query_x: &Tensor<T>,
-    steps: usize,
-    lr: f64,
-    lrs: Option<&Params<T>>,
-) -> Tensor<T> {
-    let a = adapt(
-        model,
-        theta,
-        support_x,
-        support_y,
-        steps,
-        lr,
-        Order::First,
-        lrs,
-        None,
-    );
-    crate::autodiff::no_grad(|| model.forward(&a.params, query_x))
-}
-
-/// MAML / first-order MAML: the network (body + linear head) and the inner loop's settings.
-pub struct MamlMethod {
-    net: Network,
+/// MAML / first-order MAML: the network (backbone + linear head) and the inner loop's
+/// settings.
+pub struct MamlMethod<B = Body> {
+    net: Network<B>,
     inner_lr: f64,
     inner_steps: usize,
     eval_inner_steps: usize,
@@ -327,7 +290,7 @@ pub struct MamlMethod {
     name: &'static str,
 }
 
-impl<T: Float> Method<T> for MamlMethod {
+impl<T: Float, B: Backbone> Method<T> for MamlMethod<B> {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -337,10 +300,10 @@ impl<T: Float> Method<T> for MamlMethod {
         batch_meta_gradient(net, params, tasks, steps, lr, self.order)
     }
 
+    /// `eval_inner_steps` first-order steps, then the query batch under `no_grad`.
     fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T> {
-        let (steps, lr) = (self.eval_inner_steps, self.inner_lr);
-        let theta = p.requires_grad_();
-        adapt_and_predict(&self.net, &theta, sx, sy, qx, steps, lr, None)
+        let adapter = Adapter::sgd(self.inner_lr, self.eval_inner_steps).with_order(Order::First);
+        adapter.predict(&self.net, &p.requires_grad_(), sx, sy, qx)
     }
 }
 
@@ -350,32 +313,67 @@ impl<T: Float> Method<T> for MamlMethod {
 /// Meta-training adapts on each task's support set with `inner_steps` SGD steps (batch norm
 /// with the support batch's statistics in every step), scores the query set (query batch
 /// statistics), and steps Adam on the mean meta-gradient (tasks in parallel).
-/// [`predict`](super::learner::FewShotLearner::predict) adapts with `eval_inner_steps`
-/// first-order steps and runs the query batch under `no_grad`, with the query batch's
-/// statistics (transductive, as Finn et al.'s code).
-pub type Maml<T> = MetaLearner<T, MamlMethod>;
+/// [`predict`](FewShotLearner::predict) adapts with `eval_inner_steps` first-order steps and
+/// runs the query batch under `no_grad`, with the query batch's statistics (transductive, as
+/// Finn et al.'s code).
+///
+/// ```rust
+/// use metalearn::prelude::*;
+///
+/// // MAML on a 1-input MLP, regressing y = a x onto tasks with different slopes a.
+/// let mut rng = seeded_rng(0);
+/// let config = MamlConfig { inner_lr: 0.01, inner_steps: 1, eval_inner_steps: 5, ..MamlConfig::default() };
+/// let body = Body::Mlp(Mlp::new(&[1, 16]));
+/// let task_kind = TaskKind::Regression { outputs: 1 };
+/// let mut maml = Maml::<f32>::new(&config, false, body, task_kind, 1e-2, &mut rng);
+/// let line = |a: f32, xs: &[f32]| {
+///     let x = Tensor::from_vec(xs.to_vec(), &[xs.len(), 1]);
+///     let y = Target::Values(x.mul_scalar(a as f64));
+///     (x, y)
+/// };
+/// let tasks: Vec<TaskData<f32>> = [0.5, -1.0, 2.0]
+///     .iter()
+///     .map(|&a| {
+///         let (support_x, support_y) = line(a, &[-1.0, 0.0, 1.0]);
+///         let (query_x, query_y) = line(a, &[-0.5, 0.5]);
+///         TaskData { support_x, support_y, query_x, query_y }
+///     })
+///     .collect();
+/// let before = maml.meta_gradient(&tasks).1.loss;
+/// for _ in 0..50 {
+///     maml.meta_train_step(&tasks, &mut rng);
+/// }
+/// assert!(maml.meta_gradient(&tasks).1.loss < before);
+/// let t = &tasks[0];
+/// assert_eq!(maml.predict(&t.support_x, &t.support_y, &t.query_x).shape(), [2, 1]);
+/// ```
+pub type Maml<T, B = Body> = MetaLearner<T, MamlMethod<B>>;
 
-impl<T: Float> Maml<T> {
+impl<T: Float, B: Backbone> Maml<T, B> {
     /// A learner from its config; `fomaml` (or `config.first_order`) selects first order.
     pub fn new(
-        config: &super::config::MamlConfig,
+        config: &MamlConfig,
         fomaml: bool,
-        body: Body,
+        body: B,
         task: TaskKind,
         meta_lr: f64,
         rng: &mut dyn rand::RngCore,
     ) -> Self {
-        let (net, theta) = Network::fresh::<T>(body, task, rng);
-        let params = registry::prefixed(&theta, "param/");
+        let net = Network::with_head(body, task.outputs());
+        let theta: Params<T> = net.init(rng);
         let method = MamlMethod {
             net,
             inner_lr: config.inner_lr,
             inner_steps: config.inner_steps,
             eval_inner_steps: config.eval_inner_steps,
             order: Order::first_if(fomaml || config.first_order),
-            name: if fomaml { "fomaml" } else { "maml" },
+            name: if fomaml {
+                FomamlAlgorithm::NAME
+            } else {
+                MamlAlgorithm::NAME
+            },
         };
-        MetaLearner::adam(method, params, meta_lr)
+        MetaLearner::adam(method, theta.prefixed("param/"), meta_lr)
     }
 
     /// First or second order.
@@ -384,28 +382,15 @@ impl<T: Float> Maml<T> {
     }
 
     /// The network.
-    pub fn network(&self) -> &Network {
+    pub fn network(&self) -> &Network<B> {
         &self.method.net
-    }
-
-    /// The current initialisation `theta`.
-    pub fn params(&self) -> &Params<T> {
-        &self.meta.params
     }
 
     /// The mean meta-gradient of a meta-batch at the current `theta` and the step statistics
     /// (without updating): what [`FewShotLearner::meta_train_step`] feeds the optimizer.
-    ///
-    /// [`FewShotLearner::meta_train_step`]: super::learner::FewShotLearner::meta_train_step
     pub fn meta_gradient(&self, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         let m = &self.method;
-        batch_meta_gradient(
-            &m.net,
-            &self.meta.params,
-            tasks,
-            m.inner_steps,
-            m.inner_lr,
-            m.order,
-        )
+        let (steps, lr) = (m.inner_steps, m.inner_lr);
+        batch_meta_gradient(&m.net, &self.meta.params, tasks, steps, lr, m.order)
     }
 }

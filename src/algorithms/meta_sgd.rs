@@ -4,76 +4,120 @@
 //! State names: `param/<name>` (the initialisation), `lr/<name>` (the step sizes, same shapes),
 //! then the optimizer's state under `opt/`.
 
-use super::config::MetaSgdConfig;
-use super::learner::{MetaGradient, MetaLearner, Method};
-use super::maml::{adapt, adapt_and_predict, query_result, Order, TaskData};
-use super::registry::{self, Body, Network, TaskKind};
-use super::Target;
-use crate::nn::{Model, Params};
+use super::adapt::{Adapter, Order};
+use super::algorithm::Algorithm;
+use super::checks::ParamCheck;
+use super::error::AlgorithmError;
+use super::learner::{FewShotLearner, MetaLearner, Method};
+use super::meta_batch::{mean_over_tasks, MetaGradient, TaskResult};
+use super::task::{Target, TaskData, TaskKind};
+use crate::nn::{Backbone, Body, Model, Network, Params};
 use crate::tensor::{Float, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Meta-SGD. Li et al. draw the initial step sizes from U[0.005, 0.1] and take one inner step;
+/// here every step size starts at `init_lr` (0.1, the top of their range; learn2learn's
+/// choice of a constant start).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetaSgdConfig {
+    /// Initial per-parameter step size (0.1).
+    pub init_lr: f64,
+    /// Inner steps in meta-training (1).
+    pub inner_steps: usize,
+    /// Inner steps when adapting for prediction (1).
+    pub eval_inner_steps: usize,
+    /// Treat inner gradients as constants (false).
+    pub first_order: bool,
+}
+
+impl Default for MetaSgdConfig {
+    fn default() -> Self {
+        MetaSgdConfig {
+            init_lr: 0.1,
+            inner_steps: 1,
+            eval_inner_steps: 1,
+            first_order: false,
+        }
+    }
+}
+
+/// Meta-SGD in the algorithm table: regresses, has a head.
+pub struct MetaSgdAlgorithm;
+
+impl Algorithm for MetaSgdAlgorithm {
+    type Config = MetaSgdConfig;
+    const NAME: &'static str = "meta_sgd";
+    const HAS_HEAD: bool = true;
+
+    /// `init_lr` in (0, 100], `inner_steps` and `eval_inner_steps` in [1, 10000].
+    fn validate(c: &MetaSgdConfig) -> Result<(), AlgorithmError> {
+        let check = ParamCheck::new(Self::NAME);
+        check.inner_loop("init_lr", c.init_lr, c.inner_steps, c.eval_inner_steps)
+    }
+
+    fn build<T: Float, B: Backbone + 'static>(
+        config: &MetaSgdConfig,
+        body: B,
+        task: TaskKind,
+        meta_lr: f64,
+        rng: &mut dyn rand::RngCore,
+    ) -> Box<dyn FewShotLearner<T>> {
+        Box::new(MetaSgd::<T, B>::new(config, body, task, meta_lr, rng))
+    }
+}
 
 /// Meta-SGD: the network, the number of its parameters `n` and the inner loop's settings.
-pub struct MetaSgdMethod {
-    net: Network,
+pub struct MetaSgdMethod<B = Body> {
+    net: Network<B>,
     n: usize,
     config: MetaSgdConfig,
 }
 
-impl<T: Float> Method<T> for MetaSgdMethod {
+impl<T: Float, B: Backbone> Method<T> for MetaSgdMethod<B> {
     fn name(&self) -> &'static str {
-        "meta_sgd"
+        MetaSgdAlgorithm::NAME
     }
 
     fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         let all = params.requires_grad_();
-        let theta = registry::slice(&all, 0..self.n);
-        let lrs = registry::slice(&all, self.n..2 * self.n);
+        let (theta, step_sizes) = all.split_at(self.n);
         let order = Order::first_if(self.config.first_order);
-        registry::mean_over_tasks(tasks, |t| {
-            let a = adapt(
-                &self.net,
-                &theta,
-                &t.support_x,
-                &t.support_y,
-                self.config.inner_steps,
-                0.0,
-                order,
-                Some(&lrs),
-                None,
-            );
+        let adapter = Adapter::per_parameter(step_sizes, self.config.inner_steps).with_order(order);
+        mean_over_tasks(tasks, |t| {
+            let a = adapter.adapt(&self.net, &theta, &t.support_x, &t.support_y);
             let out = self.net.forward(&a.params, &t.query_x);
             // Both orders record phi = theta - alpha * g, so the gradient reaches theta and alpha
             // (with `First`, g is a constant and d phi / d theta = I).
-            query_result(&out, &t.query_y, all.tensors())
+            TaskResult::from_query(&out, &t.query_y, all.tensors())
         })
     }
 
+    /// `eval_inner_steps` first-order steps with the learned step sizes, then the query batch.
     fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T> {
-        let theta = registry::slice(p, 0..self.n).requires_grad_();
-        let lrs = registry::slice(p, self.n..2 * self.n);
+        let (theta, step_sizes) = p.split_at(self.n);
         let steps = self.config.eval_inner_steps;
-        adapt_and_predict(&self.net, &theta, sx, sy, qx, steps, 0.0, Some(&lrs))
+        let adapter = Adapter::per_parameter(step_sizes, steps).with_order(Order::First);
+        adapter.predict(&self.net, &theta.requires_grad_(), sx, sy, qx)
     }
 }
 
 /// The Meta-SGD learner (meta-parameters `param/...` then `lr/...`).
-pub type MetaSgd<T> = MetaLearner<T, MetaSgdMethod>;
+pub type MetaSgd<T, B = Body> = MetaLearner<T, MetaSgdMethod<B>>;
 
-impl<T: Float> MetaSgd<T> {
+impl<T: Float, B: Backbone> MetaSgd<T, B> {
     /// A learner from its config; every step size starts at `config.init_lr`.
     pub fn new(
         config: &MetaSgdConfig,
-        body: Body,
+        body: B,
         task: TaskKind,
         meta_lr: f64,
         rng: &mut dyn rand::RngCore,
     ) -> Self {
-        let (net, theta) = Network::fresh::<T>(body, task, rng);
-        let lrs = theta.map(|t| Tensor::full(t.shape(), T::of(config.init_lr)));
-        let params = registry::concat_params(
-            &registry::prefixed(&theta, "param/"),
-            &registry::prefixed(&lrs, "lr/"),
-        );
+        let net = Network::with_head(body, task.outputs());
+        let theta: Params<T> = net.init(rng);
+        let step_sizes = theta.map(|t| Tensor::full(t.shape(), T::of(config.init_lr)));
+        let params = theta.prefixed("param/").concat(&step_sizes.prefixed("lr/"));
         let method = MetaSgdMethod {
             n: theta.len(),
             net,
@@ -84,12 +128,11 @@ impl<T: Float> MetaSgd<T> {
 
     /// The initialisation `theta`.
     pub fn theta(&self) -> Params<T> {
-        registry::slice(&self.meta.params, 0..self.method.n)
+        self.meta.params.split_at(self.method.n).0
     }
 
     /// The learned step sizes.
     pub fn step_sizes(&self) -> Params<T> {
-        let n = self.method.n;
-        registry::slice(&self.meta.params, n..2 * n)
+        self.meta.params.split_at(self.method.n).1
     }
 }

@@ -4,11 +4,10 @@
 //! set with the method's [`Metric`], and meta-train the backbone (and the metric's own
 //! parameters) on the query loss of those scores.
 
-use super::learner::{MetaGradient, MetaLearner, Method};
-use super::maml::TaskData;
-use super::registry::{self, Body};
-use super::Target;
-use crate::nn::Params;
+use super::learner::{MetaLearner, Method};
+use super::meta_batch::{mean_over_tasks, MetaGradient, TaskResult};
+use super::task::{Target, TaskData};
+use crate::nn::{Backbone, Body, Params};
 use crate::tensor::{Float, Tensor};
 
 /// How one metric-based method scores queries against a labelled support set.
@@ -32,42 +31,56 @@ pub trait Metric<T: Float>: Send + Sync {
 }
 
 /// A backbone with a [`Metric`] on its features.
-pub struct MetricNet<M> {
-    pub(crate) body: Body,
-    pub(crate) metric: M,
+pub struct MetricNet<M, B = Body> {
+    /// The feature extractor.
+    pub body: B,
+    /// How queries are scored against the support set.
+    pub metric: M,
 }
 
 /// A metric-based learner: backbone parameters `param/...`, then the metric's own.
-pub type MetricLearner<T, M> = MetaLearner<T, MetricNet<M>>;
+pub type MetricLearner<T, M, B = Body> = MetaLearner<T, MetricNet<M, B>>;
 
-/// A metric learner with Adam at `meta_lr` on the backbone's fresh `param/...` followed by
-/// `extra` (the metric's own parameters, `body` passed for their shapes).
-pub(crate) fn metric_learner<T: Float, M: Metric<T>>(
-    body: Body,
+/// A metric learner with Adam at `meta_lr` on the backbone's fresh parameters `param/...`
+/// followed by the metric's own: `metric(&body, n_body, rng)` returns the metric and those
+/// parameters (`n_body`, the number of backbone tensors, is where they start).
+pub fn metric_learner<T: Float, M: Metric<T>, B: Backbone>(
+    body: B,
     meta_lr: f64,
     rng: &mut dyn rand::RngCore,
-    metric: impl FnOnce(&Body, usize, &mut dyn rand::RngCore) -> (M, Params<T>),
-) -> MetricLearner<T, M> {
-    let params = registry::prefixed(&body.init::<T>(rng), "param/");
+    metric: impl FnOnce(&B, usize, &mut dyn rand::RngCore) -> (M, Params<T>),
+) -> MetricLearner<T, M, B> {
+    let params = body.init_params::<T>(rng).prefixed("param/");
     let (metric, extra) = metric(&body, params.len(), rng);
-    let params = registry::concat_params(&params, &extra);
-    MetaLearner::adam(MetricNet { body, metric }, params, meta_lr)
+    MetaLearner::adam(MetricNet { body, metric }, params.concat(&extra), meta_lr)
 }
 
 /// Embeds support and query in one batch; returns `(support, query)` embeddings.
-pub(crate) fn embed_both<T: Float>(
-    body: &Body,
+pub fn embed_both<T: Float, B: Backbone>(
+    body: &B,
     params: &Params<T>,
     sx: &Tensor<T>,
     qx: &Tensor<T>,
 ) -> (Tensor<T>, Tensor<T>) {
     let ns = sx.dim(0);
-    let z = body.embed(params, &registry::cat_batch(sx, qx));
+    let z = body.embed(params, &Tensor::concat(&[sx.clone(), qx.clone()], 0));
     let nq = z.dim(0) - ns;
     (z.narrow(0, 0, ns), z.narrow(0, ns, nq))
 }
 
-impl<M> MetricNet<M> {
+/// Cosine similarities `[Na, Nb]` between the rows of `a [Na, d]` and `b [Nb, d]`, each row
+/// scaled to unit norm with `1e-8` added to its squared norm.
+pub fn cosine_similarities<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
+    l2_normalize(a, 1e-8).matmul_nt(&l2_normalize(b, 1e-8))
+}
+
+/// Rows scaled to unit Euclidean norm: `z / sqrt(sum z^2 + eps)`.
+pub fn l2_normalize<T: Float>(z: &Tensor<T>, eps: f64) -> Tensor<T> {
+    z.div(&z.square().sum_axis(-1, true).add_scalar(eps).sqrt())
+}
+
+impl<M, B: Backbone> MetricNet<M, B> {
+    /// The metric's scores for the queries `qx` against the support set `(sx, sy)`.
     fn scores<T: Float>(
         &self,
         params: &Params<T>,
@@ -83,7 +96,7 @@ impl<M> MetricNet<M> {
     }
 }
 
-impl<T: Float, M: Metric<T>> Method<T> for MetricNet<M> {
+impl<T: Float, M: Metric<T>, B: Backbone> Method<T> for MetricNet<M, B> {
     fn name(&self) -> &'static str {
         self.metric.name()
     }
@@ -91,19 +104,19 @@ impl<T: Float, M: Metric<T>> Method<T> for MetricNet<M> {
     fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         let theta = params.requires_grad_();
         let name = self.metric.name();
-        let (mut grads, stats) = registry::mean_over_tasks(tasks, |t| {
-            let sy = registry::class_labels(&t.support_y, name);
-            let qy = registry::class_labels(&t.query_y, name);
+        let (mut grads, stats) = mean_over_tasks(tasks, |t| {
+            let sy = t.support_y.class_labels(name);
+            let qy = t.query_y.class_labels(name);
             let out = self.scores(&theta, &t.support_x, sy, &t.query_x);
             let loss = self.metric.loss(&out, qy);
-            registry::task_result(&loss, theta.tensors(), registry::accuracy(&out, qy))
+            TaskResult::from_loss(&loss, theta.tensors(), super::classes::accuracy(&out, qy))
         });
         self.metric.mask_gradient(&mut grads);
         (grads, stats)
     }
 
     fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T> {
-        let sy = registry::class_labels(sy, self.metric.name());
+        let sy = sy.class_labels(self.metric.name());
         crate::autodiff::no_grad(|| self.scores(p, sx, sy, qx))
     }
 }

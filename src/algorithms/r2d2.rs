@@ -10,11 +10,70 @@
 //!
 //! State names: `param/...` (backbone), `r2d2/log_lambda`, `r2d2/scale`, `opt/...`.
 
-use super::config::R2d2Config;
+use super::algorithm::Algorithm;
+use super::checks::ParamCheck;
+use super::classes::{num_classes, one_hot};
+use super::error::AlgorithmError;
+use super::learner::FewShotLearner;
 use super::metric::{metric_learner, Metric, MetricLearner};
-use super::registry::{self, Body};
-use crate::nn::Params;
+use super::task::TaskKind;
+use crate::nn::{Backbone, Body, Params};
 use crate::tensor::{Float, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// R2D2: ridge regression from support features to one-hot labels, in closed form through the
+/// Woodbury identity `W = Z^T (Z Z^T + lambda I)^{-1} Y`, logits `scale * Z_q W`. Bertinetto et
+/// al. meta-learn lambda and the output scale; defaults: lambda 1.0, scale 1.0, both learned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct R2d2Config {
+    /// Initial ridge penalty (1.0), learned as `log lambda` when `learn_lambda`.
+    pub lambda: f64,
+    /// Meta-learn lambda (true).
+    pub learn_lambda: bool,
+    /// Initial logit scale (1.0).
+    pub scale: f64,
+    /// Meta-learn the scale (true).
+    pub learn_scale: bool,
+}
+
+impl Default for R2d2Config {
+    fn default() -> Self {
+        R2d2Config {
+            lambda: 1.0,
+            learn_lambda: true,
+            scale: 1.0,
+            learn_scale: true,
+        }
+    }
+}
+
+/// R2D2 in the algorithm table: classification only, no head.
+pub struct R2d2Algorithm;
+
+impl Algorithm for R2d2Algorithm {
+    type Config = R2d2Config;
+    const NAME: &'static str = "r2d2";
+    const CLASSIFIES_ONLY: Option<&'static str> =
+        Some("its closed-form head regresses one-hot class labels");
+
+    /// `lambda` and `scale` in (0, 1e6].
+    fn validate(config: &R2d2Config) -> Result<(), AlgorithmError> {
+        let check = ParamCheck::new(Self::NAME);
+        check.scale("lambda", config.lambda)?;
+        check.scale("scale", config.scale)
+    }
+
+    fn build<T: Float, B: Backbone + 'static>(
+        config: &R2d2Config,
+        body: B,
+        _: TaskKind,
+        meta_lr: f64,
+        rng: &mut dyn rand::RngCore,
+    ) -> Box<dyn FewShotLearner<T>> {
+        Box::new(R2d2::<T, B>::new(config, body, meta_lr, rng))
+    }
+}
 
 /// R2D2's metric: the ridge-regression head fitted on the support features.
 pub struct RidgeHead {
@@ -25,7 +84,7 @@ pub struct RidgeHead {
 
 impl<T: Float> Metric<T> for RidgeHead {
     fn name(&self) -> &'static str {
-        "r2d2"
+        R2d2Algorithm::NAME
     }
 
     fn scores(
@@ -36,7 +95,7 @@ impl<T: Float> Metric<T> for RidgeHead {
         zq: &Tensor<T>,
     ) -> Tensor<T> {
         let ns = zs.dim(0);
-        let y = registry::one_hot::<T>(sy, registry::num_classes(sy));
+        let y = one_hot::<T>(sy, num_classes(sy));
         let lambda = params.at(self.n_body).exp();
         let mut eye = vec![T::zero(); ns * ns];
         for i in 0..ns {
@@ -62,11 +121,11 @@ impl<T: Float> Metric<T> for RidgeHead {
 }
 
 /// The R2D2 learner.
-pub type R2d2<T> = MetricLearner<T, RidgeHead>;
+pub type R2d2<T, B = Body> = MetricLearner<T, RidgeHead, B>;
 
-impl<T: Float> R2d2<T> {
+impl<T: Float, B: Backbone> R2d2<T, B> {
     /// A learner with a fresh backbone.
-    pub fn new(config: &R2d2Config, body: Body, meta_lr: f64, rng: &mut dyn rand::RngCore) -> Self {
+    pub fn new(config: &R2d2Config, body: B, meta_lr: f64, rng: &mut dyn rand::RngCore) -> Self {
         metric_learner(body, meta_lr, rng, |_, n_body, _| {
             let mut p = Params::new();
             p.push(

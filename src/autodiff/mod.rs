@@ -8,7 +8,7 @@
 //! Recording is on by default on every thread; [`no_grad`] turns it off for a scope. The mode is
 //! per thread, and a rayon thread that waits inside one job may run another: code that runs
 //! graph-building closures in parallel passes the caller's mode into each closure
-//! (`set_grad_enabled(mode)` at its start), as `algorithms::registry::mean_over_tasks` does.
+//! (`set_grad_enabled(mode)` at its start), as `algorithms::meta_batch::mean_over_tasks` does.
 
 pub mod check;
 
@@ -132,19 +132,95 @@ pub fn grad<T: Float>(
     grad_with(outputs, &seeds, inputs, GradOptions::new(create_graph))
 }
 
+/// A node of the graph in backward order: the tensor and the inputs of the op that made it.
 struct Visit<T: Float> {
     tensor: Tensor<T>,
     inputs: Vec<Tensor<T>>,
 }
 
+/// The part of the graph a backward pass walks: every node that requires grad, inputs before
+/// users, and whether each leads to a wanted input.
+struct Walk<T: Float> {
+    /// The nodes in topological order (inputs before users).
+    order: Vec<Visit<T>>,
+    /// A node's position in `order`, by tensor id.
+    index_of: HashMap<u64, usize>,
+    /// `reaches[k]`: whether `order[k]` depends on one of the wanted inputs (or is one).
+    reaches: Vec<bool>,
+}
+
+impl<T: Float> Walk<T> {
+    /// Whether the node with tensor id `id` is on the walk and leads to a wanted input.
+    fn leads_to_target(&self, id: u64) -> bool {
+        self.index_of.get(&id).is_some_and(|&k| self.reaches[k])
+    }
+}
+
 /// [`grad`] with explicit upstream gradients (`grad_outputs[i]` has the shape of `outputs[i]`)
 /// and options.
+///
+/// Phases: the topological order of the graph behind `outputs` ([`walk_graph`]), then one
+/// backward rule per node from the outputs down ([`backward_rule`]), accumulating each
+/// node's gradient before its own rule runs, and freeing the graph as it goes unless
+/// `retain_graph`.
 pub fn grad_with<T: Float>(
     outputs: &[Tensor<T>],
     grad_outputs: &[Tensor<T>],
     inputs: &[Tensor<T>],
     options: GradOptions,
 ) -> Vec<Tensor<T>> {
+    check_upstream(outputs, grad_outputs);
+    let targets: HashMap<u64, usize> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id(), i))
+        .collect();
+    let walk = walk_graph(outputs, &targets);
+
+    let _mode = crate::autodiff::set_grad_enabled(options.create_graph);
+    let mut grads: HashMap<u64, Tensor<T>> = HashMap::default();
+    for (o, g) in outputs.iter().zip(grad_outputs) {
+        if o.requires_grad() {
+            accumulate(&mut grads, o.id(), g.clone());
+        }
+    }
+    let mut results: Vec<Option<Tensor<T>>> = vec![None; inputs.len()];
+    for (k, visit) in walk.order.iter().enumerate().rev() {
+        let id = visit.tensor.id();
+        let Some(g) = grads.remove(&id) else { continue };
+        if let Some(&slot) = targets.get(&id) {
+            results[slot] = Some(g.clone());
+        }
+        if !walk.reaches[k] || visit.inputs.is_empty() {
+            continue;
+        }
+        let needs: Vec<bool> = visit
+            .inputs
+            .iter()
+            .map(|c| c.requires_grad() && walk.leads_to_target(c.id()))
+            .collect();
+        if !needs.iter().any(|&n| n) {
+            continue;
+        }
+        let input_grads = backward_rule(visit, &g, &needs);
+        if !options.retain_graph {
+            free_graph(&visit.tensor);
+        }
+        for ((gi, inp), need) in input_grads.into_iter().zip(&visit.inputs).zip(&needs) {
+            if let (Some(gi), true) = (gi, *need) {
+                accumulate(&mut grads, inp.id(), gi);
+            }
+        }
+    }
+    results
+        .into_iter()
+        .zip(inputs)
+        .map(|(g, input)| g.unwrap_or_else(|| Tensor::zeros(input.shape())))
+        .collect()
+}
+
+/// Panics unless there is one upstream gradient per output, of the output's shape.
+fn check_upstream<T: Float>(outputs: &[Tensor<T>], grad_outputs: &[Tensor<T>]) {
     assert_eq!(
         outputs.len(),
         grad_outputs.len(),
@@ -159,129 +235,117 @@ pub fn grad_with<T: Float>(
             "grad: upstream gradient shape differs from its output's"
         );
     }
-    let targets: HashMap<u64, usize> = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.id(), i))
-        .collect();
+}
 
-    // Topological order (inputs before users) of every node that requires grad, by an
-    // iterative depth-first search, and whether each node leads to a target.
-    let mut order: Vec<Visit<T>> = Vec::new();
-    let mut index_of: HashMap<u64, usize> = HashMap::default();
-    let mut reaches: Vec<bool> = Vec::new();
-    {
-        let mut state: HashMap<u64, bool> = HashMap::default(); // false: open, true: done
-        let mut stack: Vec<(Tensor<T>, Vec<Tensor<T>>, usize)> = Vec::new();
-        for out in outputs.iter().filter(|o| o.requires_grad()) {
-            if state.contains_key(&out.id()) {
-                continue;
-            }
-            state.insert(out.id(), false);
-            stack.push((out.clone(), node_inputs(out), 0));
-            while let Some((node, node_ins, next)) = stack.last_mut() {
-                if *next < node_ins.len() {
-                    let child = node_ins[*next].clone();
-                    *next += 1;
-                    if child.requires_grad() && !state.contains_key(&child.id()) {
-                        state.insert(child.id(), false);
-                        let ins = node_inputs(&child);
-                        stack.push((child, ins, 0));
-                    }
-                } else {
-                    let reach = targets.contains_key(&node.id())
-                        || node_ins
-                            .iter()
-                            .any(|c| index_of.get(&c.id()).is_some_and(|&k| reaches[k]));
-                    state.insert(node.id(), true);
-                    index_of.insert(node.id(), order.len());
-                    reaches.push(reach);
-                    let (node, node_ins, _) = stack.pop().expect("stack is not empty");
-                    order.push(Visit {
-                        tensor: node,
-                        inputs: node_ins,
-                    });
+/// The topological order (inputs before users) of every node behind `outputs` that requires
+/// grad, by an iterative depth-first search, and whether each node leads to a target.
+fn walk_graph<T: Float>(outputs: &[Tensor<T>], targets: &HashMap<u64, usize>) -> Walk<T> {
+    let mut walk = Walk {
+        order: Vec::new(),
+        index_of: HashMap::default(),
+        reaches: Vec::new(),
+    };
+    let mut state: HashMap<u64, bool> = HashMap::default(); // false: open, true: done
+    let mut stack: Vec<(Tensor<T>, Vec<Tensor<T>>, usize)> = Vec::new();
+    for out in outputs.iter().filter(|o| o.requires_grad()) {
+        if state.contains_key(&out.id()) {
+            continue;
+        }
+        state.insert(out.id(), false);
+        stack.push((out.clone(), node_inputs(out), 0));
+        while let Some((node, node_ins, next)) = stack.last_mut() {
+            if *next < node_ins.len() {
+                let child = node_ins[*next].clone();
+                *next += 1;
+                if child.requires_grad() && !state.contains_key(&child.id()) {
+                    state.insert(child.id(), false);
+                    let ins = node_inputs(&child);
+                    stack.push((child, ins, 0));
                 }
+            } else {
+                let reach = targets.contains_key(&node.id())
+                    || node_ins.iter().any(|c| walk.leads_to_target(c.id()));
+                state.insert(node.id(), true);
+                walk.index_of.insert(node.id(), walk.order.len());
+                walk.reaches.push(reach);
+                let (node, node_ins, _) = stack.pop().expect("stack is not empty");
+                walk.order.push(Visit {
+                    tensor: node,
+                    inputs: node_ins,
+                });
             }
         }
     }
+    walk
+}
 
-    let _mode = crate::autodiff::set_grad_enabled(options.create_graph);
-    let mut grads: HashMap<u64, Tensor<T>> = HashMap::default();
-    for (o, g) in outputs.iter().zip(grad_outputs) {
-        if o.requires_grad() {
-            accumulate(&mut grads, o.id(), g.clone());
-        }
-    }
-    let mut results: Vec<Option<Tensor<T>>> = vec![None; inputs.len()];
-    for (k, visit) in order.iter().enumerate().rev() {
-        let id = visit.tensor.id();
-        let Some(g) = grads.remove(&id) else { continue };
-        if let Some(&slot) = targets.get(&id) {
-            results[slot] = Some(g.clone());
-        }
-        if !reaches[k] || visit.inputs.is_empty() {
-            continue;
-        }
-        let needs: Vec<bool> = visit
-            .inputs
-            .iter()
-            .map(|c| c.requires_grad() && index_of.get(&c.id()).is_some_and(|&j| reaches[j]))
-            .collect();
-        if !needs.iter().any(|&n| n) {
-            continue;
-        }
-        let input_grads = {
-            let guard = visit.tensor.inner.grad_fn.lock().expect("poisoned grad_fn");
-            let grad_fn = guard.as_ref().unwrap_or_else(|| {
-                panic!("grad: the graph behind this tensor was already freed; pass retain_graph = true to differentiate twice")
-            });
-            let ctx = BackwardCtx {
-                inputs: &grad_fn.inputs,
-                output: &visit.tensor,
-                needs: &needs,
-            };
-            let gs = grad_fn.op.backward(&ctx, &g);
+/// Runs the backward rule of the op that made `visit.tensor` on its gradient `g`, for the
+/// inputs `needs` marks; panics when the graph was freed or the rule returns gradients of
+/// the wrong count or shapes.
+fn backward_rule<T: Float>(
+    visit: &Visit<T>,
+    g: &Tensor<T>,
+    needs: &[bool],
+) -> Vec<Option<Tensor<T>>> {
+    let guard = visit.tensor.inner.grad_fn.lock().expect("poisoned grad_fn");
+    let grad_fn = guard.as_ref().unwrap_or_else(|| {
+        panic!("grad: the graph behind this tensor was already freed; pass retain_graph = true to differentiate twice")
+    });
+    let ctx = BackwardCtx {
+        inputs: &grad_fn.inputs,
+        output: &visit.tensor,
+        needs,
+    };
+    let gs = grad_fn.op.backward(&ctx, g);
+    assert_eq!(
+        gs.len(),
+        visit.inputs.len(),
+        "{}: backward returned the wrong number of gradients",
+        grad_fn.op.name()
+    );
+    for (gi, inp) in gs.iter().zip(&visit.inputs) {
+        if let Some(gi) = gi {
             assert_eq!(
-                gs.len(),
-                visit.inputs.len(),
-                "{}: backward returned the wrong number of gradients",
-                grad_fn.op.name()
+                gi.shape(),
+                inp.shape(),
+                "{}: backward produced a gradient of shape {:?} for an input of shape {:?}",
+                grad_fn.op.name(),
+                gi.shape(),
+                inp.shape()
             );
-            for (gi, inp) in gs.iter().zip(&visit.inputs) {
-                if let Some(gi) = gi {
-                    assert_eq!(
-                        gi.shape(),
-                        inp.shape(),
-                        "{}: backward produced a gradient of shape {:?} for an input of shape {:?}",
-                        grad_fn.op.name(),
-                        gi.shape(),
-                        inp.shape()
-                    );
-                }
-            }
-            gs
-        };
-        if !options.retain_graph {
-            let mut guard = visit.tensor.inner.grad_fn.lock().expect("poisoned grad_fn");
-            *guard = None;
-            visit
-                .tensor
-                .inner
-                .graph_freed
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        for ((gi, inp), need) in input_grads.into_iter().zip(&visit.inputs).zip(&needs) {
-            if let (Some(gi), true) = (gi, *need) {
-                accumulate(&mut grads, inp.id(), gi);
-            }
         }
     }
-    results
-        .into_iter()
-        .zip(inputs)
-        .map(|(g, input)| g.unwrap_or_else(|| Tensor::zeros(input.shape())))
-        .collect()
+    gs
+}
+
+/// Releases the op record behind `t` (its saved tensors) and marks its graph as freed.
+fn free_graph<T: Float>(t: &Tensor<T>) {
+    let mut guard = t.inner.grad_fn.lock().expect("poisoned grad_fn");
+    *guard = None;
+    t.inner
+        .graph_freed
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+impl<T: Float> Tensor<T> {
+    /// The gradients of this tensor (summed over its elements when it is not a scalar) with
+    /// respect to each of `wrt`, `d sum(self) / d wrt_i`, as plain values: [`grad`] with
+    /// `create_graph = false`, so the graph behind `self` is freed (use [`grad`] with
+    /// `create_graph = true` to differentiate again). An input `self` does not depend on gets
+    /// a zero gradient.
+    ///
+    /// ```rust
+    /// use metalearn::prelude::*;
+    ///
+    /// let x = Tensor::<f64>::from_f64(&[1.0, 2.0, 3.0], &[3]).requires_grad_();
+    /// let y = x.square().sum_all(); // y = sum_i x_i^2, so dy/dx = 2x
+    /// let dx = y.grad(&[&x]);
+    /// assert_eq!(dx[0].to_vec(), vec![2.0, 4.0, 6.0]);
+    /// ```
+    pub fn grad(&self, wrt: &[&Tensor<T>]) -> Vec<Tensor<T>> {
+        let inputs: Vec<Tensor<T>> = wrt.iter().map(|&t| t.clone()).collect();
+        grad(std::slice::from_ref(self), &inputs, false)
+    }
 }
 
 fn node_inputs<T: Float>(t: &Tensor<T>) -> Vec<Tensor<T>> {

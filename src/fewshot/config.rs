@@ -256,7 +256,7 @@ impl Default for EvalConfig {
 
 /// The methods whose learner has a linear classifier head of `n_way` outputs (so a
 /// checkpoint can classify at most that many classes).
-pub const HEAD_ALGORITHMS: &[&str] = &["maml", "fomaml", "reptile", "meta_sgd", "anil"];
+pub use crate::algorithms::HEAD_ALGORITHMS;
 
 impl RunConfig {
     /// Parses TOML text (`origin` names it in errors) and validates it.
@@ -290,7 +290,7 @@ impl RunConfig {
 
     /// Whether the learner has an `n_way`-output head.
     pub fn has_head(&self) -> bool {
-        HEAD_ALGORITHMS.contains(&self.algorithm.name())
+        self.algorithm.has_head()
     }
 
     /// A one-line description: `maml on omniglot 5-way 1-shot (conv4)`.

@@ -66,13 +66,7 @@ pub fn episode_task(ep: Episode, layout: &InputLayout) -> TaskData<f32> {
 
 /// A sinusoid task as a regression task (inputs and targets `[K, 1]`, `[Q, 1]`).
 pub fn sinusoid_task(t: &SinusoidTask) -> TaskData<f32> {
-    let col = |v: &Vec<f32>| Tensor::from_vec(v.clone(), &[v.len(), 1]);
-    TaskData {
-        support_x: col(&t.support_x),
-        support_y: Target::Values(col(&t.support_y)),
-        query_x: col(&t.query_x),
-        query_y: Target::Values(col(&t.query_y)),
-    }
+    TaskData::from(t)
 }
 
 /// Sinusoid task `i` of the fixed set drawn from `seed` (ChaCha8 stream `i`).

@@ -1,8 +1,8 @@
 //! The standard few-shot backbones as functions of their parameters.
 
+use super::init::push_weight_and_bias;
 use super::Params;
 use crate::tensor::{Float, Tensor};
-use rand::Rng;
 
 /// A network architecture: initial parameters, and the output as a function of parameters.
 pub trait Model<T: Float>: Send + Sync {
@@ -31,20 +31,6 @@ pub fn linear_tasks<T: Float>(x: &Tensor<T>, w: &Tensor<T>, b: &Tensor<T>) -> Te
     x.matmul_nt(w).add(&b.unsqueeze(1))
 }
 
-/// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`: PyTorch's default for linear and conv layers.
-fn kaiming_uniform<T: Float>(
-    shape: &[usize],
-    fan_in: usize,
-    rng: &mut dyn rand::RngCore,
-) -> Tensor<T> {
-    let bound = 1.0 / (fan_in as f64).sqrt();
-    let n: usize = shape.iter().product();
-    let data = (0..n)
-        .map(|_| T::of(rng.gen_range(-bound..bound)))
-        .collect();
-    Tensor::from_vec(data, shape)
-}
-
 /// A multi-layer perceptron `sizes[0] -> sizes[1] -> ... -> sizes[L]` with ReLU between layers
 /// and a raw last layer. Parameters `l{i}.weight [out, in]`, `l{i}.bias [out]`.
 #[derive(Clone, Debug)]
@@ -70,11 +56,7 @@ impl<T: Float> Model<T> for Mlp {
     fn init(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
         let mut p = Params::new();
         for (i, w) in self.sizes.windows(2).enumerate() {
-            p.push(
-                format!("l{i}.weight"),
-                kaiming_uniform(&[w[1], w[0]], w[0], rng),
-            );
-            p.push(format!("l{i}.bias"), kaiming_uniform(&[w[1]], w[0], rng));
+            push_weight_and_bias(&mut p, &format!("l{i}."), &[w[1], w[0]], rng);
         }
         p
     }
@@ -195,23 +177,14 @@ impl<T: Float> Model<T> for Conv4 {
         let mut p = Params::new();
         let mut cin = c.in_channels;
         for b in 0..c.blocks {
-            let fan_in = cin * 9;
-            p.push(
-                format!("b{b}.conv.weight"),
-                kaiming_uniform(&[c.filters, cin, 3, 3], fan_in, rng),
-            );
-            p.push(
-                format!("b{b}.conv.bias"),
-                kaiming_uniform(&[c.filters], fan_in, rng),
-            );
+            let conv = format!("b{b}.conv.");
+            push_weight_and_bias(&mut p, &conv, &[c.filters, cin, 3, 3], rng);
             p.push(format!("b{b}.bn.weight"), Tensor::ones(&[c.filters]));
             p.push(format!("b{b}.bn.bias"), Tensor::zeros(&[c.filters]));
             cin = c.filters;
         }
         if let Some(classes) = c.head {
-            let d = self.embedding_dim();
-            p.push("head.weight", kaiming_uniform(&[classes, d], d, rng));
-            p.push("head.bias", kaiming_uniform(&[classes], d, rng));
+            push_weight_and_bias(&mut p, "head.", &[classes, self.embedding_dim()], rng);
         }
         p
     }

@@ -109,6 +109,36 @@ impl<T: Float> Params<T> {
         }
     }
 
+    /// The same tensors with every name prefixed by `prefix` (`"param/"` turns `head.weight`
+    /// into `param/head.weight`).
+    pub fn prefixed(&self, prefix: &str) -> Params<T> {
+        Params {
+            names: self.names.iter().map(|n| format!("{prefix}{n}")).collect(),
+            tensors: self.tensors.clone(),
+        }
+    }
+
+    /// The entries at positions `range`, names and tensors.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Params<T> {
+        Params {
+            names: self.names[range.clone()].to_vec(),
+            tensors: self.tensors[range].to_vec(),
+        }
+    }
+
+    /// `self`'s entries followed by `other`'s.
+    pub fn concat(&self, other: &Params<T>) -> Params<T> {
+        let mut out = self.clone();
+        out.names.extend_from_slice(&other.names);
+        out.tensors.extend_from_slice(&other.tensors);
+        out
+    }
+
+    /// The first `mid` entries and the rest: `(self[..mid], self[mid..])`.
+    pub fn split_at(&self, mid: usize) -> (Params<T>, Params<T>) {
+        (self.slice(0..mid), self.slice(mid..self.len()))
+    }
+
     /// Fresh leaves holding the same values, with gradients enabled (for meta-parameters).
     pub fn requires_grad_(&self) -> Params<T> {
         self.map(|t| t.detach().requires_grad_())
