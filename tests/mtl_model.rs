@@ -4,10 +4,11 @@
 mod common;
 
 use metalearn::autodiff::grad;
+use metalearn::cli::bench::mtl::w5_model;
 use metalearn::mtl::fused::conv_relu_pool;
 use metalearn::mtl::model::{HardSharing, MultiTaskModel, Owner, Targets, TaskKind, TaskSpec};
 use metalearn::mtl::weighting::Equal;
-use metalearn::mtl::{architectures, bench::w5_model, train, LayerSpec, MtlConfig, MtlError};
+use metalearn::mtl::{architectures, train, LayerSpec, MtlConfig, MtlError};
 use metalearn::nn::Params;
 use metalearn::Tensor;
 use rand::SeedableRng;
