@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let model = metalearn::bench::w2_model();
+    let model = metalearn::cli::bench::fewshot::w2_model();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
     let theta = model.init(&mut rng).requires_grad_();
     let sx = Tensor::<f32>::rand_normal(&[5, 1, 28, 28], 0.0, 1.0, &mut rng);

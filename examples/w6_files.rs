@@ -5,5 +5,5 @@
 
 fn main() -> anyhow::Result<()> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "w6".into());
-    metalearn::bench::write_w6_files(std::path::Path::new(&dir))
+    metalearn::cli::bench::adapt::write_w6_files(std::path::Path::new(&dir))
 }

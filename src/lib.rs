@@ -17,13 +17,14 @@
 //!   (`train`, `eval`, `adapt`), [`mtl`], [`transfer`], and [`search`], which drives the
 //!   others through [`run::Objective`]; [`objectives`] picks the objective a search config
 //!   names,
-//! - [`reference`](mod@reference), [`bench`](mod@bench), [`cli`]: the reference verifier, the benchmarks, the command
-//!   line.
+//! - [`cli`] (cargo feature `cli`, on by default; the library builds without it): the command
+//!   line, with the benchmarks ([`cli::bench`](mod@cli::bench)) and the reference verifier
+//!   ([`cli::reference`](mod@cli::reference)).
 
 pub mod algorithms;
 mod alloc;
 pub mod autodiff;
-pub mod bench;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod data;
 pub mod fewshot;
@@ -31,7 +32,6 @@ pub mod mtl;
 pub mod nn;
 pub mod objectives;
 pub mod prelude;
-pub mod reference;
 pub mod run;
 pub mod search;
 pub mod tensor;

@@ -119,7 +119,7 @@ fn a_second_order_maml_meta_step_is_bit_identical_at_any_thread_count() {
 #[test]
 fn a_multi_task_step_is_bit_identical_at_any_thread_count() {
     same_bits_at_every_thread_count("mtl", || {
-        let model = metalearn::mtl::bench::w5_model();
+        let model = metalearn::cli::bench::mtl::w5_model();
         let owners = MultiTaskModel::<f32>::owners(&model);
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let params = MultiTaskModel::<f32>::init(&model, &mut rng).requires_grad_();

@@ -1,6 +1,6 @@
 //! W5 throughput (ignored by default: `cargo test --release --test mtl_bench -- --ignored --nocapture`).
 
-use metalearn::mtl::bench::bench_w5_with;
+use metalearn::cli::bench::mtl::bench_w5_with;
 
 #[test]
 fn w5_small_runs() {

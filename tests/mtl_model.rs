@@ -4,9 +4,11 @@
 mod common;
 
 use metalearn::autodiff::grad;
+use metalearn::cli::bench::mtl::w5_model;
+use metalearn::cli::reference::MTL_PARAMS;
 use metalearn::mtl::model::{HardSharing, MultiTaskModel, Owner, Targets, TaskKind, TaskSpec};
 use metalearn::mtl::weighting::Equal;
-use metalearn::mtl::{architectures, bench::w5_model, train, LayerSpec, MtlConfig, MtlError};
+use metalearn::mtl::{architectures, train, LayerSpec, MtlConfig, MtlError};
 use metalearn::nn::Params;
 use metalearn::Tensor;
 use rand::SeedableRng;
@@ -76,18 +78,8 @@ fn labels(st: &safetensors::SafeTensors<'_>, name: &str) -> Vec<usize> {
 fn w5_network_matches_the_pytorch_reference() {
     let Some(st) = read_ref() else { return };
     let model = w5_model();
-    let torch_names = [
-        "conv.weight",
-        "conv.bias",
-        "fc.weight",
-        "fc.bias",
-        "head_digit.weight",
-        "head_digit.bias",
-        "head_mod3.weight",
-        "head_mod3.bias",
-    ];
     let init: Params<f64> = MultiTaskModel::<f64>::init(&model, &mut ChaCha8Rng::seed_from_u64(0));
-    let tensors: Vec<Tensor<f64>> = torch_names
+    let tensors: Vec<Tensor<f64>> = MTL_PARAMS
         .iter()
         .map(|n| f64_tensor(&st, &format!("param/{n}")).requires_grad_())
         .collect();
@@ -100,7 +92,7 @@ fn w5_network_matches_the_pytorch_reference() {
     let loss = out[0].cross_entropy(&yd).add(&out[1].cross_entropy(&ym));
     assert!((loss.item() - f64_tensor(&st, "expected/loss").item()).abs() < 1e-10);
     let g = grad(&[loss], params.tensors(), false);
-    for (n, gi) in torch_names.iter().zip(&g) {
+    for (n, gi) in MTL_PARAMS.iter().zip(&g) {
         let e = f64_tensor(&st, &format!("expected/grad/{n}"));
         assert!(
             gi.max_abs_diff(&e) < 1e-9,

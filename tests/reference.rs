@@ -5,7 +5,7 @@
 
 mod common;
 
-use metalearn::reference::{
+use metalearn::cli::reference::{
     verify_reference_dir, verify_reference_files, ReferenceError, VerifyDtype,
 };
 use std::path::PathBuf;
@@ -21,7 +21,7 @@ fn full_dir() -> Option<PathBuf> {
     file.parent().map(PathBuf::from)
 }
 
-fn run(dir: &std::path::Path, dtype: VerifyDtype) -> metalearn::reference::VerifyReport {
+fn run(dir: &std::path::Path, dtype: VerifyDtype) -> metalearn::cli::reference::VerifyReport {
     let report = verify_reference_dir(dir, dtype).unwrap_or_else(|e| panic!("{e}"));
     println!("{report}");
     report

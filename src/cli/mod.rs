@@ -1,8 +1,16 @@
-//! The `metalearn` command line: argument parsing and the commands' top-level flow.
-//! Library errors come back typed; here they become messages and a non-zero exit.
+//! The `metalearn` command line (cargo feature `cli`, on by default): argument parsing and the
+//! commands' top-level flow. Library errors come back typed; here they become messages and a
+//! non-zero exit.
+//!
+//! - [`bench`](mod@bench): the benchmark workloads of `metalearn bench`,
+//! - [`reference`](mod@reference): the PyTorch reference-vector verifier of `metalearn verify-reference`.
+
+pub mod bench;
+pub mod reference;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use reference::{verify_reference_dir, VerifyDtype};
 use std::path::PathBuf;
 
 /// The most worker threads `--threads` accepts.
@@ -112,7 +120,7 @@ pub enum Command {
         #[arg(long)]
         checkpoint: PathBuf,
         /// A run config to use instead of the one stored in the checkpoint (same architecture;
-        /// e.g. other N, K or [eval]).
+        /// e.g. other N, K or `[eval]`).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Override `eval.episodes`.
@@ -208,7 +216,7 @@ pub fn run() -> Result<()> {
             quick,
             json,
             data,
-        } => bench(&only, quick, json, data),
+        } => bench::run(&only, quick, json, data),
         Command::VerifyReference { dir, f32 } => verify_reference(&dir, f32),
         Command::Data { command } => data_command(command),
         Command::Transfer { config, json } => crate::transfer::command(&config, json).map(drop),
@@ -291,84 +299,7 @@ fn set_threads(n: usize) -> Result<()> {
         .context("setting the thread count")
 }
 
-fn bench(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> Result<()> {
-    use crate::algorithms::maml::Order;
-    let known = ["w1", "w2", "w2fo", "w3", "w4", "w5", "w6", "conv", "data"];
-    for o in only {
-        if !known.contains(&o.as_str()) {
-            bail!(
-                "bench: unknown part '{o}' (expected one of {})",
-                known.join(", ")
-            );
-        }
-    }
-    let want = |p: &str| only.is_empty() || only.iter().any(|o| o == p);
-    let show = |r: crate::bench::BenchResult| {
-        if json {
-            println!("{}", serde_json::to_string(&r).expect("serialisable"));
-        } else {
-            println!("{r}");
-        }
-    };
-    if want("w1") {
-        show(if quick {
-            crate::bench::bench_w1(5, 30)
-        } else {
-            crate::bench::bench_w1(20, 300)
-        });
-    }
-    if want("w2") {
-        show(if quick {
-            crate::bench::bench_w2(Order::Second, 1, 2)
-        } else {
-            crate::bench::bench_w2(Order::Second, 2, 10)
-        });
-    }
-    if want("w2fo") {
-        show(if quick {
-            crate::bench::bench_w2(Order::First, 1, 2)
-        } else {
-            crate::bench::bench_w2(Order::First, 2, 10)
-        });
-    }
-    if want("w3") {
-        show(if quick {
-            crate::bench::bench_w3(1, 3)
-        } else {
-            crate::bench::bench_w3(3, 20)
-        });
-    }
-    if want("w4") {
-        show(if quick {
-            crate::bench::bench_w4(1, 2)
-        } else {
-            crate::bench::bench_w4(1, 5)
-        });
-    }
-    if want("w5") {
-        show(if quick {
-            crate::mtl::bench::bench_w5_with(6400, 5).0
-        } else {
-            crate::mtl::bench::bench_w5()
-        });
-    }
-    if want("w6") {
-        let exe = std::env::current_exe().context("W6: locating the metalearn binary")?;
-        let (warmup, iters) = if quick { (2, 5) } else { (3, 30) };
-        show(crate::bench::bench_w6(&exe, warmup, iters)?);
-    }
-    if want("conv") {
-        println!("{}", crate::tensor::conv_bench_report());
-    }
-    if want("data") {
-        let dir = data.unwrap_or_else(crate::data::default_data_dir);
-        println!("{}", crate::data::bench::bench_data(&dir)?);
-    }
-    Ok(())
-}
-
 fn verify_reference(dir: &std::path::Path, f32: bool) -> Result<()> {
-    use crate::reference::{verify_reference_dir, VerifyDtype};
     let dtype = if f32 {
         VerifyDtype::F32
     } else {

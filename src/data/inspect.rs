@@ -295,79 +295,7 @@ fn inspect_zip(path: &Path, out: &mut String) -> Result<()> {
         return inspect_npz(path, &names, out);
     }
     if !pngs.is_empty() {
-        let lake = pngs.iter().any(|p| {
-            p.split('/')
-                .rev()
-                .nth(1)
-                .is_some_and(|d| d.starts_with("character"))
-        });
-        if lake {
-            let o = load_omniglot_pngs(&[path], 28)?;
-            let alphabets: std::collections::BTreeSet<&str> =
-                o.characters.iter().map(|c| c.alphabet.as_str()).collect();
-            writeln!(
-                out,
-                "  format: zip of PNGs, Omniglot layout Alphabet/characterNN/IIII_JJ.png"
-            )
-            .ok();
-            writeln!(
-                out,
-                "  alphabets: {} ({})",
-                alphabets.len(),
-                alphabets.into_iter().collect::<Vec<_>>().join(", ")
-            )
-            .ok();
-        } else {
-            writeln!(out, "  format: zip of PNGs (classes = parent folders)").ok();
-        }
-        let mut classes: std::collections::BTreeMap<String, usize> =
-            std::collections::BTreeMap::new();
-        for p in &pngs {
-            let parent = p.rsplit_once('/').map_or("", |(d, _)| d);
-            let parent = if lake {
-                parent
-                    .rsplitn(3, '/')
-                    .take(2)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("/")
-            } else {
-                parent.to_string()
-            };
-            *classes.entry(parent).or_default() += 1;
-        }
-        let mut first = None;
-        for p in &pngs {
-            let member = format!("{name}/{p}");
-            let mut f = archive.by_name(p).map_err(|e| zip_error(&name, e))?;
-            let mut bytes = Vec::new();
-            (&mut f)
-                .take(64 << 20)
-                .read_to_end(&mut bytes)
-                .map_err(|e| DataError::io(&member, "read", e))?;
-            let png = decode_png(&bytes, &member)?;
-            first.get_or_insert(png);
-        }
-        let Some(png) = first else {
-            return Ok(());
-        };
-        writeln!(
-            out,
-            "  examples: {}; classes: {}",
-            pngs.len(),
-            classes.len()
-        )
-        .ok();
-        writeln!(
-            out,
-            "  image size: {}x{}, {} channel(s) (first image)",
-            png.height, png.width, png.channels
-        )
-        .ok();
-        write_counts(out, &classes.into_iter().collect::<Vec<_>>());
-        return Ok(());
+        return inspect_png_zip(path, &mut archive, &pngs, out);
     }
     writeln!(
         out,
@@ -376,6 +304,96 @@ fn inspect_zip(path: &Path, out: &mut String) -> Result<()> {
     )
     .ok();
     Ok(())
+}
+
+/// A zip of PNGs: its layout (Omniglot's `Alphabet/characterNN/...` with its alphabets, or one
+/// class per parent folder), the example and class counts, and the first image's size (every
+/// PNG is decoded, so a corrupt one is an error).
+fn inspect_png_zip<R: Read + std::io::Seek>(
+    path: &Path,
+    archive: &mut zip::ZipArchive<R>,
+    pngs: &[&String],
+    out: &mut String,
+) -> Result<()> {
+    let name = path_name(path);
+    let lake = pngs.iter().any(|p| {
+        p.split('/')
+            .rev()
+            .nth(1)
+            .is_some_and(|d| d.starts_with("character"))
+    });
+    if lake {
+        let o = load_omniglot_pngs(&[path], 28)?;
+        let alphabets: std::collections::BTreeSet<&str> =
+            o.characters.iter().map(|c| c.alphabet.as_str()).collect();
+        writeln!(
+            out,
+            "  format: zip of PNGs, Omniglot layout Alphabet/characterNN/IIII_JJ.png"
+        )
+        .ok();
+        writeln!(
+            out,
+            "  alphabets: {} ({})",
+            alphabets.len(),
+            alphabets.into_iter().collect::<Vec<_>>().join(", ")
+        )
+        .ok();
+    } else {
+        writeln!(out, "  format: zip of PNGs (classes = parent folders)").ok();
+    }
+    let classes = png_zip_classes(pngs, lake);
+    let mut first = None;
+    for p in pngs {
+        let member = format!("{name}/{p}");
+        let mut f = archive.by_name(p).map_err(|e| zip_error(&name, e))?;
+        let mut bytes = Vec::new();
+        (&mut f)
+            .take(64 << 20)
+            .read_to_end(&mut bytes)
+            .map_err(|e| DataError::io(&member, "read", e))?;
+        let png = decode_png(&bytes, &member)?;
+        first.get_or_insert(png);
+    }
+    let Some(png) = first else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "  examples: {}; classes: {}",
+        pngs.len(),
+        classes.len()
+    )
+    .ok();
+    writeln!(
+        out,
+        "  image size: {}x{}, {} channel(s) (first image)",
+        png.height, png.width, png.channels
+    )
+    .ok();
+    write_counts(out, &classes.into_iter().collect::<Vec<_>>());
+    Ok(())
+}
+
+/// PNGs per class: the parent folder, or `Alphabet/characterNN` in Omniglot's layout (`lake`).
+fn png_zip_classes(pngs: &[&String], lake: bool) -> std::collections::BTreeMap<String, usize> {
+    let mut classes = std::collections::BTreeMap::new();
+    for p in pngs {
+        let parent = p.rsplit_once('/').map_or("", |(d, _)| d);
+        let parent = if lake {
+            parent
+                .rsplitn(3, '/')
+                .take(2)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("/")
+        } else {
+            parent.to_string()
+        };
+        *classes.entry(parent).or_default() += 1;
+    }
+    classes
 }
 
 fn inspect_dir(dir: &Path) -> Result<String> {

@@ -6,13 +6,12 @@
 //! - In-memory parsers for fuzzing and embedding: [`parse_idx`], [`parse_npy`], [`parse_npz`].
 //! - Tasks: the sinusoid family ([`SinusoidConfig`]) and N-way K-shot episodes
 //!   ([`EpisodeSampler`], [`EpisodeSet`], [`ClassSplit`]).
-//! - Tools: [`inspect()`], [`bench_data`], and the download registry ([`download::registry`],
+//! - Tools: [`inspect()`] and the download registry ([`download::registry`],
 //!   [`verify_and_unpack`]).
 //!
 //! Data lives in `$METALEARN_DATA`, by default `../shared/data` next to the crate
 //! ([`default_data_dir`]).
 
-pub mod bench;
 pub mod dataset;
 pub mod download;
 pub mod episode;
@@ -28,7 +27,6 @@ pub mod tabular;
 
 use std::path::PathBuf;
 
-pub use bench::bench_data;
 pub use dataset::{
     ClassIndex, ImageDataset, LabelColumn, LabelledData, MultiLabelDataset, TrainTest,
 };

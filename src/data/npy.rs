@@ -221,6 +221,14 @@ fn check_finite(a: &NpyArray, name: &str) -> Result<()> {
 
 /// Reads and parses the header of a `.npy` stream, leaving `reader` at the first data byte.
 pub fn read_npy_header<R: Read>(reader: &mut R, name: &str) -> Result<NpyHeader> {
+    let (len_field, hlen) = read_preamble(reader, name)?;
+    let text = read_header_text(reader, hlen, name)?;
+    header_from_text(&text, name, 6 + 2 + len_field + hlen)
+}
+
+/// The preamble: the magic `\x93NUMPY`, the version (1.0, 2.0 or 3.0) and the header length.
+/// Returns the length field's width (2 bytes in version 1, 4 after) and the header length.
+fn read_preamble<R: Read>(reader: &mut R, name: &str) -> Result<(usize, usize)> {
     let mut pre = [0u8; 10];
     let got = read_up_to(reader, &mut pre, name)?;
     if got < 8 {
@@ -235,12 +243,12 @@ pub fn read_npy_header<R: Read>(reader: &mut R, name: &str) -> Result<NpyHeader>
         ));
     }
     let (major, minor) = (pre[6], pre[7]);
-    let (len_field, hlen) = match major {
+    match major {
         1 => {
             if got < 10 {
                 return Err(DataError::truncated(name, "npy preamble", 10, got as u64));
             }
-            (2usize, u16::from_le_bytes([pre[8], pre[9]]) as usize)
+            Ok((2usize, u16::from_le_bytes([pre[8], pre[9]]) as usize))
         }
         2 | 3 => {
             let mut more = [0u8; 2];
@@ -257,20 +265,22 @@ pub fn read_npy_header<R: Read>(reader: &mut R, name: &str) -> Result<NpyHeader>
                     (got + got2) as u64,
                 ));
             }
-            (
+            Ok((
                 4usize,
                 u32::from_le_bytes([pre[8], pre[9], more[0], more[1]]) as usize,
-            )
-        }
-        _ => {
-            return Err(DataError::format(
-                name,
-                "npy version",
-                "1.0, 2.0 or 3.0",
-                format!("{major}.{minor}"),
             ))
         }
-    };
+        _ => Err(DataError::format(
+            name,
+            "npy version",
+            "1.0, 2.0 or 3.0",
+            format!("{major}.{minor}"),
+        )),
+    }
+}
+
+/// The header's `hlen` bytes (at most 1 MiB) as text.
+fn read_header_text<R: Read>(reader: &mut R, hlen: usize, name: &str) -> Result<String> {
     const MAX_HEADER: usize = 1 << 20;
     if hlen > MAX_HEADER {
         return Err(DataError::format(
@@ -290,17 +300,13 @@ pub fn read_npy_header<R: Read>(reader: &mut R, name: &str) -> Result<NpyHeader>
             got as u64,
         ));
     }
-    let text = match std::str::from_utf8(&text) {
-        Ok(t) => t,
-        Err(_) => {
-            return Err(DataError::format(
-                name,
-                "npy header",
-                "UTF-8 / ASCII text",
-                "invalid UTF-8",
-            ))
-        }
-    };
+    String::from_utf8(text)
+        .map_err(|_| DataError::format(name, "npy header", "UTF-8 / ASCII text", "invalid UTF-8"))
+}
+
+/// The header dictionary's `descr`, `fortran_order` and `shape` (each required); `header_len`
+/// is the byte offset of the data.
+fn header_from_text(text: &str, name: &str, header_len: usize) -> Result<NpyHeader> {
     let dict = parse_header_dict(text, name)?;
     let descr = dict
         .descr
@@ -325,7 +331,7 @@ pub fn read_npy_header<R: Read>(reader: &mut R, name: &str) -> Result<NpyHeader>
         big_endian,
         fortran_order,
         shape,
-        header_len: 6 + 2 + len_field + hlen,
+        header_len,
     })
 }
 

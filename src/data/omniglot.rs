@@ -545,6 +545,25 @@ fn collect_zip(path: &Path, out: &mut Vec<PngItem>) -> Result<()> {
 /// `size x size`. A drawing present in several sources (e.g. Greek in both small zips) is kept
 /// once. Classes are ordered by Lake's id (unknown alphabets last, by name); examples by drawing.
 pub fn load_omniglot_pngs<P: AsRef<Path>>(sources: &[P], size: usize) -> Result<Omniglot> {
+    let items = collect_pngs(sources)?;
+    let (characters, work) = number_drawings(items)?;
+    let images = decode_and_resize(&work, size)?;
+    let labels = work.iter().map(|(c, _, _)| *c).collect();
+    let drawings = work.iter().map(|(_, d, _)| *d).collect();
+    let class_names = characters.iter().map(OmniglotCharacter::name).collect();
+    Ok(Omniglot {
+        images: ImageDataset::new(images, [work.len(), 1, size, size], labels, class_names)?,
+        characters,
+        drawings,
+    })
+}
+
+/// A PNG with its class index and drawing number.
+type NumberedPng = (usize, u32, PngItem);
+
+/// Every PNG of the sources (folders searched recursively, zip files); an error when there is
+/// none.
+fn collect_pngs<P: AsRef<Path>>(sources: &[P]) -> Result<Vec<PngItem>> {
     let mut items = Vec::new();
     for s in sources {
         let s = s.as_ref();
@@ -562,53 +581,74 @@ pub fn load_omniglot_pngs<P: AsRef<Path>>(sources: &[P], size: usize) -> Result<
             expected: "files Alphabet/characterNN/IIII_JJ.png".into(),
         });
     }
-    // Group by character.
+    Ok(items)
+}
+
+/// The PNGs grouped by character (ordered by Lake's id, unknown alphabets last by name), each
+/// with its class index and drawing number, duplicates dropped.
+fn number_drawings(items: Vec<PngItem>) -> Result<(Vec<OmniglotCharacter>, Vec<NumberedPng>)> {
     let mut groups: BTreeMap<(u32, String, u32), Vec<PngItem>> = BTreeMap::new();
     for it in items {
         let ch = OmniglotCharacter::from_folder(&it.alphabet, it.number);
         let key = (ch.id.unwrap_or(u32::MAX), it.alphabet.clone(), it.number);
         groups.entry(key).or_default().push(it);
     }
-    // Assign drawing numbers, drop duplicates.
     let mut characters = Vec::new();
-    let mut work: Vec<(usize, u32, PngItem)> = Vec::new();
-    for ((_, alphabet, number), mut list) in groups {
+    let mut work: Vec<NumberedPng> = Vec::new();
+    for ((_, alphabet, number), list) in groups {
         let ch = OmniglotCharacter::from_folder(&alphabet, number);
-        list.sort_by(|a, b| a.file_name.cmp(&b.file_name));
         let class = characters.len();
-        let mut seen = BTreeSet::new();
-        let mut fallback = 0u32;
-        let mut entries = Vec::new();
-        for it in list {
-            let stem = &it.file_name[..it.file_name.len() - 4];
-            let drawing = match stem.split_once('_') {
-                Some((id, d)) if id.parse::<u32>().is_ok() && d.parse::<u32>().is_ok() => {
-                    let file_id: u32 = id.parse().unwrap_or(0);
-                    if let Some(expected) = ch.id {
-                        if file_id != expected {
-                            return Err(DataError::format(
-                                it.source,
-                                "character id in file name",
-                                format!("{expected:04} (id of {})", ch.name()),
-                                format!("{file_id:04}"),
-                            ));
-                        }
-                    }
-                    d.parse().unwrap_or(0)
-                }
-                _ => {
-                    fallback += 1;
-                    fallback
-                }
-            };
-            if seen.insert(drawing) {
-                entries.push((drawing, it));
-            }
-        }
-        entries.sort_by_key(|(d, _)| *d);
+        let entries = character_drawings(&ch, list)?;
         work.extend(entries.into_iter().map(|(d, it)| (class, d, it)));
         characters.push(ch);
     }
+    Ok((characters, work))
+}
+
+/// One character's PNGs by drawing number: `JJ` of `IIII_JJ.png` (where `IIII` must be the
+/// character's Lake id when it has one), else 1, 2, ... in file-name order; a drawing seen
+/// twice is kept once.
+fn character_drawings(
+    ch: &OmniglotCharacter,
+    mut list: Vec<PngItem>,
+) -> Result<Vec<(u32, PngItem)>> {
+    list.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+    let mut seen = BTreeSet::new();
+    let mut fallback = 0u32;
+    let mut entries = Vec::new();
+    for it in list {
+        let stem = &it.file_name[..it.file_name.len() - 4];
+        let drawing = match stem.split_once('_') {
+            Some((id, d)) if id.parse::<u32>().is_ok() && d.parse::<u32>().is_ok() => {
+                let file_id: u32 = id.parse().unwrap_or(0);
+                if let Some(expected) = ch.id {
+                    if file_id != expected {
+                        return Err(DataError::format(
+                            it.source,
+                            "character id in file name",
+                            format!("{expected:04} (id of {})", ch.name()),
+                            format!("{file_id:04}"),
+                        ));
+                    }
+                }
+                d.parse().unwrap_or(0)
+            }
+            _ => {
+                fallback += 1;
+                fallback
+            }
+        };
+        if seen.insert(drawing) {
+            entries.push((drawing, it));
+        }
+    }
+    entries.sort_by_key(|(d, _)| *d);
+    Ok(entries)
+}
+
+/// The PNGs decoded (ink = 1 - intensity) and area-resized to `size x size`, in parallel,
+/// concatenated in order.
+fn decode_and_resize(work: &[NumberedPng], size: usize) -> Result<Vec<f32>> {
     let out_len = size * size;
     let decoded: Vec<Result<Vec<f32>>> = work
         .par_iter()
@@ -632,14 +672,7 @@ pub fn load_omniglot_pngs<P: AsRef<Path>>(sources: &[P], size: usize) -> Result<
     for d in decoded {
         images.extend_from_slice(&d?);
     }
-    let labels = work.iter().map(|(c, _, _)| *c).collect();
-    let drawings = work.iter().map(|(_, d, _)| *d).collect();
-    let class_names = characters.iter().map(OmniglotCharacter::name).collect();
-    Ok(Omniglot {
-        images: ImageDataset::new(images, [work.len(), 1, size, size], labels, class_names)?,
-        characters,
-        drawings,
-    })
+    Ok(images)
 }
 
 /// One class of a Vinyals split file: a character and a rotation.

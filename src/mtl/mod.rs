@@ -10,10 +10,8 @@
 //! - [`diagnostics`]: loss / metric curves, gradient cosines, tables, SVG plots.
 //! - [`config`]: the TOML config; [`run_from_config`] runs it with single-task baselines.
 //! - [`objective`]: configs as a search objective ([`MultiTask`]).
-//! - [`bench`](mod@bench): the W5 throughput workload.
 
 pub mod architectures;
-pub mod bench;
 pub mod config;
 pub mod diagnostics;
 pub mod error;

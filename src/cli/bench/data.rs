@@ -4,11 +4,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::dataset::LabelledData;
-use super::episode::{seeded_rng, EpisodeSampler, EpisodeSpec};
-use super::error::Result;
-use super::idx::{load_fashion_mnist, load_mnist};
-use super::omniglot::{load_omniglot, load_vinyals_split};
+use crate::data::dataset::LabelledData;
+use crate::data::episode::{seeded_rng, EpisodeSampler, EpisodeSpec};
+use crate::data::error::Result;
+use crate::data::idx::{load_fashion_mnist, load_mnist};
+use crate::data::omniglot::{load_omniglot, load_vinyals_split};
 
 /// Mean time per call of `f` over `reps` calls (after 10 warm-up calls).
 fn per_call(reps: u32, mut f: impl FnMut()) -> Duration {

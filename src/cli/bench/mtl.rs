@@ -1,13 +1,13 @@
 //! W5 of `shared/bench/peers`: multi-task MNIST-shaped training throughput.
 
-use super::config::MtlData;
-use super::model::{HardSharing, LayerSpec, Targets, TaskKind, TaskSpec};
-use super::train::{gather, step_gradients};
-use super::weighting::Equal;
-use super::MultiTaskModel;
-use crate::bench::BenchResult;
+use super::BenchResult;
+use crate::mtl::config::MtlData;
+use crate::mtl::model::{HardSharing, LayerSpec, Targets, TaskKind, TaskSpec};
+use crate::mtl::train::{gather, step_gradients};
+use crate::mtl::weighting::Equal;
+use crate::mtl::MultiTaskModel;
 use crate::nn::optim::{Adam, Optimizer};
-use crate::run::usage::{peak_rss_mib, Stopwatch};
+use crate::run::usage::Stopwatch;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -98,18 +98,8 @@ pub fn bench_w5_with(samples: usize, warmup: usize) -> (BenchResult, f64) {
     let clock = Stopwatch::start();
     run(None, &mut times);
     let epoch = clock.seconds();
-    times.sort_by(|a, b| a.total_cmp(b));
-    let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     (
-        BenchResult {
-            workload: "W5_multitask_mnist".into(),
-            median_ms: pick(0.5),
-            p90_ms: pick(0.9),
-            iters: times.len(),
-            warmup,
-            peak_rss_mib: peak_rss_mib(),
-            threads: rayon::current_num_threads(),
-        },
+        BenchResult::from_times("W5_multitask_mnist", times, warmup),
         samples as f64 / epoch,
     )
 }
