@@ -17,7 +17,7 @@
 //! of the Gramian `G = J J^T` of the per-task gradients (`G[i][j] = g_i . g_j`) giving task
 //! weights `w` ([`GramianWeighting`]), and an *aggregation*, `shared = sum_i w_i g_i`
 //! ([`aggregate`]). The trainer computes the Gramian once per step and hands it over in
-//! [`StepInfo::gramian`] (its gradient cosines come from it too).
+//! the `gramian` field of [`StepInfo`] (its gradient cosines come from it too).
 //!
 //! Methods ([`METHODS`]): `equal`, `uncertainty` (Kendall et al. 2018), `dwa` (Liu et al. 2019),
 //! `rlw` (random loss weighting, Lin et al. 2021), `gradnorm` (Chen et al. 2018), `pcgrad`
@@ -47,7 +47,7 @@ pub struct StepInfo<'a> {
     /// [needs them](Weighting::needs_grads)).
     pub grads: Option<&'a [Vec<f64>]>,
     /// The Gramian of `grads` ([`gram`]), when the caller computed it (the trainer does, once
-    /// per step); [`StepInfo::gramian`] computes it otherwise.
+    /// per step); [`StepInfo::gramian()`] computes it otherwise.
     pub gramian: Option<&'a [Vec<f64>]>,
     /// The global step (0 first).
     pub step: u64,
