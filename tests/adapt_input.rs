@@ -15,20 +15,13 @@ use metalearn::data::{load_image_folder, load_png_as, ColorMode, ImageFolderOpti
 use metalearn::fewshot::{adapt, load_learner, InputPipeline};
 use metalearn::tensor::Tensor;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const WAYS: usize = 5;
 const QUERIES: usize = 3;
 const SIDE: usize = 105;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "metalearn-adapt-input-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fresh_dir("metalearn-adapt-input", name)
 }
 
 /// Writes a 1-bit grayscale PNG as Lake's files are: `ink[i] = 1.0` is black (bit 0), the
@@ -112,16 +105,13 @@ episodes = 4
     );
     let cfg = dir.join("run.toml");
     std::fs::write(&cfg, config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_metalearn"))
-        .args(["--threads", "1", "train", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::bin::run_ok(&[
+        "--threads".as_ref(),
+        "1".as_ref(),
+        "train".as_ref(),
+        "--config".as_ref(),
+        cfg.as_os_str(),
+    ]);
     dir.join("run").join("last.safetensors")
 }
 

@@ -7,17 +7,13 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Cases run so far (all tests of this file together), reported by each test.
 static CASES: AtomicUsize = AtomicUsize::new(0);
 
 fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("metalearn-bad-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fresh_dir("metalearn-bad", tag)
 }
 
 fn write(path: &Path, bytes: &[u8]) -> PathBuf {
@@ -30,10 +26,7 @@ fn write(path: &Path, bytes: &[u8]) -> PathBuf {
 /// substring (the file and the problem). Returns stderr.
 fn fails(args: &[&std::ffi::OsStr], expect: &[&str]) -> String {
     CASES.fetch_add(1, Ordering::SeqCst);
-    let out = Command::new(env!("CARGO_BIN_EXE_metalearn"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = common::bin::metalearn().args(args).output().unwrap();
     let se = String::from_utf8_lossy(&out.stderr).into_owned();
     let cmd: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
     assert!(
@@ -426,16 +419,7 @@ fn trained_checkpoint_in(tag: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
         &d.join("run.toml"),
         csv_config(&data, &d.join("run")).as_bytes(),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_metalearn"))
-        .args(["train", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::bin::run_ok(&["train".as_ref(), "--config".as_ref(), cfg.as_os_str()]);
     let support = write(&d.join("support.csv"), b"0,0,a\n5,5,b\n");
     let query = write(&d.join("query.csv"), b"0.5,0\n");
     (d.clone(), d.join("run/best.safetensors"), support, query)

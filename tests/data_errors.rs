@@ -10,25 +10,7 @@ use metalearn::data::*;
 use proptest::prelude::*;
 
 fn temp_dir(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let p = std::env::temp_dir().join(format!(
-        "metalearn-err-{tag}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
+    common::unique_dir("metalearn-err", tag)
 }
 
 fn zip_bytes(members: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
@@ -179,7 +161,7 @@ fn truncated_and_wrong_idx() {
             "found 4992",
         ],
     );
-    let gz = gzip(&real);
+    let gz = common::gzip(&real);
     let m = msg(parse_idx(&gz[..gz.len() / 2], "half.gz"));
     assert_mentions(&m, &["half.gz", "gzip"]);
     let m = msg(parse_idx(&[0, 0, 8], "tiny"));
@@ -470,7 +452,7 @@ fn checksum_and_registry_problems() {
     let mut bytes = std::fs::read(default_data_dir().join("mnist/t10k-labels.idx1-ubyte")).unwrap();
     bytes[100] ^= 1;
     let p = dir.join("t10k-labels-idx1-ubyte.gz");
-    std::fs::write(&p, gzip(&bytes)).unwrap();
+    std::fs::write(&p, common::gzip(&bytes)).unwrap();
     let m = msg(verify_and_unpack("mnist", &p, &dest));
     assert_mentions(
         &m,
@@ -581,7 +563,7 @@ proptest! {
         let _ = parse_npz(&mutate(&small_npz(false), &edits, cut), "m.npz");
         let _ = parse_npz(&mutate(&small_npz(true), &edits, cut), "m.npz");
         let _ = parse_idx(&mutate(&valid_idx(), &edits, cut), "m.idx");
-        let _ = parse_idx(&mutate(&gzip(&valid_idx()), &edits, cut), "m.idx.gz");
+        let _ = parse_idx(&mutate(&common::gzip(&valid_idx()), &edits, cut), "m.idx.gz");
         let npy = common::npy_bytes("<i4", "(2, 2)", &[1; 16]);
         let _ = parse_npy(&mutate(&npy, &edits, cut), "m.npy");
     }

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -17,25 +16,7 @@ fn data() -> PathBuf {
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let p = std::env::temp_dir().join(format!(
-        "metalearn-{tag}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
+    common::unique_dir("metalearn", tag)
 }
 
 fn omniglot() -> &'static Omniglot {
@@ -256,7 +237,7 @@ fn idx_raw_and_gzip_under_every_spelling() {
     };
     let raw = std::fs::read(data().join("mnist/t10k-labels.idx1-ubyte")).unwrap();
     let a = parse_idx(&raw, "raw").unwrap();
-    let b = parse_idx(&gzip(&raw), "gz").unwrap();
+    let b = parse_idx(&common::gzip(&raw), "gz").unwrap();
     assert_eq!(a, b);
     assert_eq!(a.dims, vec![10000]);
 
@@ -265,7 +246,7 @@ fn idx_raw_and_gzip_under_every_spelling() {
     let px: Vec<u8> = (0..3 * 4 * 5).map(|v| (v * 4) as u8).collect();
     std::fs::write(
         dir.join("train-images-idx3-ubyte.gz"),
-        gzip(&idx_bytes(&[3, 4, 5], &px)),
+        common::gzip(&idx_bytes(&[3, 4, 5], &px)),
     )
     .unwrap();
     std::fs::write(
@@ -280,7 +261,7 @@ fn idx_raw_and_gzip_under_every_spelling() {
     .unwrap();
     std::fs::write(
         dir.join("t10k-labels.idx1-ubyte.gz"),
-        gzip(&idx_bytes(&[1], &[9])),
+        common::gzip(&idx_bytes(&[1], &[9])),
     )
     .unwrap();
     let m = load_mnist(&dir).unwrap();
@@ -361,7 +342,7 @@ fn feature_csv_with_several_label_columns() {
     let p2 = dir.join("g.csv.gz");
     std::fs::write(
         &p2,
-        gzip(b"0.5;cat;1;2;3\n1.5;dog;-1;0.25;0\n2;cat;3;4;1\n"),
+        common::gzip(b"0.5;cat;1;2;3\n1.5;dog;-1;0.25;0\n2;cat;3;4;1\n"),
     )
     .unwrap();
     let opts2 = CsvOptions {
@@ -554,7 +535,7 @@ fn verify_and_unpack_local_files() {
     // MNIST: a gzip download is unpacked to the raw IDX layout.
     let raw = std::fs::read(d.join("mnist/t10k-labels.idx1-ubyte")).unwrap();
     let gz = src.join("t10k-labels-idx1-ubyte.gz");
-    std::fs::write(&gz, gzip(&raw)).unwrap();
+    std::fs::write(&gz, common::gzip(&raw)).unwrap();
     let written = verify_and_unpack("mnist", &gz, &dest).unwrap();
     assert_eq!(written, vec![dest.join("t10k-labels.idx1-ubyte")]);
     assert_eq!(std::fs::read(&written[0]).unwrap(), raw);
@@ -569,7 +550,7 @@ fn verify_and_unpack_local_files() {
     let mut plain = vec![0, 0, 8, 1, 0, 0, 0xea, 0x60];
     plain.extend_from_slice(&content.data);
     let regz = src.join("train-labels-idx1-ubyte.gz");
-    std::fs::write(&regz, gzip(&plain)).unwrap();
+    std::fs::write(&regz, common::gzip(&plain)).unwrap();
     verify_and_unpack("fashion-mnist", &regz, &dest).unwrap();
     // Omniglot small zip: stored and extracted.
     let z = d.join("omniglot/lake-small/images_background_small1.zip");

@@ -1,5 +1,7 @@
 //! Optimizers against hand-computed steps, and safetensors checkpoints.
 
+mod common;
+
 use metalearn::nn::checkpoint::{self, CheckpointError};
 use metalearn::nn::optim::{Adam, AdamW, Optimizer, Sgd};
 use metalearn::nn::Params;
@@ -246,10 +248,7 @@ fn optimizer_state_round_trips_through_a_checkpoint() {
 // Checkpoints
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("metalearn_ckpt_{tag}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fresh_dir("metalearn-ckpt", tag)
 }
 
 fn sample_params<T: metalearn::Float>() -> Params<T> {

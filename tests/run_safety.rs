@@ -8,26 +8,17 @@
 
 mod common;
 
+use common::bin::metalearn;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "metalearn-run-safety-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_metalearn"))
+    common::fresh_dir("metalearn-run-safety", name)
 }
 
 /// Runs the binary with `args`: (exit success, stdout, stderr).
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out: Output = bin().args(args).output().unwrap();
+    let out: Output = metalearn().args(args).output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -86,7 +77,7 @@ fn a_second_writer_is_refused_naming_the_holder_and_a_dead_holders_lock_is_taken
         .replace("val_every = 3", "val_every = 0")
         .replace("checkpoint_every = 4", "checkpoint_every = 100000000");
     let cfg = write(&dir, "long.toml", &long);
-    let mut first = bin()
+    let mut first = metalearn()
         .args(["train", "--config", &cfg, "--no-eval", "--json"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -571,51 +562,16 @@ fn bad_search_values_name_the_key_the_value_and_the_range() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A CSV of 8 well-separated classes (as in tests/train_resume.rs) and a ProtoNet run on it.
+/// A CSV of 8 well-separated classes ([`common::write_class_csv`]) and a ProtoNet run on it.
 fn csv_run(dir: &Path) -> (PathBuf, PathBuf) {
     let csv = dir.join("d.csv");
-    let mut text = String::new();
-    for c in 0..8 {
-        for i in 0..5 {
-            let v = (c * 7 + i * 3) % 11;
-            text.push_str(&format!(
-                "{},{},{},{}\n",
-                c as f32 * 0.5,
-                (v as f32) * 0.1,
-                -(c as f32),
-                c
-            ));
-        }
-    }
-    std::fs::write(&csv, text).unwrap();
+    common::write_class_csv(&csv);
     let out = dir.join("run");
-    let cfg = format!(
-        r#"
-[algorithm]
-name = "protonet"
-[backbone]
-name = "mlp"
-sizes = [3, 8]
-[data]
-dataset = "csv"
-data_dir = {:?}
-n_way = 2
-k_shot = 1
-q_query = 2
-split = [0.5, 0.25]
-[eval]
-episodes = 20
-[train]
-iterations = 6
-meta_batch = 2
-val_every = 3
-val_episodes = 4
-checkpoint_every = 3
-out_dir = {:?}
-"#,
-        csv.display().to_string(),
+    let train = format!(
+        "iterations = 6\nmeta_batch = 2\nval_every = 3\nval_episodes = 4\ncheckpoint_every = 3\nout_dir = {:?}",
         out.display().to_string()
     );
+    let cfg = common::csv_protonet_config(&csv, &train);
     let c = write(dir, "p.toml", &cfg);
     let (ok, _, se) = run(&["train", "--config", &c, "--no-eval"]);
     assert!(ok, "{se}");

@@ -2,6 +2,9 @@
 //! PNG tree and a CSV of vectors. Checks the adapt output (CSV and JSON), and that every bad
 //! input gives a clear error naming the key or path, never a panic.
 
+mod common;
+
+use common::bin::metalearn;
 use metalearn::fewshot::{adapt, evaluate_checkpoint, train, RunConfig, TrainOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,13 +12,7 @@ use std::process::Command;
 const SIDE: usize = 16;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "metalearn-train-adapt-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fresh_dir("metalearn-train-adapt", name)
 }
 
 /// A 16x16 gray image of class pattern `c`: a bright 4x4 block at a class-specific place,
@@ -102,13 +99,9 @@ fn parse(text: &str) -> RunConfig {
     RunConfig::from_toml_str(text, Path::new("test.toml")).unwrap()
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_metalearn"))
-}
-
 /// `metalearn adapt --checkpoint C --support S --query Q`.
 fn adapt_cmd(ckpt: &Path, support: &Path, query: &Path) -> Command {
-    let mut c = bin();
+    let mut c = metalearn();
     c.args(["adapt", "--checkpoint"]).arg(ckpt);
     c.arg("--support").arg(support).arg("--query").arg(query);
     c
@@ -152,7 +145,7 @@ fn cli_train_eval_adapt_on_png_folders() {
     )
     .unwrap();
     let (so, _) = run_ok(
-        bin()
+        metalearn()
             .args(["--threads", "2", "train", "--config"])
             .arg(&cfg_path),
     );
@@ -161,7 +154,11 @@ fn cli_train_eval_adapt_on_png_folders() {
     assert!(ckpt.exists() && root.join("run/last.safetensors").exists());
     assert!(root.join("run/learning_curve.svg").exists());
 
-    let (so, _) = run_ok(bin().args(["eval", "--json", "--checkpoint"]).arg(&ckpt));
+    let (so, _) = run_ok(
+        metalearn()
+            .args(["eval", "--json", "--checkpoint"])
+            .arg(&ckpt),
+    );
     let v: serde_json::Value = serde_json::from_str(so.trim()).unwrap();
     assert_eq!(v["score"]["n"], 20);
     assert!(v["wall_s"].as_f64().unwrap() >= 0.0 && v["peak_rss_mib"].as_f64().unwrap() > 0.0);
@@ -192,7 +189,7 @@ fn cli_train_eval_adapt_on_png_folders() {
         write_png(&query.join(f), &pattern(c, 200));
     }
     let (so, se) = run_ok(
-        bin()
+        metalearn()
             .args([
                 "--threads",
                 "1",
@@ -226,7 +223,7 @@ fn cli_train_eval_adapt_on_png_folders() {
     }
     let out_csv = root.join("pred.csv");
     run_ok(
-        bin()
+        metalearn()
             .args(["adapt", "--checkpoint"])
             .arg(&ckpt)
             .arg("--support")
@@ -264,7 +261,7 @@ fn cli_train_eval_adapt_on_png_folders() {
     std::fs::write(root.join("support.csv"), support_csv).unwrap();
     std::fs::write(root.join("query.csv"), query_csv).unwrap();
     let (so, _) = run_ok(
-        bin()
+        metalearn()
             .args(["adapt", "--format", "json", "--checkpoint"])
             .arg(&ckpt)
             .args(["--support", "support.csv", "--query", "query.csv"])
@@ -318,7 +315,7 @@ fn cli_train_eval_adapt_on_png_folders() {
         se.contains("corrupt.safetensors") && se.contains("corrupt or truncated"),
         "{se}"
     );
-    let se = run_err(bin().args(["eval", "--checkpoint"]).arg(&corrupt));
+    let se = run_err(metalearn().args(["eval", "--checkpoint"]).arg(&corrupt));
     assert!(se.contains("corrupt.safetensors"), "{se}");
     let bad_cfg = root.join("bad.toml");
     std::fs::write(
@@ -326,7 +323,7 @@ fn cli_train_eval_adapt_on_png_folders() {
         image_config(&root, &data, "name = \"protonet\"\nshots = 3", 10),
     )
     .unwrap();
-    let se = run_err(bin().args(["train", "--config"]).arg(&bad_cfg));
+    let se = run_err(metalearn().args(["train", "--config"]).arg(&bad_cfg));
     assert!(se.contains("bad.toml") && se.contains("shots"), "{se}");
     let _ = std::fs::remove_dir_all(&root);
 }
