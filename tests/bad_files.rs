@@ -267,6 +267,29 @@ fn folder_config(data: &Path, out: &Path, image_size: usize) -> String {
     )
 }
 
+/// A class-per-folder PNG tree in `folder`: 4 classes of 3 images of 4x4. Returns `folder`.
+fn png_class_folder(folder: &Path) -> PathBuf {
+    for c in 0..4 {
+        for i in 0..3 {
+            write(&folder.join(format!("c{c}/{i}.png")), &png(4, 4));
+        }
+    }
+    folder.to_path_buf()
+}
+
+/// `metalearn train` on [`folder_config`] (`image_size`, config `d/<name>.toml`, run folder
+/// `d/run-<name>`) must fail naming every one of `expect`.
+fn train_on_folder_fails(d: &Path, name: &str, folder: &Path, image_size: usize, expect: &[&str]) {
+    let cfg = write(
+        &d.join(format!("{name}.toml")),
+        folder_config(folder, &d.join(format!("run-{name}")), image_size).as_bytes(),
+    );
+    fails(
+        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        expect,
+    );
+}
+
 fn csv_config(data: &Path, out: &Path) -> String {
     run_config(
         "name = \"mlp\"\nsizes = [2, 8]",
@@ -305,29 +328,10 @@ fn png_files() {
     write(&d.join("huge/b/1.png"), &png(2, 2));
     inspect_fails(&d.join("huge"), &["1.png", "1048576x1048576"]);
     // `train` on the folder with the garbage PNG, and `image_size = 0` named by its key.
-    let folder = d.join("g");
-    for c in 0..4 {
-        for i in 0..3 {
-            write(&folder.join(format!("c{c}/{i}.png")), &png(4, 4));
-        }
-    }
-    let cfg = write(
-        &d.join("zero.toml"),
-        folder_config(&folder, &d.join("run0"), 0).as_bytes(),
-    );
-    fails(
-        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-        &["backbone.image_size", "= 0"],
-    );
+    let folder = png_class_folder(&d.join("g"));
+    train_on_folder_fails(&d, "zero", &folder, 0, &["backbone.image_size", "= 0"]);
     write(&folder.join("c1/x.png"), b"garbage");
-    let cfg = write(
-        &d.join("g.toml"),
-        folder_config(&folder, &d.join("run1"), 4).as_bytes(),
-    );
-    fails(
-        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-        &["x.png", "not an image"],
-    );
+    train_on_folder_fails(&d, "g", &folder, 4, &["x.png", "not an image"]);
     eprintln!("corpus cases so far: {}", CASES.load(Ordering::SeqCst));
 }
 
@@ -664,18 +668,12 @@ fn defect_header_only_csv_vague() {
 #[test]
 fn defect_image_size_zero_vague() {
     let d = tmp("d-size");
-    let folder = d.join("g");
-    for c in 0..4 {
-        for i in 0..3 {
-            write(&folder.join(format!("c{c}/{i}.png")), &png(4, 4));
-        }
-    }
-    let cfg = write(
-        &d.join("z.toml"),
-        folder_config(&folder, &d.join("run"), 0).as_bytes(),
-    );
-    fails(
-        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+    let folder = png_class_folder(&d.join("g"));
+    train_on_folder_fails(
+        &d,
+        "z",
+        &folder,
+        0,
         &["backbone.image_size", "out of range"],
     );
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use metalearn::data::*;
 use proptest::prelude::*;
@@ -148,75 +148,9 @@ fn truncated_and_wrong_idx() {
     let images = dir.join("t10k-images-idx3-ubyte");
     let labels = dir.join("t10k-labels-idx1-ubyte");
     std::fs::write(&images, common::idx_bytes(0x803, &[3, 2, 2], &[0; 12])).unwrap();
-
-    // Truncated, raw and gzip.
-    std::fs::write(&labels, &real[..5000]).unwrap();
-    let m = msg(load_idx_pair(&images, &labels, &["a"; 10]));
-    assert_mentions(
-        &m,
-        &[
-            "t10k-labels-idx1-ubyte",
-            "truncated IDX data",
-            "expected 10000 bytes",
-            "found 4992",
-        ],
-    );
-    let gz = common::gzip(&real);
-    let m = msg(parse_idx(&gz[..gz.len() / 2], "half.gz"));
-    assert_mentions(&m, &["half.gz", "gzip"]);
-    let m = msg(parse_idx(&[0, 0, 8], "tiny"));
-    assert_mentions(
-        &m,
-        &[
-            "tiny",
-            "truncated IDX magic number",
-            "expected 4 bytes",
-            "found 3",
-        ],
-    );
-
-    // Wrong magic: garbage, and a labels file where images are expected.
-    let m = msg(parse_idx(b"\x12\x34\x56\x78rest", "junk.idx"));
-    assert_mentions(&m, &["junk.idx", "magic number", "found 0x12345678"]);
-    std::fs::write(&labels, common::idx_bytes(0x801, &[3], &[0, 1, 2])).unwrap();
-    let m = msg(load_idx_pair(&labels, &labels, &["a"; 10]));
-    assert_mentions(
-        &m,
-        &[
-            "t10k-labels-idx1-ubyte",
-            "magic number",
-            "expected 0x00000803",
-            "found 0x00000801",
-        ],
-    );
-
-    // Image/label count mismatch.
-    std::fs::write(&labels, common::idx_bytes(0x801, &[2], &[0, 1])).unwrap();
-    let m = msg(load_idx_pair(&images, &labels, &["a"; 10]));
-    assert_mentions(
-        &m,
-        &[
-            "t10k-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "count mismatch",
-            "expected 3",
-            "found 2",
-        ],
-    );
-
-    // A label beyond the classes.
-    std::fs::write(&labels, common::idx_bytes(0x801, &[3], &[0, 1, 12])).unwrap();
-    let m = msg(load_idx_pair(&images, &labels, &["a"; 10]));
-    assert_mentions(
-        &m,
-        &[
-            "t10k-labels-idx1-ubyte",
-            "label of item 2",
-            "below 10",
-            "found 12",
-        ],
-    );
-
+    truncated_idx(&real, &images, &labels);
+    wrong_idx_magic(&labels);
+    labels_that_do_not_fit_the_images(&images, &labels);
     // Trailing bytes, and a missing file.
     let m = msg(parse_idx(
         &common::idx_bytes(0x801, &[2], &[0, 1, 2]),
@@ -233,6 +167,80 @@ fn truncated_and_wrong_idx() {
         ],
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Truncated, raw and gzip (`labels` is overwritten with half of the `real` label file).
+fn truncated_idx(real: &[u8], images: &Path, labels: &Path) {
+    std::fs::write(labels, &real[..5000]).unwrap();
+    let m = msg(load_idx_pair(images, labels, &["a"; 10]));
+    assert_mentions(
+        &m,
+        &[
+            "t10k-labels-idx1-ubyte",
+            "truncated IDX data",
+            "expected 10000 bytes",
+            "found 4992",
+        ],
+    );
+    let gz = common::gzip(real);
+    let m = msg(parse_idx(&gz[..gz.len() / 2], "half.gz"));
+    assert_mentions(&m, &["half.gz", "gzip"]);
+    let m = msg(parse_idx(&[0, 0, 8], "tiny"));
+    assert_mentions(
+        &m,
+        &[
+            "tiny",
+            "truncated IDX magic number",
+            "expected 4 bytes",
+            "found 3",
+        ],
+    );
+}
+
+/// Wrong magic: garbage, and a labels file where images are expected.
+fn wrong_idx_magic(labels: &Path) {
+    let m = msg(parse_idx(b"\x12\x34\x56\x78rest", "junk.idx"));
+    assert_mentions(&m, &["junk.idx", "magic number", "found 0x12345678"]);
+    std::fs::write(labels, common::idx_bytes(0x801, &[3], &[0, 1, 2])).unwrap();
+    let m = msg(load_idx_pair(labels, labels, &["a"; 10]));
+    assert_mentions(
+        &m,
+        &[
+            "t10k-labels-idx1-ubyte",
+            "magic number",
+            "expected 0x00000803",
+            "found 0x00000801",
+        ],
+    );
+}
+
+/// Image/label count mismatch, and a label beyond the classes.
+fn labels_that_do_not_fit_the_images(images: &Path, labels: &Path) {
+    std::fs::write(labels, common::idx_bytes(0x801, &[2], &[0, 1])).unwrap();
+    let m = msg(load_idx_pair(images, labels, &["a"; 10]));
+    assert_mentions(
+        &m,
+        &[
+            "t10k-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "count mismatch",
+            "expected 3",
+            "found 2",
+        ],
+    );
+
+    // A label beyond the classes.
+    std::fs::write(labels, common::idx_bytes(0x801, &[3], &[0, 1, 12])).unwrap();
+    let m = msg(load_idx_pair(images, labels, &["a"; 10]));
+    assert_mentions(
+        &m,
+        &[
+            "t10k-labels-idx1-ubyte",
+            "label of item 2",
+            "below 10",
+            "found 12",
+        ],
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use metalearn::nn::optim::{Adam, AdamW, Optimizer, Sgd};
 use metalearn::nn::Params;
 use metalearn::Tensor;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn one_param(values: &[f64]) -> Params<f64> {
     let mut p = Params::new();
@@ -361,15 +361,22 @@ fn atomic_write_leaves_no_temp_file_and_replaces_the_old_file() {
 fn load_errors_are_typed_and_clear() {
     let dir = temp_dir("errors");
     let path = dir.join("model.safetensors");
+    missing_and_truncated_files(&dir, &path);
+    parameters_of_another_model(&path);
+    integer_tensors(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
 
+/// A missing file, then (after saving `path`) truncated and corrupt copies of it.
+fn missing_and_truncated_files(dir: &Path, path: &Path) {
     // Missing file.
-    let err = checkpoint::load::<f32>(&path).unwrap_err();
+    let err = checkpoint::load::<f32>(path).unwrap_err();
     assert!(matches!(err, CheckpointError::NotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("model.safetensors"), "{err}");
 
     // Truncated file.
-    checkpoint::save(&path, &sample_params::<f64>(), &BTreeMap::new()).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
+    checkpoint::save(path, &sample_params::<f64>(), &BTreeMap::new()).unwrap();
+    let bytes = std::fs::read(path).unwrap();
     let cut = dir.join("cut.safetensors");
     std::fs::write(&cut, &bytes[..bytes.len() - 5]).unwrap();
     let err = checkpoint::load::<f64>(&cut).unwrap_err();
@@ -388,7 +395,11 @@ fn load_errors_are_typed_and_clear() {
         checkpoint::load::<f64>(&cut).unwrap_err(),
         CheckpointError::Corrupt { .. }
     ));
+}
 
+/// Loading the checkpoint `path` into parameters of another shape, with a tensor more or
+/// one fewer.
+fn parameters_of_another_model(path: &Path) {
     // Shape mismatch (another architecture): names the tensor and both shapes.
     let mut wider = sample_params::<f64>();
     wider = wider.map(|t| {
@@ -398,7 +409,7 @@ fn load_errors_are_typed_and_clear() {
             t.clone()
         }
     });
-    let err = checkpoint::load_into(&path, &wider).unwrap_err();
+    let err = checkpoint::load_into(path, &wider).unwrap_err();
     let msg = err.to_string();
     assert!(
         matches!(err, CheckpointError::ShapeMismatch { .. }),
@@ -413,7 +424,7 @@ fn load_errors_are_typed_and_clear() {
     // Missing tensor.
     let mut more = sample_params::<f64>();
     more.push("head.weight", Tensor::zeros(&[5, 2]));
-    let err = checkpoint::load_into(&path, &more).unwrap_err();
+    let err = checkpoint::load_into(path, &more).unwrap_err();
     assert!(
         matches!(&err, CheckpointError::MissingTensor { name, .. } if name == "head.weight"),
         "{err:?}"
@@ -421,13 +432,15 @@ fn load_errors_are_typed_and_clear() {
 
     // Extra tensors in the file.
     let fewer = sample_params::<f64>().filter(|n| n != "scale");
-    let err = checkpoint::load_into(&path, &fewer).unwrap_err();
+    let err = checkpoint::load_into(path, &fewer).unwrap_err();
     assert!(
         matches!(&err, CheckpointError::UnexpectedTensors { names, .. } if names == &["scale"]),
         "{err:?}"
     );
+}
 
-    // Wrong dtype: an integer tensor where parameters are expected.
+/// Wrong dtype: an integer tensor where parameters are expected.
+fn integer_tensors(dir: &Path) {
     let ints = dir.join("ints.safetensors");
     let data: Vec<u8> = [1i64, 2, 3].iter().flat_map(|x| x.to_le_bytes()).collect();
     let view =
@@ -445,5 +458,4 @@ fn load_errors_are_typed_and_clear() {
     // ... which the raw reader accepts as integers.
     let raw = checkpoint::read_safetensors_f64(&ints).unwrap();
     assert_eq!(raw.tensors["labels"].as_i64(), Some(&[1i64, 2, 3][..]));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -290,73 +290,76 @@ fn threads_zero_is_an_error() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Bad values of a train config: (the line of the sinusoid config replaced, its replacement,
+/// every part of the error).
+const BAD_TRAIN_VALUES: &[(&str, &str, &[&str])] = &[
+    (
+        "meta_lr = 0.01",
+        "meta_lr = 1e6",
+        &["train.meta_lr", "1000000", "(0, 1e2]"],
+    ),
+    ("meta_lr = 0.01", "meta_lr = -1.0", &["train.meta_lr", "-1"]),
+    ("meta_lr = 0.01", "meta_lr = nan", &["train.meta_lr", "NaN"]),
+    (
+        "meta_batch = 3",
+        "meta_batch = 0",
+        &["train.meta_batch", "= 0", "[1, 1000000]"],
+    ),
+    (
+        "iterations = 12",
+        "iterations = 0",
+        &["train.iterations", "= 0"],
+    ),
+    (
+        "k_shot = 5",
+        "k_shot = 10000000",
+        &["data.k_shot", "10000000"],
+    ),
+    (
+        "val_episodes = 4",
+        "val_episodes = 0",
+        &["train.val_episodes"],
+    ),
+    ("episodes = 20", "episodes = 0", &["eval.episodes"]),
+    ("val_every = 3", "val_every = -1", &["val_every", "-1"]),
+    (
+        "seed = 5",
+        "seed = 5\ndiverge_loss = 0.0",
+        &["train.diverge_loss", "= 0"],
+    ),
+    (
+        "seed = 5",
+        "seed = 5\ndiverge_loss = -1.0",
+        &["train.diverge_loss"],
+    ),
+    (
+        "seed = 5",
+        "seed = 5\ndiverge_loss = inf",
+        &["train.diverge_loss", "inf"],
+    ),
+    ("inner_lr = 0.01", "inner_lr = inf", &["inner_lr", "inf"]),
+    (
+        "inner_lr = 0.01",
+        "inner_lr = 1e9",
+        &["inner_lr", "1000000000"],
+    ),
+    (
+        "eval_inner_steps = 3",
+        "eval_inner_steps = 0",
+        &["eval_inner_steps", "at least 1"],
+    ),
+    (
+        "sizes = [1, 16]",
+        "sizes = [1, 0]",
+        &["backbone.sizes", "0"],
+    ),
+];
+
 #[test]
 fn bad_train_config_values_name_the_key_the_value_and_the_range() {
     let dir = tmp("train-values");
     let base = sinusoid(&dir.join("run"), "");
-    let cases: &[(&str, &str, &[&str])] = &[
-        (
-            "meta_lr = 0.01",
-            "meta_lr = 1e6",
-            &["train.meta_lr", "1000000", "(0, 1e2]"],
-        ),
-        ("meta_lr = 0.01", "meta_lr = -1.0", &["train.meta_lr", "-1"]),
-        ("meta_lr = 0.01", "meta_lr = nan", &["train.meta_lr", "NaN"]),
-        (
-            "meta_batch = 3",
-            "meta_batch = 0",
-            &["train.meta_batch", "= 0", "[1, 1000000]"],
-        ),
-        (
-            "iterations = 12",
-            "iterations = 0",
-            &["train.iterations", "= 0"],
-        ),
-        (
-            "k_shot = 5",
-            "k_shot = 10000000",
-            &["data.k_shot", "10000000"],
-        ),
-        (
-            "val_episodes = 4",
-            "val_episodes = 0",
-            &["train.val_episodes"],
-        ),
-        ("episodes = 20", "episodes = 0", &["eval.episodes"]),
-        ("val_every = 3", "val_every = -1", &["val_every", "-1"]),
-        (
-            "seed = 5",
-            "seed = 5\ndiverge_loss = 0.0",
-            &["train.diverge_loss", "= 0"],
-        ),
-        (
-            "seed = 5",
-            "seed = 5\ndiverge_loss = -1.0",
-            &["train.diverge_loss"],
-        ),
-        (
-            "seed = 5",
-            "seed = 5\ndiverge_loss = inf",
-            &["train.diverge_loss", "inf"],
-        ),
-        ("inner_lr = 0.01", "inner_lr = inf", &["inner_lr", "inf"]),
-        (
-            "inner_lr = 0.01",
-            "inner_lr = 1e9",
-            &["inner_lr", "1000000000"],
-        ),
-        (
-            "eval_inner_steps = 3",
-            "eval_inner_steps = 0",
-            &["eval_inner_steps", "at least 1"],
-        ),
-        (
-            "sizes = [1, 16]",
-            "sizes = [1, 0]",
-            &["backbone.sizes", "0"],
-        ),
-    ];
-    for (i, (from, to, parts)) in cases.iter().enumerate() {
+    for (i, (from, to, parts)) in BAD_TRAIN_VALUES.iter().enumerate() {
         assert!(base.contains(from), "{from}");
         let cfg = write(&dir, &format!("c{i}.toml"), &base.replacen(from, to, 1));
         fails_with(&["train", "--config", &cfg, "--no-eval"], parts);

@@ -201,3 +201,15 @@ episodes = 20
         csv.display().to_string()
     )
 }
+
+/// A function of a list of tensors, as the gradient checks take it.
+pub type TensorFn<'a> = &'a dyn Fn(&[metalearn::Tensor<f64>]) -> metalearn::Tensor<f64>;
+
+/// The first- and second-order gradient checks
+/// ([`metalearn::autodiff::check::assert_gradients`]) of every `(name, f)` in `cases`, each a
+/// function of the single input `x`.
+pub fn check_each(x: &metalearn::Tensor<f64>, cases: &[(&str, TensorFn)]) {
+    for (name, f) in cases {
+        metalearn::autodiff::check::assert_gradients(name, *f, std::slice::from_ref(x));
+    }
+}
