@@ -27,7 +27,6 @@ fn tmp(name: &str) -> PathBuf {
 /// Writes a 1-bit grayscale PNG as Lake's files are: `ink[i] = 1.0` is black (bit 0), the
 /// rest white (bit 1).
 fn write_lake_png(path: &Path, ink: &[f32]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let row_bytes = SIDE.div_ceil(8);
     let mut packed = vec![0u8; row_bytes * SIDE];
     for (i, &v) in ink.iter().enumerate() {
@@ -36,14 +35,9 @@ fn write_lake_png(path: &Path, ink: &[f32]) {
             packed[r * row_bytes + c / 8] |= 0x80 >> (c % 8);
         }
     }
-    let f = std::fs::File::create(path).unwrap();
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), SIDE as u32, SIDE as u32);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::One);
-    enc.write_header()
-        .unwrap()
-        .write_image_data(&packed)
-        .unwrap();
+    let side = SIDE as u32;
+    let (gray, one_bit) = (png::ColorType::Grayscale, png::BitDepth::One);
+    common::write_png(path, side, side, gray, one_bit, &packed);
 }
 
 /// The first `WAYS` evaluation characters: drawing 0 as support (`support/<class>/0.png`),

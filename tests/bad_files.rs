@@ -77,13 +77,8 @@ fn omniglot_labels() -> Vec<u8> {
 }
 
 fn png(w: u32, h: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
     let px = vec![128u8; (w * h) as usize];
-    enc.write_header().unwrap().write_image_data(&px).unwrap();
-    out
+    common::png_bytes(w, h, png::ColorType::Grayscale, png::BitDepth::Eight, &px)
 }
 
 /// A PNG whose IHDR announces `w x h` (CRC fixed up), with the original tiny image data.
@@ -277,17 +272,26 @@ fn png_class_folder(folder: &Path) -> PathBuf {
     folder.to_path_buf()
 }
 
-/// `metalearn train` on [`folder_config`] (`image_size`, config `d/<name>.toml`, run folder
-/// `d/run-<name>`) must fail naming every one of `expect`.
-fn train_on_folder_fails(d: &Path, name: &str, folder: &Path, image_size: usize, expect: &[&str]) {
-    let cfg = write(
-        &d.join(format!("{name}.toml")),
-        folder_config(folder, &d.join(format!("run-{name}")), image_size).as_bytes(),
-    );
+/// `metalearn train` on the run config `config`, written to `d/<name>.toml`, must fail naming
+/// every one of `expect`.
+fn train_fails(d: &Path, name: &str, config: &str, expect: &[&str]) {
+    let cfg = write(&d.join(format!("{name}.toml")), config.as_bytes());
     fails(
         &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
         expect,
     );
+}
+
+/// [`train_fails`] on [`folder_config`] with `image_size` (run folder `d/run-<name>`).
+fn train_on_folder_fails(d: &Path, name: &str, folder: &Path, image_size: usize, expect: &[&str]) {
+    let out = d.join(format!("run-{name}"));
+    train_fails(d, name, &folder_config(folder, &out, image_size), expect);
+}
+
+/// [`train_fails`] on [`csv_config`] over the CSV `data` (run folder `d/run-<name>`).
+fn train_on_csv_fails(d: &Path, name: &str, data: &Path, expect: &[&str]) {
+    let out = d.join(format!("run-{name}"));
+    train_fails(d, name, &csv_config(data, &out), expect);
 }
 
 fn csv_config(data: &Path, out: &Path) -> String {
@@ -387,16 +391,9 @@ fn csv_files() {
         let f = write(&d.join(name), text.as_bytes());
         inspect_fails(&f, problem);
         if *name != "text.csv" {
-            let cfg = write(
-                &d.join(format!("{name}.toml")),
-                csv_config(&f, &d.join(format!("run-{name}"))).as_bytes(),
-            );
             let mut expect = vec![*name];
             expect.extend_from_slice(problem);
-            fails(
-                &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-                &expect,
-            );
+            train_on_csv_fails(&d, name, &f, &expect);
         }
     }
     // A folder holding the u64::MAX label (the panic of the issue).
@@ -546,11 +543,7 @@ fn defect_csv_huge_label_allocated() {
         format!("{}1,2,100000000\n", good_csv()).as_bytes(),
     );
     inspect_fails(&f, &["huge.csv:65", "class id below 1024"]);
-    let cfg = write(&d.join("c.toml"), csv_config(&f, &d.join("run")).as_bytes());
-    fails(
-        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-        &["huge.csv:65", "100000000"],
-    );
+    train_on_csv_fails(&d, "c", &f, &["huge.csv:65", "100000000"]);
 }
 
 /// An Omniglot npz whose images header says (964, 20, 32000000, 32000000) aborted `train`
@@ -641,14 +634,7 @@ fn defect_csv_non_finite_trained() {
     let d = tmp("d-inf");
     for (name, row) in [("nan.csv", "NaN,1,0"), ("inf.csv", "1,inf,0")] {
         let f = write(&d.join(name), format!("{}{row}\n", good_csv()).as_bytes());
-        let cfg = write(
-            &d.join(format!("{name}.toml")),
-            csv_config(&f, &d.join(format!("run-{name}"))).as_bytes(),
-        );
-        fails(
-            &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-            &[&format!("{name}:65"), "finite"],
-        );
+        train_on_csv_fails(&d, name, &f, &[&format!("{name}:65"), "finite"]);
     }
 }
 
@@ -657,11 +643,7 @@ fn defect_csv_non_finite_trained() {
 fn defect_header_only_csv_vague() {
     let d = tmp("d-header");
     let f = write(&d.join("header.csv"), b"x,y,label\n");
-    let cfg = write(&d.join("c.toml"), csv_config(&f, &d.join("run")).as_bytes());
-    fails(
-        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-        &["header.csv", "no data rows"],
-    );
+    train_on_csv_fails(&d, "c", &f, &["header.csv", "no data rows"]);
 }
 
 /// `image_size = 0` gave "cannot resize 105x105 to 0x0" (no key named).

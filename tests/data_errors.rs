@@ -248,16 +248,8 @@ fn image_folder_problems() {
     let dir = temp_dir("folder");
     std::fs::create_dir_all(dir.join("a")).unwrap();
     std::fs::create_dir_all(dir.join("b")).unwrap();
-    let mut png_bytes = Vec::new();
-    {
-        let mut e = png::Encoder::new(&mut png_bytes, 2, 2);
-        e.set_color(png::ColorType::Grayscale);
-        e.set_depth(png::BitDepth::Eight);
-        e.write_header()
-            .unwrap()
-            .write_image_data(&[0, 64, 128, 255])
-            .unwrap();
-    }
+    let (gray, eight) = (png::ColorType::Grayscale, png::BitDepth::Eight);
+    let png_bytes = common::png_bytes(2, 2, gray, eight, &[0, 64, 128, 255]);
     std::fs::write(dir.join("a/1.png"), &png_bytes).unwrap();
     let opts = ImageFolderOptions::default();
     // Empty class folder.
@@ -280,15 +272,7 @@ fn image_folder_problems() {
     let m = msg(load_image_folder(&dir, &opts));
     assert_mentions(&m, &["fake.png", "undecodable PNG"]);
     // Different sizes without resizing.
-    let mut big = Vec::new();
-    {
-        let mut e = png::Encoder::new(&mut big, 3, 1);
-        e.set_color(png::ColorType::Grayscale);
-        e.write_header()
-            .unwrap()
-            .write_image_data(&[1, 2, 3])
-            .unwrap();
-    }
+    let big = common::png_bytes(3, 1, gray, eight, &[1, 2, 3]);
     std::fs::write(dir.join("b/fake.png"), &big).unwrap();
     let m = msg(load_image_folder(&dir, &opts));
     assert_mentions(&m, &["fake.png", "image size", "expected 2x2", "found 1x3"]);

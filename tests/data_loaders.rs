@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use metalearn::data::*;
@@ -357,21 +357,6 @@ fn feature_csv_with_several_label_columns() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn write_png(
-    path: &Path,
-    w: u32,
-    h: u32,
-    color: png::ColorType,
-    depth: png::BitDepth,
-    data: &[u8],
-) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut e = png::Encoder::new(std::io::BufWriter::new(f), w, h);
-    e.set_color(color);
-    e.set_depth(depth);
-    e.write_header().unwrap().write_image_data(data).unwrap();
-}
-
 #[test]
 fn image_folder_gray_rgb_and_resize() {
     let dir = temp_dir("imgfolder");
@@ -379,7 +364,7 @@ fn image_folder_gray_rgb_and_resize() {
         std::fs::create_dir_all(dir.join(name)).unwrap();
         for i in 0..3u8 {
             let v = 40 * i + 100 * c as u8;
-            write_png(
+            common::write_png(
                 &dir.join(name).join(format!("{i}.png")),
                 4,
                 4,
@@ -390,7 +375,7 @@ fn image_folder_gray_rgb_and_resize() {
         }
     }
     // A gray image, and a hidden file that is ignored.
-    write_png(
+    common::write_png(
         &dir.join("dog/g.png"),
         4,
         4,
@@ -494,7 +479,7 @@ fn inspect_recognises_every_format() {
     let dir = temp_dir("inspect");
     for c in ["a", "b"] {
         std::fs::create_dir_all(dir.join(c)).unwrap();
-        write_png(
+        common::write_png(
             &dir.join(c).join("x.png"),
             3,
             2,

@@ -52,14 +52,6 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
-fn params(p: &Path) -> Vec<(String, Vec<f32>)> {
-    let ck = metalearn::nn::checkpoint::load::<f32>(p).unwrap();
-    ck.params
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.to_vec()))
-        .collect()
-}
-
 fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
     stdout
         .lines()
@@ -177,8 +169,8 @@ fn resume_works_from_best_alone_and_says_why_not_otherwise() {
     assert_eq!(full["history"], resumed["history"]);
     assert_eq!(full["best"], resumed["best"]);
     assert_eq!(
-        params(&a.join("last.safetensors")),
-        params(&b.join("last.safetensors"))
+        common::checkpoint_params(&a.join("last.safetensors")),
+        common::checkpoint_params(&b.join("last.safetensors"))
     );
     // A best checkpoint without the loop state (older metalearn): the reason is given.
     std::fs::remove_file(b.join("last.safetensors")).unwrap();
@@ -258,7 +250,7 @@ fn the_divergence_threshold_stops_the_run_and_keeps_the_last_finite_checkpoint()
         "8",
     ]);
     assert!(ok, "{se}");
-    let kept = params(&out.join("last.safetensors"));
+    let kept = common::checkpoint_params(&out.join("last.safetensors"));
     // `train.diverge_loss` may change on resume; every loss is above this one.
     let low = write(&dir, "low.toml", &sinusoid(&out, "diverge_loss = 1e-9"));
     fails_with(
@@ -272,7 +264,10 @@ fn the_divergence_threshold_stops_the_run_and_keeps_the_last_finite_checkpoint()
     );
     let meta = metalearn::nn::checkpoint::read_metadata(out.join("last.safetensors")).unwrap();
     assert_eq!(meta["metalearn.iteration"], "8");
-    assert_eq!(params(&out.join("last.safetensors")), kept);
+    assert_eq!(
+        common::checkpoint_params(&out.join("last.safetensors")),
+        kept
+    );
     assert!(kept.iter().all(|(_, v)| v.iter().all(|x| x.is_finite())));
     let _ = std::fs::remove_dir_all(&dir);
 }

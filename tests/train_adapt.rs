@@ -33,16 +33,11 @@ fn pattern(c: usize, seed: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A `SIDE x SIDE` 8-bit grayscale PNG.
 fn write_png(path: &Path, pixels: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let f = std::fs::File::create(path).unwrap();
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), SIDE as u32, SIDE as u32);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.write_header()
-        .unwrap()
-        .write_image_data(pixels)
-        .unwrap();
+    let side = SIDE as u32;
+    let (gray, eight) = (png::ColorType::Grayscale, png::BitDepth::Eight);
+    common::write_png(path, side, side, gray, eight, pixels);
 }
 
 fn image_config(dir: &Path, data: &Path, alg: &str, iterations: usize) -> String {
@@ -321,16 +316,17 @@ fn csv_rows_adapt_like_pngs(root: &Path, ckpt: &Path, v: &serde_json::Value) {
 /// A query drawn in transparency (alpha) is ambiguous: an error naming the file.
 fn transparent_query_is_an_error(root: &Path, ckpt: &Path, support: &Path) {
     let rgba = root.join("rgba-query");
-    std::fs::create_dir_all(&rgba).unwrap();
-    let f = std::fs::File::create(rgba.join("see-through.png")).unwrap();
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), SIDE as u32, SIDE as u32);
-    enc.set_color(png::ColorType::Rgba);
-    enc.set_depth(png::BitDepth::Eight);
     let alpha: Vec<u8> = pattern(11, 3).iter().flat_map(|&a| [0, 0, 0, a]).collect();
-    enc.write_header()
-        .unwrap()
-        .write_image_data(&alpha)
-        .unwrap();
+    let side = SIDE as u32;
+    let (color, eight) = (png::ColorType::Rgba, png::BitDepth::Eight);
+    common::write_png(
+        &rgba.join("see-through.png"),
+        side,
+        side,
+        color,
+        eight,
+        &alpha,
+    );
     let se = run_err(&mut adapt_cmd(ckpt, support, &rgba));
     assert!(
         se.contains("see-through.png") && se.contains("transparency"),

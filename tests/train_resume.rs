@@ -16,14 +16,6 @@ fn config(body: &str, out: &Path) -> RunConfig {
     RunConfig::from_toml_str(&text, Path::new("test.toml")).unwrap()
 }
 
-fn state_bytes(p: &Path) -> Vec<(String, Vec<f32>)> {
-    let ck = metalearn::nn::checkpoint::load::<f32>(p).unwrap();
-    ck.params
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.to_vec()))
-        .collect()
-}
-
 fn check_resume(body: &str, name: &str) {
     // One worker thread: the per-task gradient sum is then in a fixed order.
     let pool = rayon::ThreadPoolBuilder::new()
@@ -66,12 +58,12 @@ fn check_resume(body: &str, name: &str) {
         assert_eq!(resumed.history, full.history, "learning curves differ");
         assert_eq!(resumed.best, full.best);
         assert_eq!(
-            state_bytes(&da.join("last.safetensors")),
-            state_bytes(&db.join("last.safetensors"))
+            common::checkpoint_params(&da.join("last.safetensors")),
+            common::checkpoint_params(&db.join("last.safetensors"))
         );
         assert_eq!(
-            state_bytes(&da.join("best.safetensors")),
-            state_bytes(&db.join("best.safetensors"))
+            common::checkpoint_params(&da.join("best.safetensors")),
+            common::checkpoint_params(&db.join("best.safetensors"))
         );
         let ea = evaluate_checkpoint(&da.join("best.safetensors"), None).unwrap();
         let eb = evaluate_checkpoint(&db.join("best.safetensors"), None).unwrap();

@@ -213,3 +213,42 @@ pub fn check_each(x: &metalearn::Tensor<f64>, cases: &[(&str, TensorFn)]) {
         metalearn::autodiff::check::assert_gradients(name, *f, std::slice::from_ref(x));
     }
 }
+
+/// A PNG file in memory: `width x height` pixels of `color` at `depth` bits per sample, the
+/// rows packed in `data`.
+pub fn png_bytes(
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, width, height);
+    enc.set_color(color);
+    enc.set_depth(depth);
+    enc.write_header().unwrap().write_image_data(data).unwrap();
+    out
+}
+
+/// Writes [`png_bytes`] to `path`, creating its folder.
+pub fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    data: &[u8],
+) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, png_bytes(width, height, color, depth, data)).unwrap();
+}
+
+/// The parameters of a checkpoint as `(name, values)` pairs, in the file's order.
+pub fn checkpoint_params(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let ck = metalearn::nn::checkpoint::load::<f32>(path).unwrap();
+    ck.params
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_vec()))
+        .collect()
+}
