@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::check_each;
+use common::{check_each, check_each_on};
 use metalearn::autodiff::check::assert_gradients as check;
 use metalearn::Tensor;
 use rand::SeedableRng;
@@ -16,10 +16,15 @@ fn rand(shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor<f64> {
 fn binary_ops_with_broadcasting() {
     let a = rand(&[3, 1, 4], -1.0, 1.0, 1);
     let b = rand(&[1, 5, 4], 0.5, 2.0, 2);
-    check("add", &|x| x[0].add(&x[1]), &[a.clone(), b.clone()]);
-    check("sub", &|x| x[0].sub(&x[1]), &[a.clone(), b.clone()]);
-    check("mul", &|x| x[0].mul(&x[1]), &[a.clone(), b.clone()]);
-    check("div", &|x| x[0].div(&x[1]), &[a.clone(), b.clone()]);
+    check_each_on(
+        &[a.clone(), b.clone()],
+        &[
+            ("add", &|x| x[0].add(&x[1])),
+            ("sub", &|x| x[0].sub(&x[1])),
+            ("mul", &|x| x[0].mul(&x[1])),
+            ("div", &|x| x[0].div(&x[1])),
+        ],
+    );
     let s = rand(&[1], 0.5, 2.0, 3);
     check(
         "div by scalar-shaped",

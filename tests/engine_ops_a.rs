@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::check_each;
+use common::{check_each, check_each_on};
 use metalearn::autodiff::check::assert_gradients as check;
 use metalearn::Tensor;
 use rand::SeedableRng;
@@ -347,25 +347,25 @@ fn mse_and_bce() {
     let x = rand(&[3, 4], -2.0, 2.0, 15);
     let t = rand(&[3, 4], -1.0, 1.0, 16);
     let p = rand(&[3, 4], 0.0, 1.0, 17);
-    check(
-        "mse_loss wrt x and t",
-        &|x| x[0].mse_loss(&x[1]),
+    check_each_on(
         &[x.clone(), t.clone()],
+        &[
+            ("mse_loss wrt x and t", &|x| x[0].mse_loss(&x[1])),
+            ("mse_loss of tanh", &|x| {
+                x[0].tanh().mse_loss(&x[1].square())
+            }),
+        ],
     );
-    check(
-        "mse_loss of tanh",
-        &|x| x[0].tanh().mse_loss(&x[1].square()),
-        &[x.clone(), t.clone()],
-    );
-    check(
-        "bce_with_logits wrt x and t",
-        &|x| x[0].bce_with_logits(&x[1]),
+    check_each_on(
         &[x.clone(), p.clone()],
-    );
-    check(
-        "bce_with_logits of a product",
-        &|x| x[0].mul(&x[1]).bce_with_logits(&x[1]),
-        &[x.clone(), p.clone()],
+        &[
+            ("bce_with_logits wrt x and t", &|x| {
+                x[0].bce_with_logits(&x[1])
+            }),
+            ("bce_with_logits of a product", &|x| {
+                x[0].mul(&x[1]).bce_with_logits(&x[1])
+            }),
+        ],
     );
 
     // values
@@ -408,15 +408,14 @@ fn batch_norm_2d_first_and_second_order() {
     let x = rand(&[5, 3], -2.0, 2.0, 18);
     let gamma = rand(&[3], 0.5, 1.5, 19);
     let beta = rand(&[3], -0.5, 0.5, 20);
-    check(
-        "batch_norm 2-D",
-        &|x| x[0].batch_norm(&x[1], &x[2], 1e-5),
+    check_each_on(
         &[x.clone(), gamma.clone(), beta.clone()],
-    );
-    check(
-        "batch_norm 2-D then tanh",
-        &|x| x[0].batch_norm(&x[1], &x[2], 0.1).tanh(),
-        &[x.clone(), gamma.clone(), beta.clone()],
+        &[
+            ("batch_norm 2-D", &|x| x[0].batch_norm(&x[1], &x[2], 1e-5)),
+            ("batch_norm 2-D then tanh", &|x| {
+                x[0].batch_norm(&x[1], &x[2], 0.1).tanh()
+            }),
+        ],
     );
     check(
         "normalize_channels 2-D",
@@ -435,20 +434,17 @@ fn batch_norm_4d_first_and_second_order() {
     let x = rand(&[3, 2, 3, 2], -2.0, 2.0, 21);
     let gamma = rand(&[2], 0.5, 1.5, 22);
     let beta = rand(&[2], -0.5, 0.5, 23);
-    check(
-        "batch_norm 4-D",
-        &|x| x[0].batch_norm(&x[1], &x[2], 1e-5),
+    check_each_on(
         &[x.clone(), gamma.clone(), beta.clone()],
-    );
-    check(
-        "batch_norm 4-D squared",
-        &|x| x[0].batch_norm(&x[1], &x[2], 1e-2).square(),
-        &[x.clone(), gamma.clone(), beta.clone()],
-    );
-    check(
-        "channel_affine 4-D",
-        &|x| x[0].channel_affine(&x[1], &x[2]).square(),
-        &[x.clone(), gamma.clone(), beta.clone()],
+        &[
+            ("batch_norm 4-D", &|x| x[0].batch_norm(&x[1], &x[2], 1e-5)),
+            ("batch_norm 4-D squared", &|x| {
+                x[0].batch_norm(&x[1], &x[2], 1e-2).square()
+            }),
+            ("channel_affine 4-D", &|x| {
+                x[0].channel_affine(&x[1], &x[2]).square()
+            }),
+        ],
     );
     check(
         "channel_sum",

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::check_each;
+use common::{check_each, check_each_on};
 use metalearn::autodiff::check::assert_gradients as check;
 use metalearn::Tensor;
 use rand::SeedableRng;
@@ -81,11 +81,12 @@ fn naive_conv(x: &Tensor<f64>, w: &Tensor<f64>, s: usize, p: usize) -> Vec<f64> 
 fn matmul_2d_gradients() {
     let a = rand(&[3, 4], 1);
     let b = rand(&[4, 5], 2);
-    check("matmul", &|x| x[0].matmul(&x[1]), &[a.clone(), b.clone()]);
-    check(
-        "matmul tanh",
-        &|x| x[0].matmul(&x[1]).tanh(),
+    check_each_on(
         &[a.clone(), b.clone()],
+        &[
+            ("matmul", &|x| x[0].matmul(&x[1])),
+            ("matmul tanh", &|x| x[0].matmul(&x[1]).tanh()),
+        ],
     );
     check(
         "matmul self",

@@ -36,6 +36,22 @@ fn assert_close(a: &[f64], e: &[f64], what: &str) {
 const GRADS: [[f64; 2]; 3] = [[0.5, -1.0], [0.1, 0.2], [-0.3, 1e-3]];
 const P0: [f64; 2] = [1.0, -2.0];
 
+/// One element of Adam's update, written out: the moments `m` and `v` after the gradient `g`
+/// at step `t` (from 1), and the step `lr * m_hat / (sqrt(v_hat) + eps)` of the bias-corrected
+/// moments (eps outside the sqrt).
+fn adam_step_written_out(
+    (m, v): (&mut f64, &mut f64),
+    g: f64,
+    t: i32,
+    (lr, b1, b2, eps): (f64, f64, f64, f64),
+) -> f64 {
+    *m = b1 * *m + (1.0 - b1) * g;
+    *v = b2 * *v + (1.0 - b2) * g * g;
+    let m_hat = *m / (1.0 - b1.powi(t));
+    let v_hat = *v / (1.0 - b2.powi(t));
+    lr * m_hat / (v_hat.sqrt() + eps)
+}
+
 #[test]
 fn adam_matches_hand_computed_steps() {
     let (lr, b1, b2, eps, wd) = (0.01, 0.9, 0.999, 1e-8, 0.1);
@@ -53,11 +69,7 @@ fn adam_matches_hand_computed_steps() {
         let t = (k + 1) as i32;
         for j in 0..2 {
             let gj = g[j] + wd * p[j];
-            m[j] = b1 * m[j] + (1.0 - b1) * gj;
-            v[j] = b2 * v[j] + (1.0 - b2) * gj * gj;
-            let m_hat = m[j] / (1.0 - b1.powi(t));
-            let v_hat = v[j] / (1.0 - b2.powi(t));
-            p[j] -= lr * m_hat / (v_hat.sqrt() + eps);
+            p[j] -= adam_step_written_out((&mut m[j], &mut v[j]), gj, t, (lr, b1, b2, eps));
         }
         params = opt.step(&params, &grads_of(g));
         assert_close(params.at(0).data(), &p, &format!("adam step {t}"));
@@ -101,11 +113,7 @@ fn adamw_decays_decoupled() {
         let t = (k + 1) as i32;
         for j in 0..2 {
             p[j] *= 1.0 - lr * wd; // decoupled: the gradient is untouched
-            m[j] = b1 * m[j] + (1.0 - b1) * g[j];
-            v[j] = b2 * v[j] + (1.0 - b2) * g[j] * g[j];
-            let m_hat = m[j] / (1.0 - b1.powi(t));
-            let v_hat = v[j] / (1.0 - b2.powi(t));
-            p[j] -= lr * m_hat / (v_hat.sqrt() + eps);
+            p[j] -= adam_step_written_out((&mut m[j], &mut v[j]), g[j], t, (lr, b1, b2, eps));
         }
         params = opt.step(&params, &grads_of(g));
         assert_close(params.at(0).data(), &p, &format!("adamw step {t}"));

@@ -207,11 +207,16 @@ pub type TensorFn<'a> = &'a dyn Fn(&[metalearn::Tensor<f64>]) -> metalearn::Tens
 
 /// The first- and second-order gradient checks
 /// ([`metalearn::autodiff::check::assert_gradients`]) of every `(name, f)` in `cases`, each a
-/// function of the single input `x`.
-pub fn check_each(x: &metalearn::Tensor<f64>, cases: &[(&str, TensorFn)]) {
+/// function of the inputs `xs`.
+pub fn check_each_on(xs: &[metalearn::Tensor<f64>], cases: &[(&str, TensorFn)]) {
     for (name, f) in cases {
-        metalearn::autodiff::check::assert_gradients(name, *f, std::slice::from_ref(x));
+        metalearn::autodiff::check::assert_gradients(name, *f, xs);
     }
+}
+
+/// [`check_each_on`] the single input `x`.
+pub fn check_each(x: &metalearn::Tensor<f64>, cases: &[(&str, TensorFn)]) {
+    check_each_on(std::slice::from_ref(x), cases);
 }
 
 /// A PNG file in memory: `width x height` pixels of `color` at `depth` bits per sample, the
