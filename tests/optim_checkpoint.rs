@@ -36,48 +36,66 @@ fn assert_close(a: &[f64], e: &[f64], what: &str) {
 const GRADS: [[f64; 2]; 3] = [[0.5, -1.0], [0.1, 0.2], [-0.3, 1e-3]];
 const P0: [f64; 2] = [1.0, -2.0];
 
-/// One element of Adam's update, written out: the moments `m` and `v` after the gradient `g`
-/// at step `t` (from 1), and the step `lr * m_hat / (sqrt(v_hat) + eps)` of the bias-corrected
-/// moments (eps outside the sqrt).
-fn adam_step_written_out(
-    (m, v): (&mut f64, &mut f64),
-    g: f64,
-    t: i32,
-    (lr, b1, b2, eps): (f64, f64, f64, f64),
-) -> f64 {
-    *m = b1 * *m + (1.0 - b1) * g;
-    *v = b2 * *v + (1.0 - b2) * g * g;
-    let m_hat = *m / (1.0 - b1.powi(t));
-    let v_hat = *v / (1.0 - b2.powi(t));
-    lr * m_hat / (v_hat.sqrt() + eps)
+/// The Adam and AdamW tests' learning rate, betas, eps and weight decay.
+const HYPER: (f64, f64, f64, f64, f64) = (0.01, 0.9, 0.999, 1e-8, 0.1);
+
+/// The closed form, written out, of Adam (`decoupled = false`: L2 decay into the gradient) or
+/// AdamW (`true`: `p *= 1 - lr wd`, the gradient untouched) with [`HYPER`] from `P0` over
+/// `GRADS`: moments, bias correction, eps outside the sqrt. Returns the parameters and the
+/// two moments after each step.
+fn written_out_steps(decoupled: bool) -> Vec<[[f64; 2]; 3]> {
+    let (lr, b1, b2, eps, wd) = HYPER;
+    let mut p = P0;
+    let (mut m, mut v) = ([0.0f64; 2], [0.0f64; 2]);
+    let mut after = Vec::new();
+    for (k, g) in GRADS.iter().enumerate() {
+        let t = (k + 1) as i32;
+        for j in 0..2 {
+            let gj = if decoupled {
+                p[j] *= 1.0 - lr * wd;
+                g[j]
+            } else {
+                g[j] + wd * p[j]
+            };
+            m[j] = b1 * m[j] + (1.0 - b1) * gj;
+            v[j] = b2 * v[j] + (1.0 - b2) * gj * gj;
+            let m_hat = m[j] / (1.0 - b1.powi(t));
+            let v_hat = v[j] / (1.0 - b2.powi(t));
+            p[j] -= lr * m_hat / (v_hat.sqrt() + eps);
+        }
+        after.push([p, m, v]);
+    }
+    after
+}
+
+/// Steps `opt` over `GRADS` from `P0` and hands `check` each step's number (from 1), the new
+/// parameters, the optimizer and [`written_out_steps`]'s values for that step.
+fn run_steps<O: Optimizer<f64>>(
+    opt: &mut O,
+    decoupled: bool,
+    mut check: impl FnMut(usize, &Params<f64>, &O, [[f64; 2]; 3]),
+) {
+    let mut params = one_param(&P0);
+    for (k, (g, expected)) in GRADS.iter().zip(written_out_steps(decoupled)).enumerate() {
+        params = opt.step(&params, &grads_of(g));
+        check(k + 1, &params, opt, expected);
+    }
 }
 
 #[test]
 fn adam_matches_hand_computed_steps() {
-    let (lr, b1, b2, eps, wd) = (0.01, 0.9, 0.999, 1e-8, 0.1);
+    let (lr, b1, b2, eps, wd) = HYPER;
     let mut opt = Adam::<f64>::new(lr)
         .with_betas(b1, b2)
         .with_eps(eps)
         .with_weight_decay(wd);
-    let mut params = one_param(&P0);
-
-    // Closed form, written out: L2 decay into the gradient, moments, bias correction,
-    // eps outside the sqrt.
-    let mut p = P0;
-    let (mut m, mut v) = ([0.0f64; 2], [0.0f64; 2]);
-    for (k, g) in GRADS.iter().enumerate() {
-        let t = (k + 1) as i32;
-        for j in 0..2 {
-            let gj = g[j] + wd * p[j];
-            p[j] -= adam_step_written_out((&mut m[j], &mut v[j]), gj, t, (lr, b1, b2, eps));
-        }
-        params = opt.step(&params, &grads_of(g));
+    run_steps(&mut opt, false, |t, params, opt, [p, m, v]| {
         assert_close(params.at(0).data(), &p, &format!("adam step {t}"));
         assert_close(opt.exp_avg("w").unwrap().data(), &m, "exp_avg");
         assert_close(opt.exp_avg_sq("w").unwrap().data(), &v, "exp_avg_sq");
         assert!(params.at(0).requires_grad(), "requires_grad is preserved");
         assert!(!params.at(0).has_grad_fn(), "the result is a leaf");
-    }
+    });
     assert_eq!(opt.steps(), 3);
 
     // At t = 1 without decay the step is lr * g / (|g| + eps).
@@ -101,23 +119,14 @@ fn adam_matches_hand_computed_steps() {
 
 #[test]
 fn adamw_decays_decoupled() {
-    let (lr, b1, b2, eps, wd) = (0.01, 0.9, 0.999, 1e-8, 0.1);
+    let (lr, b1, b2, eps, wd) = HYPER;
     let mut opt = AdamW::<f64>::new(lr)
         .with_betas(b1, b2)
         .with_eps(eps)
         .with_weight_decay(wd);
-    let mut params = one_param(&P0);
-    let mut p = P0;
-    let (mut m, mut v) = ([0.0f64; 2], [0.0f64; 2]);
-    for (k, g) in GRADS.iter().enumerate() {
-        let t = (k + 1) as i32;
-        for j in 0..2 {
-            p[j] *= 1.0 - lr * wd; // decoupled: the gradient is untouched
-            p[j] -= adam_step_written_out((&mut m[j], &mut v[j]), g[j], t, (lr, b1, b2, eps));
-        }
-        params = opt.step(&params, &grads_of(g));
+    run_steps(&mut opt, true, |t, params, _, [p, _, _]| {
         assert_close(params.at(0).data(), &p, &format!("adamw step {t}"));
-    }
+    });
     // With a zero gradient only the decay acts: p * (1 - lr * wd).
     let mut opt = AdamW::<f64>::new(0.01).with_weight_decay(0.5);
     let out = opt.step(&one_param(&P0), &grads_of(&[0.0, 0.0]));
