@@ -432,21 +432,27 @@ fn check_conv2d_adjoints(
     };
     assert_eq!(dx.to_vec(), lx.to_vec());
     assert_eq!(dw.to_vec(), lw.to_vec());
-    // numerical: finite difference of the loss along one input coordinate
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
+    // numerical: finite difference of the loss along one random direction
     let d = rand(&xs, 100);
     let num = central_difference(|xd| dot(&naive_conv(xd, w, s, p), g.data()), x, &d);
-    let ana = dot(dx.data(), d.data());
-    assert!(
-        (num - ana).abs() < 1e-6 * (1.0 + num.abs()),
-        "conv2d_input_grad: {ana} vs {num}"
-    );
+    assert_matches_difference("conv2d_input_grad", &dx, &d, num);
     let dwd = rand(&ws, 101);
     let num = central_difference(|wd| dot(&naive_conv(x, wd, s, p), g.data()), w, &dwd);
-    let ana = dot(dw.data(), dwd.data());
+    assert_matches_difference("conv2d_weight_grad", &dw, &dwd, num);
+}
+
+/// `sum_i a_i b_i`.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>()
+}
+
+/// Asserts that the derivative along `d` of the gradient `grad` (`grad . d`) is within
+/// `1e-6 (1 + |numeric|)` of the central difference `numeric`.
+fn assert_matches_difference(what: &str, grad: &Tensor<f64>, d: &Tensor<f64>, numeric: f64) {
+    let ana = dot(grad.data(), d.data());
     assert!(
-        (num - ana).abs() < 1e-6 * (1.0 + num.abs()),
-        "conv2d_weight_grad: {ana} vs {num}"
+        (numeric - ana).abs() < 1e-6 * (1.0 + numeric.abs()),
+        "{what}: {ana} vs {numeric}"
     );
 }
 
