@@ -15,26 +15,18 @@ use metalearn::data::{load_image_folder, load_png_as, ColorMode, ImageFolderOpti
 use metalearn::fewshot::{adapt, load_learner, InputPipeline};
 use metalearn::tensor::Tensor;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const WAYS: usize = 5;
 const QUERIES: usize = 3;
 const SIDE: usize = 105;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "metalearn-adapt-input-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fresh_dir("metalearn-adapt-input", name)
 }
 
 /// Writes a 1-bit grayscale PNG as Lake's files are: `ink[i] = 1.0` is black (bit 0), the
 /// rest white (bit 1).
 fn write_lake_png(path: &Path, ink: &[f32]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let row_bytes = SIDE.div_ceil(8);
     let mut packed = vec![0u8; row_bytes * SIDE];
     for (i, &v) in ink.iter().enumerate() {
@@ -43,14 +35,9 @@ fn write_lake_png(path: &Path, ink: &[f32]) {
             packed[r * row_bytes + c / 8] |= 0x80 >> (c % 8);
         }
     }
-    let f = std::fs::File::create(path).unwrap();
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), SIDE as u32, SIDE as u32);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::One);
-    enc.write_header()
-        .unwrap()
-        .write_image_data(&packed)
-        .unwrap();
+    let side = SIDE as u32;
+    let (gray, one_bit) = (png::ColorType::Grayscale, png::BitDepth::One);
+    common::write_png(path, side, side, gray, one_bit, &packed);
 }
 
 /// The first `WAYS` evaluation characters: drawing 0 as support (`support/<class>/0.png`),
@@ -112,16 +99,13 @@ episodes = 4
     );
     let cfg = dir.join("run.toml");
     std::fs::write(&cfg, config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_metalearn"))
-        .args(["--threads", "1", "train", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::bin::run_ok(&[
+        "--threads".as_ref(),
+        "1".as_ref(),
+        "train".as_ref(),
+        "--config".as_ref(),
+        cfg.as_os_str(),
+    ]);
     dir.join("run").join("last.safetensors")
 }
 

@@ -100,25 +100,29 @@ fn bad_configs_give_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("conv4") && e.contains("mlp"), "{e}");
+    // MAML learners that cannot be built: (backbone, N-way, part of the error).
     let maml = AlgorithmConfig::default_for("maml").unwrap();
-    let tiny = BackboneConfig::from_toml("name = \"conv4\"\nimage_size = 8").unwrap();
-    let e = build_learner(&maml, &tiny, 5, 1e-3, &mut seeded_rng(0))
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("image_size 8 is too small"), "{e}");
-    let mlp = BackboneConfig::from_toml("name = \"mlp\"\nsizes = [4]").unwrap();
-    let e = build_learner(&maml, &mlp, 5, 1e-3, &mut seeded_rng(0))
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("sizes"), "{e}");
-    let mlp = BackboneConfig::from_toml("name = \"mlp\"\nsizes = [4, 8]").unwrap();
-    let e = build_learner(&maml, &mlp, 1, 1e-3, &mut seeded_rng(0))
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("n_way must be at least 2"), "{e}");
+    let unbuildable = [
+        (
+            "name = \"conv4\"\nimage_size = 8",
+            5,
+            "image_size 8 is too small",
+        ),
+        ("name = \"mlp\"\nsizes = [4]", 5, "sizes"),
+        (
+            "name = \"mlp\"\nsizes = [4, 8]",
+            1,
+            "n_way must be at least 2",
+        ),
+    ];
+    for (backbone, n_way, part) in unbuildable {
+        let backbone = BackboneConfig::from_toml(backbone).unwrap();
+        let e = build_learner(&maml, &backbone, n_way, 1e-3, &mut seeded_rng(0))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains(part), "{e}");
+    }
 }
 
 fn toy_tasks(n: usize, seed: u64) -> Vec<TaskData<f64>> {

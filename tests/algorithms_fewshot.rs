@@ -138,76 +138,37 @@ fn check(alg: &str, steps: usize, meta_lr: f64, min_accuracy: f64, min_gain: f64
     );
 }
 
-#[test]
-fn maml_omniglot() {
-    let Some(_) = common::omniglot() else { return };
-    check("name = \"maml\"", 60, 3e-3, 0.45, 0.1);
+/// One `#[test]` per learner: `name: (algorithm table, meta-training steps, meta learning
+/// rate, least held-out accuracy, least gain over the untrained learner)` runs [`check`] when
+/// the Omniglot data is present.
+macro_rules! omniglot_tests {
+    ($($name:ident: ($alg:expr, $steps:expr, $meta_lr:expr, $min_accuracy:expr, $min_gain:expr),)*) => {$(
+        #[test]
+        fn $name() {
+            let Some(_) = common::omniglot() else { return };
+            check($alg, $steps, $meta_lr, $min_accuracy, $min_gain);
+        }
+    )*};
 }
 
-#[test]
-fn fomaml_omniglot() {
-    let Some(_) = common::omniglot() else { return };
-    check("name = \"fomaml\"\ninner_steps = 3", 60, 3e-3, 0.45, 0.05);
-}
-
-#[test]
-fn reptile_omniglot() {
-    let Some(_) = common::omniglot() else { return };
-    check(
+omniglot_tests! {
+    maml_omniglot: ("name = \"maml\"", 60, 3e-3, 0.45, 0.1),
+    fomaml_omniglot: ("name = \"fomaml\"\ninner_steps = 3", 60, 3e-3, 0.45, 0.05),
+    reptile_omniglot: (
         "name = \"reptile\"\neval_inner_steps = 5\nepsilon = 0.5\nepsilon_final = 0.0",
         40,
         3e-3,
         0.6,
-        0.05,
-    );
-}
-
-#[test]
-fn meta_sgd_omniglot() {
-    let Some(_) = common::omniglot() else { return };
-    check("name = \"meta_sgd\"", 60, 3e-3, 0.45, 0.1);
-}
-
-#[test]
-fn anil_omniglot() {
-    let Some(_) = common::omniglot() else { return };
-    check("name = \"anil\"", 60, 3e-3, 0.45, 0.1);
-}
-
-#[test]
-fn protonet_omniglot() {
-    let Some(_) = common::omniglot() else { return };
-    check("name = \"protonet\"", 60, 3e-3, 0.55, 0.15);
-}
-
-#[test]
-fn matching_omniglot() {
-    let Some(_) = common::omniglot() else { return };
-    check("name = \"matching\"", 60, 3e-3, 0.5, 0.1);
-}
-
-#[test]
-fn relation_omniglot() {
-    let Some(_) = common::omniglot() else { return };
-    check("name = \"relation\"", 60, 3e-3, 0.5, 0.2);
-}
-
-#[test]
-fn baseline_episodic_omniglot() {
-    let Some(_) = common::omniglot() else { return };
-    check("name = \"baseline\"", 60, 3e-3, 0.55, 0.15);
-}
-
-#[test]
-fn baseline_pp_episodic_omniglot() {
-    let Some(_) = common::omniglot() else { return };
-    check("name = \"baseline_pp\"", 60, 3e-3, 0.55, 0.15);
-}
-
-#[test]
-fn r2d2_omniglot() {
-    let Some(_) = common::omniglot() else { return };
-    check("name = \"r2d2\"", 60, 3e-3, 0.55, 0.15);
+        0.05
+    ),
+    meta_sgd_omniglot: ("name = \"meta_sgd\"", 60, 3e-3, 0.45, 0.1),
+    anil_omniglot: ("name = \"anil\"", 60, 3e-3, 0.45, 0.1),
+    protonet_omniglot: ("name = \"protonet\"", 60, 3e-3, 0.55, 0.15),
+    matching_omniglot: ("name = \"matching\"", 60, 3e-3, 0.5, 0.1),
+    relation_omniglot: ("name = \"relation\"", 60, 3e-3, 0.5, 0.2),
+    baseline_episodic_omniglot: ("name = \"baseline\"", 60, 3e-3, 0.55, 0.15),
+    baseline_pp_episodic_omniglot: ("name = \"baseline_pp\"", 60, 3e-3, 0.55, 0.15),
+    r2d2_omniglot: ("name = \"r2d2\"", 60, 3e-3, 0.55, 0.15),
 }
 
 /// Chen et al.'s recipe: pre-train backbone + global classifier on base classes with global

@@ -2,24 +2,13 @@
 //! short meta-training, the post-adaptation query MSE on held-out tasks must be clearly below
 //! the untrained model's; the metric methods must refuse regression with a clear error.
 
-use metalearn::algorithms::config::MlpBackbone;
+use metalearn::algorithms::config::{MlpBackbone, ALGORITHM_NAMES, REGRESSION_ALGORITHMS};
 use metalearn::algorithms::maml::TaskData;
 use metalearn::algorithms::{
     build_learner, build_regression_learner, AlgorithmConfig, BackboneConfig, FewShotLearner,
-    Target,
 };
-use metalearn::data::{seeded_rng, SinusoidConfig, SinusoidTask};
-use metalearn::tensor::Tensor;
-
-fn task(t: &SinusoidTask) -> TaskData<f32> {
-    let col = |v: &Vec<f32>| Tensor::from_vec(v.clone(), &[v.len(), 1]);
-    TaskData {
-        support_x: col(&t.support_x),
-        support_y: Target::Values(col(&t.support_y)),
-        query_x: col(&t.query_x),
-        query_y: Target::Values(col(&t.query_y)),
-    }
-}
+use metalearn::data::{seeded_rng, SinusoidConfig};
+use metalearn::fewshot::tasks::sinusoid_task;
 
 fn mlp() -> BackboneConfig {
     BackboneConfig::Mlp(MlpBackbone {
@@ -49,12 +38,16 @@ fn run(alg: &str, steps: usize, meta_lr: f64) -> (f64, f64) {
     let held_out: Vec<TaskData<f32>> = dist
         .sample_batch(&mut seeded_rng(99), 50)
         .iter()
-        .map(task)
+        .map(sinusoid_task)
         .collect();
     let untrained = evaluate(learner.as_ref(), &held_out);
     let t0 = std::time::Instant::now();
     for _ in 0..steps {
-        let tasks: Vec<TaskData<f32>> = dist.sample_batch(&mut rng, 10).iter().map(task).collect();
+        let tasks: Vec<TaskData<f32>> = dist
+            .sample_batch(&mut rng, 10)
+            .iter()
+            .map(sinusoid_task)
+            .collect();
         let s = learner.meta_train_step(&tasks, &mut rng);
         assert!(s.loss.is_finite() && s.accuracy.is_nan());
     }
@@ -122,14 +115,10 @@ fn anil_sinusoid() {
 
 #[test]
 fn metric_methods_refuse_regression() {
-    for name in [
-        "protonet",
-        "matching",
-        "relation",
-        "baseline",
-        "baseline_pp",
-        "r2d2",
-    ] {
+    let metric_methods = ALGORITHM_NAMES
+        .iter()
+        .filter(|name| !REGRESSION_ALGORITHMS.contains(name));
+    for name in metric_methods {
         let cfg = AlgorithmConfig::default_for(name).unwrap();
         let err = build_regression_learner(&cfg, &mlp(), 1, 1e-3, &mut seeded_rng(0))
             .err()

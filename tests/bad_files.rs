@@ -7,17 +7,13 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Cases run so far (all tests of this file together), reported by each test.
 static CASES: AtomicUsize = AtomicUsize::new(0);
 
 fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("metalearn-bad-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fresh_dir("metalearn-bad", tag)
 }
 
 fn write(path: &Path, bytes: &[u8]) -> PathBuf {
@@ -30,10 +26,7 @@ fn write(path: &Path, bytes: &[u8]) -> PathBuf {
 /// substring (the file and the problem). Returns stderr.
 fn fails(args: &[&std::ffi::OsStr], expect: &[&str]) -> String {
     CASES.fetch_add(1, Ordering::SeqCst);
-    let out = Command::new(env!("CARGO_BIN_EXE_metalearn"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = common::bin::metalearn().args(args).output().unwrap();
     let se = String::from_utf8_lossy(&out.stderr).into_owned();
     let cmd: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
     assert!(
@@ -84,13 +77,8 @@ fn omniglot_labels() -> Vec<u8> {
 }
 
 fn png(w: u32, h: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
     let px = vec![128u8; (w * h) as usize];
-    enc.write_header().unwrap().write_image_data(&px).unwrap();
-    out
+    common::png_bytes(w, h, png::ColorType::Grayscale, png::BitDepth::Eight, &px)
 }
 
 /// A PNG whose IHDR announces `w x h` (CRC fixed up), with the original tiny image data.
@@ -274,6 +262,38 @@ fn folder_config(data: &Path, out: &Path, image_size: usize) -> String {
     )
 }
 
+/// A class-per-folder PNG tree in `folder`: 4 classes of 3 images of 4x4. Returns `folder`.
+fn png_class_folder(folder: &Path) -> PathBuf {
+    for c in 0..4 {
+        for i in 0..3 {
+            write(&folder.join(format!("c{c}/{i}.png")), &png(4, 4));
+        }
+    }
+    folder.to_path_buf()
+}
+
+/// `metalearn train` on the run config `config`, written to `d/<name>.toml`, must fail naming
+/// every one of `expect`.
+fn train_fails(d: &Path, name: &str, config: &str, expect: &[&str]) {
+    let cfg = write(&d.join(format!("{name}.toml")), config.as_bytes());
+    fails(
+        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        expect,
+    );
+}
+
+/// [`train_fails`] on [`folder_config`] with `image_size` (run folder `d/run-<name>`).
+fn train_on_folder_fails(d: &Path, name: &str, folder: &Path, image_size: usize, expect: &[&str]) {
+    let out = d.join(format!("run-{name}"));
+    train_fails(d, name, &folder_config(folder, &out, image_size), expect);
+}
+
+/// [`train_fails`] on [`csv_config`] over the CSV `data` (run folder `d/run-<name>`).
+fn train_on_csv_fails(d: &Path, name: &str, data: &Path, expect: &[&str]) {
+    let out = d.join(format!("run-{name}"));
+    train_fails(d, name, &csv_config(data, &out), expect);
+}
+
 fn csv_config(data: &Path, out: &Path) -> String {
     run_config(
         "name = \"mlp\"\nsizes = [2, 8]",
@@ -312,29 +332,10 @@ fn png_files() {
     write(&d.join("huge/b/1.png"), &png(2, 2));
     inspect_fails(&d.join("huge"), &["1.png", "1048576x1048576"]);
     // `train` on the folder with the garbage PNG, and `image_size = 0` named by its key.
-    let folder = d.join("g");
-    for c in 0..4 {
-        for i in 0..3 {
-            write(&folder.join(format!("c{c}/{i}.png")), &png(4, 4));
-        }
-    }
-    let cfg = write(
-        &d.join("zero.toml"),
-        folder_config(&folder, &d.join("run0"), 0).as_bytes(),
-    );
-    fails(
-        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-        &["backbone.image_size", "= 0"],
-    );
+    let folder = png_class_folder(&d.join("g"));
+    train_on_folder_fails(&d, "zero", &folder, 0, &["backbone.image_size", "= 0"]);
     write(&folder.join("c1/x.png"), b"garbage");
-    let cfg = write(
-        &d.join("g.toml"),
-        folder_config(&folder, &d.join("run1"), 4).as_bytes(),
-    );
-    fails(
-        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-        &["x.png", "not an image"],
-    );
+    train_on_folder_fails(&d, "g", &folder, 4, &["x.png", "not an image"]);
     eprintln!("corpus cases so far: {}", CASES.load(Ordering::SeqCst));
 }
 
@@ -390,16 +391,9 @@ fn csv_files() {
         let f = write(&d.join(name), text.as_bytes());
         inspect_fails(&f, problem);
         if *name != "text.csv" {
-            let cfg = write(
-                &d.join(format!("{name}.toml")),
-                csv_config(&f, &d.join(format!("run-{name}"))).as_bytes(),
-            );
             let mut expect = vec![*name];
             expect.extend_from_slice(problem);
-            fails(
-                &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-                &expect,
-            );
+            train_on_csv_fails(&d, name, &f, &expect);
         }
     }
     // A folder holding the u64::MAX label (the panic of the issue).
@@ -426,16 +420,7 @@ fn trained_checkpoint_in(tag: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
         &d.join("run.toml"),
         csv_config(&data, &d.join("run")).as_bytes(),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_metalearn"))
-        .args(["train", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::bin::run_ok(&["train".as_ref(), "--config".as_ref(), cfg.as_os_str()]);
     let support = write(&d.join("support.csv"), b"0,0,a\n5,5,b\n");
     let query = write(&d.join("query.csv"), b"0.5,0\n");
     (d.clone(), d.join("run/best.safetensors"), support, query)
@@ -558,11 +543,7 @@ fn defect_csv_huge_label_allocated() {
         format!("{}1,2,100000000\n", good_csv()).as_bytes(),
     );
     inspect_fails(&f, &["huge.csv:65", "class id below 1024"]);
-    let cfg = write(&d.join("c.toml"), csv_config(&f, &d.join("run")).as_bytes());
-    fails(
-        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-        &["huge.csv:65", "100000000"],
-    );
+    train_on_csv_fails(&d, "c", &f, &["huge.csv:65", "100000000"]);
 }
 
 /// An Omniglot npz whose images header says (964, 20, 32000000, 32000000) aborted `train`
@@ -653,14 +634,7 @@ fn defect_csv_non_finite_trained() {
     let d = tmp("d-inf");
     for (name, row) in [("nan.csv", "NaN,1,0"), ("inf.csv", "1,inf,0")] {
         let f = write(&d.join(name), format!("{}{row}\n", good_csv()).as_bytes());
-        let cfg = write(
-            &d.join(format!("{name}.toml")),
-            csv_config(&f, &d.join(format!("run-{name}"))).as_bytes(),
-        );
-        fails(
-            &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-            &[&format!("{name}:65"), "finite"],
-        );
+        train_on_csv_fails(&d, name, &f, &[&format!("{name}:65"), "finite"]);
     }
 }
 
@@ -669,29 +643,19 @@ fn defect_csv_non_finite_trained() {
 fn defect_header_only_csv_vague() {
     let d = tmp("d-header");
     let f = write(&d.join("header.csv"), b"x,y,label\n");
-    let cfg = write(&d.join("c.toml"), csv_config(&f, &d.join("run")).as_bytes());
-    fails(
-        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-        &["header.csv", "no data rows"],
-    );
+    train_on_csv_fails(&d, "c", &f, &["header.csv", "no data rows"]);
 }
 
 /// `image_size = 0` gave "cannot resize 105x105 to 0x0" (no key named).
 #[test]
 fn defect_image_size_zero_vague() {
     let d = tmp("d-size");
-    let folder = d.join("g");
-    for c in 0..4 {
-        for i in 0..3 {
-            write(&folder.join(format!("c{c}/{i}.png")), &png(4, 4));
-        }
-    }
-    let cfg = write(
-        &d.join("z.toml"),
-        folder_config(&folder, &d.join("run"), 0).as_bytes(),
-    );
-    fails(
-        &["train".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+    let folder = png_class_folder(&d.join("g"));
+    train_on_folder_fails(
+        &d,
+        "z",
+        &folder,
+        0,
         &["backbone.image_size", "out of range"],
     );
 }

@@ -4,31 +4,13 @@
 mod common;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use metalearn::data::*;
 use proptest::prelude::*;
 
 fn temp_dir(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let p = std::env::temp_dir().join(format!(
-        "metalearn-err-{tag}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
+    common::unique_dir("metalearn-err", tag)
 }
 
 fn zip_bytes(members: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
@@ -166,75 +148,9 @@ fn truncated_and_wrong_idx() {
     let images = dir.join("t10k-images-idx3-ubyte");
     let labels = dir.join("t10k-labels-idx1-ubyte");
     std::fs::write(&images, common::idx_bytes(0x803, &[3, 2, 2], &[0; 12])).unwrap();
-
-    // Truncated, raw and gzip.
-    std::fs::write(&labels, &real[..5000]).unwrap();
-    let m = msg(load_idx_pair(&images, &labels, &["a"; 10]));
-    assert_mentions(
-        &m,
-        &[
-            "t10k-labels-idx1-ubyte",
-            "truncated IDX data",
-            "expected 10000 bytes",
-            "found 4992",
-        ],
-    );
-    let gz = gzip(&real);
-    let m = msg(parse_idx(&gz[..gz.len() / 2], "half.gz"));
-    assert_mentions(&m, &["half.gz", "gzip"]);
-    let m = msg(parse_idx(&[0, 0, 8], "tiny"));
-    assert_mentions(
-        &m,
-        &[
-            "tiny",
-            "truncated IDX magic number",
-            "expected 4 bytes",
-            "found 3",
-        ],
-    );
-
-    // Wrong magic: garbage, and a labels file where images are expected.
-    let m = msg(parse_idx(b"\x12\x34\x56\x78rest", "junk.idx"));
-    assert_mentions(&m, &["junk.idx", "magic number", "found 0x12345678"]);
-    std::fs::write(&labels, common::idx_bytes(0x801, &[3], &[0, 1, 2])).unwrap();
-    let m = msg(load_idx_pair(&labels, &labels, &["a"; 10]));
-    assert_mentions(
-        &m,
-        &[
-            "t10k-labels-idx1-ubyte",
-            "magic number",
-            "expected 0x00000803",
-            "found 0x00000801",
-        ],
-    );
-
-    // Image/label count mismatch.
-    std::fs::write(&labels, common::idx_bytes(0x801, &[2], &[0, 1])).unwrap();
-    let m = msg(load_idx_pair(&images, &labels, &["a"; 10]));
-    assert_mentions(
-        &m,
-        &[
-            "t10k-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "count mismatch",
-            "expected 3",
-            "found 2",
-        ],
-    );
-
-    // A label beyond the classes.
-    std::fs::write(&labels, common::idx_bytes(0x801, &[3], &[0, 1, 12])).unwrap();
-    let m = msg(load_idx_pair(&images, &labels, &["a"; 10]));
-    assert_mentions(
-        &m,
-        &[
-            "t10k-labels-idx1-ubyte",
-            "label of item 2",
-            "below 10",
-            "found 12",
-        ],
-    );
-
+    truncated_idx(&real, &images, &labels);
+    wrong_idx_magic(&labels);
+    labels_that_do_not_fit_the_images(&images, &labels);
     // Trailing bytes, and a missing file.
     let m = msg(parse_idx(
         &common::idx_bytes(0x801, &[2], &[0, 1, 2]),
@@ -253,21 +169,87 @@ fn truncated_and_wrong_idx() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Truncated, raw and gzip (`labels` is overwritten with half of the `real` label file).
+fn truncated_idx(real: &[u8], images: &Path, labels: &Path) {
+    std::fs::write(labels, &real[..5000]).unwrap();
+    let m = msg(load_idx_pair(images, labels, &["a"; 10]));
+    assert_mentions(
+        &m,
+        &[
+            "t10k-labels-idx1-ubyte",
+            "truncated IDX data",
+            "expected 10000 bytes",
+            "found 4992",
+        ],
+    );
+    let gz = common::gzip(real);
+    let m = msg(parse_idx(&gz[..gz.len() / 2], "half.gz"));
+    assert_mentions(&m, &["half.gz", "gzip"]);
+    let m = msg(parse_idx(&[0, 0, 8], "tiny"));
+    assert_mentions(
+        &m,
+        &[
+            "tiny",
+            "truncated IDX magic number",
+            "expected 4 bytes",
+            "found 3",
+        ],
+    );
+}
+
+/// Wrong magic: garbage, and a labels file where images are expected.
+fn wrong_idx_magic(labels: &Path) {
+    let m = msg(parse_idx(b"\x12\x34\x56\x78rest", "junk.idx"));
+    assert_mentions(&m, &["junk.idx", "magic number", "found 0x12345678"]);
+    std::fs::write(labels, common::idx_bytes(0x801, &[3], &[0, 1, 2])).unwrap();
+    let m = msg(load_idx_pair(labels, labels, &["a"; 10]));
+    assert_mentions(
+        &m,
+        &[
+            "t10k-labels-idx1-ubyte",
+            "magic number",
+            "expected 0x00000803",
+            "found 0x00000801",
+        ],
+    );
+}
+
+/// Image/label count mismatch, and a label beyond the classes.
+fn labels_that_do_not_fit_the_images(images: &Path, labels: &Path) {
+    std::fs::write(labels, common::idx_bytes(0x801, &[2], &[0, 1])).unwrap();
+    let m = msg(load_idx_pair(images, labels, &["a"; 10]));
+    assert_mentions(
+        &m,
+        &[
+            "t10k-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "count mismatch",
+            "expected 3",
+            "found 2",
+        ],
+    );
+
+    // A label beyond the classes.
+    std::fs::write(labels, common::idx_bytes(0x801, &[3], &[0, 1, 12])).unwrap();
+    let m = msg(load_idx_pair(images, labels, &["a"; 10]));
+    assert_mentions(
+        &m,
+        &[
+            "t10k-labels-idx1-ubyte",
+            "label of item 2",
+            "below 10",
+            "found 12",
+        ],
+    );
+}
+
 #[test]
 fn image_folder_problems() {
     let dir = temp_dir("folder");
     std::fs::create_dir_all(dir.join("a")).unwrap();
     std::fs::create_dir_all(dir.join("b")).unwrap();
-    let mut png_bytes = Vec::new();
-    {
-        let mut e = png::Encoder::new(&mut png_bytes, 2, 2);
-        e.set_color(png::ColorType::Grayscale);
-        e.set_depth(png::BitDepth::Eight);
-        e.write_header()
-            .unwrap()
-            .write_image_data(&[0, 64, 128, 255])
-            .unwrap();
-    }
+    let (gray, eight) = (png::ColorType::Grayscale, png::BitDepth::Eight);
+    let png_bytes = common::png_bytes(2, 2, gray, eight, &[0, 64, 128, 255]);
     std::fs::write(dir.join("a/1.png"), &png_bytes).unwrap();
     let opts = ImageFolderOptions::default();
     // Empty class folder.
@@ -290,15 +272,7 @@ fn image_folder_problems() {
     let m = msg(load_image_folder(&dir, &opts));
     assert_mentions(&m, &["fake.png", "undecodable PNG"]);
     // Different sizes without resizing.
-    let mut big = Vec::new();
-    {
-        let mut e = png::Encoder::new(&mut big, 3, 1);
-        e.set_color(png::ColorType::Grayscale);
-        e.write_header()
-            .unwrap()
-            .write_image_data(&[1, 2, 3])
-            .unwrap();
-    }
+    let big = common::png_bytes(3, 1, gray, eight, &[1, 2, 3]);
     std::fs::write(dir.join("b/fake.png"), &big).unwrap();
     let m = msg(load_image_folder(&dir, &opts));
     assert_mentions(&m, &["fake.png", "image size", "expected 2x2", "found 1x3"]);
@@ -470,7 +444,7 @@ fn checksum_and_registry_problems() {
     let mut bytes = std::fs::read(default_data_dir().join("mnist/t10k-labels.idx1-ubyte")).unwrap();
     bytes[100] ^= 1;
     let p = dir.join("t10k-labels-idx1-ubyte.gz");
-    std::fs::write(&p, gzip(&bytes)).unwrap();
+    std::fs::write(&p, common::gzip(&bytes)).unwrap();
     let m = msg(verify_and_unpack("mnist", &p, &dest));
     assert_mentions(
         &m,
@@ -581,7 +555,7 @@ proptest! {
         let _ = parse_npz(&mutate(&small_npz(false), &edits, cut), "m.npz");
         let _ = parse_npz(&mutate(&small_npz(true), &edits, cut), "m.npz");
         let _ = parse_idx(&mutate(&valid_idx(), &edits, cut), "m.idx");
-        let _ = parse_idx(&mutate(&gzip(&valid_idx()), &edits, cut), "m.idx.gz");
+        let _ = parse_idx(&mutate(&common::gzip(&valid_idx()), &edits, cut), "m.idx.gz");
         let npy = common::npy_bytes("<i4", "(2, 2)", &[1; 16]);
         let _ = parse_npy(&mutate(&npy, &edits, cut), "m.npy");
     }

@@ -4,8 +4,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use metalearn::data::*;
@@ -17,25 +16,7 @@ fn data() -> PathBuf {
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let p = std::env::temp_dir().join(format!(
-        "metalearn-{tag}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
+    common::unique_dir("metalearn", tag)
 }
 
 fn omniglot() -> &'static Omniglot {
@@ -256,7 +237,7 @@ fn idx_raw_and_gzip_under_every_spelling() {
     };
     let raw = std::fs::read(data().join("mnist/t10k-labels.idx1-ubyte")).unwrap();
     let a = parse_idx(&raw, "raw").unwrap();
-    let b = parse_idx(&gzip(&raw), "gz").unwrap();
+    let b = parse_idx(&common::gzip(&raw), "gz").unwrap();
     assert_eq!(a, b);
     assert_eq!(a.dims, vec![10000]);
 
@@ -265,7 +246,7 @@ fn idx_raw_and_gzip_under_every_spelling() {
     let px: Vec<u8> = (0..3 * 4 * 5).map(|v| (v * 4) as u8).collect();
     std::fs::write(
         dir.join("train-images-idx3-ubyte.gz"),
-        gzip(&idx_bytes(&[3, 4, 5], &px)),
+        common::gzip(&idx_bytes(&[3, 4, 5], &px)),
     )
     .unwrap();
     std::fs::write(
@@ -280,7 +261,7 @@ fn idx_raw_and_gzip_under_every_spelling() {
     .unwrap();
     std::fs::write(
         dir.join("t10k-labels.idx1-ubyte.gz"),
-        gzip(&idx_bytes(&[1], &[9])),
+        common::gzip(&idx_bytes(&[1], &[9])),
     )
     .unwrap();
     let m = load_mnist(&dir).unwrap();
@@ -361,7 +342,7 @@ fn feature_csv_with_several_label_columns() {
     let p2 = dir.join("g.csv.gz");
     std::fs::write(
         &p2,
-        gzip(b"0.5;cat;1;2;3\n1.5;dog;-1;0.25;0\n2;cat;3;4;1\n"),
+        common::gzip(b"0.5;cat;1;2;3\n1.5;dog;-1;0.25;0\n2;cat;3;4;1\n"),
     )
     .unwrap();
     let opts2 = CsvOptions {
@@ -376,21 +357,6 @@ fn feature_csv_with_several_label_columns() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn write_png(
-    path: &Path,
-    w: u32,
-    h: u32,
-    color: png::ColorType,
-    depth: png::BitDepth,
-    data: &[u8],
-) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut e = png::Encoder::new(std::io::BufWriter::new(f), w, h);
-    e.set_color(color);
-    e.set_depth(depth);
-    e.write_header().unwrap().write_image_data(data).unwrap();
-}
-
 #[test]
 fn image_folder_gray_rgb_and_resize() {
     let dir = temp_dir("imgfolder");
@@ -398,7 +364,7 @@ fn image_folder_gray_rgb_and_resize() {
         std::fs::create_dir_all(dir.join(name)).unwrap();
         for i in 0..3u8 {
             let v = 40 * i + 100 * c as u8;
-            write_png(
+            common::write_png(
                 &dir.join(name).join(format!("{i}.png")),
                 4,
                 4,
@@ -409,7 +375,7 @@ fn image_folder_gray_rgb_and_resize() {
         }
     }
     // A gray image, and a hidden file that is ignored.
-    write_png(
+    common::write_png(
         &dir.join("dog/g.png"),
         4,
         4,
@@ -476,51 +442,44 @@ fn inspect_recognises_every_format() {
         return;
     };
     let d = data();
-    let r = inspect(&d.join("omniglot/images_background.npz")).unwrap();
-    assert!(
-        r.contains("Omniglot npz") && r.contains("examples: 19280") && r.contains("964"),
-        "{r}"
-    );
-    assert!(
-        r.contains("sha256: 8bf84167413cd00beacdce3fe582f780ab538d8dbef043a6d688f2527bbce199"),
-        "{r}"
-    );
-    let r = inspect(&d.join("mnist/train-labels.idx1-ubyte")).unwrap();
-    assert!(
-        r.contains("IDX") && r.contains("examples: 60000") && r.contains("0: 5923"),
-        "{r}"
-    );
-    let r = inspect(&d.join("fashion-mnist/t10k-images-idx3-ubyte.gz")).unwrap();
-    assert!(
-        r.contains("gzip IDX")
-            && r.contains("28x28")
-            && r.contains("classes: 10")
-            && r.contains("9: 1000"),
-        "{r}"
-    );
-    let r = inspect(&d.join("sklearn-digits/digits.csv.gz")).unwrap();
-    assert!(
-        r.contains("digits") && r.contains("examples: 1797") && r.contains("8x8"),
-        "{r}"
-    );
-    let r = inspect(&d.join("omniglot/lake-small/images_background_small1.zip")).unwrap();
-    assert!(
-        r.contains("zip of PNGs")
-            && r.contains("examples: 2720")
-            && r.contains("classes: 136")
-            && r.contains("105x105"),
-        "{r}"
-    );
-    let r = inspect(&d.join("mnist")).unwrap();
-    assert!(
-        r.contains("t10k-images.idx3-ubyte") && r.contains("examples: 10000"),
-        "{r}"
-    );
+    // (file or folder under the data root, every part of its report)
+    let shared_files: [(&str, &[&str]); 6] = [
+        (
+            "omniglot/images_background.npz",
+            &[
+                "Omniglot npz",
+                "examples: 19280",
+                "964",
+                "sha256: 8bf84167413cd00beacdce3fe582f780ab538d8dbef043a6d688f2527bbce199",
+            ],
+        ),
+        (
+            "mnist/train-labels.idx1-ubyte",
+            &["IDX", "examples: 60000", "0: 5923"],
+        ),
+        (
+            "fashion-mnist/t10k-images-idx3-ubyte.gz",
+            &["gzip IDX", "28x28", "classes: 10", "9: 1000"],
+        ),
+        (
+            "sklearn-digits/digits.csv.gz",
+            &["digits", "examples: 1797", "8x8"],
+        ),
+        (
+            "omniglot/lake-small/images_background_small1.zip",
+            &["zip of PNGs", "examples: 2720", "classes: 136", "105x105"],
+        ),
+        ("mnist", &["t10k-images.idx3-ubyte", "examples: 10000"]),
+    ];
+    for (path, parts) in shared_files {
+        let r = inspect(&d.join(path)).unwrap();
+        assert!(parts.iter().all(|p| r.contains(p)), "{r}");
+    }
 
     let dir = temp_dir("inspect");
     for c in ["a", "b"] {
         std::fs::create_dir_all(dir.join(c)).unwrap();
-        write_png(
+        common::write_png(
             &dir.join(c).join("x.png"),
             3,
             2,
@@ -554,7 +513,7 @@ fn verify_and_unpack_local_files() {
     // MNIST: a gzip download is unpacked to the raw IDX layout.
     let raw = std::fs::read(d.join("mnist/t10k-labels.idx1-ubyte")).unwrap();
     let gz = src.join("t10k-labels-idx1-ubyte.gz");
-    std::fs::write(&gz, gzip(&raw)).unwrap();
+    std::fs::write(&gz, common::gzip(&raw)).unwrap();
     let written = verify_and_unpack("mnist", &gz, &dest).unwrap();
     assert_eq!(written, vec![dest.join("t10k-labels.idx1-ubyte")]);
     assert_eq!(std::fs::read(&written[0]).unwrap(), raw);
@@ -569,7 +528,7 @@ fn verify_and_unpack_local_files() {
     let mut plain = vec![0, 0, 8, 1, 0, 0, 0xea, 0x60];
     plain.extend_from_slice(&content.data);
     let regz = src.join("train-labels-idx1-ubyte.gz");
-    std::fs::write(&regz, gzip(&plain)).unwrap();
+    std::fs::write(&regz, common::gzip(&plain)).unwrap();
     verify_and_unpack("fashion-mnist", &regz, &dest).unwrap();
     // Omniglot small zip: stored and extracted.
     let z = d.join("omniglot/lake-small/images_background_small1.zip");

@@ -1,5 +1,8 @@
 //! Gradient checks for the core elementwise, broadcasting and reduction ops.
 
+mod common;
+
+use common::{check_each, check_each_on};
 use metalearn::autodiff::check::assert_gradients as check;
 use metalearn::Tensor;
 use rand::SeedableRng;
@@ -13,10 +16,15 @@ fn rand(shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor<f64> {
 fn binary_ops_with_broadcasting() {
     let a = rand(&[3, 1, 4], -1.0, 1.0, 1);
     let b = rand(&[1, 5, 4], 0.5, 2.0, 2);
-    check("add", &|x| x[0].add(&x[1]), &[a.clone(), b.clone()]);
-    check("sub", &|x| x[0].sub(&x[1]), &[a.clone(), b.clone()]);
-    check("mul", &|x| x[0].mul(&x[1]), &[a.clone(), b.clone()]);
-    check("div", &|x| x[0].div(&x[1]), &[a.clone(), b.clone()]);
+    check_each_on(
+        &[a.clone(), b.clone()],
+        &[
+            ("add", &|x| x[0].add(&x[1])),
+            ("sub", &|x| x[0].sub(&x[1])),
+            ("mul", &|x| x[0].mul(&x[1])),
+            ("div", &|x| x[0].div(&x[1])),
+        ],
+    );
     let s = rand(&[1], 0.5, 2.0, 3);
     check(
         "div by scalar-shaped",
@@ -29,13 +37,23 @@ fn binary_ops_with_broadcasting() {
 fn unary_ops() {
     let x = rand(&[4, 5], -2.0, 2.0, 4);
     let pos = rand(&[4, 5], 0.5, 2.0, 5);
-    check("exp", &|x| x[0].exp(), std::slice::from_ref(&x));
-    check("tanh", &|x| x[0].tanh(), std::slice::from_ref(&x));
-    check("sigmoid", &|x| x[0].sigmoid(), std::slice::from_ref(&x));
-    check("neg", &|x| x[0].neg().mul(&x[0]), std::slice::from_ref(&x));
-    check("log", &|x| x[0].log(), std::slice::from_ref(&pos));
-    check("sqrt", &|x| x[0].sqrt(), std::slice::from_ref(&pos));
-    check("powf", &|x| x[0].powf(2.5), std::slice::from_ref(&pos));
+    check_each(
+        &x,
+        &[
+            ("exp", &|x| x[0].exp()),
+            ("tanh", &|x| x[0].tanh()),
+            ("sigmoid", &|x| x[0].sigmoid()),
+            ("neg", &|x| x[0].neg().mul(&x[0])),
+        ],
+    );
+    check_each(
+        &pos,
+        &[
+            ("log", &|x| x[0].log()),
+            ("sqrt", &|x| x[0].sqrt()),
+            ("powf", &|x| x[0].powf(2.5)),
+        ],
+    );
     check(
         "scalar ops",
         &|x| x[0].mul_scalar(3.0).add_scalar(-1.0).square(),
@@ -48,40 +66,28 @@ fn unary_ops() {
         .map(|v| if v.abs() < 0.1 { v + 0.3 } else { *v })
         .collect();
     let away = Tensor::from_vec(away, &[4, 5]);
-    check(
-        "relu",
-        &|x| x[0].relu().mul(&x[0]),
-        std::slice::from_ref(&away),
-    );
-    check(
-        "abs",
-        &|x| x[0].abs().mul(&x[0]),
-        std::slice::from_ref(&away),
-    );
-    check(
-        "clamp",
-        &|x| x[0].clamp(-0.95, 0.95).mul(&x[0]),
-        std::slice::from_ref(&away),
+    check_each(
+        &away,
+        &[
+            ("relu", &|x| x[0].relu().mul(&x[0])),
+            ("abs", &|x| x[0].abs().mul(&x[0])),
+            ("clamp", &|x| x[0].clamp(-0.95, 0.95).mul(&x[0])),
+        ],
     );
 }
 
 #[test]
 fn reductions_and_views() {
     let x = rand(&[3, 4, 5], -1.0, 1.0, 6);
-    check(
-        "sum_axis",
-        &|x| x[0].sum_axis(1, false).square(),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "mean_axes keepdim",
-        &|x| x[0].mean_axes(&[0, 2], true).mul(&x[0]),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "reshape",
-        &|x| x[0].reshape(&[4, 15]).square(),
-        std::slice::from_ref(&x),
+    check_each(
+        &x,
+        &[
+            ("sum_axis", &|x| x[0].sum_axis(1, false).square()),
+            ("mean_axes keepdim", &|x| {
+                x[0].mean_axes(&[0, 2], true).mul(&x[0])
+            }),
+            ("reshape", &|x| x[0].reshape(&[4, 15]).square()),
+        ],
     );
     let b = rand(&[4, 1], -1.0, 1.0, 8);
     check(

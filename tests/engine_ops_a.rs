@@ -2,6 +2,9 @@
 //! functional ops: permute, concat, narrow, index_select, gather, max, softmax, losses and
 //! batch normalisation.
 
+mod common;
+
+use common::{check_each, check_each_on};
 use metalearn::autodiff::check::assert_gradients as check;
 use metalearn::Tensor;
 use rand::SeedableRng;
@@ -21,23 +24,16 @@ fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
 #[test]
 fn permute_and_transpose() {
     let x = rand(&[2, 3, 4], -1.0, 1.0, 1);
-    check(
-        "permute 3-D",
-        &|x| x[0].permute(&[2, 0, 1]).square(),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "permute 3-D (1,2,0)",
-        &|x| {
-            x[0].permute(&[1, 2, 0])
-                .mul(&x[0].permute(&[1, 2, 0]).exp())
-        },
-        std::slice::from_ref(&x),
-    );
-    check(
-        "transpose",
-        &|x| x[0].transpose(0, 2).square(),
-        std::slice::from_ref(&x),
+    check_each(
+        &x,
+        &[
+            ("permute 3-D", &|x| x[0].permute(&[2, 0, 1]).square()),
+            ("permute 3-D (1,2,0)", &|x| {
+                x[0].permute(&[1, 2, 0])
+                    .mul(&x[0].permute(&[1, 2, 0]).exp())
+            }),
+            ("transpose", &|x| x[0].transpose(0, 2).square()),
+        ],
     );
     // values
     let a = Tensor::<f64>::from_vec((0..24).map(f64::from).collect(), &[2, 3, 4]);
@@ -84,30 +80,19 @@ fn concat_stack_narrow() {
         &[a.clone(), rand(&[2, 3, 2], -1.0, 1.0, 6)],
     );
     let x = rand(&[3, 5, 2], -1.0, 1.0, 7);
-    check(
-        "narrow axis 1",
-        &|x| x[0].narrow(1, 1, 3).square(),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "narrow axis 0",
-        &|x| x[0].narrow(0, 2, 1).exp(),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "narrow + concat",
-        &|x| Tensor::concat(&[x[0].narrow(1, 3, 2), x[0].narrow(1, 0, 3)], 1).mul(&x[0]),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "pad_narrow",
-        &|x| x[0].pad_narrow(1, 2, 7).square(),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "unsqueeze/squeeze",
-        &|x| x[0].unsqueeze(1).squeeze(1).unsqueeze(3).square(),
-        std::slice::from_ref(&x),
+    check_each(
+        &x,
+        &[
+            ("narrow axis 1", &|x| x[0].narrow(1, 1, 3).square()),
+            ("narrow axis 0", &|x| x[0].narrow(0, 2, 1).exp()),
+            ("narrow + concat", &|x| {
+                Tensor::concat(&[x[0].narrow(1, 3, 2), x[0].narrow(1, 0, 3)], 1).mul(&x[0])
+            }),
+            ("pad_narrow", &|x| x[0].pad_narrow(1, 2, 7).square()),
+            ("unsqueeze/squeeze", &|x| {
+                x[0].unsqueeze(1).squeeze(1).unsqueeze(3).square()
+            }),
+        ],
     );
 
     // values
@@ -153,20 +138,19 @@ fn concat_stack_narrow() {
 #[test]
 fn index_select_and_gather_with_repeats() {
     let x = rand(&[4, 3, 2], -1.0, 1.0, 8);
-    check(
-        "index_select axis 0 repeated",
-        &|x| x[0].index_select(0, &[2, 0, 2, 3, 2]).square(),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "index_select axis 1 repeated",
-        &|x| x[0].index_select(1, &[1, 1, 0]).exp(),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "index_select axis 2",
-        &|x| x[0].index_select(2, &[1, 0, 1, 1]).square(),
-        std::slice::from_ref(&x),
+    check_each(
+        &x,
+        &[
+            ("index_select axis 0 repeated", &|x| {
+                x[0].index_select(0, &[2, 0, 2, 3, 2]).square()
+            }),
+            ("index_select axis 1 repeated", &|x| {
+                x[0].index_select(1, &[1, 1, 0]).exp()
+            }),
+            ("index_select axis 2", &|x| {
+                x[0].index_select(2, &[1, 0, 1, 1]).square()
+            }),
+        ],
     );
     let g = rand(&[3, 2], -1.0, 1.0, 9);
     check(
@@ -229,25 +213,16 @@ fn index_select_and_gather_with_repeats() {
 fn max_and_argmax() {
     // distinct values (random), well separated enough for finite differences
     let x = rand(&[3, 4, 5], -1.0, 1.0, 10);
-    check(
-        "max_axis 1",
-        &|x| x[0].max_axis(1, false).square(),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "max_axis -1 keepdim",
-        &|x| x[0].max_axis(-1, true).mul(&x[0]),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "max_axis 0",
-        &|x| x[0].max_axis(0, false).exp(),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "max_all",
-        &|x| x[0].max_all().square().mul(&x[0].sum_all()),
-        std::slice::from_ref(&x),
+    check_each(
+        &x,
+        &[
+            ("max_axis 1", &|x| x[0].max_axis(1, false).square()),
+            ("max_axis -1 keepdim", &|x| {
+                x[0].max_axis(-1, true).mul(&x[0])
+            }),
+            ("max_axis 0", &|x| x[0].max_axis(0, false).exp()),
+            ("max_all", &|x| x[0].max_all().square().mul(&x[0].sum_all())),
+        ],
     );
 
     let m = Tensor::<f64>::from_vec(vec![1.0, 7.0, 3.0, 9.0, 2.0, 9.0], &[2, 3]);
@@ -276,26 +251,20 @@ fn max_and_argmax() {
 #[test]
 fn softmax_and_log_softmax() {
     let x = rand(&[3, 5], -2.0, 2.0, 12);
-    check(
-        "softmax -1",
-        &|x| x[0].softmax(-1),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "log_softmax -1",
-        &|x| x[0].log_softmax(-1),
-        std::slice::from_ref(&x),
+    check_each(
+        &x,
+        &[
+            ("softmax -1", &|x| x[0].softmax(-1)),
+            ("log_softmax -1", &|x| x[0].log_softmax(-1)),
+        ],
     );
     let x3 = rand(&[2, 4, 3], -2.0, 2.0, 13);
-    check(
-        "softmax axis 1 of 3-D",
-        &|x| x[0].softmax(1),
-        std::slice::from_ref(&x3),
-    );
-    check(
-        "log_softmax axis 0 of 3-D",
-        &|x| x[0].log_softmax(0),
-        std::slice::from_ref(&x3),
+    check_each(
+        &x3,
+        &[
+            ("softmax axis 1 of 3-D", &|x| x[0].softmax(1)),
+            ("log_softmax axis 0 of 3-D", &|x| x[0].log_softmax(0)),
+        ],
     );
     check(
         "softmax composed",
@@ -325,15 +294,14 @@ fn softmax_and_log_softmax() {
 fn cross_entropy_grads_and_values() {
     let z = rand(&[4, 5], -2.0, 2.0, 14);
     let labels = [3, 0, 3, 4];
-    check(
-        "cross_entropy",
-        &|x| x[0].cross_entropy(&labels),
-        std::slice::from_ref(&z),
-    );
-    check(
-        "cross_entropy of a product",
-        &|x| x[0].mul(&x[0]).cross_entropy(&labels),
-        std::slice::from_ref(&z),
+    check_each(
+        &z,
+        &[
+            ("cross_entropy", &|x| x[0].cross_entropy(&labels)),
+            ("cross_entropy of a product", &|x| {
+                x[0].mul(&x[0]).cross_entropy(&labels)
+            }),
+        ],
     );
 
     // uniform logits: ln C
@@ -379,25 +347,25 @@ fn mse_and_bce() {
     let x = rand(&[3, 4], -2.0, 2.0, 15);
     let t = rand(&[3, 4], -1.0, 1.0, 16);
     let p = rand(&[3, 4], 0.0, 1.0, 17);
-    check(
-        "mse_loss wrt x and t",
-        &|x| x[0].mse_loss(&x[1]),
+    check_each_on(
         &[x.clone(), t.clone()],
+        &[
+            ("mse_loss wrt x and t", &|x| x[0].mse_loss(&x[1])),
+            ("mse_loss of tanh", &|x| {
+                x[0].tanh().mse_loss(&x[1].square())
+            }),
+        ],
     );
-    check(
-        "mse_loss of tanh",
-        &|x| x[0].tanh().mse_loss(&x[1].square()),
-        &[x.clone(), t.clone()],
-    );
-    check(
-        "bce_with_logits wrt x and t",
-        &|x| x[0].bce_with_logits(&x[1]),
+    check_each_on(
         &[x.clone(), p.clone()],
-    );
-    check(
-        "bce_with_logits of a product",
-        &|x| x[0].mul(&x[1]).bce_with_logits(&x[1]),
-        &[x.clone(), p.clone()],
+        &[
+            ("bce_with_logits wrt x and t", &|x| {
+                x[0].bce_with_logits(&x[1])
+            }),
+            ("bce_with_logits of a product", &|x| {
+                x[0].mul(&x[1]).bce_with_logits(&x[1])
+            }),
+        ],
     );
 
     // values
@@ -440,15 +408,14 @@ fn batch_norm_2d_first_and_second_order() {
     let x = rand(&[5, 3], -2.0, 2.0, 18);
     let gamma = rand(&[3], 0.5, 1.5, 19);
     let beta = rand(&[3], -0.5, 0.5, 20);
-    check(
-        "batch_norm 2-D",
-        &|x| x[0].batch_norm(&x[1], &x[2], 1e-5),
+    check_each_on(
         &[x.clone(), gamma.clone(), beta.clone()],
-    );
-    check(
-        "batch_norm 2-D then tanh",
-        &|x| x[0].batch_norm(&x[1], &x[2], 0.1).tanh(),
-        &[x.clone(), gamma.clone(), beta.clone()],
+        &[
+            ("batch_norm 2-D", &|x| x[0].batch_norm(&x[1], &x[2], 1e-5)),
+            ("batch_norm 2-D then tanh", &|x| {
+                x[0].batch_norm(&x[1], &x[2], 0.1).tanh()
+            }),
+        ],
     );
     check(
         "normalize_channels 2-D",
@@ -467,20 +434,17 @@ fn batch_norm_4d_first_and_second_order() {
     let x = rand(&[3, 2, 3, 2], -2.0, 2.0, 21);
     let gamma = rand(&[2], 0.5, 1.5, 22);
     let beta = rand(&[2], -0.5, 0.5, 23);
-    check(
-        "batch_norm 4-D",
-        &|x| x[0].batch_norm(&x[1], &x[2], 1e-5),
+    check_each_on(
         &[x.clone(), gamma.clone(), beta.clone()],
-    );
-    check(
-        "batch_norm 4-D squared",
-        &|x| x[0].batch_norm(&x[1], &x[2], 1e-2).square(),
-        &[x.clone(), gamma.clone(), beta.clone()],
-    );
-    check(
-        "channel_affine 4-D",
-        &|x| x[0].channel_affine(&x[1], &x[2]).square(),
-        &[x.clone(), gamma.clone(), beta.clone()],
+        &[
+            ("batch_norm 4-D", &|x| x[0].batch_norm(&x[1], &x[2], 1e-5)),
+            ("batch_norm 4-D squared", &|x| {
+                x[0].batch_norm(&x[1], &x[2], 1e-2).square()
+            }),
+            ("channel_affine 4-D", &|x| {
+                x[0].channel_affine(&x[1], &x[2]).square()
+            }),
+        ],
     );
     check(
         "channel_sum",
@@ -515,6 +479,12 @@ fn batch_norm_4d_first_and_second_order() {
 
 #[test]
 fn batch_norm_statistics_and_paths() {
+    batch_norm_statistics_and_hand_values();
+    batch_norm_backward_paths_agree();
+}
+
+/// Per-channel mean 0 and variance 1 with gamma = 1 and beta = 0, and a hand-computed case.
+fn batch_norm_statistics_and_hand_values() {
     // gamma = 1, beta = 0: per-channel mean 0 and biased variance ~1
     let x = rand(&[4, 3, 5, 5], -3.0, 7.0, 24);
     let y = x.batch_norm(&Tensor::ones(&[3]), &Tensor::zeros(&[3]), 1e-5);
@@ -536,9 +506,12 @@ fn batch_norm_statistics_and_paths() {
         0.0,
     );
     assert!(close(&yh.to_vec(), &[-1.5, -2.0, 2.5, 0.0], 1e-12));
+}
 
-    // large enough for the parallel kernels: the fused (create_graph = false) and recorded
-    // (create_graph = true) backward paths agree with the composed reference
+/// On inputs large enough for the parallel kernels: the fused (create_graph = false) and
+/// recorded (create_graph = true) backward paths, f32 and no-grad forward passes agree with
+/// the composed reference.
+fn batch_norm_backward_paths_agree() {
     let x = rand(&[4, 8, 48, 48], -2.0, 2.0, 25);
     let gamma = rand(&[8], 0.5, 1.5, 26);
     let beta = rand(&[8], -0.5, 0.5, 27);
@@ -548,22 +521,16 @@ fn batch_norm_statistics_and_paths() {
         gamma.clone().requires_grad_(),
         beta.clone().requires_grad_(),
     ];
-    let fused = metalearn::grad(
-        &[leaves[0]
-            .batch_norm(&leaves[1], &leaves[2], 1e-5)
-            .mul(&w)
-            .sum_all()],
-        &leaves,
-        false,
-    );
-    let recorded = metalearn::grad(
-        &[leaves[0]
-            .batch_norm(&leaves[1], &leaves[2], 1e-5)
-            .mul(&w)
-            .sum_all()],
-        &leaves,
-        true,
-    );
+    let [fused, recorded] = [false, true].map(|create_graph| {
+        metalearn::grad(
+            &[leaves[0]
+                .batch_norm(&leaves[1], &leaves[2], 1e-5)
+                .mul(&w)
+                .sum_all()],
+            &leaves,
+            create_graph,
+        )
+    });
     let reference = metalearn::grad(
         &[bn_reference(&leaves[0], &leaves[1], &leaves[2], 1e-5)
             .mul(&w)

@@ -1,6 +1,9 @@
 //! Matrix products, linear layers, convolutions and pooling: gradient checks (first and second
 //! order), values against naive references, and shape errors.
 
+mod common;
+
+use common::{check_each, check_each_on};
 use metalearn::autodiff::check::assert_gradients as check;
 use metalearn::Tensor;
 use rand::SeedableRng;
@@ -78,11 +81,12 @@ fn naive_conv(x: &Tensor<f64>, w: &Tensor<f64>, s: usize, p: usize) -> Vec<f64> 
 fn matmul_2d_gradients() {
     let a = rand(&[3, 4], 1);
     let b = rand(&[4, 5], 2);
-    check("matmul", &|x| x[0].matmul(&x[1]), &[a.clone(), b.clone()]);
-    check(
-        "matmul tanh",
-        &|x| x[0].matmul(&x[1]).tanh(),
+    check_each_on(
         &[a.clone(), b.clone()],
+        &[
+            ("matmul", &|x| x[0].matmul(&x[1])),
+            ("matmul tanh", &|x| x[0].matmul(&x[1]).tanh()),
+        ],
     );
     check(
         "matmul self",
@@ -363,90 +367,107 @@ fn conv2d_values_against_naive_f64_and_f32() {
         let x = rand(&xs, 70 + k as u64);
         let w = rand(&ws, 80 + k as u64);
         let b = rand(&[ws[0]], 90 + k as u64);
-        let want = naive_conv(&x, &w, s, p);
-        let y = x.conv2d(&w, None, s, p);
-        assert_close(&y, &want, 1e-12, "conv2d f64");
-        let y32 = x
-            .cast::<f32>()
-            .conv2d(&w.cast::<f32>(), None, s, p)
-            .cast::<f64>();
-        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let err = y32
-            .to_f64_vec()
-            .iter()
-            .zip(&want)
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-        assert!(
-            err <= 1e-5 * scale,
-            "conv2d f32 vs f64: max error {err} for max |y| {scale}"
-        );
-        // bias
-        let yb = x.conv2d(&w, Some(&b), s, p);
-        let hw = yb.numel() / (xs[0] * ws[0]);
-        let wantb: Vec<f64> = want
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v + b.data()[(i / hw) % ws[0]])
-            .collect();
-        assert_close(&yb, &wantb, 1e-12, "conv2d bias");
-        // the adjoints, through the identities with random g
-        let g = rand(y.shape(), 99);
-        let dx = g.conv2d_input_grad(&w, &xs, s, p);
-        let dw = x.conv2d_weight_grad(&g, &ws, s, p);
-        let (lx, lw) = {
-            let xl = x.detach().requires_grad_();
-            let wl = w.detach().requires_grad_();
-            let l = xl.conv2d(&wl, None, s, p).mul(&g).sum_all();
-            let gs = metalearn::grad(&[l], &[xl, wl], false);
-            (gs[0].clone(), gs[1].clone())
-        };
-        assert_eq!(dx.to_vec(), lx.to_vec());
-        assert_eq!(dw.to_vec(), lw.to_vec());
-        // numerical: finite difference of the loss along one input coordinate
-        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
-        let d = rand(&xs, 100);
-        let xp: Vec<f64> = x
-            .data()
-            .iter()
-            .zip(d.data())
-            .map(|(a, b)| a + 1e-6 * b)
-            .collect();
-        let xm: Vec<f64> = x
-            .data()
-            .iter()
-            .zip(d.data())
-            .map(|(a, b)| a - 1e-6 * b)
-            .collect();
-        let fp = dot(&naive_conv(&Tensor::from_vec(xp, &xs), &w, s, p), g.data());
-        let fm = dot(&naive_conv(&Tensor::from_vec(xm, &xs), &w, s, p), g.data());
-        let num = (fp - fm) / 2e-6;
-        let ana = dot(dx.data(), d.data());
-        assert!(
-            (num - ana).abs() < 1e-6 * (1.0 + num.abs()),
-            "conv2d_input_grad: {ana} vs {num}"
-        );
-        let dwd = rand(&ws, 101);
-        let wp: Vec<f64> = w
-            .data()
-            .iter()
-            .zip(dwd.data())
-            .map(|(a, b)| a + 1e-6 * b)
-            .collect();
-        let wm: Vec<f64> = w
-            .data()
-            .iter()
-            .zip(dwd.data())
-            .map(|(a, b)| a - 1e-6 * b)
-            .collect();
-        let fp = dot(&naive_conv(&x, &Tensor::from_vec(wp, &ws), s, p), g.data());
-        let fm = dot(&naive_conv(&x, &Tensor::from_vec(wm, &ws), s, p), g.data());
-        let num = (fp - fm) / 2e-6;
-        let ana = dot(dw.data(), dwd.data());
-        assert!(
-            (num - ana).abs() < 1e-6 * (1.0 + num.abs()),
-            "conv2d_weight_grad: {ana} vs {num}"
-        );
+        let y = check_conv2d_values(&x, &w, &b, (s, p));
+        check_conv2d_adjoints(&x, &w, y.shape(), (s, p));
     }
+}
+
+/// `conv2d` (stride and padding `sp`) against [`naive_conv`]: in f64 to 1e-12, in f32 to 1e-5
+/// of the largest output, and with a bias. Returns the f64 output.
+fn check_conv2d_values(
+    x: &Tensor<f64>,
+    w: &Tensor<f64>,
+    b: &Tensor<f64>,
+    (s, p): (usize, usize),
+) -> Tensor<f64> {
+    let (xs, ws) = (x.shape(), w.shape());
+    let want = naive_conv(x, w, s, p);
+    let y = x.conv2d(w, None, s, p);
+    assert_close(&y, &want, 1e-12, "conv2d f64");
+    let y32 = x
+        .cast::<f32>()
+        .conv2d(&w.cast::<f32>(), None, s, p)
+        .cast::<f64>();
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let err = y32
+        .to_f64_vec()
+        .iter()
+        .zip(&want)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        err <= 1e-5 * scale,
+        "conv2d f32 vs f64: max error {err} for max |y| {scale}"
+    );
+    // bias
+    let yb = x.conv2d(w, Some(b), s, p);
+    let hw = yb.numel() / (xs[0] * ws[0]);
+    let wantb: Vec<f64> = want
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v + b.data()[(i / hw) % ws[0]])
+        .collect();
+    assert_close(&yb, &wantb, 1e-12, "conv2d bias");
+    y
+}
+
+/// The adjoints `conv2d_input_grad` and `conv2d_weight_grad` against autodiff of
+/// `sum(conv2d(x, w) * g)` for a random `g` (exactly), and against central differences of the
+/// naive convolution along a random direction.
+fn check_conv2d_adjoints(
+    x: &Tensor<f64>,
+    w: &Tensor<f64>,
+    y_shape: &[usize],
+    (s, p): (usize, usize),
+) {
+    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+    let g = rand(y_shape, 99);
+    let dx = g.conv2d_input_grad(w, &xs, s, p);
+    let dw = x.conv2d_weight_grad(&g, &ws, s, p);
+    let (lx, lw) = {
+        let xl = x.detach().requires_grad_();
+        let wl = w.detach().requires_grad_();
+        let l = xl.conv2d(&wl, None, s, p).mul(&g).sum_all();
+        let gs = metalearn::grad(&[l], &[xl, wl], false);
+        (gs[0].clone(), gs[1].clone())
+    };
+    assert_eq!(dx.to_vec(), lx.to_vec());
+    assert_eq!(dw.to_vec(), lw.to_vec());
+    // numerical: finite difference of the loss along one random direction
+    let d = rand(&xs, 100);
+    let num = central_difference(|xd| dot(&naive_conv(xd, w, s, p), g.data()), x, &d);
+    assert_matches_difference("conv2d_input_grad", &dx, &d, num);
+    let dwd = rand(&ws, 101);
+    let num = central_difference(|wd| dot(&naive_conv(x, wd, s, p), g.data()), w, &dwd);
+    assert_matches_difference("conv2d_weight_grad", &dw, &dwd, num);
+}
+
+/// `sum_i a_i b_i`.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>()
+}
+
+/// Asserts that the derivative along `d` of the gradient `grad` (`grad . d`) is within
+/// `1e-6 (1 + |numeric|)` of the central difference `numeric`.
+fn assert_matches_difference(what: &str, grad: &Tensor<f64>, d: &Tensor<f64>, numeric: f64) {
+    let ana = dot(grad.data(), d.data());
+    assert!(
+        (numeric - ana).abs() < 1e-6 * (1.0 + numeric.abs()),
+        "{what}: {ana} vs {numeric}"
+    );
+}
+
+/// `(f(t + h d) - f(t - h d)) / 2h` with `h = 1e-6`.
+fn central_difference(f: impl Fn(&Tensor<f64>) -> f64, t: &Tensor<f64>, d: &Tensor<f64>) -> f64 {
+    let shifted = |step: f64| {
+        let v: Vec<f64> = t
+            .data()
+            .iter()
+            .zip(d.data())
+            .map(|(a, b)| a + step * b)
+            .collect();
+        Tensor::from_vec(v, t.shape())
+    };
+    (f(&shifted(1e-6)) - f(&shifted(-1e-6))) / 2e-6
 }
 
 /// Distinct values (a shuffled ramp, gaps 0.05), so finite differences never cross a tie.
@@ -461,20 +482,13 @@ fn distinct(shape: &[usize], seed: u64) -> Tensor<f64> {
 #[test]
 fn max_pool2d_gradients_and_values() {
     let x = distinct(&[2, 2, 7, 7], 110);
-    check(
-        "max_pool2d 2/2",
-        &|t| t[0].max_pool2d(2, 2).square(),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "max_pool2d 3/2",
-        &|t| t[0].max_pool2d(3, 2).square(),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "max_pool2d 3/1",
-        &|t| t[0].max_pool2d(3, 1).tanh(),
-        std::slice::from_ref(&x),
+    check_each(
+        &x,
+        &[
+            ("max_pool2d 2/2", &|t| t[0].max_pool2d(2, 2).square()),
+            ("max_pool2d 3/2", &|t| t[0].max_pool2d(3, 2).square()),
+            ("max_pool2d 3/1", &|t| t[0].max_pool2d(3, 1).tanh()),
+        ],
     );
     let v = Tensor::<f64>::from_vec((0..16).map(f64::from).collect(), &[1, 1, 4, 4]);
     assert_eq!(v.max_pool2d(2, 2).to_vec(), vec![5.0, 7.0, 13.0, 15.0]);
@@ -509,15 +523,12 @@ fn max_pool2d_floor_mode_ignores_last_row_and_column() {
 #[test]
 fn avg_pool2d_gradients_and_values() {
     let x = rand(&[2, 2, 7, 7], 130);
-    check(
-        "avg_pool2d 2/2",
-        &|t| t[0].avg_pool2d(2, 2).tanh(),
-        std::slice::from_ref(&x),
-    );
-    check(
-        "avg_pool2d 3/2",
-        &|t| t[0].avg_pool2d(3, 2).tanh(),
-        std::slice::from_ref(&x),
+    check_each(
+        &x,
+        &[
+            ("avg_pool2d 2/2", &|t| t[0].avg_pool2d(2, 2).tanh()),
+            ("avg_pool2d 3/2", &|t| t[0].avg_pool2d(3, 2).tanh()),
+        ],
     );
     let g = rand(&[2, 2, 3, 3], 131);
     check(

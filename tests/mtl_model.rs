@@ -201,26 +201,20 @@ fn per_task_gradients_sum_to_the_joint_gradient() {
             dim: 1,
         },
     ];
-    let a = train::step_gradients(
-        &model,
-        &owners,
-        &params,
-        &x,
-        &ys,
-        &mut Equal::new(3),
-        (0, 0),
-        false,
-    );
-    let b = train::step_gradients(
-        &model,
-        &owners,
-        &params,
-        &x,
-        &ys,
-        &mut Equal::new(3),
-        (0, 0),
-        true,
-    );
+    // Without and with measuring the per-task gradients (their cosines).
+    let [a, b] = [false, true].map(|measure| {
+        let mut weighting = Equal::new(3);
+        train::step_gradients(
+            &model,
+            &owners,
+            &params,
+            &x,
+            &ys,
+            &mut weighting,
+            (0, 0),
+            measure,
+        )
+    });
     assert!(a.cosines.is_none());
     assert_eq!(b.cosines.as_ref().unwrap().len(), 3);
     for (ga, gb) in a.grads.iter().zip(&b.grads) {
@@ -256,41 +250,44 @@ fn config_errors_name_the_key_or_path() {
         msg.contains("data.path") && msg.contains("/nonexistent/mnist"),
         "{msg}"
     );
-    // Unknown method.
-    let err = MtlConfig::from_toml(&format!("{BASE}\n[weighting]\nmethod = \"fancy\"\n"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("weighting.method") && err.contains("fancy"),
-        "{err}"
-    );
-    // Head with the wrong number of classes.
-    let bad = BASE.replace("classes = 3", "classes = 10");
-    let cfg = MtlConfig::from_toml(&bad).unwrap();
-    let err = metalearn::mtl::config::task_specs(&cfg)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("tasks[1].classes"), "{err}");
-    // Unknown label source and unknown keys.
-    let err = MtlConfig::from_toml(&BASE.replace("class_mod3", "class_mod7"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("tasks[1].label") && err.contains("class_mod7"),
-        "{err}"
-    );
-    let err = MtlConfig::from_toml(&format!("{BASE}\n[train]\nepochz = 3\n"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("epochz"), "{err}");
-    // A binary head on a 10-class label.
-    let err = metalearn::mtl::config::task_specs(
-        &MtlConfig::from_toml(&BASE.replacen("kind = \"multiclass\"", "kind = \"binary\"", 1))
-            .unwrap(),
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("tasks[0].kind"), "{err}");
+    // Configs that do not parse: (text, every part of the error).
+    let unparsable = [
+        // Unknown method.
+        (
+            format!("{BASE}\n[weighting]\nmethod = \"fancy\"\n"),
+            vec!["weighting.method", "fancy"],
+        ),
+        // Unknown label source and unknown keys.
+        (
+            BASE.replace("class_mod3", "class_mod7"),
+            vec!["tasks[1].label", "class_mod7"],
+        ),
+        (format!("{BASE}\n[train]\nepochz = 3\n"), vec!["epochz"]),
+    ];
+    for (text, parts) in &unparsable {
+        let err = MtlConfig::from_toml(text).unwrap_err().to_string();
+        assert!(parts.iter().all(|p| err.contains(p)), "{err}");
+    }
+    // Heads that do not fit their labels: (text, part of the error).
+    let misfit_heads = [
+        // The wrong number of classes.
+        (
+            BASE.replace("classes = 3", "classes = 10"),
+            "tasks[1].classes",
+        ),
+        // A binary head on a 10-class label.
+        (
+            BASE.replacen("kind = \"multiclass\"", "kind = \"binary\"", 1),
+            "tasks[0].kind",
+        ),
+    ];
+    for (text, part) in &misfit_heads {
+        let cfg = MtlConfig::from_toml(text).unwrap();
+        let err = metalearn::mtl::config::task_specs(&cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(part), "{err}");
+    }
     // The shipped configs parse.
     for f in [
         "configs/mnist-multitask.toml",

@@ -1,11 +1,13 @@
 //! Optimizers against hand-computed steps, and safetensors checkpoints.
 
+mod common;
+
 use metalearn::nn::checkpoint::{self, CheckpointError};
 use metalearn::nn::optim::{Adam, AdamW, Optimizer, Sgd};
 use metalearn::nn::Params;
 use metalearn::Tensor;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn one_param(values: &[f64]) -> Params<f64> {
     let mut p = Params::new();
@@ -34,36 +36,66 @@ fn assert_close(a: &[f64], e: &[f64], what: &str) {
 const GRADS: [[f64; 2]; 3] = [[0.5, -1.0], [0.1, 0.2], [-0.3, 1e-3]];
 const P0: [f64; 2] = [1.0, -2.0];
 
-#[test]
-fn adam_matches_hand_computed_steps() {
-    let (lr, b1, b2, eps, wd) = (0.01, 0.9, 0.999, 1e-8, 0.1);
-    let mut opt = Adam::<f64>::new(lr)
-        .with_betas(b1, b2)
-        .with_eps(eps)
-        .with_weight_decay(wd);
-    let mut params = one_param(&P0);
+/// The Adam and AdamW tests' learning rate, betas, eps and weight decay.
+const HYPER: (f64, f64, f64, f64, f64) = (0.01, 0.9, 0.999, 1e-8, 0.1);
 
-    // Closed form, written out: L2 decay into the gradient, moments, bias correction,
-    // eps outside the sqrt.
+/// The closed form, written out, of Adam (`decoupled = false`: L2 decay into the gradient) or
+/// AdamW (`true`: `p *= 1 - lr wd`, the gradient untouched) with [`HYPER`] from `P0` over
+/// `GRADS`: moments, bias correction, eps outside the sqrt. Returns the parameters and the
+/// two moments after each step.
+fn written_out_steps(decoupled: bool) -> Vec<[[f64; 2]; 3]> {
+    let (lr, b1, b2, eps, wd) = HYPER;
     let mut p = P0;
     let (mut m, mut v) = ([0.0f64; 2], [0.0f64; 2]);
+    let mut after = Vec::new();
     for (k, g) in GRADS.iter().enumerate() {
         let t = (k + 1) as i32;
         for j in 0..2 {
-            let gj = g[j] + wd * p[j];
+            let gj = if decoupled {
+                p[j] *= 1.0 - lr * wd;
+                g[j]
+            } else {
+                g[j] + wd * p[j]
+            };
             m[j] = b1 * m[j] + (1.0 - b1) * gj;
             v[j] = b2 * v[j] + (1.0 - b2) * gj * gj;
             let m_hat = m[j] / (1.0 - b1.powi(t));
             let v_hat = v[j] / (1.0 - b2.powi(t));
             p[j] -= lr * m_hat / (v_hat.sqrt() + eps);
         }
+        after.push([p, m, v]);
+    }
+    after
+}
+
+/// Steps `opt` over `GRADS` from `P0` and hands `check` each step's number (from 1), the new
+/// parameters, the optimizer and [`written_out_steps`]'s values for that step.
+fn run_steps<O: Optimizer<f64>>(
+    opt: &mut O,
+    decoupled: bool,
+    mut check: impl FnMut(usize, &Params<f64>, &O, [[f64; 2]; 3]),
+) {
+    let mut params = one_param(&P0);
+    for (k, (g, expected)) in GRADS.iter().zip(written_out_steps(decoupled)).enumerate() {
         params = opt.step(&params, &grads_of(g));
+        check(k + 1, &params, opt, expected);
+    }
+}
+
+#[test]
+fn adam_matches_hand_computed_steps() {
+    let (lr, b1, b2, eps, wd) = HYPER;
+    let mut opt = Adam::<f64>::new(lr)
+        .with_betas(b1, b2)
+        .with_eps(eps)
+        .with_weight_decay(wd);
+    run_steps(&mut opt, false, |t, params, opt, [p, m, v]| {
         assert_close(params.at(0).data(), &p, &format!("adam step {t}"));
         assert_close(opt.exp_avg("w").unwrap().data(), &m, "exp_avg");
         assert_close(opt.exp_avg_sq("w").unwrap().data(), &v, "exp_avg_sq");
         assert!(params.at(0).requires_grad(), "requires_grad is preserved");
         assert!(!params.at(0).has_grad_fn(), "the result is a leaf");
-    }
+    });
     assert_eq!(opt.steps(), 3);
 
     // At t = 1 without decay the step is lr * g / (|g| + eps).
@@ -87,27 +119,14 @@ fn adam_matches_hand_computed_steps() {
 
 #[test]
 fn adamw_decays_decoupled() {
-    let (lr, b1, b2, eps, wd) = (0.01, 0.9, 0.999, 1e-8, 0.1);
+    let (lr, b1, b2, eps, wd) = HYPER;
     let mut opt = AdamW::<f64>::new(lr)
         .with_betas(b1, b2)
         .with_eps(eps)
         .with_weight_decay(wd);
-    let mut params = one_param(&P0);
-    let mut p = P0;
-    let (mut m, mut v) = ([0.0f64; 2], [0.0f64; 2]);
-    for (k, g) in GRADS.iter().enumerate() {
-        let t = (k + 1) as i32;
-        for j in 0..2 {
-            p[j] *= 1.0 - lr * wd; // decoupled: the gradient is untouched
-            m[j] = b1 * m[j] + (1.0 - b1) * g[j];
-            v[j] = b2 * v[j] + (1.0 - b2) * g[j] * g[j];
-            let m_hat = m[j] / (1.0 - b1.powi(t));
-            let v_hat = v[j] / (1.0 - b2.powi(t));
-            p[j] -= lr * m_hat / (v_hat.sqrt() + eps);
-        }
-        params = opt.step(&params, &grads_of(g));
+    run_steps(&mut opt, true, |t, params, _, [p, _, _]| {
         assert_close(params.at(0).data(), &p, &format!("adamw step {t}"));
-    }
+    });
     // With a zero gradient only the decay acts: p * (1 - lr * wd).
     let mut opt = AdamW::<f64>::new(0.01).with_weight_decay(0.5);
     let out = opt.step(&one_param(&P0), &grads_of(&[0.0, 0.0]));
@@ -246,10 +265,7 @@ fn optimizer_state_round_trips_through_a_checkpoint() {
 // Checkpoints
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("metalearn_ckpt_{tag}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fresh_dir("metalearn-ckpt", tag)
 }
 
 fn sample_params<T: metalearn::Float>() -> Params<T> {
@@ -362,15 +378,22 @@ fn atomic_write_leaves_no_temp_file_and_replaces_the_old_file() {
 fn load_errors_are_typed_and_clear() {
     let dir = temp_dir("errors");
     let path = dir.join("model.safetensors");
+    missing_and_truncated_files(&dir, &path);
+    parameters_of_another_model(&path);
+    integer_tensors(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
 
+/// A missing file, then (after saving `path`) truncated and corrupt copies of it.
+fn missing_and_truncated_files(dir: &Path, path: &Path) {
     // Missing file.
-    let err = checkpoint::load::<f32>(&path).unwrap_err();
+    let err = checkpoint::load::<f32>(path).unwrap_err();
     assert!(matches!(err, CheckpointError::NotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("model.safetensors"), "{err}");
 
     // Truncated file.
-    checkpoint::save(&path, &sample_params::<f64>(), &BTreeMap::new()).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
+    checkpoint::save(path, &sample_params::<f64>(), &BTreeMap::new()).unwrap();
+    let bytes = std::fs::read(path).unwrap();
     let cut = dir.join("cut.safetensors");
     std::fs::write(&cut, &bytes[..bytes.len() - 5]).unwrap();
     let err = checkpoint::load::<f64>(&cut).unwrap_err();
@@ -389,7 +412,11 @@ fn load_errors_are_typed_and_clear() {
         checkpoint::load::<f64>(&cut).unwrap_err(),
         CheckpointError::Corrupt { .. }
     ));
+}
 
+/// Loading the checkpoint `path` into parameters of another shape, with a tensor more or
+/// one fewer.
+fn parameters_of_another_model(path: &Path) {
     // Shape mismatch (another architecture): names the tensor and both shapes.
     let mut wider = sample_params::<f64>();
     wider = wider.map(|t| {
@@ -399,7 +426,7 @@ fn load_errors_are_typed_and_clear() {
             t.clone()
         }
     });
-    let err = checkpoint::load_into(&path, &wider).unwrap_err();
+    let err = checkpoint::load_into(path, &wider).unwrap_err();
     let msg = err.to_string();
     assert!(
         matches!(err, CheckpointError::ShapeMismatch { .. }),
@@ -414,7 +441,7 @@ fn load_errors_are_typed_and_clear() {
     // Missing tensor.
     let mut more = sample_params::<f64>();
     more.push("head.weight", Tensor::zeros(&[5, 2]));
-    let err = checkpoint::load_into(&path, &more).unwrap_err();
+    let err = checkpoint::load_into(path, &more).unwrap_err();
     assert!(
         matches!(&err, CheckpointError::MissingTensor { name, .. } if name == "head.weight"),
         "{err:?}"
@@ -422,13 +449,15 @@ fn load_errors_are_typed_and_clear() {
 
     // Extra tensors in the file.
     let fewer = sample_params::<f64>().filter(|n| n != "scale");
-    let err = checkpoint::load_into(&path, &fewer).unwrap_err();
+    let err = checkpoint::load_into(path, &fewer).unwrap_err();
     assert!(
         matches!(&err, CheckpointError::UnexpectedTensors { names, .. } if names == &["scale"]),
         "{err:?}"
     );
+}
 
-    // Wrong dtype: an integer tensor where parameters are expected.
+/// Wrong dtype: an integer tensor where parameters are expected.
+fn integer_tensors(dir: &Path) {
     let ints = dir.join("ints.safetensors");
     let data: Vec<u8> = [1i64, 2, 3].iter().flat_map(|x| x.to_le_bytes()).collect();
     let view =
@@ -446,5 +475,4 @@ fn load_errors_are_typed_and_clear() {
     // ... which the raw reader accepts as integers.
     let raw = checkpoint::read_safetensors_f64(&ints).unwrap();
     assert_eq!(raw.tensors["labels"].as_i64(), Some(&[1i64, 2, 3][..]));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

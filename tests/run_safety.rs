@@ -8,26 +8,17 @@
 
 mod common;
 
+use common::bin::metalearn;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "metalearn-run-safety-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_metalearn"))
+    common::fresh_dir("metalearn-run-safety", name)
 }
 
 /// Runs the binary with `args`: (exit success, stdout, stderr).
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out: Output = bin().args(args).output().unwrap();
+    let out: Output = metalearn().args(args).output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -61,14 +52,6 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
-fn params(p: &Path) -> Vec<(String, Vec<f32>)> {
-    let ck = metalearn::nn::checkpoint::load::<f32>(p).unwrap();
-    ck.params
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.to_vec()))
-        .collect()
-}
-
 fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
     stdout
         .lines()
@@ -86,7 +69,7 @@ fn a_second_writer_is_refused_naming_the_holder_and_a_dead_holders_lock_is_taken
         .replace("val_every = 3", "val_every = 0")
         .replace("checkpoint_every = 4", "checkpoint_every = 100000000");
     let cfg = write(&dir, "long.toml", &long);
-    let mut first = bin()
+    let mut first = metalearn()
         .args(["train", "--config", &cfg, "--no-eval", "--json"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -186,8 +169,8 @@ fn resume_works_from_best_alone_and_says_why_not_otherwise() {
     assert_eq!(full["history"], resumed["history"]);
     assert_eq!(full["best"], resumed["best"]);
     assert_eq!(
-        params(&a.join("last.safetensors")),
-        params(&b.join("last.safetensors"))
+        common::checkpoint_params(&a.join("last.safetensors")),
+        common::checkpoint_params(&b.join("last.safetensors"))
     );
     // A best checkpoint without the loop state (older metalearn): the reason is given.
     std::fs::remove_file(b.join("last.safetensors")).unwrap();
@@ -267,7 +250,7 @@ fn the_divergence_threshold_stops_the_run_and_keeps_the_last_finite_checkpoint()
         "8",
     ]);
     assert!(ok, "{se}");
-    let kept = params(&out.join("last.safetensors"));
+    let kept = common::checkpoint_params(&out.join("last.safetensors"));
     // `train.diverge_loss` may change on resume; every loss is above this one.
     let low = write(&dir, "low.toml", &sinusoid(&out, "diverge_loss = 1e-9"));
     fails_with(
@@ -281,7 +264,10 @@ fn the_divergence_threshold_stops_the_run_and_keeps_the_last_finite_checkpoint()
     );
     let meta = metalearn::nn::checkpoint::read_metadata(out.join("last.safetensors")).unwrap();
     assert_eq!(meta["metalearn.iteration"], "8");
-    assert_eq!(params(&out.join("last.safetensors")), kept);
+    assert_eq!(
+        common::checkpoint_params(&out.join("last.safetensors")),
+        kept
+    );
     assert!(kept.iter().all(|(_, v)| v.iter().all(|x| x.is_finite())));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -299,73 +285,76 @@ fn threads_zero_is_an_error() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Bad values of a train config: (the line of the sinusoid config replaced, its replacement,
+/// every part of the error).
+const BAD_TRAIN_VALUES: &[(&str, &str, &[&str])] = &[
+    (
+        "meta_lr = 0.01",
+        "meta_lr = 1e6",
+        &["train.meta_lr", "1000000", "(0, 1e2]"],
+    ),
+    ("meta_lr = 0.01", "meta_lr = -1.0", &["train.meta_lr", "-1"]),
+    ("meta_lr = 0.01", "meta_lr = nan", &["train.meta_lr", "NaN"]),
+    (
+        "meta_batch = 3",
+        "meta_batch = 0",
+        &["train.meta_batch", "= 0", "[1, 1000000]"],
+    ),
+    (
+        "iterations = 12",
+        "iterations = 0",
+        &["train.iterations", "= 0"],
+    ),
+    (
+        "k_shot = 5",
+        "k_shot = 10000000",
+        &["data.k_shot", "10000000"],
+    ),
+    (
+        "val_episodes = 4",
+        "val_episodes = 0",
+        &["train.val_episodes"],
+    ),
+    ("episodes = 20", "episodes = 0", &["eval.episodes"]),
+    ("val_every = 3", "val_every = -1", &["val_every", "-1"]),
+    (
+        "seed = 5",
+        "seed = 5\ndiverge_loss = 0.0",
+        &["train.diverge_loss", "= 0"],
+    ),
+    (
+        "seed = 5",
+        "seed = 5\ndiverge_loss = -1.0",
+        &["train.diverge_loss"],
+    ),
+    (
+        "seed = 5",
+        "seed = 5\ndiverge_loss = inf",
+        &["train.diverge_loss", "inf"],
+    ),
+    ("inner_lr = 0.01", "inner_lr = inf", &["inner_lr", "inf"]),
+    (
+        "inner_lr = 0.01",
+        "inner_lr = 1e9",
+        &["inner_lr", "1000000000"],
+    ),
+    (
+        "eval_inner_steps = 3",
+        "eval_inner_steps = 0",
+        &["eval_inner_steps", "at least 1"],
+    ),
+    (
+        "sizes = [1, 16]",
+        "sizes = [1, 0]",
+        &["backbone.sizes", "0"],
+    ),
+];
+
 #[test]
 fn bad_train_config_values_name_the_key_the_value_and_the_range() {
     let dir = tmp("train-values");
     let base = sinusoid(&dir.join("run"), "");
-    let cases: &[(&str, &str, &[&str])] = &[
-        (
-            "meta_lr = 0.01",
-            "meta_lr = 1e6",
-            &["train.meta_lr", "1000000", "(0, 1e2]"],
-        ),
-        ("meta_lr = 0.01", "meta_lr = -1.0", &["train.meta_lr", "-1"]),
-        ("meta_lr = 0.01", "meta_lr = nan", &["train.meta_lr", "NaN"]),
-        (
-            "meta_batch = 3",
-            "meta_batch = 0",
-            &["train.meta_batch", "= 0", "[1, 1000000]"],
-        ),
-        (
-            "iterations = 12",
-            "iterations = 0",
-            &["train.iterations", "= 0"],
-        ),
-        (
-            "k_shot = 5",
-            "k_shot = 10000000",
-            &["data.k_shot", "10000000"],
-        ),
-        (
-            "val_episodes = 4",
-            "val_episodes = 0",
-            &["train.val_episodes"],
-        ),
-        ("episodes = 20", "episodes = 0", &["eval.episodes"]),
-        ("val_every = 3", "val_every = -1", &["val_every", "-1"]),
-        (
-            "seed = 5",
-            "seed = 5\ndiverge_loss = 0.0",
-            &["train.diverge_loss", "= 0"],
-        ),
-        (
-            "seed = 5",
-            "seed = 5\ndiverge_loss = -1.0",
-            &["train.diverge_loss"],
-        ),
-        (
-            "seed = 5",
-            "seed = 5\ndiverge_loss = inf",
-            &["train.diverge_loss", "inf"],
-        ),
-        ("inner_lr = 0.01", "inner_lr = inf", &["inner_lr", "inf"]),
-        (
-            "inner_lr = 0.01",
-            "inner_lr = 1e9",
-            &["inner_lr", "1000000000"],
-        ),
-        (
-            "eval_inner_steps = 3",
-            "eval_inner_steps = 0",
-            &["eval_inner_steps", "at least 1"],
-        ),
-        (
-            "sizes = [1, 16]",
-            "sizes = [1, 0]",
-            &["backbone.sizes", "0"],
-        ),
-    ];
-    for (i, (from, to, parts)) in cases.iter().enumerate() {
+    for (i, (from, to, parts)) in BAD_TRAIN_VALUES.iter().enumerate() {
         assert!(base.contains(from), "{from}");
         let cfg = write(&dir, &format!("c{i}.toml"), &base.replacen(from, to, 1));
         fails_with(&["train", "--config", &cfg, "--no-eval"], parts);
@@ -571,51 +560,16 @@ fn bad_search_values_name_the_key_the_value_and_the_range() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A CSV of 8 well-separated classes (as in tests/train_resume.rs) and a ProtoNet run on it.
+/// A CSV of 8 well-separated classes ([`common::write_class_csv`]) and a ProtoNet run on it.
 fn csv_run(dir: &Path) -> (PathBuf, PathBuf) {
     let csv = dir.join("d.csv");
-    let mut text = String::new();
-    for c in 0..8 {
-        for i in 0..5 {
-            let v = (c * 7 + i * 3) % 11;
-            text.push_str(&format!(
-                "{},{},{},{}\n",
-                c as f32 * 0.5,
-                (v as f32) * 0.1,
-                -(c as f32),
-                c
-            ));
-        }
-    }
-    std::fs::write(&csv, text).unwrap();
+    common::write_class_csv(&csv);
     let out = dir.join("run");
-    let cfg = format!(
-        r#"
-[algorithm]
-name = "protonet"
-[backbone]
-name = "mlp"
-sizes = [3, 8]
-[data]
-dataset = "csv"
-data_dir = {:?}
-n_way = 2
-k_shot = 1
-q_query = 2
-split = [0.5, 0.25]
-[eval]
-episodes = 20
-[train]
-iterations = 6
-meta_batch = 2
-val_every = 3
-val_episodes = 4
-checkpoint_every = 3
-out_dir = {:?}
-"#,
-        csv.display().to_string(),
+    let train = format!(
+        "iterations = 6\nmeta_batch = 2\nval_every = 3\nval_episodes = 4\ncheckpoint_every = 3\nout_dir = {:?}",
         out.display().to_string()
     );
+    let cfg = common::csv_protonet_config(&csv, &train);
     let c = write(dir, "p.toml", &cfg);
     let (ok, _, se) = run(&["train", "--config", &c, "--no-eval"]);
     assert!(ok, "{se}");

@@ -222,17 +222,23 @@ fn expect_err(space: &str, method: &str, needle: &str) {
 
 #[test]
 fn bad_spaces_fail_before_any_trial() {
-    expect_err("y = { values = [1, 2] }", "grid", "`y`");
-    expect_err("y = { values = [1, 2] }", "grid", "unknown field");
-    expect_err("x = { values = [] }", "grid", "empty");
-    expect_err("x = { range = [1.0, 0.0, 0.1] }", "grid", "empty");
-    expect_err("x = { range = [0.0, 1.0, 0.0] }", "grid", "step");
-    expect_err("x = { values = [\"a\", 0.5] }", "grid", "invalid type");
-    expect_err("budget = { values = [1.5] }", "grid", "`budget`");
-    expect_err("x = { log_uniform = [0.0, 1.0] }", "random", "lo > 0");
-    expect_err("x = { log_uniform = [0.1, 1.0] }", "grid", "log_uniform");
-    expect_err("x = { between = [0, 1] }", "grid", "unknown space kind");
-    expect_err("x = 0.5", "grid", "must be a table");
-    expect_err("x.y = { values = [1] }", "grid", "`x.y`");
-    expect_err("", "grid", "empty");
+    // (space, method, a part of the error)
+    let cases = [
+        ("y = { values = [1, 2] }", "grid", "`y`"),
+        ("y = { values = [1, 2] }", "grid", "unknown field"),
+        ("x = { values = [] }", "grid", "empty"),
+        ("x = { range = [1.0, 0.0, 0.1] }", "grid", "empty"),
+        ("x = { range = [0.0, 1.0, 0.0] }", "grid", "step"),
+        ("x = { values = [\"a\", 0.5] }", "grid", "invalid type"),
+        ("budget = { values = [1.5] }", "grid", "`budget`"),
+        ("x = { log_uniform = [0.0, 1.0] }", "random", "lo > 0"),
+        ("x = { log_uniform = [0.1, 1.0] }", "grid", "log_uniform"),
+        ("x = { between = [0, 1] }", "grid", "unknown space kind"),
+        ("x = 0.5", "grid", "must be a table"),
+        ("x.y = { values = [1] }", "grid", "`x.y`"),
+        ("", "grid", "empty"),
+    ];
+    for (space, method, needle) in cases {
+        expect_err(space, method, needle);
+    }
 }

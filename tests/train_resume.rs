@@ -8,26 +8,12 @@ use metalearn::fewshot::{evaluate_checkpoint, train, RunConfig, TrainOptions};
 use std::path::{Path, PathBuf};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "metalearn-train-resume-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fresh_dir("metalearn-train-resume", name)
 }
 
 fn config(body: &str, out: &Path) -> RunConfig {
     let text = format!("{body}\nout_dir = {:?}\n", out.display().to_string());
     RunConfig::from_toml_str(&text, Path::new("test.toml")).unwrap()
-}
-
-fn state_bytes(p: &Path) -> Vec<(String, Vec<f32>)> {
-    let ck = metalearn::nn::checkpoint::load::<f32>(p).unwrap();
-    ck.params
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.to_vec()))
-        .collect()
 }
 
 fn check_resume(body: &str, name: &str) {
@@ -72,12 +58,12 @@ fn check_resume(body: &str, name: &str) {
         assert_eq!(resumed.history, full.history, "learning curves differ");
         assert_eq!(resumed.best, full.best);
         assert_eq!(
-            state_bytes(&da.join("last.safetensors")),
-            state_bytes(&db.join("last.safetensors"))
+            common::checkpoint_params(&da.join("last.safetensors")),
+            common::checkpoint_params(&db.join("last.safetensors"))
         );
         assert_eq!(
-            state_bytes(&da.join("best.safetensors")),
-            state_bytes(&db.join("best.safetensors"))
+            common::checkpoint_params(&da.join("best.safetensors")),
+            common::checkpoint_params(&db.join("best.safetensors"))
         );
         let ea = evaluate_checkpoint(&da.join("best.safetensors"), None).unwrap();
         let eb = evaluate_checkpoint(&db.join("best.safetensors"), None).unwrap();
@@ -123,49 +109,10 @@ fn resumed_annealed_reptile_run_equals_uninterrupted() {
 fn resumed_episodic_run_equals_uninterrupted() {
     let dir = tmp("csvdata");
     let csv = dir.join("d.csv");
-    let mut text = String::new();
-    for c in 0..8 {
-        for i in 0..5 {
-            let v = (c * 7 + i * 3) % 11;
-            text.push_str(&format!(
-                "{},{},{},{}\n",
-                c as f32 * 0.5,
-                (v as f32) * 0.1,
-                -(c as f32),
-                c
-            ));
-        }
-    }
-    std::fs::write(&csv, text).unwrap();
-    let body = format!(
-        r#"
-[algorithm]
-name = "protonet"
-
-[backbone]
-name = "mlp"
-sizes = [3, 8]
-
-[data]
-dataset = "csv"
-data_dir = {:?}
-n_way = 2
-k_shot = 1
-q_query = 2
-split = [0.5, 0.25]
-
-[eval]
-episodes = 20
-
-[train]
-iterations = 12
-meta_batch = 2
-seed = 3
-val_every = 3
-val_episodes = 4
-checkpoint_every = 4
-"#,
-        csv.display().to_string()
+    common::write_class_csv(&csv);
+    let body = common::csv_protonet_config(
+        &csv,
+        "iterations = 12\nmeta_batch = 2\nseed = 3\nval_every = 3\nval_episodes = 4\ncheckpoint_every = 4",
     );
     check_resume(&body, "csv");
     let _ = std::fs::remove_dir_all(&dir);

@@ -15,6 +15,19 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// Writes the search config `s` over the transfer config `base.toml` next to it: `extra`
+/// lines (e.g. the method), the output folder `out` and the one space line `space`.
+fn write_transfer_search(s: &Path, extra: &str, out: &Path, space: &str) {
+    std::fs::write(
+        s,
+        format!(
+            "base = \"base.toml\"\nkind = \"transfer\"\n{extra}out_dir = \"{}\"\n[space]\n{space}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+}
+
 fn tiny(out: &Path) -> String {
     format!(
         r#"
@@ -194,28 +207,24 @@ fn search_over_a_transfer_config() {
     )
     .unwrap();
     let s = dir.join("search.toml");
-    std::fs::write(
+    write_transfer_search(
         &s,
-        format!(
-            "base = \"base.toml\"\nkind = \"transfer\"\nmethod = \"grid\"\nout_dir = \"{}\"\n[space]\n\"target.lr\" = {{ values = [0.0001, 0.003] }}\n",
-            dir.join("out").display()
-        ),
-    )
-    .unwrap();
+        "method = \"grid\"\n",
+        &dir.join("out"),
+        "\"target.lr\" = { values = [0.0001, 0.003] }",
+    );
     let r = metalearn::search::command(&s, Some(1), true, &for_kind).unwrap();
     assert_eq!(r.ran, 2);
     assert!(r.maximize && (0.0..=1.0).contains(&r.best_score));
     let best = TransferConfig::load(&r.best_toml).unwrap();
     assert!([0.0001, 0.003].contains(&best.target.lr));
     // wrong type for a transfer key
-    std::fs::write(
+    write_transfer_search(
         &s,
-        format!(
-            "base = \"base.toml\"\nkind = \"transfer\"\nout_dir = \"{}\"\n[space]\n\"model.hidden\" = {{ values = [32] }}\n",
-            dir.join("out2").display()
-        ),
-    )
-    .unwrap();
+        "",
+        &dir.join("out2"),
+        "\"model.hidden\" = { values = [32] }",
+    );
     let e = metalearn::search::command(&s, Some(1), true, &for_kind)
         .unwrap_err()
         .to_string();

@@ -9,7 +9,7 @@ pub mod bench;
 pub mod reference;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use reference::{verify_reference_dir, VerifyDtype};
 use std::path::PathBuf;
 
@@ -59,32 +59,7 @@ pub enum Command {
     },
     /// Multi-task learning: train a shared-trunk model from a TOML config (e.g.
     /// configs/mnist-multitask.toml), with single-task baselines; prints per-task test metrics.
-    Mtl {
-        /// The config file.
-        #[arg(long)]
-        config: PathBuf,
-        /// Print the results as one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Override `weighting.method` (equal, uncertainty, dwa, rlw, gradnorm, pcgrad, mgda, cagrad, nash).
-        #[arg(long)]
-        method: Option<String>,
-        /// Override `model.architecture` (hard, mmoe, cross_stitch).
-        #[arg(long)]
-        architecture: Option<String>,
-        /// Override `train.epochs`.
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// Override `data.train_limit` (use only the first N training examples).
-        #[arg(long)]
-        train_limit: Option<usize>,
-        /// Skip the single-task baselines.
-        #[arg(long)]
-        no_baselines: bool,
-        /// Override `diagnostics.out_dir`.
-        #[arg(long)]
-        out_dir: Option<String>,
-    },
+    Mtl(MtlArgs),
     /// Meta-train a few-shot learner from a TOML run config (e.g. configs/fewshot/maml-omniglot-5w1s.toml):
     /// progress bar, periodic validation, best and last checkpoints and a learning curve in
     /// `train.out_dir`, then the test protocol on the best checkpoint.
@@ -183,6 +158,35 @@ pub enum Command {
     },
 }
 
+/// The arguments of `metalearn mtl`.
+#[derive(Args, Debug)]
+pub struct MtlArgs {
+    /// The config file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Print the results as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Override `weighting.method` (equal, uncertainty, dwa, rlw, gradnorm, pcgrad, mgda, cagrad, nash).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Override `model.architecture` (hard, mmoe, cross_stitch).
+    #[arg(long)]
+    pub architecture: Option<String>,
+    /// Override `train.epochs`.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Override `data.train_limit` (use only the first N training examples).
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Skip the single-task baselines.
+    #[arg(long)]
+    pub no_baselines: bool,
+    /// Override `diagnostics.out_dir`.
+    #[arg(long)]
+    pub out_dir: Option<String>,
+}
+
 /// `metalearn data ...`
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
@@ -262,25 +266,16 @@ pub fn run() -> Result<()> {
             output.as_deref(),
             format.as_deref(),
         ),
-        Command::Mtl {
-            config,
-            json,
-            method,
-            architecture,
-            epochs,
-            train_limit,
-            no_baselines,
-            out_dir,
-        } => {
-            let o = crate::mtl::MtlOverrides {
-                method,
-                architecture,
-                epochs,
-                train_limit,
-                no_baselines,
-                out_dir,
+        Command::Mtl(args) => {
+            let overrides = crate::mtl::MtlOverrides {
+                method: args.method,
+                architecture: args.architecture,
+                epochs: args.epochs,
+                train_limit: args.train_limit,
+                no_baselines: args.no_baselines,
+                out_dir: args.out_dir,
             };
-            crate::mtl::run_from_config(&config, &o, json)?;
+            crate::mtl::run_from_config(&args.config, &overrides, args.json)?;
             Ok(())
         }
     }

@@ -8,6 +8,41 @@ use std::collections::BTreeMap;
 
 use super::error::{DataError, Result};
 
+/// `names[class]`, or `class <class>` when the dataset has no name for it.
+pub(crate) fn name_or_number(names: &[String], class: usize) -> String {
+    names
+        .get(class)
+        .cloned()
+        .unwrap_or_else(|| format!("class {class}"))
+}
+
+/// Each class's position in `classes` (`None` for a class not in the list), after checking
+/// that the list names each of the `num_classes` classes at most once; `verb` says what the
+/// list does, in the error for a repeat (`class 3 selected twice`).
+pub(crate) fn class_positions(
+    classes: &[usize],
+    num_classes: usize,
+    verb: &str,
+) -> Result<Vec<Option<usize>>> {
+    let mut positions = vec![None; num_classes];
+    for (j, &c) in classes.iter().enumerate() {
+        match positions.get_mut(c) {
+            Some(slot @ None) => *slot = Some(j),
+            Some(Some(_)) => {
+                return Err(DataError::InvalidArgument(format!(
+                    "class {c} {verb} twice"
+                )))
+            }
+            None => {
+                return Err(DataError::InvalidArgument(format!(
+                    "class {c} out of range for {num_classes} classes"
+                )))
+            }
+        }
+    }
+    Ok(positions)
+}
+
 /// Read access to a dataset of fixed-shape `f32` examples with one class label each.
 ///
 /// This is what [`crate::data::EpisodeSampler`] needs; it is implemented by [`ImageDataset`],
@@ -256,24 +291,8 @@ impl ImageDataset {
     /// A new dataset holding only the images of `classes`, relabelled so that `classes[j]`
     /// becomes class `j` (its name is kept). Images keep their relative order.
     pub fn select_classes(&self, classes: &[usize]) -> Result<ImageDataset> {
-        let mut map = vec![usize::MAX; self.num_classes()];
-        for (j, &c) in classes.iter().enumerate() {
-            match map.get_mut(c) {
-                Some(slot) if *slot == usize::MAX => *slot = j,
-                Some(_) => {
-                    return Err(DataError::InvalidArgument(format!(
-                        "class {c} selected twice"
-                    )))
-                }
-                None => {
-                    return Err(DataError::InvalidArgument(format!(
-                        "class {c} out of range for {} classes",
-                        self.num_classes()
-                    )))
-                }
-            }
-        }
-        let mapped = |l: usize| map.get(l).copied().filter(|&m| m != usize::MAX);
+        let map = class_positions(classes, self.num_classes(), "selected")?;
+        let mapped = |l: usize| map.get(l).copied().flatten();
         let keep: Vec<usize> = (0..self.n)
             .filter(|&i| self.labels.get(i).and_then(|&l| mapped(l)).is_some())
             .collect();
@@ -302,10 +321,7 @@ impl LabelledData for ImageDataset {
         self.labels[i]
     }
     fn class_name(&self, class: usize) -> String {
-        self.class_names
-            .get(class)
-            .cloned()
-            .unwrap_or_else(|| format!("class {class}"))
+        name_or_number(&self.class_names, class)
     }
     fn write_example(&self, i: usize, out: &mut [f32]) {
         out.copy_from_slice(self.image(i));
@@ -523,10 +539,7 @@ impl LabelledData for LabelColumn<'_> {
         self.data.labels[self.column][i]
     }
     fn class_name(&self, class: usize) -> String {
-        self.data.class_names[self.column]
-            .get(class)
-            .cloned()
-            .unwrap_or_else(|| format!("class {class}"))
+        name_or_number(&self.data.class_names[self.column], class)
     }
     fn write_example(&self, i: usize, out: &mut [f32]) {
         out.copy_from_slice(self.data.example(i));

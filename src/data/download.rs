@@ -8,11 +8,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
 use super::error::{path_name, DataError, Result};
-use super::idx::GZIP_MAGIC;
+use super::idx::{gunzip_at_most, GZIP_MAGIC};
 use super::npy::open_zip;
 
 /// What to do with a verified download.
@@ -316,19 +315,9 @@ fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The whole decompressed stream (no size limit: the registry's checksums pin the files).
 fn gunzip(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    MultiGzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            DataError::format(
-                name,
-                "gzip stream",
-                "a complete, valid gzip stream",
-                e.to_string(),
-            )
-        })?;
-    Ok(out)
+    gunzip_at_most(bytes, name, u64::MAX)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

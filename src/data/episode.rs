@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::dataset::{ClassIndex, LabelledData};
+use super::dataset::{class_positions, ClassIndex, LabelledData};
 use super::error::{DataError, Result};
 
 /// A seeded ChaCha8 generator: the RNG this module's determinism guarantee is stated for.
@@ -186,23 +186,7 @@ impl<'a, D: LabelledData + ?Sized> EpisodeSampler<'a, D> {
     pub fn with_classes(data: &'a D, spec: EpisodeSpec, classes: &[usize]) -> Result<Self> {
         spec.validate()?;
         let index = ClassIndex::of(data);
-        let mut seen = vec![false; data.num_classes()];
-        for &c in classes {
-            match seen.get_mut(c) {
-                Some(s) if !*s => *s = true,
-                Some(_) => {
-                    return Err(DataError::InvalidArgument(format!(
-                        "class {c} listed twice"
-                    )))
-                }
-                None => {
-                    return Err(DataError::InvalidArgument(format!(
-                        "class {c} out of range for {} classes",
-                        data.num_classes()
-                    )))
-                }
-            }
-        }
+        class_positions(classes, data.num_classes(), "listed")?;
         let dataset = format!("dataset of {} examples", data.len());
         if spec.n_way > classes.len() {
             return Err(DataError::NotEnoughClasses {

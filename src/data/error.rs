@@ -199,6 +199,37 @@ impl DataError {
         }
     }
 
+    /// Checks that the data after a header holds exactly the `expected` bytes the header
+    /// announces: shorter is [`DataError::truncated`] on `part`; longer is a format error on
+    /// `length_field`, expecting `expected_text` and finding `found_text`.
+    pub(crate) fn check_data_length(
+        file: &str,
+        part: &str,
+        expected: usize,
+        found: usize,
+        length_field: &str,
+        expected_text: impl FnOnce() -> String,
+        found_text: impl FnOnce() -> String,
+    ) -> Result<()> {
+        if found < expected {
+            return Err(DataError::truncated(
+                file,
+                part,
+                expected as u64,
+                found as u64,
+            ));
+        }
+        if found > expected {
+            return Err(DataError::format(
+                file,
+                length_field,
+                expected_text(),
+                found_text(),
+            ));
+        }
+        Ok(())
+    }
+
     /// A [`DataError::Truncated`] error.
     pub fn truncated(
         file: impl Into<String>,

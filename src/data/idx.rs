@@ -123,22 +123,32 @@ pub(crate) fn array<const N: usize>(c: &[u8]) -> [u8; N] {
     a
 }
 
+/// Decompresses a gzip stream (several members are concatenated), keeping at most `limit`
+/// bytes of output.
+pub(crate) fn gunzip_at_most(bytes: &[u8], name: &str, limit: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(2).min(1 << 28));
+    MultiGzDecoder::new(bytes)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            DataError::format(
+                name,
+                "gzip stream",
+                "a complete, valid gzip stream",
+                e.to_string(),
+            )
+        })?;
+    Ok(out)
+}
+
 /// Decompresses `bytes` if they start with the gzip magic, else borrows them.
 pub fn maybe_gunzip<'a>(bytes: &'a [u8], name: &str) -> Result<std::borrow::Cow<'a, [u8]>> {
     if bytes.starts_with(&GZIP_MAGIC) {
-        let mut out = Vec::with_capacity(bytes.len().saturating_mul(2).min(1 << 28));
-        MultiGzDecoder::new(bytes)
-            .take(MAX_DECOMPRESSED)
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                DataError::format(
-                    name,
-                    "gzip stream",
-                    "a complete, valid gzip stream",
-                    e.to_string(),
-                )
-            })?;
-        Ok(std::borrow::Cow::Owned(out))
+        Ok(std::borrow::Cow::Owned(gunzip_at_most(
+            bytes,
+            name,
+            MAX_DECOMPRESSED,
+        )?))
     } else {
         Ok(std::borrow::Cow::Borrowed(bytes))
     }
@@ -193,22 +203,15 @@ fn parse_idx_raw(b: &[u8], name: &str) -> Result<IdxArray> {
                 format!("{dims:?}"),
             )
         })?;
-    if data.len() < len {
-        return Err(DataError::truncated(
-            name,
-            "IDX data",
-            len as u64,
-            data.len() as u64,
-        ));
-    }
-    if data.len() > len {
-        return Err(DataError::format(
-            name,
-            "IDX file length",
-            format!("{} bytes (header + data for dims {dims:?})", header + len),
-            format!("{} bytes", b.len()),
-        ));
-    }
+    DataError::check_data_length(
+        name,
+        "IDX data",
+        len,
+        data.len(),
+        "IDX file length",
+        || format!("{} bytes (header + data for dims {dims:?})", header + len),
+        || format!("{} bytes", b.len()),
+    )?;
     Ok(IdxArray {
         dtype,
         dims,

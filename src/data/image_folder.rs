@@ -78,7 +78,8 @@ pub struct ImageFolderOptions {
     pub resize: Option<(usize, usize)>,
 }
 
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The paths of `dir`'s entries, sorted.
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "list", e))? {
         out.push(e.map_err(|e| DataError::io(dir, "list", e))?.path());
@@ -87,7 +88,8 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn is_hidden(p: &Path) -> bool {
+/// Whether the path's file name starts with a dot.
+pub(crate) fn is_hidden(p: &Path) -> bool {
     p.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with('.'))

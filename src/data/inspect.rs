@@ -12,7 +12,7 @@ use super::download::{sha256_file, sha256_hex};
 use super::error::{path_name, DataError, Result};
 use super::idx::{maybe_gunzip, parse_idx, read_file, IdxType, GZIP_MAGIC};
 use super::image::decode_png;
-use super::image_folder::{load_image_folder, ImageFolderOptions};
+use super::image_folder::{is_hidden, load_image_folder, sorted_entries, ImageFolderOptions};
 use super::npy::{open_zip, parse_npy, parse_npz, zip_error, NPY_MAGIC};
 use super::omniglot::{load_omniglot_npz, load_omniglot_pngs, OmniglotSet};
 use super::tabular::{parse_digits, parse_feature_csv, CsvOptions};
@@ -458,11 +458,7 @@ fn inspect_dir(dir: &Path) -> Result<String> {
 fn has_visible_subdir(dir: &Path) -> Result<bool> {
     for e in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "list", e))? {
         let p = e.map_err(|e| DataError::io(dir, "list", e))?.path();
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if p.is_dir() && !hidden {
+        if p.is_dir() && !is_hidden(&p) {
             return Ok(true);
         }
     }
@@ -530,16 +526,8 @@ fn is_data_file(p: &Path) -> bool {
 /// Data files in `dir` and its subfolders (not inside image class folders), sorted.
 fn collect_data_files(dir: &Path, depth: usize) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let mut entries = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "list", e))? {
-        entries.push(e.map_err(|e| DataError::io(dir, "list", e))?.path());
-    }
-    entries.sort();
-    for p in entries {
-        if p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'))
-        {
+    for p in sorted_entries(dir)? {
+        if is_hidden(&p) {
             continue;
         }
         if p.is_dir() {
@@ -555,12 +543,7 @@ fn collect_data_files(dir: &Path, depth: usize) -> Result<Vec<PathBuf>> {
 
 fn list_files(dir: &Path, depth: usize) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let mut entries = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "list", e))? {
-        entries.push(e.map_err(|e| DataError::io(dir, "list", e))?.path());
-    }
-    entries.sort();
-    for p in entries {
+    for p in sorted_entries(dir)? {
         if p.is_dir() {
             if depth < 8 {
                 out.extend(list_files(&p, depth + 1)?);

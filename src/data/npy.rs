@@ -166,22 +166,15 @@ pub fn parse_npy(bytes: &[u8], name: &str) -> Result<NpyArray> {
             format!("{:?}", header.shape),
         )
     })?;
-    if rest.len() < len {
-        return Err(DataError::truncated(
-            name,
-            "array data",
-            len as u64,
-            rest.len() as u64,
-        ));
-    }
-    if rest.len() > len {
-        return Err(DataError::format(
-            name,
-            "file length",
-            format!("{len} data bytes after the header"),
-            format!("{} bytes", rest.len()),
-        ));
-    }
+    DataError::check_data_length(
+        name,
+        "array data",
+        len,
+        rest.len(),
+        "file length",
+        || format!("{len} data bytes after the header"),
+        || format!("{} bytes", rest.len()),
+    )?;
     let array = NpyArray {
         header,
         data: rest.to_vec(),

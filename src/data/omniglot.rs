@@ -10,14 +10,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::dataset::{ImageDataset, LabelledData};
+use super::dataset::{name_or_number, ImageDataset, LabelledData};
 use super::error::{open_regular_file, path_name, DataError, Result};
 use super::image::{decode_png, rotate90, BoxResizer};
+use super::image_folder::sorted_entries;
 use super::npy::{
     open_zip, parse_npy, read_npy_header, read_up_to, zip_error, NpyDtype, NpyHeader,
 };
@@ -235,13 +236,7 @@ pub fn load_omniglot_npz(path: &Path, size: usize) -> Result<Omniglot> {
     let mut archive = open_zip(BufReader::with_capacity(1 << 16, file), &name)?;
     let (set, rows, cols) = read_npz_labels(&mut archive, &name)?;
     let images_member = format!("{name}/images.npy");
-    let mut f = archive
-        .by_name("images.npy")
-        .map_err(|_| DataError::NotFound {
-            file: name.clone(),
-            what: "npz member".into(),
-            expected: "images.npy".into(),
-        })?;
+    let mut f = npz_member(&mut archive, &name, "images.npy")?;
     let declared = f.size();
     let header = read_npy_header(&mut f, &images_member)?;
     let (h, w) = check_images_header(&header, rows, cols, declared, &images_member)?;
@@ -267,19 +262,26 @@ pub fn load_omniglot_npz(path: &Path, size: usize) -> Result<Omniglot> {
     })
 }
 
+/// The member `member` of the npz `name`, or a [`DataError::NotFound`] naming it.
+fn npz_member<'a, R: Read + std::io::Seek>(
+    archive: &'a mut zip::ZipArchive<R>,
+    name: &str,
+    member: &str,
+) -> Result<zip::read::ZipFile<'a, R>> {
+    archive.by_name(member).map_err(|_| DataError::NotFound {
+        file: name.to_string(),
+        what: "npz member".into(),
+        expected: member.into(),
+    })
+}
+
 /// Reads and checks `labels.npy` (`labels[i, j] == i`): the set, characters and drawings.
 fn read_npz_labels<R: Read + std::io::Seek>(
     archive: &mut zip::ZipArchive<R>,
     name: &str,
 ) -> Result<(OmniglotSet, usize, usize)> {
     let labels_member = format!("{name}/labels.npy");
-    let mut f = archive
-        .by_name("labels.npy")
-        .map_err(|_| DataError::NotFound {
-            file: name.to_string(),
-            what: "npz member".into(),
-            expected: "labels.npy".into(),
-        })?;
+    let mut f = npz_member(archive, name, "labels.npy")?;
     let mut buf = Vec::new();
     let declared = f.size();
     (&mut f)
@@ -479,13 +481,7 @@ fn lake_parts(path: &str) -> Option<(String, u32, String)> {
 }
 
 fn collect_dir(dir: &Path, out: &mut Vec<PngItem>, depth: usize) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "list", e))?;
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for e in entries {
-        paths.push(e.map_err(|e| DataError::io(dir, "list", e))?.path());
-    }
-    paths.sort();
-    for p in paths {
+    for p in sorted_entries(dir)? {
         if p.is_dir() {
             if depth < 8 {
                 collect_dir(&p, out, depth + 1)?;
@@ -833,10 +829,7 @@ impl LabelledData for RotatedDataset {
         self.labels[i]
     }
     fn class_name(&self, class: usize) -> String {
-        self.class_names
-            .get(class)
-            .cloned()
-            .unwrap_or_else(|| format!("class {class}"))
+        name_or_number(&self.class_names, class)
     }
     fn write_example(&self, i: usize, out: &mut [f32]) {
         out.copy_from_slice(self.base.image(self.examples[i]));

@@ -1,9 +1,15 @@
 //! What the tests share: finding the datasets and reference vectors that live outside the
-//! repository. A test that needs one that is absent says which and how to get it, and passes
-//! (a user's clone without the data); under `CI=true` a missing one is a failure.
+//! repository (a test that needs one that is absent says which and how to get it, and passes
+//! on a user's clone without the data; under `CI=true` a missing one is a failure), scratch
+//! folders, the small files and run configs several tests build, and (with the `cli` feature)
+//! running the `metalearn` binary.
 
 #![allow(dead_code)]
 
+#[cfg(feature = "cli")]
+pub mod bin;
+
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Skips (returns `None` after a note) or, under `CI=true`, fails on a missing `what`.
@@ -114,4 +120,140 @@ pub fn npy_bytes(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
     v.extend_from_slice(h.as_bytes());
     v.extend_from_slice(data);
     v
+}
+
+/// A fresh empty folder `<temp>/<prefix>-<pid>-<name>` (an older one of that name is removed
+/// first).
+pub fn fresh_dir(prefix: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("{prefix}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A new folder `<temp>/<prefix>-<tag>-<pid>-<counter>-<nanos>`, distinct on every call (for
+/// property tests that make many).
+pub fn unique_dir(prefix: &str, tag: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let p = std::env::temp_dir().join(format!(
+        "{prefix}-{tag}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// `bytes` gzip-compressed (one member).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Writes a CSV of 8 well-separated classes, 5 rows each: features `(c / 2, v / 10, -c)` with
+/// `v = (7c + 3i) mod 11`, label `c` last.
+pub fn write_class_csv(path: &Path) {
+    let mut text = String::new();
+    for c in 0..8 {
+        for i in 0..5 {
+            let v = (c * 7 + i * 3) % 11;
+            text.push_str(&format!(
+                "{},{},{},{}\n",
+                c as f32 * 0.5,
+                (v as f32) * 0.1,
+                -(c as f32),
+                c
+            ));
+        }
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// A ProtoNet run config on the CSV `csv` of [`write_class_csv`] (MLP 3-8, 2-way 1-shot
+/// 2-query, split 50/25/25, 20 test episodes) whose `[train]` table holds `train` (which may
+/// be followed by more train keys).
+pub fn csv_protonet_config(csv: &Path, train: &str) -> String {
+    format!(
+        r#"
+[algorithm]
+name = "protonet"
+[backbone]
+name = "mlp"
+sizes = [3, 8]
+[data]
+dataset = "csv"
+data_dir = {:?}
+n_way = 2
+k_shot = 1
+q_query = 2
+split = [0.5, 0.25]
+[eval]
+episodes = 20
+[train]
+{train}
+"#,
+        csv.display().to_string()
+    )
+}
+
+/// A function of a list of tensors, as the gradient checks take it.
+pub type TensorFn<'a> = &'a dyn Fn(&[metalearn::Tensor<f64>]) -> metalearn::Tensor<f64>;
+
+/// The first- and second-order gradient checks
+/// ([`metalearn::autodiff::check::assert_gradients`]) of every `(name, f)` in `cases`, each a
+/// function of the inputs `xs`.
+pub fn check_each_on(xs: &[metalearn::Tensor<f64>], cases: &[(&str, TensorFn)]) {
+    for (name, f) in cases {
+        metalearn::autodiff::check::assert_gradients(name, *f, xs);
+    }
+}
+
+/// [`check_each_on`] the single input `x`.
+pub fn check_each(x: &metalearn::Tensor<f64>, cases: &[(&str, TensorFn)]) {
+    check_each_on(std::slice::from_ref(x), cases);
+}
+
+/// A PNG file in memory: `width x height` pixels of `color` at `depth` bits per sample, the
+/// rows packed in `data`.
+pub fn png_bytes(
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, width, height);
+    enc.set_color(color);
+    enc.set_depth(depth);
+    enc.write_header().unwrap().write_image_data(data).unwrap();
+    out
+}
+
+/// Writes [`png_bytes`] to `path`, creating its folder.
+pub fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    data: &[u8],
+) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, png_bytes(width, height, color, depth, data)).unwrap();
+}
+
+/// The parameters of a checkpoint as `(name, values)` pairs, in the file's order.
+pub fn checkpoint_params(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let ck = metalearn::nn::checkpoint::load::<f32>(path).unwrap();
+    ck.params
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_vec()))
+        .collect()
 }

@@ -11,19 +11,43 @@ use crate::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// One MAML meta-step with one inner step: [`meta_gradient`] then an Adam update of `theta`;
-/// returns the meta-loss.
+/// One MAML meta-step with `steps` inner SGD steps of learning rate `lr`: [`meta_gradient`]
+/// then an Adam update of `theta`; returns the meta-loss.
 fn meta_train_step(
     model: &dyn Model<f32>,
     theta: &mut Params<f32>,
     opt: &mut Adam<f32>,
     tasks: &[TaskData<f32>],
-    lr: f64,
+    (steps, lr): (usize, f64),
     order: Order,
 ) -> f64 {
-    let (grads, loss) = meta_gradient(model, theta, tasks, 1, lr, order);
+    let (grads, loss) = meta_gradient(model, theta, tasks, steps, lr, order);
     *theta = opt.step(theta, &grads);
     loss
+}
+
+/// A pool of 2 meta-batches of `tasks` 5-way 1-shot tasks with 75 queries on N(0,1) images of
+/// shape `image` (support then query drawn per task); support labels 0..5, query labels
+/// `query_labels`.
+fn random_image_tasks(
+    rng: &mut ChaCha8Rng,
+    tasks: usize,
+    image: [usize; 3],
+    query_labels: &[usize],
+) -> Vec<Vec<TaskData<f32>>> {
+    let [c, h, w] = image;
+    (0..2)
+        .map(|_| {
+            (0..tasks)
+                .map(|_| TaskData {
+                    support_x: Tensor::rand_normal(&[5, c, h, w], 0.0, 1.0, rng),
+                    support_y: Target::Classes((0..5).collect()),
+                    query_x: Tensor::rand_normal(&[75, c, h, w], 0.0, 1.0, rng),
+                    query_y: Target::Classes(query_labels.to_vec()),
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// W1: sinusoid MAML meta-step, MLP 1-40-40-1, 25 tasks x (10 support + 10 query), 1 inner step
@@ -54,7 +78,7 @@ pub fn bench_w1(warmup: usize, iters: usize) -> BenchResult {
             &mut theta,
             &mut opt,
             &batches[i],
-            0.01,
+            (1, 0.01),
             Order::Second,
         );
     })
@@ -82,24 +106,20 @@ pub fn bench_w2(order: Order, warmup: usize, iters: usize) -> BenchResult {
     let mut theta: Params<f32> = model.init(&mut rng);
     let mut opt = Adam::new(1e-3);
     let query_labels: Vec<usize> = (0..75).map(|i| i % 5).collect();
-    let batches: Vec<Vec<TaskData<f32>>> = (0..2)
-        .map(|_| {
-            (0..32)
-                .map(|_| TaskData {
-                    support_x: Tensor::rand_normal(&[5, 1, 28, 28], 0.0, 1.0, &mut rng),
-                    support_y: Target::Classes((0..5).collect()),
-                    query_x: Tensor::rand_normal(&[75, 1, 28, 28], 0.0, 1.0, &mut rng),
-                    query_y: Target::Classes(query_labels.clone()),
-                })
-                .collect()
-        })
-        .collect();
+    let batches = random_image_tasks(&mut rng, 32, [1, 28, 28], &query_labels);
     let name = match order {
         Order::Second => "W2_omniglot_maml",
         Order::First => "W2_omniglot_fomaml",
     };
     time_iterations(name, warmup, iters, |i| {
-        meta_train_step(&model, &mut theta, &mut opt, &batches[i % 2], 0.4, order);
+        meta_train_step(
+            &model,
+            &mut theta,
+            &mut opt,
+            &batches[i % 2],
+            (1, 0.4),
+            order,
+        );
     })
 }
 
@@ -153,20 +173,16 @@ pub fn bench_w4(warmup: usize, iters: usize) -> BenchResult {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let mut theta: Params<f32> = model.init(&mut rng);
     let mut opt = Adam::new(1e-3);
-    let batches: Vec<Vec<TaskData<f32>>> = (0..2)
-        .map(|_| {
-            (0..4)
-                .map(|_| TaskData {
-                    support_x: Tensor::rand_normal(&[5, 3, 84, 84], 0.0, 1.0, &mut rng),
-                    support_y: Target::Classes((0..5).collect()),
-                    query_x: Tensor::rand_normal(&[75, 3, 84, 84], 0.0, 1.0, &mut rng),
-                    query_y: Target::Classes((0..75).map(|i| i / 15).collect()),
-                })
-                .collect()
-        })
-        .collect();
+    let query_labels: Vec<usize> = (0..75).map(|i| i / 15).collect();
+    let batches = random_image_tasks(&mut rng, 4, [3, 84, 84], &query_labels);
     time_iterations("W4_miniimagenet_maml", warmup, iters, |i| {
-        let (grads, _) = meta_gradient(&model, &theta, &batches[i % 2], 5, 0.01, Order::Second);
-        theta = opt.step(&theta, &grads);
+        meta_train_step(
+            &model,
+            &mut theta,
+            &mut opt,
+            &batches[i % 2],
+            (5, 0.01),
+            Order::Second,
+        );
     })
 }
