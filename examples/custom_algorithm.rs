@@ -57,17 +57,9 @@ impl Algorithm for CosineCentroidsAlgorithm {
         ParamCheck::new(Self::NAME).scale("scale", config.scale)
     }
 
-    fn build<T: Float, B: Backbone + 'static>(
-        config: &CosineCentroidsConfig,
-        body: B,
-        _: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>> {
-        let metric = CosineCentroids {
-            scale: config.scale,
-        };
-        Box::new(metric_learner(body, meta_lr, rng, |_, _, _| {
+    fn build<T: Float, B: Backbone>(c: &CosineCentroidsConfig, p: LearnerParts<B>) -> Learner<T> {
+        let metric = CosineCentroids { scale: c.scale };
+        Box::new(metric_learner(p.body, p.meta_lr, p.rng, |_, _, _| {
             (metric, Params::new())
         }))
     }

@@ -26,8 +26,9 @@ pub use crate::algorithms::reptile::{Reptile, ReptileAlgorithm, ReptileConfig};
 pub use crate::algorithms::{
     build_learner, build_learner_generic, build_regression_learner, build_with, mean_over_tasks,
     metric_learner, Adapted, Adapter, Algorithm, AlgorithmConfig, AlgorithmError, BackboneConfig,
-    Conv4Backbone, FewShotLearner, MetaGradient, MetaLearner, Method, Metric, MetricLearner,
-    MlpBackbone, Order, StepSize, StepStats, Target, TaskData, TaskKind, TaskResult,
+    Conv4Backbone, FewShotLearner, Learner, LearnerParts, MetaGradient, MetaLearner, Method,
+    Metric, MetricLearner, MlpBackbone, Order, StepSize, StepStats, Target, TaskData, TaskKind,
+    TaskResult,
 };
 pub use crate::autodiff::{grad, no_grad};
 pub use crate::data::seeded_rng;

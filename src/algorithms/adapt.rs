@@ -85,24 +85,24 @@ pub struct Adapter<T: Float> {
 }
 
 impl<T: Float> Adapter<T> {
-    /// `steps` second-order SGD steps of size `step_size`, every parameter adapting.
-    pub fn sgd(step_size: f64, steps: usize) -> Self {
+    /// `steps` second-order steps of `step_size`, every parameter adapting.
+    pub fn new(step_size: StepSize<T>, steps: usize) -> Self {
         Adapter {
             steps,
-            step_size: StepSize::Scalar(step_size),
+            step_size,
             order: Order::Second,
             mask: None,
         }
     }
 
+    /// `steps` second-order SGD steps of size `step_size`, every parameter adapting.
+    pub fn sgd(step_size: f64, steps: usize) -> Self {
+        Self::new(StepSize::Scalar(step_size), steps)
+    }
+
     /// `steps` second-order steps with one step-size tensor per parameter (Meta-SGD).
     pub fn per_parameter(step_sizes: Params<T>, steps: usize) -> Self {
-        Adapter {
-            steps,
-            step_size: StepSize::PerParameter(step_sizes),
-            order: Order::Second,
-            mask: None,
-        }
+        Self::new(StepSize::PerParameter(step_sizes), steps)
     }
 
     /// The same settings with `order`.

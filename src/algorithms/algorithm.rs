@@ -40,15 +40,25 @@ pub trait Algorithm {
         Ok(())
     }
 
-    /// The learner for `task` on the backbone `body`, its meta-parameters drawn from `rng`
-    /// and meta-trained at `meta_lr` (the config, task and rate are already checked).
-    fn build<T: Float, B: Backbone + 'static>(
-        config: &Self::Config,
-        body: B,
-        task: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>>;
+    /// The learner for `parts.task` on the backbone `parts.body`, its meta-parameters drawn
+    /// from `parts.rng` and meta-trained at `parts.meta_lr` (the config, task and rate are
+    /// already checked).
+    fn build<T: Float, B: Backbone>(config: &Self::Config, parts: LearnerParts<B>) -> Learner<T>;
+}
+
+/// A learner of any method, behind the one trait.
+pub type Learner<T> = Box<dyn FewShotLearner<T>>;
+
+/// What every learner is built from besides its config.
+pub struct LearnerParts<'r, B> {
+    /// The feature extractor (a [`Body`] when built from a config).
+    pub body: B,
+    /// What the learner predicts (the head's width).
+    pub task: TaskKind,
+    /// The outer optimizer's learning rate.
+    pub meta_lr: f64,
+    /// The random source of the initial meta-parameters.
+    pub rng: &'r mut dyn rand::RngCore,
 }
 
 /// Checks `config`, the task (`n_way >= 2`, `outputs >= 1`, regression only for methods that
@@ -60,7 +70,7 @@ pub fn build_with<A: Algorithm, T: Float>(
     task: TaskKind,
     meta_lr: f64,
     rng: &mut dyn rand::RngCore,
-) -> Result<Box<dyn FewShotLearner<T>>, AlgorithmError> {
+) -> Result<Learner<T>, AlgorithmError> {
     build_listing::<A, T>(config, backbone, task, &[], meta_lr, rng)
 }
 
@@ -73,12 +83,18 @@ pub(super) fn build_listing<A: Algorithm, T: Float>(
     capable: &'static [&'static str],
     meta_lr: f64,
     rng: &mut dyn rand::RngCore,
-) -> Result<Box<dyn FewShotLearner<T>>, AlgorithmError> {
+) -> Result<Learner<T>, AlgorithmError> {
     A::validate(config)?;
     check_task::<A>(task, capable)?;
     check_meta_lr(A::NAME, meta_lr)?;
     let body = Body::from_config(backbone)?;
-    Ok(A::build::<T, Body>(config, body, task, meta_lr, rng))
+    let parts = LearnerParts {
+        body,
+        task,
+        meta_lr,
+        rng,
+    };
+    Ok(A::build::<T, Body>(config, parts))
 }
 
 /// Checks that `A` can learn `task`: regression needs a method that regresses (the error

@@ -6,9 +6,9 @@
 //! reaches the body through the features (second order by default).
 
 use super::adapt::{Adapter, Order};
-use super::algorithm::Algorithm;
+use super::algorithm::{Algorithm, Learner, LearnerParts};
 use super::error::AlgorithmError;
-use super::learner::{FewShotLearner, MetaLearner, Method};
+use super::learner::{MetaLearner, Method};
 use super::maml::MamlConfig;
 use super::meta_batch::{mean_over_tasks, MetaGradient, TaskResult};
 use super::task::{Target, TaskData, TaskKind};
@@ -31,14 +31,8 @@ impl Algorithm for AnilAlgorithm {
         config.validate(Self::NAME)
     }
 
-    fn build<T: Float, B: Backbone + 'static>(
-        config: &AnilConfig,
-        body: B,
-        task: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>> {
-        Box::new(Anil::<T, B>::new(config, body, task, meta_lr, rng))
+    fn build<T: Float, B: Backbone>(c: &AnilConfig, p: LearnerParts<B>) -> Learner<T> {
+        Box::new(Anil::<T, B>::new(c, p.body, p.task, p.meta_lr, p.rng))
     }
 }
 

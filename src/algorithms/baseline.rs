@@ -8,7 +8,7 @@
 //!   the backbone + a global head over `base_classes` on a batch with GLOBAL labels. The
 //!   episodic [`TaskData`] has no global labels, so this is a separate method (the config must
 //!   set `base_classes`).
-//! - [`FewShotLearner::meta_train_step`] (episodic training with the same head as at test
+//! - [`FewShotLearner::meta_train_step`](super::FewShotLearner::meta_train_step) (episodic training with the same head as at test
 //!   time): per task, a new head is initialised from the support features (imprinting, see
 //!   below), fine-tuned on the support set exactly as in `predict`, and the query loss is
 //!   back-propagated to the backbone through the imprinted head and the query features; the
@@ -23,14 +23,14 @@
 //! State names: `param/...` (backbone), `head/weight`, `head/bias` (global head, when
 //! `base_classes` is set; Baseline++ has no bias), `opt/...`.
 
-use super::algorithm::Algorithm;
+use super::algorithm::{Algorithm, Learner, LearnerParts};
 use super::checks::{ParamCheck, MAX_CLASSES, MAX_FINETUNE_STEPS};
 use super::classes::{accuracy, class_means, num_classes};
 use super::error::AlgorithmError;
-use super::learner::{FewShotLearner, MetaLearner, Method};
+use super::learner::{MetaLearner, Method};
 use super::meta_batch::{mean_over_tasks, MetaGradient, StepStats, TaskResult};
 use super::metric::{cosine_similarities, embed_both};
-use super::task::{Target, TaskData, TaskKind};
+use super::task::{Target, TaskData};
 use crate::nn::init::{kaiming_uniform, push_weight_and_bias};
 use crate::nn::optim::{Optimizer, Sgd};
 use crate::nn::{Backbone, Body, Params};
@@ -90,53 +90,28 @@ impl BaselineConfig {
     }
 }
 
-/// Why the Baselines cannot regress.
-const BASELINE_CLASSIFIES_ONLY: Option<&str> =
-    Some("its heads are classifiers pre-trained on base classes");
+/// Baseline (`COSINE = false`: linear heads) and Baseline++ (`true`: cosine heads) in the
+/// algorithm table: classification only, heads fitted per task, one [`BaselineConfig`].
+pub struct BaselineFamily<const COSINE: bool>;
 
-/// Baseline in the algorithm table: classification only, heads fitted per task.
-pub struct BaselineAlgorithm;
+/// Baseline in the algorithm table.
+pub type BaselineAlgorithm = BaselineFamily<false>;
 
-impl Algorithm for BaselineAlgorithm {
+/// Baseline++ in the algorithm table.
+pub type BaselinePpAlgorithm = BaselineFamily<true>;
+
+impl<const COSINE: bool> Algorithm for BaselineFamily<COSINE> {
     type Config = BaselineConfig;
-    const NAME: &'static str = "baseline";
-    const CLASSIFIES_ONLY: Option<&'static str> = BASELINE_CLASSIFIES_ONLY;
+    const NAME: &'static str = if COSINE { "baseline_pp" } else { "baseline" };
+    const CLASSIFIES_ONLY: Option<&'static str> =
+        Some("its heads are classifiers pre-trained on base classes");
 
     fn validate(config: &BaselineConfig) -> Result<(), AlgorithmError> {
         config.validate(Self::NAME)
     }
 
-    fn build<T: Float, B: Backbone + 'static>(
-        config: &BaselineConfig,
-        body: B,
-        _: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>> {
-        Box::new(Baseline::<T, B>::new(config, false, body, meta_lr, rng))
-    }
-}
-
-/// Baseline++ in the algorithm table: Baseline's config, cosine heads.
-pub struct BaselinePpAlgorithm;
-
-impl Algorithm for BaselinePpAlgorithm {
-    type Config = BaselineConfig;
-    const NAME: &'static str = "baseline_pp";
-    const CLASSIFIES_ONLY: Option<&'static str> = BASELINE_CLASSIFIES_ONLY;
-
-    fn validate(config: &BaselineConfig) -> Result<(), AlgorithmError> {
-        config.validate(Self::NAME)
-    }
-
-    fn build<T: Float, B: Backbone + 'static>(
-        config: &BaselineConfig,
-        body: B,
-        _: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>> {
-        Box::new(Baseline::<T, B>::new(config, true, body, meta_lr, rng))
+    fn build<T: Float, B: Backbone>(c: &BaselineConfig, p: LearnerParts<B>) -> Learner<T> {
+        Box::new(Baseline::<T, B>::new(c, COSINE, p.body, p.meta_lr, p.rng))
     }
 }
 

@@ -47,27 +47,28 @@ impl ParamCheck {
 
     /// `value` must be finite and in `(0, MAX_STEP_SIZE]` (learning rates and step sizes).
     pub fn step_size(&self, field: &'static str, value: f64) -> Result<(), AlgorithmError> {
-        if value.is_finite() && value > 0.0 && value <= MAX_STEP_SIZE {
-            Ok(())
-        } else {
-            Err(self.invalid(
-                field,
-                value.to_string(),
-                "must be a finite number in (0, 100]",
-            ))
-        }
+        let reason = "must be a finite number in (0, 100]";
+        self.positive(field, value, MAX_STEP_SIZE, reason)
     }
 
     /// `value` must be finite and in `(0, MAX_SCALE]` (scales, ridge penalties).
     pub fn scale(&self, field: &'static str, value: f64) -> Result<(), AlgorithmError> {
-        if value.is_finite() && value > 0.0 && value <= MAX_SCALE {
+        let reason = "must be a finite number in (0, 1e6]";
+        self.positive(field, value, MAX_SCALE, reason)
+    }
+
+    /// `value` must be finite and in `(0, max]`; `reason` says so in the error.
+    pub fn positive(
+        &self,
+        field: &'static str,
+        value: f64,
+        max: f64,
+        reason: &'static str,
+    ) -> Result<(), AlgorithmError> {
+        if value.is_finite() && value > 0.0 && value <= max {
             Ok(())
         } else {
-            Err(self.invalid(
-                field,
-                value.to_string(),
-                "must be a finite number in (0, 1e6]",
-            ))
+            Err(self.invalid(field, value.to_string(), reason))
         }
     }
 

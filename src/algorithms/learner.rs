@@ -124,6 +124,18 @@ impl<T: Float, M: Method<T>> MetaLearner<T, M> {
     pub fn params(&self) -> &Params<T> {
         &self.meta.params
     }
+
+    /// The meta-parameters with their optimizer.
+    pub fn meta_state(&self) -> &MetaState<T> {
+        &self.meta
+    }
+
+    /// The meta-parameters with their optimizer, to update outside
+    /// [`FewShotLearner::meta_train_step`] (e.g. a pre-training step on other data, as
+    /// Baseline's `pretrain_step`).
+    pub fn meta_state_mut(&mut self) -> &mut MetaState<T> {
+        &mut self.meta
+    }
 }
 
 impl<T: Float, M: Method<T>> FewShotLearner<T> for MetaLearner<T, M> {

@@ -5,10 +5,10 @@
 
 use super::adapt::Adapter;
 pub use super::adapt::Order;
-use super::algorithm::Algorithm;
+use super::algorithm::{Algorithm, Learner, LearnerParts};
 use super::checks::ParamCheck;
 use super::error::AlgorithmError;
-use super::learner::{FewShotLearner, MetaLearner, Method};
+use super::learner::{MetaLearner, Method};
 use super::meta_batch::{mean_over_tasks, MetaGradient, StepStats, TaskResult};
 pub use super::task::TaskData;
 use super::task::{Target, TaskKind};
@@ -51,41 +51,26 @@ impl MamlConfig {
     }
 }
 
-/// MAML in the algorithm table: regresses, has a head; second order unless `first_order`.
-pub struct MamlAlgorithm;
+/// MAML (`FIRST_ORDER = false`) and first-order MAML (`true`) in the algorithm table: they
+/// regress, have a head, and share [`MamlConfig`]; first-order MAML's default sets
+/// `first_order`, and it is first order whatever the config says.
+pub struct MamlFamily<const FIRST_ORDER: bool>;
 
-impl Algorithm for MamlAlgorithm {
+/// MAML in the algorithm table: second order unless `first_order`.
+pub type MamlAlgorithm = MamlFamily<false>;
+
+/// First-order MAML in the algorithm table: always first order.
+pub type FomamlAlgorithm = MamlFamily<true>;
+
+impl<const FIRST_ORDER: bool> Algorithm for MamlFamily<FIRST_ORDER> {
     type Config = MamlConfig;
-    const NAME: &'static str = "maml";
+    const NAME: &'static str = if FIRST_ORDER { "fomaml" } else { "maml" };
     const HAS_HEAD: bool = true;
 
-    fn validate(config: &MamlConfig) -> Result<(), AlgorithmError> {
-        config.validate(Self::NAME)
-    }
-
-    fn build<T: Float, B: Backbone + 'static>(
-        config: &MamlConfig,
-        body: B,
-        task: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>> {
-        Box::new(Maml::<T, B>::new(config, false, body, task, meta_lr, rng))
-    }
-}
-
-/// First-order MAML in the algorithm table: MAML's config, always first order.
-pub struct FomamlAlgorithm;
-
-impl Algorithm for FomamlAlgorithm {
-    type Config = MamlConfig;
-    const NAME: &'static str = "fomaml";
-    const HAS_HEAD: bool = true;
-
-    /// MAML's defaults with `first_order` set.
+    /// MAML's defaults, with `first_order = FIRST_ORDER`.
     fn default_config() -> MamlConfig {
         MamlConfig {
-            first_order: true,
+            first_order: FIRST_ORDER,
             ..MamlConfig::default()
         }
     }
@@ -94,14 +79,15 @@ impl Algorithm for FomamlAlgorithm {
         config.validate(Self::NAME)
     }
 
-    fn build<T: Float, B: Backbone + 'static>(
-        config: &MamlConfig,
-        body: B,
-        task: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>> {
-        Box::new(Maml::<T, B>::new(config, true, body, task, meta_lr, rng))
+    fn build<T: Float, B: Backbone>(c: &MamlConfig, p: LearnerParts<B>) -> Learner<T> {
+        Box::new(Maml::<T, B>::new(
+            c,
+            FIRST_ORDER,
+            p.body,
+            p.task,
+            p.meta_lr,
+            p.rng,
+        ))
     }
 }
 
@@ -313,7 +299,7 @@ impl<T: Float, B: Backbone> Method<T> for MamlMethod<B> {
 /// Meta-training adapts on each task's support set with `inner_steps` SGD steps (batch norm
 /// with the support batch's statistics in every step), scores the query set (query batch
 /// statistics), and steps Adam on the mean meta-gradient (tasks in parallel).
-/// [`predict`](FewShotLearner::predict) adapts with `eval_inner_steps` first-order steps and
+/// [`predict`](super::FewShotLearner::predict) adapts with `eval_inner_steps` first-order steps and
 /// runs the query batch under `no_grad`, with the query batch's statistics (transductive, as
 /// Finn et al.'s code).
 ///
@@ -387,7 +373,7 @@ impl<T: Float, B: Backbone> Maml<T, B> {
     }
 
     /// The mean meta-gradient of a meta-batch at the current `theta` and the step statistics
-    /// (without updating): what [`FewShotLearner::meta_train_step`] feeds the optimizer.
+    /// (without updating): what [`FewShotLearner::meta_train_step`](super::FewShotLearner::meta_train_step) feeds the optimizer.
     pub fn meta_gradient(&self, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         let m = &self.method;
         let (steps, lr) = (m.inner_steps, m.inner_lr);

@@ -2,17 +2,17 @@
 //! full-context embeddings: `p(y = c | x) = sum_i a(x, x_i) [y_i = c]` with the attention
 //! `a = softmax_i(scale * cos(f(x), f(x_i)))` over the support examples.
 //!
-//! [`FewShotLearner::predict`] returns `log p` (valid logits: their softmax is `p`); training
+//! [`FewShotLearner::predict`](super::FewShotLearner::predict) returns `log p` (valid logits: their softmax is `p`); training
 //! minimises the negative log-likelihood of the query labels (cross-entropy on `log p`, as
 //! `softmax(log p) = p`). Support and query are embedded in one batch.
 
-use super::algorithm::Algorithm;
+use super::algorithm::{Algorithm, Learner, LearnerParts};
 use super::checks::ParamCheck;
 use super::classes::{num_classes, one_hot};
 use super::error::AlgorithmError;
-use super::learner::FewShotLearner;
-use super::metric::{cosine_similarities, metric_learner, Metric, MetricLearner};
-use super::task::TaskKind;
+use super::metric::{
+    cosine_similarities, metric_learner, Metric, MetricLearner, COMPARES_CLASS_EMBEDDINGS,
+};
 use crate::nn::{Backbone, Body, Params};
 use crate::tensor::{Float, Tensor};
 use serde::{Deserialize, Serialize};
@@ -39,22 +39,15 @@ pub struct MatchingAlgorithm;
 impl Algorithm for MatchingAlgorithm {
     type Config = MatchingConfig;
     const NAME: &'static str = "matching";
-    const CLASSIFIES_ONLY: Option<&'static str> =
-        Some("it classifies by comparing query embeddings with class embeddings");
+    const CLASSIFIES_ONLY: Option<&'static str> = COMPARES_CLASS_EMBEDDINGS;
 
     /// `scale` in (0, 1e6].
     fn validate(config: &MatchingConfig) -> Result<(), AlgorithmError> {
         ParamCheck::new(Self::NAME).scale("scale", config.scale)
     }
 
-    fn build<T: Float, B: Backbone + 'static>(
-        config: &MatchingConfig,
-        body: B,
-        _: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>> {
-        Box::new(MatchingNet::<T, B>::new(config, body, meta_lr, rng))
+    fn build<T: Float, B: Backbone>(c: &MatchingConfig, p: LearnerParts<B>) -> Learner<T> {
+        Box::new(MatchingNet::<T, B>::new(c, p.body, p.meta_lr, p.rng))
     }
 }
 

@@ -5,10 +5,10 @@
 //! then the optimizer's state under `opt/`.
 
 use super::adapt::{Adapter, Order};
-use super::algorithm::Algorithm;
+use super::algorithm::{Algorithm, Learner, LearnerParts};
 use super::checks::ParamCheck;
 use super::error::AlgorithmError;
-use super::learner::{FewShotLearner, MetaLearner, Method};
+use super::learner::{MetaLearner, Method};
 use super::meta_batch::{mean_over_tasks, MetaGradient, TaskResult};
 use super::task::{Target, TaskData, TaskKind};
 use crate::nn::{Backbone, Body, Model, Network, Params};
@@ -56,14 +56,8 @@ impl Algorithm for MetaSgdAlgorithm {
         check.inner_loop("init_lr", c.init_lr, c.inner_steps, c.eval_inner_steps)
     }
 
-    fn build<T: Float, B: Backbone + 'static>(
-        config: &MetaSgdConfig,
-        body: B,
-        task: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>> {
-        Box::new(MetaSgd::<T, B>::new(config, body, task, meta_lr, rng))
+    fn build<T: Float, B: Backbone>(c: &MetaSgdConfig, p: LearnerParts<B>) -> Learner<T> {
+        Box::new(MetaSgd::<T, B>::new(c, p.body, p.task, p.meta_lr, p.rng))
     }
 }
 

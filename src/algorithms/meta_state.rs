@@ -14,16 +14,17 @@ pub struct MetaState<T: Float> {
     pub params: Params<T>,
     /// Their optimizer.
     pub opt: Box<dyn Optimizer<T> + Send + Sync>,
+    /// The method's name, for load errors (`<maml learner state>`).
     who: &'static str,
 }
 
 impl<T: Float> MetaState<T> {
-    /// `params` with Adam at `lr`.
+    /// `params` with Adam at `lr`; `who` names the method in load errors.
     pub fn adam(who: &'static str, params: Params<T>, lr: f64) -> Self {
         Self::with_optimizer(who, params, Box::new(Adam::new(lr)))
     }
 
-    /// `params` with a given optimizer.
+    /// `params` (detached) with a given optimizer; `who` names the method in load errors.
     pub fn with_optimizer(
         who: &'static str,
         params: Params<T>,

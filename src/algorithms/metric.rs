@@ -10,6 +10,10 @@ use super::task::{Target, TaskData};
 use crate::nn::{Backbone, Body, Params};
 use crate::tensor::{Float, Tensor};
 
+/// Why the metric-based methods only classify ([`super::Algorithm::CLASSIFIES_ONLY`]).
+pub const COMPARES_CLASS_EMBEDDINGS: Option<&str> =
+    Some("it classifies by comparing query embeddings with class embeddings");
+
 /// How one metric-based method scores queries against a labelled support set.
 pub trait Metric<T: Float>: Send + Sync {
     /// The method's name, as configs spell it.

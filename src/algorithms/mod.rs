@@ -42,7 +42,7 @@ mod table;
 pub mod task;
 
 pub use adapt::{Adapted, Adapter, Order, StepSize};
-pub use algorithm::{build_with, Algorithm};
+pub use algorithm::{build_with, Algorithm, Learner, LearnerParts};
 pub use backbone_config::{BackboneConfig, Conv4Backbone, MlpBackbone};
 pub use error::AlgorithmError;
 pub use learner::{FewShotLearner, MetaLearner, Method};

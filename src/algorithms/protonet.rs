@@ -4,11 +4,9 @@
 //! Support and query are embedded in one batch (so batch norm uses one set of statistics, the
 //! same in training and prediction; see [`super::metric`]).
 
-use super::algorithm::Algorithm;
+use super::algorithm::{Algorithm, Learner, LearnerParts};
 use super::classes::{class_means, num_classes};
-use super::learner::FewShotLearner;
-use super::metric::{metric_learner, Metric, MetricLearner};
-use super::task::TaskKind;
+use super::metric::{metric_learner, Metric, MetricLearner, COMPARES_CLASS_EMBEDDINGS};
 use crate::nn::{Backbone, Body, Params};
 use crate::tensor::{Float, Tensor};
 use serde::{Deserialize, Serialize};
@@ -25,17 +23,10 @@ pub struct ProtoNetAlgorithm;
 impl Algorithm for ProtoNetAlgorithm {
     type Config = ProtoNetConfig;
     const NAME: &'static str = "protonet";
-    const CLASSIFIES_ONLY: Option<&'static str> =
-        Some("it classifies by comparing query embeddings with class embeddings");
+    const CLASSIFIES_ONLY: Option<&'static str> = COMPARES_CLASS_EMBEDDINGS;
 
-    fn build<T: Float, B: Backbone + 'static>(
-        _: &ProtoNetConfig,
-        body: B,
-        _: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>> {
-        Box::new(ProtoNet::<T, B>::new(body, meta_lr, rng))
+    fn build<T: Float, B: Backbone>(_: &ProtoNetConfig, p: LearnerParts<B>) -> Learner<T> {
+        Box::new(ProtoNet::<T, B>::new(p.body, p.meta_lr, p.rng))
     }
 }
 

@@ -10,13 +10,11 @@
 //!
 //! State names: `param/...` (backbone), `r2d2/log_lambda`, `r2d2/scale`, `opt/...`.
 
-use super::algorithm::Algorithm;
+use super::algorithm::{Algorithm, Learner, LearnerParts};
 use super::checks::ParamCheck;
 use super::classes::{num_classes, one_hot};
 use super::error::AlgorithmError;
-use super::learner::FewShotLearner;
 use super::metric::{metric_learner, Metric, MetricLearner};
-use super::task::TaskKind;
 use crate::nn::{Backbone, Body, Params};
 use crate::tensor::{Float, Tensor};
 use serde::{Deserialize, Serialize};
@@ -64,14 +62,8 @@ impl Algorithm for R2d2Algorithm {
         check.scale("scale", config.scale)
     }
 
-    fn build<T: Float, B: Backbone + 'static>(
-        config: &R2d2Config,
-        body: B,
-        _: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>> {
-        Box::new(R2d2::<T, B>::new(config, body, meta_lr, rng))
+    fn build<T: Float, B: Backbone>(c: &R2d2Config, p: LearnerParts<B>) -> Learner<T> {
+        Box::new(R2d2::<T, B>::new(c, p.body, p.meta_lr, p.rng))
     }
 }
 

@@ -9,17 +9,15 @@
 //! Omniglot with four poolings the maps are 1x1, where a conv block is a fully connected layer.
 //! Batch norm (batch statistics over the `Nq * N` pairs) also keeps the ReLUs from dying, which
 //! otherwise collapses the scores to a constant early in training.
-//! [`FewShotLearner::predict`] returns the scores `[Nq, N]`.
+//! [`FewShotLearner::predict`](super::FewShotLearner::predict) returns the scores `[Nq, N]`.
 //!
 //! State names: `param/...` (backbone), `relation/...` (relation module), `opt/...`.
 
-use super::algorithm::Algorithm;
+use super::algorithm::{Algorithm, Learner, LearnerParts};
 use super::checks::{ParamCheck, MAX_WIDTH};
 use super::classes::{num_classes, one_hot};
 use super::error::AlgorithmError;
-use super::learner::FewShotLearner;
-use super::metric::{metric_learner, Metric, MetricLearner};
-use super::task::TaskKind;
+use super::metric::{metric_learner, Metric, MetricLearner, COMPARES_CLASS_EMBEDDINGS};
 use crate::nn::init::push_weight_and_bias;
 use crate::nn::{Backbone, Body, Params};
 use crate::tensor::{Float, Tensor};
@@ -51,8 +49,7 @@ pub struct RelationAlgorithm;
 impl Algorithm for RelationAlgorithm {
     type Config = RelationConfig;
     const NAME: &'static str = "relation";
-    const CLASSIFIES_ONLY: Option<&'static str> =
-        Some("it classifies by comparing query embeddings with class embeddings");
+    const CLASSIFIES_ONLY: Option<&'static str> = COMPARES_CLASS_EMBEDDINGS;
 
     /// Every hidden width in [1, 65536].
     fn validate(config: &RelationConfig) -> Result<(), AlgorithmError> {
@@ -66,14 +63,8 @@ impl Algorithm for RelationAlgorithm {
         ))
     }
 
-    fn build<T: Float, B: Backbone + 'static>(
-        config: &RelationConfig,
-        body: B,
-        _: TaskKind,
-        meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>> {
-        Box::new(RelationNet::<T, B>::new(config, body, meta_lr, rng))
+    fn build<T: Float, B: Backbone>(c: &RelationConfig, p: LearnerParts<B>) -> Learner<T> {
+        Box::new(RelationNet::<T, B>::new(c, p.body, p.meta_lr, p.rng))
     }
 }
 

@@ -14,10 +14,10 @@
 //! flows through the inner loop, so each inner step's graph is freed at once.
 
 use super::adapt::{Adapter, Order};
-use super::algorithm::Algorithm;
+use super::algorithm::{Algorithm, Learner, LearnerParts};
 use super::checks::{ParamCheck, MAX_STEP_SIZE};
 use super::error::AlgorithmError;
-use super::learner::{FewShotLearner, MetaLearner, Method};
+use super::learner::{MetaLearner, Method};
 use super::meta_batch::{mean_over_tasks, MetaGradient, TaskResult};
 use super::task::{Target, TaskData, TaskKind};
 use crate::nn::optim::Sgd;
@@ -88,14 +88,8 @@ impl Algorithm for ReptileAlgorithm {
     }
 
     /// Reptile's outer step is SGD at `epsilon`: `meta_lr` is not used.
-    fn build<T: Float, B: Backbone + 'static>(
-        config: &ReptileConfig,
-        body: B,
-        task: TaskKind,
-        _meta_lr: f64,
-        rng: &mut dyn rand::RngCore,
-    ) -> Box<dyn FewShotLearner<T>> {
-        Box::new(Reptile::<T, B>::new(config, body, task, rng))
+    fn build<T: Float, B: Backbone>(c: &ReptileConfig, p: LearnerParts<B>) -> Learner<T> {
+        Box::new(Reptile::<T, B>::new(c, p.body, p.task, p.rng))
     }
 }
 

@@ -159,8 +159,8 @@ impl<T: Float> Walk<T> {
 /// [`grad`] with explicit upstream gradients (`grad_outputs[i]` has the shape of `outputs[i]`)
 /// and options.
 ///
-/// Phases: the topological order of the graph behind `outputs` ([`walk_graph`]), then one
-/// backward rule per node from the outputs down ([`backward_rule`]), accumulating each
+/// Phases: the topological order of the graph behind `outputs` (`walk_graph`), then one
+/// backward rule per node from the outputs down (`backward_rule`), accumulating each
 /// node's gradient before its own rule runs, and freeing the graph as it goes unless
 /// `retain_graph`.
 pub fn grad_with<T: Float>(

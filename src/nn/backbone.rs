@@ -9,8 +9,9 @@ use crate::tensor::{Float, Tensor};
 /// features (ProtoNet and the other metric methods).
 ///
 /// The methods are generic in the element type, so one backbone serves `f32` training and
-/// `f64` gradient checks.
-pub trait Backbone: Send + Sync {
+/// `f64` gradient checks. A backbone owns its description (`'static`), so learners built on it
+/// can be boxed.
+pub trait Backbone: Send + Sync + 'static {
     /// Fresh parameters, drawn from `rng` in a fixed order (so a seed gives the same
     /// initialisation every time).
     fn init_params<T: Float>(&self, rng: &mut dyn rand::RngCore) -> Params<T>;
