@@ -15,14 +15,16 @@
 //! side only. [`objective`] makes these configs a search objective ([`Transfer`]).
 
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod net;
 pub mod objective;
 pub mod pretrain;
 
 pub use config::{Arch, ModelSpec, SourceSpec, Strategy, TargetSpec, TransferConfig};
+pub use data::TrainTestSplit;
 pub use error::{Result, TransferError};
-pub use net::{fit, FitOptions, Net, TaskData};
+pub use net::{fit, FitOptions, Net};
 pub use objective::Transfer;
 
 use crate::nn::Params;
@@ -279,7 +281,7 @@ impl TargetSplit {
 struct TargetRuns<'a> {
     cfg: &'a TransferConfig,
     net: &'a Net,
-    target: &'a TaskData,
+    target: &'a TrainTestSplit,
     split: &'a TargetSplit,
     /// The pretrained trunk (empty when only scratch runs).
     pretrained: &'a Params,
@@ -370,7 +372,7 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
     let total = Stopwatch::start();
     let out_dir = cfg.out_dir();
     let _lock = crate::run::RunLock::acquire(&out_dir)?;
-    let target = net::load(&cfg.target_sel(), "target")?;
+    let target = data::load(&cfg.target_sel(), "target")?;
     let shape = [
         target.train.channels,
         target.train.height,

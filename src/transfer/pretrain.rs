@@ -4,8 +4,9 @@
 //! saved there.
 
 use super::config::{DataSel, TransferConfig};
+use super::data;
 use super::error::{Result, TransferError};
-use super::net::{self, fit, FitOptions, Net};
+use super::net::{fit, FitOptions, Net};
 use super::{check_finite, io_err, rng_for, SOURCE_KEY};
 use crate::nn::Params;
 use crate::run::usage::Stopwatch;
@@ -125,7 +126,7 @@ fn pretrain(
     target_shape: [usize; 3],
     progress: bool,
 ) -> Result<(Pretrained, Params)> {
-    let data = net::load(sel, "source")?;
+    let data = data::load(sel, "source")?;
     let shape = [data.train.channels, data.train.height, data.train.width];
     if shape != target_shape {
         return Err(TransferError::value(
