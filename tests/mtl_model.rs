@@ -234,26 +234,19 @@ fn per_task_gradients_sum_to_the_joint_gradient() {
             dim: 1,
         },
     ];
-    let a = train::step_gradients(
-        &model,
-        &owners,
-        &params,
-        &x,
-        &ys,
-        &mut Equal::new(3),
-        (0, 0),
-        false,
-    );
-    let b = train::step_gradients(
-        &model,
-        &owners,
-        &params,
-        &x,
-        &ys,
-        &mut Equal::new(3),
-        (0, 0),
-        true,
-    );
+    // `a` without the per-task gradients measured, `b` with them.
+    let [a, b] = [false, true].map(|measured| {
+        train::step_gradients(
+            &model,
+            &owners,
+            &params,
+            &x,
+            &ys,
+            &mut Equal::new(3),
+            (0, 0),
+            measured,
+        )
+    });
     assert!(a.cosines.is_none());
     assert_eq!(b.cosines.as_ref().unwrap().len(), 3);
     for (ga, gb) in a.grads.iter().zip(&b.grads) {
@@ -289,41 +282,52 @@ fn config_errors_name_the_key_or_path() {
         msg.contains("data.path") && msg.contains("/nonexistent/mnist"),
         "{msg}"
     );
-    // Unknown method.
-    let err = MtlConfig::from_toml(&format!("{BASE}\n[weighting]\nmethod = \"fancy\"\n"))
-        .unwrap_err()
+    // Each bad config, whether it parses (the error then comes from the task specs), and what
+    // its error names.
+    let cases: [(&str, String, bool, &[&str]); 5] = [
+        (
+            "unknown method",
+            format!("{BASE}\n[weighting]\nmethod = \"fancy\"\n"),
+            false,
+            &["weighting.method", "fancy"],
+        ),
+        (
+            "head with the wrong number of classes",
+            BASE.replace("classes = 3", "classes = 10"),
+            true,
+            &["tasks[1].classes"],
+        ),
+        (
+            "unknown label source",
+            BASE.replace("class_mod3", "class_mod7"),
+            false,
+            &["tasks[1].label", "class_mod7"],
+        ),
+        (
+            "unknown key",
+            format!("{BASE}\n[train]\nepochz = 3\n"),
+            false,
+            &["epochz"],
+        ),
+        (
+            "a binary head on a 10-class label",
+            BASE.replacen("kind = \"multiclass\"", "kind = \"binary\"", 1),
+            true,
+            &["tasks[0].kind"],
+        ),
+    ];
+    for (what, text, parses, names) in cases {
+        let err = if parses {
+            let cfg = MtlConfig::from_toml(&text).unwrap();
+            metalearn::mtl::config::task_specs(&cfg).unwrap_err()
+        } else {
+            MtlConfig::from_toml(&text).unwrap_err()
+        }
         .to_string();
-    assert!(
-        err.contains("weighting.method") && err.contains("fancy"),
-        "{err}"
-    );
-    // Head with the wrong number of classes.
-    let bad = BASE.replace("classes = 3", "classes = 10");
-    let cfg = MtlConfig::from_toml(&bad).unwrap();
-    let err = metalearn::mtl::config::task_specs(&cfg)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("tasks[1].classes"), "{err}");
-    // Unknown label source and unknown keys.
-    let err = MtlConfig::from_toml(&BASE.replace("class_mod3", "class_mod7"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("tasks[1].label") && err.contains("class_mod7"),
-        "{err}"
-    );
-    let err = MtlConfig::from_toml(&format!("{BASE}\n[train]\nepochz = 3\n"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("epochz"), "{err}");
-    // A binary head on a 10-class label.
-    let err = metalearn::mtl::config::task_specs(
-        &MtlConfig::from_toml(&BASE.replacen("kind = \"multiclass\"", "kind = \"binary\"", 1))
-            .unwrap(),
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("tasks[0].kind"), "{err}");
+        for name in names {
+            assert!(err.contains(name), "{what}: {err}");
+        }
+    }
     // The shipped configs parse.
     for f in [
         "configs/mnist-multitask.toml",

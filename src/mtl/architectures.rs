@@ -1,8 +1,8 @@
 //! Soft-sharing architectures: Multi-gate Mixture-of-Experts and cross-stitch networks.
 
 use super::model::{
-    flat_width, init_per_task, per_task_owners, LayerSpec, MultiTaskModel, Owner, ParamCursor,
-    ShapeError, Stack, TaskHeads, TaskSpec,
+    init_per_task, per_task_owners, LayerSpec, MultiTaskModel, Owner, ParamCursor, ShapeError,
+    Stack, TaskHeads, TaskSpec,
 };
 use crate::nn::{Model, Params};
 use crate::tensor::{Float, Tensor};
@@ -31,7 +31,7 @@ impl Mmoe {
             return Err(ShapeError("MMoE needs at least one expert".into()));
         }
         let e = Stack::new(trunk, in_shape, fuse)?;
-        let d = flat_width(&e, "expert", "")?;
+        let heads = TaskHeads::on_output_of(&e, "expert", "", tasks)?;
         let gate = Stack::new(
             &[LayerSpec::Flatten, LayerSpec::Linear { out: experts }],
             in_shape,
@@ -39,8 +39,8 @@ impl Mmoe {
         )?;
         Ok(Mmoe {
             experts: vec![e; experts],
-            gates: vec![gate; tasks.len()],
-            heads: TaskHeads::new(tasks, d),
+            gates: vec![gate; heads.tasks().len()],
+            heads,
         })
     }
 
@@ -118,11 +118,8 @@ impl CrossStitch {
         fuse: bool,
     ) -> Result<Self, ShapeError> {
         let column = Stack::new(trunk, in_shape, fuse)?;
-        let d = flat_width(&column, "column", "")?;
-        Ok(CrossStitch {
-            column,
-            heads: TaskHeads::new(tasks, d),
-        })
+        let heads = TaskHeads::on_output_of(&column, "column", "", tasks)?;
+        Ok(CrossStitch { column, heads })
     }
 
     /// The tasks' copies of the column.

@@ -583,7 +583,7 @@ pub(crate) fn head_stack(task: &TaskSpec, in_dim: usize) -> Stack {
 
 /// The width of `stack`'s output, which must be flat; the error names the stack as `what`
 /// (`trunk`, `expert`, `column`), with `hint` after it.
-pub(crate) fn flat_width(stack: &Stack, what: &str, hint: &str) -> Result<usize, ShapeError> {
+fn flat_width(stack: &Stack, what: &str, hint: &str) -> Result<usize, ShapeError> {
     match stack.out_shape() {
         &[d] => Ok(d),
         other => Err(ShapeError(format!(
@@ -665,6 +665,17 @@ impl TaskHeads {
         TaskHeads { tasks, heads }
     }
 
+    /// The heads of `tasks` on the output of `body` (a trunk, an expert, a column), which must
+    /// be flat: the error names the body `what`, with `hint` after it.
+    pub fn on_output_of(
+        body: &Stack,
+        what: &str,
+        hint: &str,
+        tasks: Vec<TaskSpec>,
+    ) -> Result<Self, ShapeError> {
+        Ok(TaskHeads::new(tasks, flat_width(body, what, hint)?))
+    }
+
     /// The tasks.
     pub fn tasks(&self) -> &[TaskSpec] {
         &self.tasks
@@ -719,11 +730,9 @@ impl HardSharing {
         fuse: bool,
     ) -> Result<Self, ShapeError> {
         let trunk = Stack::new(trunk, in_shape, fuse)?;
-        let d = flat_width(&trunk, "trunk", " (end with flatten or linear)")?;
-        Ok(HardSharing {
-            trunk,
-            heads: TaskHeads::new(tasks, d),
-        })
+        let hint = " (end with flatten or linear)";
+        let heads = TaskHeads::on_output_of(&trunk, "trunk", hint, tasks)?;
+        Ok(HardSharing { trunk, heads })
     }
 
     /// The trunk's features for a batch (`params` starts with the trunk's).
