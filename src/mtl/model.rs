@@ -650,8 +650,8 @@ impl<'a, T: Float> ParamCursor<'a, T> {
     }
 }
 
-/// One head per task ([`head_stack`]) on features of one width: parameters `head.{task}.*`,
-/// each owned by its task.
+/// One head per task on features of one width (`task.hidden` linear layers with a ReLU after
+/// each, then a linear output layer): parameters `head.{task}.*`, each owned by its task.
 #[derive(Clone, Debug)]
 pub struct TaskHeads {
     tasks: Vec<TaskSpec>,

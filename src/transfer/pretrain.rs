@@ -58,10 +58,7 @@ pub fn pretrained_trunk(
     meta.insert(SOURCE_KEY.to_string(), stamp);
     let acc = pretrained.test_accuracy.unwrap_or(f64::NAN);
     meta.insert(SOURCE_ACCURACY_KEY.to_string(), acc.to_string());
-    let mut all = pretrained.trunk.clone();
-    for (n, t) in head.iter() {
-        all.push(format!("source_{n}"), t.clone());
-    }
+    let all = pretrained.trunk.concat(&head.prefixed("source_"));
     crate::nn::checkpoint::save(&path, &all, &meta)?;
     Ok(pretrained)
 }
