@@ -11,8 +11,10 @@
 //! the same `[model]` and `[source]`), `runs.csv`, `summary.csv`, `report.json` and
 //! `accuracy_vs_labels.svg`.
 //!
-//! The pretraining is done once (with `source.seed`, [`pretrain`]); the seeds vary the target
-//! side only. [`objective`] makes these configs a search objective ([`Transfer`]).
+//! The network ([`net::Net`]) is one of nn's backbones as the trunk with a linear head per side;
+//! [`data`] loads the source and target sets. The pretraining is done once (with
+//! `source.seed`, [`pretrain`]); the seeds vary the target side only. [`objective`] makes these
+//! configs a search objective ([`Transfer`]).
 
 pub mod config;
 pub mod data;
