@@ -1,7 +1,7 @@
 //! Soft-sharing architectures: Multi-gate Mixture-of-Experts and cross-stitch networks.
 
 use super::model::{
-    init_per_task, per_task_owners, LayerSpec, MultiTaskModel, Owner, ParamCursor, ShapeError,
+    init_per_task, per_task_owners, EncoderAndHeads, LayerSpec, Owner, ParamCursor, ShapeError,
     Stack, TaskHeads, TaskSpec,
 };
 use crate::nn::{Model, Params};
@@ -43,50 +43,46 @@ impl Mmoe {
             heads,
         })
     }
-
-    /// The number of shared parameters: the experts'.
-    fn num_shared(&self) -> usize {
-        self.experts.iter().map(Stack::num_params).sum()
-    }
 }
 
-impl<T: Float> MultiTaskModel<T> for Mmoe {
-    fn init(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
+impl<T: Float> EncoderAndHeads<T> for Mmoe {
+    fn heads(&self) -> &TaskHeads {
+        &self.heads
+    }
+
+    /// The experts' parameters `expert.{e}.*`, then the gates' `gate.{task}.*`.
+    fn init_encoder(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
         let mut p = Params::new();
         for (i, e) in self.experts.iter().enumerate() {
             let fresh: Params<T> = Model::<T>::init(e, rng);
             p = p.concat(&fresh.prefixed(&format!("expert.{i}.")));
         }
-        let gates = init_per_task("gate", self.heads.tasks(), &self.gates, rng);
-        p.concat(&gates).concat(&self.heads.init(rng))
+        p.concat(&init_per_task("gate", self.heads.tasks(), &self.gates, rng))
     }
 
-    fn forward(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
+    /// The experts are shared; each gate is its task's.
+    fn encoder_owners(&self) -> Vec<Owner> {
+        let experts = self.experts.iter().map(Stack::num_params).sum();
+        std::iter::repeat_n(Owner::Shared, experts)
+            .chain(per_task_owners(&self.gates))
+            .collect()
+    }
+
+    /// Task `t`'s mixture of the experts' outputs, `sum_e softmax(W_t x + b_t)_e expert_e(x)`.
+    fn encode(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
         let mut cursor = ParamCursor::new(params, 0);
         let outs: Vec<Tensor<T>> = self.experts.iter().map(|e| cursor.forward(e, x)).collect();
         let stacked = Tensor::stack(&outs, 1); // [N, E, D]
         let (n, ne) = (x.dim(0), self.experts.len());
-        let mixes: Vec<Tensor<T>> = (self.gates.iter())
+        (self.gates.iter())
             .map(|g| {
                 let w = cursor.forward(g, x).softmax(1).reshape(&[n, ne, 1]);
                 stacked.mul(&w).sum_axis(1, false)
             })
-            .collect();
-        self.heads.forward(params, cursor.position(), mixes)
-    }
-
-    fn owners(&self) -> Vec<Owner> {
-        std::iter::repeat_n(Owner::Shared, self.num_shared())
-            .chain(per_task_owners(&self.gates))
-            .chain(self.heads.owners())
             .collect()
     }
 
-    fn tasks(&self) -> &[TaskSpec] {
-        self.heads.tasks()
-    }
-
-    fn describe(&self) -> String {
+    fn description(&self) -> String {
         format!(
             "mmoe: {} experts {:?} -> {:?}, {} tasks",
             self.experts.len(),
@@ -139,41 +135,37 @@ impl CrossStitch {
     }
 }
 
-impl<T: Float> MultiTaskModel<T> for CrossStitch {
-    fn init(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
-        let mut p = init_per_task("column", self.heads.tasks(), self.columns(), rng);
-        for k in 0..self.column.stage_ends() {
-            p.push(
-                format!("stitch.{k}"),
-                Self::initial_stitch(self.heads.tasks().len()),
-            );
-        }
-        p.concat(&self.heads.init(rng))
+impl<T: Float> EncoderAndHeads<T> for CrossStitch {
+    fn heads(&self) -> &TaskHeads {
+        &self.heads
     }
 
-    fn forward(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
+    /// The columns' parameters `column.{task}.*`, then the stitch units `stitch.{k}`.
+    fn init_encoder(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
+        let mut p = init_per_task("column", self.heads.tasks(), self.columns(), rng);
+        for k in 0..self.column.stage_ends() {
+            let t = self.heads.tasks().len();
+            p.push(format!("stitch.{k}"), Self::initial_stitch(t));
+        }
+        p
+    }
+
+    /// Each column is its task's; the stitch units are shared.
+    fn encoder_owners(&self) -> Vec<Owner> {
+        let stitches = std::iter::repeat_n(Owner::Shared, self.column.stage_ends());
+        per_task_owners(self.columns()).chain(stitches).collect()
+    }
+
+    /// Each column's output after the last stage.
+    fn encode(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
         let t = self.heads.tasks().len();
         let cp = self.column.num_params();
         let columns: Vec<Params<T>> = (0..t).map(|i| params.slice(i * cp..(i + 1) * cp)).collect();
-        let stitch0 = t * cp;
-        let stages = self.column.stage_ends();
-        let stitches = params.slice(stitch0..stitch0 + stages);
-        let features = run_stitched(&self.column, &columns, &stitches, x);
-        self.heads.forward(params, stitch0 + stages, features)
+        let stitches = params.slice(t * cp..t * cp + self.column.stage_ends());
+        run_stitched(&self.column, &columns, &stitches, x)
     }
 
-    fn owners(&self) -> Vec<Owner> {
-        per_task_owners(self.columns())
-            .chain(std::iter::repeat_n(Owner::Shared, self.column.stage_ends()))
-            .chain(self.heads.owners())
-            .collect()
-    }
-
-    fn tasks(&self) -> &[TaskSpec] {
-        self.heads.tasks()
-    }
-
-    fn describe(&self) -> String {
+    fn description(&self) -> String {
         format!(
             "cross-stitch: {} columns {:?} -> {:?}, {} stitch units",
             self.heads.tasks().len(),

@@ -569,6 +569,55 @@ pub trait MultiTaskModel<T: Float>: Send + Sync {
     fn describe(&self) -> String;
 }
 
+/// A multi-task network as an encoder and task heads (LibMTL's encoder / decoders): the encoder
+/// (shared and task-specific layers) gives one feature tensor per task, and task `t`'s head
+/// ([`TaskHeads`]) maps its features to its output. Every such network is a
+/// [`MultiTaskModel`] whose parameters are the encoder's, then the heads'.
+pub trait EncoderAndHeads<T: Float>: Send + Sync {
+    /// The task heads.
+    fn heads(&self) -> &TaskHeads;
+
+    /// Fresh encoder parameters.
+    fn init_encoder(&self, rng: &mut dyn rand::RngCore) -> Params<T>;
+
+    /// The owner of each encoder parameter, in [`EncoderAndHeads::init_encoder`] order.
+    fn encoder_owners(&self) -> Vec<Owner>;
+
+    /// One feature tensor per task (`[N, d]`, the heads' input) for a batch; `params` starts
+    /// with the encoder's parameters.
+    fn encode(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>>;
+
+    /// One-line description.
+    fn description(&self) -> String;
+}
+
+impl<T: Float, M: EncoderAndHeads<T>> MultiTaskModel<T> for M {
+    fn init(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
+        let encoder = self.init_encoder(rng);
+        encoder.concat(&self.heads().init(rng))
+    }
+
+    fn forward(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
+        let features = self.encode(params, x);
+        let heads_start = self.encoder_owners().len();
+        self.heads().forward(params, heads_start, features)
+    }
+
+    fn owners(&self) -> Vec<Owner> {
+        let mut owners = self.encoder_owners();
+        owners.extend(self.heads().owners());
+        owners
+    }
+
+    fn tasks(&self) -> &[TaskSpec] {
+        self.heads().tasks()
+    }
+
+    fn describe(&self) -> String {
+        self.description()
+    }
+}
+
 /// Builds the head of `task` on features of width `in_dim`: `task.hidden` linear layers with a
 /// ReLU after each, then a linear layer of `task.outputs`.
 pub(crate) fn head_stack(task: &TaskSpec, in_dim: usize) -> Stack {
@@ -629,11 +678,6 @@ impl<'a, T: Float> ParamCursor<'a, T> {
     /// A cursor on `params` at index `at`.
     pub(crate) fn new(params: &'a Params<T>, at: usize) -> Self {
         ParamCursor { params, at }
-    }
-
-    /// The index of the next parameter.
-    pub(crate) fn position(&self) -> usize {
-        self.at
     }
 
     /// The next `n` parameters.
@@ -741,29 +785,27 @@ impl HardSharing {
     }
 }
 
-impl<T: Float> MultiTaskModel<T> for HardSharing {
-    fn init(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
+impl<T: Float> EncoderAndHeads<T> for HardSharing {
+    fn heads(&self) -> &TaskHeads {
+        &self.heads
+    }
+
+    /// The trunk's parameters, `trunk.*`.
+    fn init_encoder(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
         let trunk: Params<T> = Model::<T>::init(&self.trunk, rng);
-        trunk.prefixed("trunk.").concat(&self.heads.init(rng))
+        trunk.prefixed("trunk.")
     }
 
-    fn forward(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
-        let z = self.features(params, x);
-        let k = self.trunk.num_params();
-        self.heads
-            .forward(params, k, std::iter::repeat_n(z, self.heads.stacks().len()))
+    fn encoder_owners(&self) -> Vec<Owner> {
+        vec![Owner::Shared; self.trunk.num_params()]
     }
 
-    fn owners(&self) -> Vec<Owner> {
-        let trunk = std::iter::repeat_n(Owner::Shared, self.trunk.num_params());
-        trunk.chain(self.heads.owners()).collect()
+    /// The trunk's features, once per task.
+    fn encode(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
+        vec![self.features(params, x); self.heads.tasks().len()]
     }
 
-    fn tasks(&self) -> &[TaskSpec] {
-        self.heads.tasks()
-    }
-
-    fn describe(&self) -> String {
+    fn description(&self) -> String {
         format!(
             "hard sharing: trunk {:?} -> {:?}, heads {}",
             self.trunk.in_shape(),
