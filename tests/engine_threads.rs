@@ -5,7 +5,7 @@
 
 use metalearn::algorithms::maml::{meta_gradient, Order, TaskData};
 use metalearn::algorithms::{FewShotLearner, Target};
-use metalearn::mtl::model::Targets;
+use metalearn::mtl::model::TaskTargets;
 use metalearn::mtl::train::step_gradients;
 use metalearn::mtl::weighting::Equal;
 use metalearn::mtl::MultiTaskModel;
@@ -126,8 +126,8 @@ fn a_multi_task_step_is_bit_identical_at_any_thread_count() {
         let x = Tensor::<f32>::rand_uniform(&[256, 1, 28, 28], 0.0, 1.0, &mut rng);
         let digits: Vec<usize> = (0..256).map(|i| (i * 7) % 10).collect();
         let ys = vec![
-            Targets::Classes(digits.clone()),
-            Targets::Classes(digits.iter().map(|d| d % 3).collect()),
+            TaskTargets::Classes(digits.clone()),
+            TaskTargets::Classes(digits.iter().map(|d| d % 3).collect()),
         ];
         let mut eq = Equal::new(2);
         let out = step_gradients(&model, &owners, &params, &x, &ys, &mut eq, (0, 0), false);

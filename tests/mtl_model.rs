@@ -6,10 +6,14 @@ mod common;
 use metalearn::autodiff::grad;
 use metalearn::cli::bench::mtl::w5_model;
 use metalearn::cli::reference::MTL_PARAMS;
-use metalearn::mtl::model::{HardSharing, MultiTaskModel, Owner, Targets, TaskKind, TaskSpec};
+use metalearn::mtl::model::Stack;
+use metalearn::mtl::model::{
+    HardSharing, MultiTaskModel, OutputKind, Owner, TaskSpec, TaskTargets,
+};
 use metalearn::mtl::weighting::Equal;
 use metalearn::mtl::{architectures, train, LayerSpec, MtlConfig, MtlError};
-use metalearn::nn::Params;
+use metalearn::nn::init::push_weight_and_bias;
+use metalearn::nn::{Backbone, Model, Params};
 use metalearn::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -106,19 +110,19 @@ fn tasks() -> Vec<TaskSpec> {
     vec![
         TaskSpec {
             name: "a".into(),
-            kind: TaskKind::Multiclass,
+            kind: OutputKind::Multiclass,
             outputs: 4,
             hidden: vec![],
         },
         TaskSpec {
             name: "b".into(),
-            kind: TaskKind::Binary,
+            kind: OutputKind::Binary,
             outputs: 1,
             hidden: vec![5],
         },
         TaskSpec {
             name: "c".into(),
-            kind: TaskKind::Regression,
+            kind: OutputKind::Regression,
             outputs: 1,
             hidden: vec![],
         },
@@ -182,6 +186,35 @@ fn hard_mmoe_and_cross_stitch_shapes_and_gradients() {
 }
 
 #[test]
+fn a_stack_is_an_nn_model_and_backbone_with_nn_init() {
+    let stack = Stack::new(&trunk(), &[1, 8, 8], true).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let params: Params<f64> = Model::init(&stack, &mut rng);
+    assert_eq!(params.names(), ["0.weight", "0.bias", "4.weight", "4.bias"]);
+    // Kaiming uniform from nn::init, layer after layer, weight before bias.
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let mut want = Params::<f64>::new();
+    push_weight_and_bias(&mut want, "0.", &[3, 1, 3, 3], &mut rng);
+    push_weight_and_bias(&mut want, "4.", &[6, 48], &mut rng);
+    for (a, b) in params.tensors().iter().zip(want.tensors()) {
+        assert_eq!(a.data(), b.data());
+    }
+    let x = Tensor::<f64>::rand_uniform(&[5, 1, 8, 8], 0.0, 1.0, &mut rng);
+    let out = Model::forward(&stack, &params, &x);
+    assert_eq!(out.shape(), [5, 6]);
+    assert_eq!(Backbone::feature_dim(&stack), 6);
+    assert_eq!(Backbone::num_params(&stack), 4);
+    assert_eq!(stack.embed(&params, &x).data(), out.data());
+    // Hard sharing's trunk is that stack, its parameters prefixed `trunk.`.
+    let model = HardSharing::new(&trunk(), &[1, 8, 8], tasks(), true).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let all: Params<f64> = MultiTaskModel::init(&model, &mut rng);
+    assert_eq!(&all.names()[..2], ["trunk.0.weight", "trunk.0.bias"]);
+    assert_eq!(all.at(2).data(), params.at(2).data());
+    assert_eq!(model.features(&all, &x).data(), out.data());
+}
+
+#[test]
 fn per_task_gradients_sum_to_the_joint_gradient() {
     // With equal weights, the per-task path (gradients measured) gives the same update as the
     // single backward pass of the summed loss.
@@ -191,12 +224,12 @@ fn per_task_gradients_sum_to_the_joint_gradient() {
     let owners = MultiTaskModel::<f32>::owners(&model);
     let x = Tensor::<f32>::rand_uniform(&[6, 1, 8, 8], 0.0, 1.0, &mut rng);
     let ys = vec![
-        Targets::Classes(vec![0, 1, 2, 3, 0, 1]),
-        Targets::Values {
+        TaskTargets::Classes(vec![0, 1, 2, 3, 0, 1]),
+        TaskTargets::Values {
             values: vec![0.0, 1.0, 1.0, 0.0, 1.0, 0.0],
             dim: 1,
         },
-        Targets::Values {
+        TaskTargets::Values {
             values: vec![0.5, -1.0, 0.2, 0.0, 1.5, -0.3],
             dim: 1,
         },

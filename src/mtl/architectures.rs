@@ -1,7 +1,10 @@
 //! Soft-sharing architectures: Multi-gate Mixture-of-Experts and cross-stitch networks.
 
-use super::model::{head_stack, LayerSpec, MultiTaskModel, Owner, ShapeError, Stack, TaskSpec};
-use crate::nn::Params;
+use super::model::{
+    init_per_task, per_task_owners, EncoderAndHeads, LayerSpec, Owner, ParamCursor, ShapeError,
+    Stack, TaskHeads, TaskSpec,
+};
+use crate::nn::{Model, Params};
 use crate::tensor::{Float, Tensor};
 
 /// MMoE (Ma et al. 2018): `E` experts (each a copy of the trunk, shared by all tasks), and per
@@ -12,8 +15,7 @@ use crate::tensor::{Float, Tensor};
 pub struct Mmoe {
     experts: Vec<Stack>,
     gates: Vec<Stack>,
-    heads: Vec<Stack>,
-    tasks: Vec<TaskSpec>,
+    heads: TaskHeads,
 }
 
 impl Mmoe {
@@ -29,13 +31,7 @@ impl Mmoe {
             return Err(ShapeError("MMoE needs at least one expert".into()));
         }
         let e = Stack::new(trunk, in_shape, fuse)?;
-        if e.out_shape().len() != 1 {
-            return Err(ShapeError(format!(
-                "the expert's output {:?} must be flat",
-                e.out_shape()
-            )));
-        }
-        let d = e.out_shape()[0];
+        let heads = TaskHeads::on_output_of(&e, "expert", "", tasks)?;
         let gate = Stack::new(
             &[LayerSpec::Flatten, LayerSpec::Linear { out: experts }],
             in_shape,
@@ -43,91 +39,56 @@ impl Mmoe {
         )?;
         Ok(Mmoe {
             experts: vec![e; experts],
-            gates: vec![gate; tasks.len()],
-            heads: tasks.iter().map(|t| head_stack(t, d)).collect(),
-            tasks,
+            gates: vec![gate; heads.tasks().len()],
+            heads,
         })
     }
 }
 
-impl<T: Float> MultiTaskModel<T> for Mmoe {
-    fn init(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
-        let mut p = Params::new();
-        for (i, e) in self.experts.iter().enumerate() {
-            e.init(&format!("expert.{i}"), rng, &mut p);
-        }
-        for (t, g) in self.tasks.iter().zip(&self.gates) {
-            g.init(&format!("gate.{}", t.name), rng, &mut p);
-        }
-        for (t, h) in self.tasks.iter().zip(&self.heads) {
-            h.init(&format!("head.{}", t.name), rng, &mut p);
-        }
-        p
+impl<T: Float> EncoderAndHeads<T> for Mmoe {
+    fn heads(&self) -> &TaskHeads {
+        &self.heads
     }
 
-    fn forward(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
-        let ps = params.tensors();
-        let mut k = 0;
-        let outs: Vec<Tensor<T>> = self
-            .experts
-            .iter()
-            .map(|e| {
-                let o = e.forward(&ps[k..k + e.num_params()], x);
-                k += e.num_params();
-                o
-            })
-            .collect();
+    /// The experts' parameters `expert.{e}.*`, then the gates' `gate.{task}.*`.
+    fn init_encoder(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
+        let mut p = Params::new();
+        for (i, e) in self.experts.iter().enumerate() {
+            let fresh: Params<T> = Model::<T>::init(e, rng);
+            p = p.concat(&fresh.prefixed(&format!("expert.{i}.")));
+        }
+        p.concat(&init_per_task("gate", self.heads.tasks(), &self.gates, rng))
+    }
+
+    /// The experts are shared; each gate is its task's.
+    fn encoder_owners(&self) -> Vec<Owner> {
+        let experts = self.experts.iter().map(Stack::num_params).sum();
+        std::iter::repeat_n(Owner::Shared, experts)
+            .chain(per_task_owners(&self.gates))
+            .collect()
+    }
+
+    /// Task `t`'s mixture of the experts' outputs, `sum_e softmax(W_t x + b_t)_e expert_e(x)`.
+    fn encode(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
+        let mut cursor = ParamCursor::new(params, 0);
+        let outs: Vec<Tensor<T>> = self.experts.iter().map(|e| cursor.forward(e, x)).collect();
         let stacked = Tensor::stack(&outs, 1); // [N, E, D]
         let (n, ne) = (x.dim(0), self.experts.len());
-        let mixes: Vec<Tensor<T>> = self
-            .gates
-            .iter()
+        (self.gates.iter())
             .map(|g| {
-                let w = g
-                    .forward(&ps[k..k + g.num_params()], x)
-                    .softmax(1)
-                    .reshape(&[n, ne, 1]);
-                k += g.num_params();
+                let w = cursor.forward(g, x).softmax(1).reshape(&[n, ne, 1]);
                 stacked.mul(&w).sum_axis(1, false)
-            })
-            .collect();
-        self.heads
-            .iter()
-            .zip(mixes)
-            .map(|(h, z)| {
-                let o = h.forward(&ps[k..k + h.num_params()], &z);
-                k += h.num_params();
-                o
             })
             .collect()
     }
 
-    fn owners(&self) -> Vec<Owner> {
-        let mut o: Vec<Owner> = self
-            .experts
-            .iter()
-            .flat_map(|e| std::iter::repeat_n(Owner::Shared, e.num_params()))
-            .collect();
-        for (t, g) in self.gates.iter().enumerate() {
-            o.extend(std::iter::repeat_n(Owner::Task(t), g.num_params()));
-        }
-        for (t, h) in self.heads.iter().enumerate() {
-            o.extend(std::iter::repeat_n(Owner::Task(t), h.num_params()));
-        }
-        o
-    }
-
-    fn tasks(&self) -> &[TaskSpec] {
-        &self.tasks
-    }
-
-    fn describe(&self) -> String {
+    fn description(&self) -> String {
         format!(
             "mmoe: {} experts {:?} -> {:?}, {} tasks",
             self.experts.len(),
             self.experts[0].in_shape(),
             self.experts[0].out_shape(),
-            self.tasks.len()
+            self.heads.tasks().len()
         )
     }
 }
@@ -139,9 +100,9 @@ impl<T: Float> MultiTaskModel<T> for Mmoe {
 /// (task-specific), `stitch.{k}` (shared: the only parameters every task's loss depends on).
 #[derive(Clone, Debug)]
 pub struct CrossStitch {
+    /// The column every task has a copy of.
     column: Stack,
-    heads: Vec<Stack>,
-    tasks: Vec<TaskSpec>,
+    heads: TaskHeads,
 }
 
 impl CrossStitch {
@@ -153,94 +114,61 @@ impl CrossStitch {
         fuse: bool,
     ) -> Result<Self, ShapeError> {
         let column = Stack::new(trunk, in_shape, fuse)?;
-        if column.out_shape().len() != 1 {
-            return Err(ShapeError(format!(
-                "the column's output {:?} must be flat",
-                column.out_shape()
-            )));
-        }
-        let d = column.out_shape()[0];
-        Ok(CrossStitch {
-            heads: tasks.iter().map(|t| head_stack(t, d)).collect(),
-            column,
-            tasks,
-        })
+        let heads = TaskHeads::on_output_of(&column, "column", "", tasks)?;
+        Ok(CrossStitch { column, heads })
+    }
+
+    /// The tasks' copies of the column.
+    fn columns(&self) -> impl Iterator<Item = &Stack> {
+        std::iter::repeat_n(&self.column, self.heads.tasks().len())
+    }
+
+    /// The initial stitch unit of `t` tasks, `[t, t]`: 0.9 on the diagonal, 0.1 / (t - 1) off
+    /// it (the identity for one task).
+    fn initial_stitch<T: Float>(t: usize) -> Tensor<T> {
+        let off = if t > 1 { 0.1 / (t - 1) as f64 } else { 0.0 };
+        let diag = if t > 1 { 0.9 } else { 1.0 };
+        let a: Vec<f64> = (0..t * t)
+            .map(|ij| if ij / t == ij % t { diag } else { off })
+            .collect();
+        Tensor::from_f64(&a, &[t, t])
     }
 }
 
-impl<T: Float> MultiTaskModel<T> for CrossStitch {
-    fn init(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
-        let t = self.tasks.len();
-        let mut p = Params::new();
-        for task in &self.tasks {
-            self.column
-                .init(&format!("column.{}", task.name), rng, &mut p);
-        }
-        let off = if t > 1 { 0.1 / (t - 1) as f64 } else { 0.0 };
-        let diag = if t > 1 { 0.9 } else { 1.0 };
+impl<T: Float> EncoderAndHeads<T> for CrossStitch {
+    fn heads(&self) -> &TaskHeads {
+        &self.heads
+    }
+
+    /// The columns' parameters `column.{task}.*`, then the stitch units `stitch.{k}`.
+    fn init_encoder(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
+        let mut p = init_per_task("column", self.heads.tasks(), self.columns(), rng);
         for k in 0..self.column.stage_ends() {
-            let a: Vec<f64> = (0..t * t)
-                .map(|ij| if ij / t == ij % t { diag } else { off })
-                .collect();
-            p.push(format!("stitch.{k}"), Tensor::from_f64(&a, &[t, t]));
-        }
-        for (task, h) in self.tasks.iter().zip(&self.heads) {
-            h.init(&format!("head.{}", task.name), rng, &mut p);
+            let t = self.heads.tasks().len();
+            p.push(format!("stitch.{k}"), Self::initial_stitch(t));
         }
         p
     }
 
-    fn forward(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
-        let t = self.tasks.len();
-        let ps = params.tensors();
+    /// Each column is its task's; the stitch units are shared.
+    fn encoder_owners(&self) -> Vec<Owner> {
+        let stitches = std::iter::repeat_n(Owner::Shared, self.column.stage_ends());
+        per_task_owners(self.columns()).chain(stitches).collect()
+    }
+
+    /// Each column's output after the last stage.
+    fn encode(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
+        let t = self.heads.tasks().len();
         let cp = self.column.num_params();
-        let stitch0 = t * cp;
-        let stages = self.column.stage_ends();
-        let mut hs: Vec<Tensor<T>> = vec![x.clone(); t];
-        let blocks_out = run_stitched(
-            &self.column,
-            &ps[..stitch0],
-            cp,
-            &ps[stitch0..stitch0 + stages],
-            &mut hs,
-            t,
-        );
-        let mut k = stitch0 + stages;
-        self.heads
-            .iter()
-            .zip(blocks_out)
-            .map(|(h, z)| {
-                let o = h.forward(&ps[k..k + h.num_params()], &z);
-                k += h.num_params();
-                o
-            })
-            .collect()
+        let columns: Vec<Params<T>> = (0..t).map(|i| params.slice(i * cp..(i + 1) * cp)).collect();
+        let stitches = params.slice(t * cp..t * cp + self.column.stage_ends());
+        run_stitched(&self.column, &columns, &stitches, x)
     }
 
-    fn owners(&self) -> Vec<Owner> {
-        let t = self.tasks.len();
-        let mut o = Vec::new();
-        for i in 0..t {
-            o.extend(std::iter::repeat_n(
-                Owner::Task(i),
-                self.column.num_params(),
-            ));
-        }
-        o.extend(std::iter::repeat_n(Owner::Shared, self.column.stage_ends()));
-        for (i, h) in self.heads.iter().enumerate() {
-            o.extend(std::iter::repeat_n(Owner::Task(i), h.num_params()));
-        }
-        o
-    }
-
-    fn tasks(&self) -> &[TaskSpec] {
-        &self.tasks
-    }
-
-    fn describe(&self) -> String {
+    fn description(&self) -> String {
         format!(
             "cross-stitch: {} columns {:?} -> {:?}, {} stitch units",
-            self.tasks.len(),
+            self.heads.tasks().len(),
             self.column.in_shape(),
             self.column.out_shape(),
             self.column.stage_ends()
@@ -248,41 +176,47 @@ impl<T: Float> MultiTaskModel<T> for CrossStitch {
     }
 }
 
-/// Runs `t` columns of `column` stage by stage, mixing them with the stitch units after each
-/// stage.
+/// Runs one copy of `column` per task on `x` (`columns[i]` the parameters of task `i`'s copy)
+/// stage by stage, mixing them with the stitch units (`stitches[s]` after stage `s`); returns
+/// each column's output.
 fn run_stitched<T: Float>(
     column: &Stack,
-    col_params: &[Tensor<T>],
-    cp: usize,
-    stitches: &[Tensor<T>],
-    hs: &mut [Tensor<T>],
-    t: usize,
+    columns: &[Params<T>],
+    stitches: &Params<T>,
+    x: &Tensor<T>,
 ) -> Vec<Tensor<T>> {
+    let t = columns.len();
     let stages = column.stage_ends();
     let segments = column.segments();
     debug_assert!(segments.len() == stages || segments.len() == stages + 1);
+    let mut hs: Vec<Tensor<T>> = vec![x.clone(); t];
     for (s, seg) in segments.iter().enumerate() {
-        for (i, h) in hs.iter_mut().enumerate() {
-            let p = &col_params[i * cp..(i + 1) * cp];
+        for (h, p) in hs.iter_mut().zip(columns) {
             *h = seg.run(p, h);
         }
         if s < stages {
-            let alpha = stitches[s].reshape(&[t * t]);
-            let mixed: Vec<Tensor<T>> = (0..t)
-                .map(|i| {
-                    let mut acc: Option<Tensor<T>> = None;
-                    for (j, h) in hs.iter().enumerate() {
-                        let term = h.mul(&alpha.narrow(0, i * t + j, 1));
-                        acc = Some(match acc {
-                            Some(a) => a.add(&term),
-                            None => term,
-                        });
-                    }
-                    acc.expect("at least one task")
-                })
-                .collect();
-            hs.clone_from_slice(&mixed);
+            hs = cross_stitch(stitches.at(s), &hs);
         }
     }
-    hs.to_vec()
+    hs
+}
+
+/// One cross-stitch unit: `h_i <- sum_j alpha_ij h_j` for `alpha` `[t, t]`, the sum taken in
+/// the order `j = 0, 1, ...`.
+fn cross_stitch<T: Float>(alpha: &Tensor<T>, hs: &[Tensor<T>]) -> Vec<Tensor<T>> {
+    let t = hs.len();
+    let alpha = alpha.reshape(&[t * t]);
+    (0..t)
+        .map(|i| {
+            let mut acc: Option<Tensor<T>> = None;
+            for (j, h) in hs.iter().enumerate() {
+                let term = h.mul(&alpha.narrow(0, i * t + j, 1));
+                acc = Some(match acc {
+                    Some(a) => a.add(&term),
+                    None => term,
+                });
+            }
+            acc.expect("at least one task")
+        })
+        .collect()
 }

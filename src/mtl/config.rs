@@ -3,7 +3,7 @@
 
 use super::architectures::{CrossStitch, Mmoe};
 use super::error::{MtlError, Result};
-use super::model::{HardSharing, LayerSpec, MultiTaskModel, Targets, TaskKind, TaskSpec};
+use super::model::{HardSharing, LayerSpec, MultiTaskModel, OutputKind, TaskSpec, TaskTargets};
 use super::weighting::WeightingConfig;
 use crate::data::ImageDataset;
 use std::path::{Path, PathBuf};
@@ -94,7 +94,7 @@ pub struct TaskConfig {
     /// The task's name.
     pub name: String,
     /// `multiclass`, `binary` or `regression`.
-    pub kind: TaskKind,
+    pub kind: OutputKind,
     /// Where the targets come from (see [`LABEL_SOURCES`]).
     pub label: String,
     /// The number of classes the head predicts (checked against the labels).
@@ -388,7 +388,7 @@ pub struct MtlData {
     /// The shape of one example.
     pub example_shape: Vec<usize>,
     /// One target set per task.
-    pub targets: Vec<Targets>,
+    pub targets: Vec<TaskTargets>,
 }
 
 impl MtlData {
@@ -463,9 +463,9 @@ pub fn task_specs(cfg: &MtlConfig) -> Result<Vec<TaskSpec>> {
             }
             let classes = source_classes(ds, &t.label);
             let outputs = match (t.kind, classes) {
-                (TaskKind::Multiclass, Some(c)) => c,
-                (TaskKind::Binary, Some(2)) => 1,
-                (TaskKind::Binary, Some(c)) => {
+                (OutputKind::Multiclass, Some(c)) => c,
+                (OutputKind::Binary, Some(2)) => 1,
+                (OutputKind::Binary, Some(c)) => {
                     return Err(MtlError::HeadMismatch {
                         key: key("kind"),
                         message: format!(
@@ -474,8 +474,8 @@ pub fn task_specs(cfg: &MtlConfig) -> Result<Vec<TaskSpec>> {
                         ),
                     })
                 }
-                (TaskKind::Regression, None) => 1,
-                (TaskKind::Regression, Some(_)) => {
+                (OutputKind::Regression, None) => 1,
+                (OutputKind::Regression, Some(_)) => {
                     return Err(MtlError::HeadMismatch {
                         key: key("kind"),
                         message: format!(
@@ -540,7 +540,7 @@ pub fn load_data(cfg: &MtlConfig) -> Result<(MtlData, MtlData)> {
     let mut test = derive(cfg, tt.test).truncate(cfg.data.test_limit);
     for d in [&mut train, &mut test] {
         for ((t, task), (m, s)) in d.targets.iter_mut().zip(&cfg.tasks).zip(&stats) {
-            if let (Targets::Values { values, .. }, TaskKind::Regression) = (t, task.kind) {
+            if let (TaskTargets::Values { values, .. }, OutputKind::Regression) = (t, task.kind) {
                 for v in values.iter_mut() {
                     *v = ((*v as f64 - m) / s) as f32;
                 }
@@ -563,7 +563,7 @@ fn regression_stats(d: &MtlData) -> Vec<(f64, f64)> {
     d.targets
         .iter()
         .map(|t| match t {
-            Targets::Values { values, .. } if !values.is_empty() => {
+            TaskTargets::Values { values, .. } if !values.is_empty() => {
                 let n = values.len() as f64;
                 let m = values.iter().map(|&v| v as f64).sum::<f64>() / n;
                 let v = values.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n;
@@ -591,12 +591,12 @@ fn derive(cfg: &MtlConfig, owned: ImageDataset) -> MtlData {
                 _ => None,
             };
             match (t.kind, classes) {
-                (TaskKind::Multiclass, Some(c)) => Targets::Classes(c),
-                (_, Some(c)) => Targets::Values {
+                (OutputKind::Multiclass, Some(c)) => TaskTargets::Classes(c),
+                (_, Some(c)) => TaskTargets::Values {
                     values: c.iter().map(|&v| v as f32).collect(),
                     dim: 1,
                 },
-                (_, None) => Targets::Values {
+                (_, None) => TaskTargets::Values {
                     values: (0..ds.n)
                         .map(|i| raw_target(&t.label, ds, i) as f32)
                         .collect(),

@@ -22,7 +22,7 @@ pub mod weighting;
 
 pub use config::{MtlConfig, MtlOverrides};
 pub use error::{MtlError, Result};
-pub use model::{HardSharing, LayerSpec, MultiTaskModel, Owner, Targets, TaskKind, TaskSpec};
+pub use model::{HardSharing, LayerSpec, MultiTaskModel, OutputKind, Owner, TaskSpec, TaskTargets};
 pub use objective::MultiTask;
 pub use weighting::{Combined, StepInfo, Weighting, WeightingConfig, METHODS};
 
@@ -38,7 +38,7 @@ pub struct TaskResult {
     /// Task name.
     pub name: String,
     /// Task kind.
-    pub kind: TaskKind,
+    pub kind: OutputKind,
     /// `accuracy` or `rmse`.
     pub metric: String,
     /// Test metric of the multi-task model.

@@ -1,13 +1,18 @@
-//! Multi-task models: layer stacks built from the crate's ops, task heads, and hard parameter
-//! sharing (one trunk, one head per task). MMoE and cross-stitch networks are in
+//! Multi-task models: layer stacks built from the crate's ops ([`Stack`], an [`nn::Model`](Model)
+//! and [`nn::Backbone`](Backbone)), task heads ([`TaskHeads`]), and hard parameter sharing (one
+//! trunk, one head per task). MMoE and cross-stitch networks are in
 //! [`crate::mtl::architectures`].
 //!
 //! Models are functional like [`crate::nn::Model`]: they hold the architecture, parameters live
 //! in a [`Params`] list, and each parameter has an [`Owner`] (shared, or one task's).
+//!
+//! A task's [`OutputKind`] (binary, multi-class, regression) picks its output width, loss and
+//! metric; its [`TaskTargets`] are what it is scored against. (Few-shot tasks have their own
+//! types, [`crate::algorithms::task`]: `TaskKind`, `Target`.)
 
-use crate::nn::Params;
+use crate::nn::init::push_weight_and_bias;
+use crate::nn::{Backbone, Model, Params};
 use crate::tensor::{Float, Tensor};
-use rand::Rng;
 
 /// One layer of a trunk or head, as written in a config (`{ type = "conv", out = 16, ... }`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -50,6 +55,7 @@ fn one() -> usize {
     1
 }
 
+/// One step of a built [`Stack`]: a layer, or a conv, ReLU and max-pool fused into one op.
 #[derive(Clone, Debug)]
 enum Block {
     Conv { stride: usize, pad: usize },
@@ -63,12 +69,15 @@ enum Block {
 }
 
 impl Block {
+    /// The number of parameter tensors the block uses (weight and bias, or none).
     fn params(&self) -> usize {
         match self {
             Block::Conv { .. } | Block::ConvReluPool { .. } | Block::Linear => 2,
             _ => 0,
         }
     }
+
+    /// Whether the block is an activation or a pooling (a possible stage end).
     fn is_block_end(&self) -> bool {
         matches!(
             self,
@@ -83,11 +92,16 @@ impl Block {
 
 /// A sequence of layers with inferred shapes: the building block of trunks, experts, columns
 /// and heads. A conv (stride 1) followed by ReLU and max-pool runs as one fused op when `fuse`.
+///
+/// It is an [`nn::Model`](Model) (`init`, `forward`) and an [`nn::Backbone`](Backbone) (the
+/// embedding is its output, flattened): parameters `{layer}.weight`, `{layer}.bias` for each
+/// conv and linear layer, `{layer}` its index in the layer list, initialised Kaiming uniform
+/// ([`crate::nn::init`]).
 #[derive(Clone, Debug)]
 pub struct Stack {
     blocks: Vec<Block>,
-    /// Parameter shapes, in order (`weight`, `bias` per conv / linear layer).
-    shapes: Vec<(String, Vec<usize>, usize)>,
+    /// The weight shape of each conv / linear layer, with the layer's index.
+    weights: Vec<(usize, Vec<usize>)>,
     in_shape: Vec<usize>,
     out_shape: Vec<usize>,
 }
@@ -96,103 +110,140 @@ pub struct Stack {
 #[derive(Debug, Clone)]
 pub struct ShapeError(pub String);
 
+/// A [`Stack`] being built: the example shape so far, and the blocks and weights laid.
+struct StackBuilder {
+    shape: Vec<usize>,
+    blocks: Vec<Block>,
+    weights: Vec<(usize, Vec<usize>)>,
+}
+
+impl StackBuilder {
+    /// Lays layer `i` of `layers`, with the ReLU and max-pool after it when `fuse` and a
+    /// stride-1 conv can run fused with them; returns how many layers it took (1 or 3).
+    fn add(&mut self, layers: &[LayerSpec], i: usize, fuse: bool) -> Result<usize, ShapeError> {
+        match layers[i] {
+            LayerSpec::Conv {
+                out,
+                kernel,
+                padding,
+                stride,
+            } => {
+                let (c, ho, wo) = self.conv_output(i, out, kernel, padding, stride)?;
+                self.weights.push((i, vec![out, c, kernel, kernel]));
+                if let Some(pool) = fusable_pool(layers, i, ho, wo).filter(|_| fuse && stride == 1)
+                {
+                    let pad = padding;
+                    self.blocks.push(Block::ConvReluPool { pad, pool });
+                    self.shape = vec![out, ho / pool, wo / pool];
+                    return Ok(3);
+                }
+                let pad = padding;
+                self.blocks.push(Block::Conv { stride, pad });
+                self.shape = vec![out, ho, wo];
+            }
+            LayerSpec::Relu => self.blocks.push(Block::Relu),
+            LayerSpec::Sigmoid => self.blocks.push(Block::Sigmoid),
+            LayerSpec::Tanh => self.blocks.push(Block::Tanh),
+            LayerSpec::MaxPool { kernel } => self.max_pool(i, kernel)?,
+            LayerSpec::Flatten => {
+                self.blocks.push(Block::Flatten);
+                self.shape = vec![self.shape.iter().product()];
+            }
+            LayerSpec::Linear { out } => self.linear(i, out)?,
+        }
+        Ok(1)
+    }
+
+    /// The input channels and output size `(c, ho, wo)` of conv layer `i` on the current shape,
+    /// `ho = (h + 2 padding - kernel) / stride + 1`; errors when it does not fit.
+    fn conv_output(
+        &self,
+        i: usize,
+        out: usize,
+        kernel: usize,
+        padding: usize,
+        stride: usize,
+    ) -> Result<(usize, usize, usize), ShapeError> {
+        let shape = &self.shape;
+        let &[c, h, w] = shape.as_slice() else {
+            return Err(ShapeError(format!(
+                "layer {i} (conv) needs [C, H, W] input, got {shape:?}"
+            )));
+        };
+        if kernel == 0
+            || stride == 0
+            || h + 2 * padding < kernel
+            || w + 2 * padding < kernel
+            || out == 0
+        {
+            return Err(ShapeError(format!("layer {i} (conv {kernel}x{kernel}, padding {padding}, stride {stride}) does not fit input {shape:?}")));
+        }
+        let ho = (h + 2 * padding - kernel) / stride + 1;
+        let wo = (w + 2 * padding - kernel) / stride + 1;
+        Ok((c, ho, wo))
+    }
+
+    /// Lays max-pool layer `i` (`kernel x kernel` windows every `kernel` pixels).
+    fn max_pool(&mut self, i: usize, kernel: usize) -> Result<(), ShapeError> {
+        let shape = &self.shape;
+        if shape.len() != 3 || kernel == 0 || shape[1] < kernel || shape[2] < kernel {
+            return Err(ShapeError(format!(
+                "layer {i} (max_pool {kernel}) does not fit input {shape:?}"
+            )));
+        }
+        self.blocks.push(Block::MaxPool(kernel));
+        self.shape = vec![shape[0], shape[1] / kernel, shape[2] / kernel];
+        Ok(())
+    }
+
+    /// Lays linear layer `i` of `out` outputs on the current (flat) shape.
+    fn linear(&mut self, i: usize, out: usize) -> Result<(), ShapeError> {
+        let shape = &self.shape;
+        if shape.len() != 1 {
+            return Err(ShapeError(format!(
+                "layer {i} (linear) needs a flat input, got {shape:?} (add a flatten layer)"
+            )));
+        }
+        if out == 0 {
+            return Err(ShapeError(format!("layer {i} (linear) has out = 0")));
+        }
+        self.weights.push((i, vec![out, shape[0]]));
+        self.blocks.push(Block::Linear);
+        self.shape = vec![out];
+        Ok(())
+    }
+}
+
+/// The pool size when the conv at layer `i` (output `ho x wo`) is followed by a ReLU and a
+/// max-pool whose window fits that output, so the three can run as one fused op.
+fn fusable_pool(layers: &[LayerSpec], i: usize, ho: usize, wo: usize) -> Option<usize> {
+    match (layers.get(i + 1), layers.get(i + 2)) {
+        (Some(LayerSpec::Relu), Some(&LayerSpec::MaxPool { kernel }))
+            if kernel >= 1 && kernel <= ho && kernel <= wo =>
+        {
+            Some(kernel)
+        }
+        _ => None,
+    }
+}
+
 impl Stack {
     /// Builds `layers` on inputs of shape `in_shape` (one example, e.g. `[1, 28, 28]`).
     pub fn new(layers: &[LayerSpec], in_shape: &[usize], fuse: bool) -> Result<Stack, ShapeError> {
-        let mut shape = in_shape.to_vec();
-        let mut blocks = Vec::new();
-        let mut shapes = Vec::new();
+        let mut b = StackBuilder {
+            shape: in_shape.to_vec(),
+            blocks: Vec::new(),
+            weights: Vec::new(),
+        };
         let mut i = 0;
         while i < layers.len() {
-            let l = &layers[i];
-            match l {
-                LayerSpec::Conv {
-                    out,
-                    kernel,
-                    padding,
-                    stride,
-                } => {
-                    if shape.len() != 3 {
-                        return Err(ShapeError(format!(
-                            "layer {i} (conv) needs [C, H, W] input, got {shape:?}"
-                        )));
-                    }
-                    let (c, h, w) = (shape[0], shape[1], shape[2]);
-                    if *kernel == 0
-                        || *stride == 0
-                        || h + 2 * padding < *kernel
-                        || w + 2 * padding < *kernel
-                        || *out == 0
-                    {
-                        return Err(ShapeError(format!("layer {i} (conv {kernel}x{kernel}, padding {padding}, stride {stride}) does not fit input {shape:?}")));
-                    }
-                    let ho = (h + 2 * padding - kernel) / stride + 1;
-                    let wo = (w + 2 * padding - kernel) / stride + 1;
-                    shapes.push((
-                        format!("{i}.weight"),
-                        vec![*out, c, *kernel, *kernel],
-                        c * kernel * kernel,
-                    ));
-                    shapes.push((format!("{i}.bias"), vec![*out], c * kernel * kernel));
-                    let fusable = fuse
-                        && *stride == 1
-                        && matches!(layers.get(i + 1), Some(LayerSpec::Relu))
-                        && matches!(layers.get(i + 2), Some(LayerSpec::MaxPool { kernel: k }) if *k >= 1 && *k <= ho && *k <= wo);
-                    if fusable {
-                        let Some(LayerSpec::MaxPool { kernel: k }) = layers.get(i + 2) else {
-                            unreachable!()
-                        };
-                        blocks.push(Block::ConvReluPool {
-                            pad: *padding,
-                            pool: *k,
-                        });
-                        shape = vec![*out, ho / k, wo / k];
-                        i += 3;
-                        continue;
-                    }
-                    blocks.push(Block::Conv {
-                        stride: *stride,
-                        pad: *padding,
-                    });
-                    shape = vec![*out, ho, wo];
-                }
-                LayerSpec::Relu => blocks.push(Block::Relu),
-                LayerSpec::Sigmoid => blocks.push(Block::Sigmoid),
-                LayerSpec::Tanh => blocks.push(Block::Tanh),
-                LayerSpec::MaxPool { kernel } => {
-                    if shape.len() != 3 || *kernel == 0 || shape[1] < *kernel || shape[2] < *kernel
-                    {
-                        return Err(ShapeError(format!(
-                            "layer {i} (max_pool {kernel}) does not fit input {shape:?}"
-                        )));
-                    }
-                    blocks.push(Block::MaxPool(*kernel));
-                    shape = vec![shape[0], shape[1] / kernel, shape[2] / kernel];
-                }
-                LayerSpec::Flatten => {
-                    blocks.push(Block::Flatten);
-                    shape = vec![shape.iter().product()];
-                }
-                LayerSpec::Linear { out } => {
-                    if shape.len() != 1 {
-                        return Err(ShapeError(format!("layer {i} (linear) needs a flat input, got {shape:?} (add a flatten layer)")));
-                    }
-                    if *out == 0 {
-                        return Err(ShapeError(format!("layer {i} (linear) has out = 0")));
-                    }
-                    shapes.push((format!("{i}.weight"), vec![*out, shape[0]], shape[0]));
-                    shapes.push((format!("{i}.bias"), vec![*out], shape[0]));
-                    blocks.push(Block::Linear);
-                    shape = vec![*out];
-                }
-            }
-            i += 1;
+            i += b.add(layers, i, fuse)?;
         }
         Ok(Stack {
-            blocks,
-            shapes,
+            blocks: b.blocks,
+            weights: b.weights,
             in_shape: in_shape.to_vec(),
-            out_shape: shape,
+            out_shape: b.shape,
         })
     }
 
@@ -206,28 +257,12 @@ impl Stack {
         &self.in_shape
     }
 
-    /// The number of parameter tensors.
+    /// The number of parameter tensors (a weight and a bias per conv / linear layer).
     pub fn num_params(&self) -> usize {
-        self.shapes.len()
+        2 * self.weights.len()
     }
 
-    /// Appends fresh parameters (PyTorch's default uniform init) named `{prefix}.{layer}.weight`.
-    pub fn init<T: Float>(&self, prefix: &str, rng: &mut dyn rand::RngCore, out: &mut Params<T>) {
-        for (name, shape, fan_in) in &self.shapes {
-            let bound = 1.0 / (*fan_in as f64).sqrt();
-            let n: usize = shape.iter().product();
-            let data = (0..n)
-                .map(|_| T::of(rng.gen_range(-bound..bound)))
-                .collect();
-            out.push(format!("{prefix}.{name}"), Tensor::from_vec(data, shape));
-        }
-    }
-
-    /// The output for a batch, with this stack's parameters `p` (in [`Stack::init`] order).
-    pub fn forward<T: Float>(&self, p: &[Tensor<T>], x: &Tensor<T>) -> Tensor<T> {
-        self.run_blocks(0..self.blocks.len(), 0, p, x)
-    }
-
+    /// Runs `blocks` on `x`, their parameters taken from `p` from index `k` on.
     fn run_blocks<T: Float>(
         &self,
         blocks: std::ops::Range<usize>,
@@ -300,6 +335,57 @@ impl Stack {
     }
 }
 
+impl<T: Float> Model<T> for Stack {
+    /// Fresh parameters in layer order, weight then bias: Kaiming uniform
+    /// ([`push_weight_and_bias`], PyTorch's default), `fan_in` = inputs of one output unit.
+    fn init(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
+        let mut p = Params::new();
+        for (layer, shape) in &self.weights {
+            push_weight_and_bias(&mut p, &format!("{layer}."), shape, rng);
+        }
+        p
+    }
+
+    /// The output `[N, out_shape...]` of a batch; `params` starts with this stack's (more may
+    /// follow and are ignored).
+    fn forward(&self, params: &Params<T>, x: &Tensor<T>) -> Tensor<T> {
+        self.run_blocks(0..self.blocks.len(), 0, params.tensors(), x)
+    }
+
+    fn describe(&self) -> String {
+        format!("stack {:?} -> {:?}", self.in_shape, self.out_shape)
+    }
+}
+
+/// A stack as a feature extractor: its output, flattened (already flat for a trunk that ends in
+/// a linear or flatten layer, and then not reshaped).
+impl Backbone for Stack {
+    fn init_params<T: Float>(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
+        Model::<T>::init(self, rng)
+    }
+
+    fn embed<T: Float>(&self, params: &Params<T>, x: &Tensor<T>) -> Tensor<T> {
+        let out = Model::forward(self, params, x);
+        if self.out_shape.len() == 1 {
+            out
+        } else {
+            out.flatten_from1()
+        }
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.out_shape.iter().product()
+    }
+
+    fn num_params(&self) -> usize {
+        Stack::num_params(self)
+    }
+
+    fn description(&self) -> String {
+        Model::<f32>::describe(self)
+    }
+}
+
 /// A contiguous run of a [`Stack`]'s blocks (see [`Stack::segments`]).
 #[derive(Clone, Debug)]
 pub struct Segment<'a> {
@@ -309,17 +395,18 @@ pub struct Segment<'a> {
 }
 
 impl Segment<'_> {
-    /// Runs the segment; `p` holds the whole stack's parameters.
-    pub fn run<T: Float>(&self, p: &[Tensor<T>], x: &Tensor<T>) -> Tensor<T> {
+    /// Runs the segment; `params` holds the whole stack's parameters.
+    pub fn run<T: Float>(&self, params: &Params<T>, x: &Tensor<T>) -> Tensor<T> {
         self.stack
-            .run_blocks(self.blocks.clone(), self.param_start, p, x)
+            .run_blocks(self.blocks.clone(), self.param_start, params.tensors(), x)
     }
 }
 
-/// What kind of prediction a task makes.
+/// What kind of prediction a task makes, and so its output, loss and metric (`kind = "binary"`,
+/// `"multiclass"` or `"regression"` in a config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TaskKind {
+pub enum OutputKind {
     /// One logit, sigmoid + binary cross-entropy; metric: accuracy.
     Binary,
     /// Logits over classes, softmax + cross-entropy; metric: accuracy.
@@ -334,16 +421,16 @@ pub struct TaskSpec {
     /// Its name (`digit`, `mod3`, ...).
     pub name: String,
     /// Binary, multi-class or regression.
-    pub kind: TaskKind,
+    pub kind: OutputKind,
     /// Output width: classes (multi-class), 1 (binary), target dimension (regression).
     pub outputs: usize,
     /// Hidden widths of the head (ReLU between), before the output layer.
     pub hidden: Vec<usize>,
 }
 
-/// The targets of one task for a set of examples.
+/// The targets of one task of a multi-task model for a set of examples.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Targets {
+pub enum TaskTargets {
     /// Class labels (multi-class).
     Classes(Vec<usize>),
     /// Row-major values `[n, dim]` (binary: 0/1 with dim 1; regression).
@@ -355,12 +442,12 @@ pub enum Targets {
     },
 }
 
-impl Targets {
+impl TaskTargets {
     /// The number of examples.
     pub fn len(&self) -> usize {
         match self {
-            Targets::Classes(c) => c.len(),
-            Targets::Values { values, dim } => values.len() / (*dim).max(1),
+            TaskTargets::Classes(c) => c.len(),
+            TaskTargets::Values { values, dim } => values.len() / (*dim).max(1),
         }
     }
 
@@ -370,10 +457,10 @@ impl Targets {
     }
 
     /// The targets of examples `idx`.
-    pub fn gather(&self, idx: &[usize]) -> Targets {
+    pub fn gather(&self, idx: &[usize]) -> TaskTargets {
         match self {
-            Targets::Classes(c) => Targets::Classes(idx.iter().map(|&i| c[i]).collect()),
-            Targets::Values { values, dim } => Targets::Values {
+            TaskTargets::Classes(c) => TaskTargets::Classes(idx.iter().map(|&i| c[i]).collect()),
+            TaskTargets::Values { values, dim } => TaskTargets::Values {
                 values: idx
                     .iter()
                     .flat_map(|&i| values[i * dim..(i + 1) * dim].iter().copied())
@@ -385,15 +472,15 @@ impl Targets {
 }
 
 /// The task's loss on a batch of outputs: cross-entropy, BCE with logits, or MSE (means).
-pub fn task_loss<T: Float>(kind: TaskKind, out: &Tensor<T>, targets: &Targets) -> Tensor<T> {
+pub fn task_loss<T: Float>(kind: OutputKind, out: &Tensor<T>, targets: &TaskTargets) -> Tensor<T> {
     match (kind, targets) {
-        (TaskKind::Multiclass, Targets::Classes(c)) => out.cross_entropy(c),
-        (TaskKind::Binary | TaskKind::Regression, Targets::Values { values, .. }) => {
+        (OutputKind::Multiclass, TaskTargets::Classes(c)) => out.cross_entropy(c),
+        (OutputKind::Binary | OutputKind::Regression, TaskTargets::Values { values, .. }) => {
             let t = Tensor::from_vec(
                 values.iter().map(|&v| T::of(v as f64)).collect(),
                 out.shape(),
             );
-            if kind == TaskKind::Binary {
+            if kind == OutputKind::Binary {
                 out.bce_with_logits(&t)
             } else {
                 out.mse_loss(&t)
@@ -414,14 +501,14 @@ pub struct MetricAcc {
 
 impl MetricAcc {
     /// Adds a batch of outputs.
-    pub fn add<T: Float>(&mut self, kind: TaskKind, out: &Tensor<T>, targets: &Targets) {
+    pub fn add<T: Float>(&mut self, kind: OutputKind, out: &Tensor<T>, targets: &TaskTargets) {
         match (kind, targets) {
-            (TaskKind::Multiclass, Targets::Classes(c)) => {
+            (OutputKind::Multiclass, TaskTargets::Classes(c)) => {
                 let pred = out.argmax_axis(1);
                 self.sum += pred.iter().zip(c).filter(|(p, t)| p == t).count() as f64;
                 self.count += c.len();
             }
-            (TaskKind::Binary, Targets::Values { values, .. }) => {
+            (OutputKind::Binary, TaskTargets::Values { values, .. }) => {
                 for (o, &t) in out.data().iter().zip(values) {
                     let p = if o.as_f64() > 0.0 { 1.0 } else { 0.0 };
                     if (p - t as f64).abs() < 0.5 {
@@ -430,7 +517,7 @@ impl MetricAcc {
                 }
                 self.count += values.len();
             }
-            (TaskKind::Regression, Targets::Values { values, .. }) => {
+            (OutputKind::Regression, TaskTargets::Values { values, .. }) => {
                 for (o, &t) in out.data().iter().zip(values) {
                     let d = o.as_f64() - t as f64;
                     self.sum += d * d;
@@ -442,19 +529,19 @@ impl MetricAcc {
     }
 
     /// Accuracy (classification) or RMSE (regression).
-    pub fn value(&self, kind: TaskKind) -> f64 {
+    pub fn value(&self, kind: OutputKind) -> f64 {
         let mean = self.sum / self.count.max(1) as f64;
         match kind {
-            TaskKind::Regression => mean.sqrt(),
+            OutputKind::Regression => mean.sqrt(),
             _ => mean,
         }
     }
 }
 
 /// The name of a task kind's metric.
-pub fn metric_name(kind: TaskKind) -> &'static str {
+pub fn metric_name(kind: OutputKind) -> &'static str {
     match kind {
-        TaskKind::Regression => "rmse",
+        OutputKind::Regression => "rmse",
         _ => "accuracy",
     }
 }
@@ -482,7 +569,57 @@ pub trait MultiTaskModel<T: Float>: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Builds the head of `task` on features of width `in_dim`.
+/// A multi-task network as an encoder and task heads (LibMTL's encoder / decoders): the encoder
+/// (shared and task-specific layers) gives one feature tensor per task, and task `t`'s head
+/// ([`TaskHeads`]) maps its features to its output. Every such network is a
+/// [`MultiTaskModel`] whose parameters are the encoder's, then the heads'.
+pub trait EncoderAndHeads<T: Float>: Send + Sync {
+    /// The task heads.
+    fn heads(&self) -> &TaskHeads;
+
+    /// Fresh encoder parameters.
+    fn init_encoder(&self, rng: &mut dyn rand::RngCore) -> Params<T>;
+
+    /// The owner of each encoder parameter, in [`EncoderAndHeads::init_encoder`] order.
+    fn encoder_owners(&self) -> Vec<Owner>;
+
+    /// One feature tensor per task (`[N, d]`, the heads' input) for a batch; `params` starts
+    /// with the encoder's parameters.
+    fn encode(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>>;
+
+    /// One-line description.
+    fn description(&self) -> String;
+}
+
+impl<T: Float, M: EncoderAndHeads<T>> MultiTaskModel<T> for M {
+    fn init(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
+        let encoder = self.init_encoder(rng);
+        encoder.concat(&self.heads().init(rng))
+    }
+
+    fn forward(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
+        let features = self.encode(params, x);
+        let heads_start = self.encoder_owners().len();
+        self.heads().forward(params, heads_start, features)
+    }
+
+    fn owners(&self) -> Vec<Owner> {
+        let mut owners = self.encoder_owners();
+        owners.extend(self.heads().owners());
+        owners
+    }
+
+    fn tasks(&self) -> &[TaskSpec] {
+        self.heads().tasks()
+    }
+
+    fn describe(&self) -> String {
+        self.description()
+    }
+}
+
+/// Builds the head of `task` on features of width `in_dim`: `task.hidden` linear layers with a
+/// ReLU after each, then a linear layer of `task.outputs`.
 pub(crate) fn head_stack(task: &TaskSpec, in_dim: usize) -> Stack {
     let mut layers = Vec::new();
     for &h in &task.hidden {
@@ -493,6 +630,131 @@ pub(crate) fn head_stack(task: &TaskSpec, in_dim: usize) -> Stack {
     Stack::new(&layers, &[in_dim], false).expect("a head of linear layers fits a flat input")
 }
 
+/// The width of `stack`'s output, which must be flat; the error names the stack as `what`
+/// (`trunk`, `expert`, `column`), with `hint` after it.
+fn flat_width(stack: &Stack, what: &str, hint: &str) -> Result<usize, ShapeError> {
+    match stack.out_shape() {
+        &[d] => Ok(d),
+        other => Err(ShapeError(format!(
+            "the {what}'s output {other:?} must be flat{hint}"
+        ))),
+    }
+}
+
+/// Fresh parameters for one stack per task, `{role}.{task}.*` (`head.digit.0.weight`), task
+/// after task.
+pub(crate) fn init_per_task<'a, T: Float>(
+    role: &str,
+    tasks: &[TaskSpec],
+    stacks: impl IntoIterator<Item = &'a Stack>,
+    rng: &mut dyn rand::RngCore,
+) -> Params<T> {
+    let mut p = Params::new();
+    for (task, stack) in tasks.iter().zip(stacks) {
+        let fresh: Params<T> = Model::<T>::init(stack, rng);
+        p = p.concat(&fresh.prefixed(&format!("{role}.{}.", task.name)));
+    }
+    p
+}
+
+/// The owners of the parameters of one stack per task, task after task.
+pub(crate) fn per_task_owners<'a, I: IntoIterator<Item = &'a Stack>>(
+    stacks: I,
+) -> impl Iterator<Item = Owner> + use<'a, I> {
+    stacks
+        .into_iter()
+        .enumerate()
+        .flat_map(|(t, s)| std::iter::repeat_n(Owner::Task(t), s.num_params()))
+}
+
+/// Walks a model's parameter list one group after the other: each stack run takes the next
+/// `num_params` parameters.
+pub(crate) struct ParamCursor<'a, T: Float> {
+    params: &'a Params<T>,
+    at: usize,
+}
+
+impl<'a, T: Float> ParamCursor<'a, T> {
+    /// A cursor on `params` at index `at`.
+    pub(crate) fn new(params: &'a Params<T>, at: usize) -> Self {
+        ParamCursor { params, at }
+    }
+
+    /// The next `n` parameters.
+    pub(crate) fn take(&mut self, n: usize) -> Params<T> {
+        let p = self.params.slice(self.at..self.at + n);
+        self.at += n;
+        p
+    }
+
+    /// `stack`'s output on `x`, with the next parameters as its own.
+    pub(crate) fn forward(&mut self, stack: &Stack, x: &Tensor<T>) -> Tensor<T> {
+        let p = self.take(stack.num_params());
+        Model::forward(stack, &p, x)
+    }
+}
+
+/// One head per task on features of one width (`task.hidden` linear layers with a ReLU after
+/// each, then a linear output layer): parameters `head.{task}.*`, each owned by its task.
+#[derive(Clone, Debug)]
+pub struct TaskHeads {
+    tasks: Vec<TaskSpec>,
+    heads: Vec<Stack>,
+}
+
+impl TaskHeads {
+    /// The heads of `tasks` on features of width `in_dim`.
+    pub fn new(tasks: Vec<TaskSpec>, in_dim: usize) -> Self {
+        let heads = tasks.iter().map(|t| head_stack(t, in_dim)).collect();
+        TaskHeads { tasks, heads }
+    }
+
+    /// The heads of `tasks` on the output of `body` (a trunk, an expert, a column), which must
+    /// be flat: the error names the body `what`, with `hint` after it.
+    pub fn on_output_of(
+        body: &Stack,
+        what: &str,
+        hint: &str,
+        tasks: Vec<TaskSpec>,
+    ) -> Result<Self, ShapeError> {
+        Ok(TaskHeads::new(tasks, flat_width(body, what, hint)?))
+    }
+
+    /// The tasks.
+    pub fn tasks(&self) -> &[TaskSpec] {
+        &self.tasks
+    }
+
+    /// The heads, in task order.
+    pub fn stacks(&self) -> &[Stack] {
+        &self.heads
+    }
+
+    /// Fresh parameters `head.{task}.*`, task after task.
+    pub fn init<T: Float>(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
+        init_per_task("head", &self.tasks, &self.heads, rng)
+    }
+
+    /// Task `t`'s output on the `t`-th features; the heads' parameters start at index `at`
+    /// of `params`.
+    pub fn forward<T: Float>(
+        &self,
+        params: &Params<T>,
+        at: usize,
+        features: impl IntoIterator<Item = Tensor<T>>,
+    ) -> Vec<Tensor<T>> {
+        let mut cursor = ParamCursor::new(params, at);
+        (self.heads.iter().zip(features))
+            .map(|(head, z)| cursor.forward(head, &z))
+            .collect()
+    }
+
+    /// The owner of each head parameter ([`Owner::Task`]), in [`TaskHeads::init`] order.
+    pub fn owners(&self) -> impl Iterator<Item = Owner> + '_ {
+        per_task_owners(&self.heads)
+    }
+}
+
 /// Hard parameter sharing: a shared trunk, then one head per task on its (flat) output.
 /// Parameters: `trunk.*` (shared), `head.{task}.*`.
 #[derive(Clone, Debug)]
@@ -500,8 +762,7 @@ pub struct HardSharing {
     /// The trunk.
     pub trunk: Stack,
     /// One head per task.
-    pub heads: Vec<Stack>,
-    tasks: Vec<TaskSpec>,
+    pub heads: TaskHeads,
 }
 
 impl HardSharing {
@@ -513,69 +774,44 @@ impl HardSharing {
         fuse: bool,
     ) -> Result<Self, ShapeError> {
         let trunk = Stack::new(trunk, in_shape, fuse)?;
-        if trunk.out_shape().len() != 1 {
-            return Err(ShapeError(format!(
-                "the trunk's output {:?} must be flat (end with flatten or linear)",
-                trunk.out_shape()
-            )));
-        }
-        let d = trunk.out_shape()[0];
-        let heads = tasks.iter().map(|t| head_stack(t, d)).collect();
-        Ok(HardSharing {
-            trunk,
-            heads,
-            tasks,
-        })
+        let hint = " (end with flatten or linear)";
+        let heads = TaskHeads::on_output_of(&trunk, "trunk", hint, tasks)?;
+        Ok(HardSharing { trunk, heads })
     }
 
-    /// The trunk's features for a batch.
+    /// The trunk's features for a batch (`params` starts with the trunk's).
     pub fn features<T: Float>(&self, params: &Params<T>, x: &Tensor<T>) -> Tensor<T> {
-        self.trunk
-            .forward(&params.tensors()[..self.trunk.num_params()], x)
+        self.trunk.embed(params, x)
     }
 }
 
-impl<T: Float> MultiTaskModel<T> for HardSharing {
-    fn init(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
-        let mut p = Params::new();
-        self.trunk.init("trunk", rng, &mut p);
-        for (t, h) in self.tasks.iter().zip(&self.heads) {
-            h.init(&format!("head.{}", t.name), rng, &mut p);
-        }
-        p
+impl<T: Float> EncoderAndHeads<T> for HardSharing {
+    fn heads(&self) -> &TaskHeads {
+        &self.heads
     }
 
-    fn forward(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
-        let z = self.features(params, x);
-        let mut k = self.trunk.num_params();
-        self.heads
-            .iter()
-            .map(|h| {
-                let out = h.forward(&params.tensors()[k..k + h.num_params()], &z);
-                k += h.num_params();
-                out
-            })
-            .collect()
+    /// The trunk's parameters, `trunk.*`.
+    fn init_encoder(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
+        let trunk: Params<T> = Model::<T>::init(&self.trunk, rng);
+        trunk.prefixed("trunk.")
     }
 
-    fn owners(&self) -> Vec<Owner> {
-        let mut o = vec![Owner::Shared; self.trunk.num_params()];
-        for (t, h) in self.heads.iter().enumerate() {
-            o.extend(std::iter::repeat_n(Owner::Task(t), h.num_params()));
-        }
-        o
+    fn encoder_owners(&self) -> Vec<Owner> {
+        vec![Owner::Shared; self.trunk.num_params()]
     }
 
-    fn tasks(&self) -> &[TaskSpec] {
-        &self.tasks
+    /// The trunk's features, once per task.
+    fn encode(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
+        vec![self.features(params, x); self.heads.tasks().len()]
     }
 
-    fn describe(&self) -> String {
+    fn description(&self) -> String {
         format!(
             "hard sharing: trunk {:?} -> {:?}, heads {}",
             self.trunk.in_shape(),
             self.trunk.out_shape(),
-            self.tasks
+            self.heads
+                .tasks()
                 .iter()
                 .map(|t| format!("{}({:?}, {})", t.name, t.kind, t.outputs))
                 .collect::<Vec<_>>()

@@ -3,7 +3,7 @@
 use super::config::{MtlConfig, MtlData};
 use super::diagnostics::{pairs, CosineRecord, EpochRecord, History};
 use super::error::MtlError;
-use super::model::{metric_name, task_loss, MetricAcc, MultiTaskModel, Owner, Targets};
+use super::model::{metric_name, task_loss, MetricAcc, MultiTaskModel, Owner, TaskTargets};
 use super::weighting::{gram, gram_cosine, StepInfo, Weighting};
 use crate::autodiff::{grad, grad_with, no_grad, GradOptions};
 use crate::nn::optim::{Adam, Optimizer, Sgd};
@@ -129,7 +129,11 @@ pub struct TrainOutcome {
 
 /// The batch `idx` of `data` as an input tensor and per-task targets (`task_map[k]` is the data
 /// column of model task `k`).
-pub fn gather(data: &MtlData, idx: &[usize], task_map: &[usize]) -> (Tensor<f32>, Vec<Targets>) {
+pub fn gather(
+    data: &MtlData,
+    idx: &[usize],
+    task_map: &[usize],
+) -> (Tensor<f32>, Vec<TaskTargets>) {
     let mut shape = vec![idx.len()];
     shape.extend_from_slice(&data.example_shape);
     (
@@ -163,7 +167,7 @@ pub fn step_gradients(
     owners: &[Owner],
     params: &Params<f32>,
     x: &Tensor<f32>,
-    targets: &[Targets],
+    targets: &[TaskTargets],
     weighting: &mut dyn Weighting,
     info_step: (u64, usize),
     measure: bool,

@@ -11,18 +11,22 @@
 //! the same `[model]` and `[source]`), `runs.csv`, `summary.csv`, `report.json` and
 //! `accuracy_vs_labels.svg`.
 //!
-//! The pretraining is done once (with `source.seed`, [`pretrain`]); the seeds vary the target
-//! side only. [`objective`] makes these configs a search objective ([`Transfer`]).
+//! The network ([`net::Net`]) is one of nn's backbones as the trunk with a linear head per side;
+//! [`data`] loads the source and target sets. The pretraining is done once (with
+//! `source.seed`, [`pretrain`]); the seeds vary the target side only. [`objective`] makes these
+//! configs a search objective ([`Transfer`]).
 
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod net;
 pub mod objective;
 pub mod pretrain;
 
 pub use config::{Arch, ModelSpec, SourceSpec, Strategy, TargetSpec, TransferConfig};
+pub use data::TrainTestSplit;
 pub use error::{Result, TransferError};
-pub use net::{fit, FitOptions, Net, TaskData};
+pub use net::{fit, FitOptions, Net};
 pub use objective::Transfer;
 
 use crate::nn::Params;
@@ -279,7 +283,7 @@ impl TargetSplit {
 struct TargetRuns<'a> {
     cfg: &'a TransferConfig,
     net: &'a Net,
-    target: &'a TaskData,
+    target: &'a TrainTestSplit,
     split: &'a TargetSplit,
     /// The pretrained trunk (empty when only scratch runs).
     pretrained: &'a Params,
@@ -370,7 +374,7 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
     let total = Stopwatch::start();
     let out_dir = cfg.out_dir();
     let _lock = crate::run::RunLock::acquire(&out_dir)?;
-    let target = net::load(&cfg.target_sel(), "target")?;
+    let target = data::load(&cfg.target_sel(), "target")?;
     let shape = [
         target.train.channels,
         target.train.height,
@@ -451,13 +455,20 @@ pub fn summarize(
     out
 }
 
-fn write_outputs(report: &TransferReport, dir: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let mut files = Vec::new();
-    let mut runs = String::from("strategy,budget,seed,test_accuracy,val_accuracy,seconds\n");
-    for r in &report.runs {
-        let _ = writeln!(
-            runs,
+/// A CSV text: the `header` line, then `line(row)` for every row.
+fn csv<R>(header: &str, rows: &[R], line: impl Fn(&R) -> String) -> String {
+    let mut text = format!("{header}\n");
+    for r in rows {
+        let _ = writeln!(text, "{}", line(r));
+    }
+    text
+}
+
+/// `runs.csv`: one line per run (accuracies with 6 decimals, seconds with 3).
+fn runs_csv(report: &TransferReport) -> String {
+    let header = "strategy,budget,seed,test_accuracy,val_accuracy,seconds";
+    csv(header, &report.runs, |r| {
+        format!(
             "{},{},{},{:.6},{},{:.3}",
             r.strategy.name(),
             r.budget,
@@ -465,27 +476,30 @@ fn write_outputs(report: &TransferReport, dir: &Path) -> Result<Vec<PathBuf>> {
             r.test_accuracy,
             r.val_accuracy.map_or(String::new(), |v| format!("{v:.6}")),
             r.seconds
-        );
-    }
-    let mut summary =
-        String::from("strategy,budget,n,mean_accuracy,ci95,gain_vs_scratch,gain_ci95\n");
-    for r in &report.summary {
-        let _ = writeln!(
-            summary,
+        )
+    })
+}
+
+/// `summary.csv`: one line per (strategy, budget), mean and CI, gain over scratch and its CI.
+fn summary_csv(report: &TransferReport) -> String {
+    let header = "strategy,budget,n,mean_accuracy,ci95,gain_vs_scratch,gain_ci95";
+    let six = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.6}"));
+    csv(header, &report.summary, |r| {
+        format!(
             "{},{},{},{:.6},{:.6},{},{}",
             r.strategy.name(),
             r.budget,
             r.accuracy.n,
             r.accuracy.mean,
             r.accuracy.ci95,
-            r.gain
-                .as_ref()
-                .map_or(String::new(), |g| format!("{:.6}", g.mean)),
-            r.gain
-                .as_ref()
-                .map_or(String::new(), |g| format!("{:.6}", g.ci95)),
-        );
-    }
+            six(r.gain.as_ref().map(|g| g.mean)),
+            six(r.gain.as_ref().map(|g| g.ci95)),
+        )
+    })
+}
+
+/// The target test accuracy against log10(labels), one line per strategy.
+fn accuracy_plot(report: &TransferReport) -> crate::run::plot::LinePlot {
     let mut plot = crate::run::plot::LinePlot::new(
         &format!("{}: target test accuracy vs labels", report.name),
         "labelled target examples (log10)",
@@ -505,11 +519,19 @@ fn write_outputs(report: &TransferReport, dir: &Path) -> Result<Vec<PathBuf>> {
         plot.series
             .push(crate::run::plot::Series::new(s.name(), pts));
     }
+    plot
+}
+
+/// Writes `runs.csv`, `summary.csv`, `accuracy_vs_labels.svg` and `report.json` into `dir`;
+/// returns their paths.
+fn write_outputs(report: &TransferReport, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut files = Vec::new();
     let json = serde_json::to_string_pretty(report).expect("serialisable");
     for (name, text) in [
-        ("runs.csv", runs),
-        ("summary.csv", summary),
-        ("accuracy_vs_labels.svg", plot.to_svg()),
+        ("runs.csv", runs_csv(report)),
+        ("summary.csv", summary_csv(report)),
+        ("accuracy_vs_labels.svg", accuracy_plot(report).to_svg()),
         ("report.json", json),
     ] {
         let p = dir.join(name);

@@ -1,160 +1,39 @@
-//! The network of a transfer experiment (a trunk shared by source and target, a linear head
-//! per task), its data, and the training loop with an optionally frozen trunk.
+//! The network of a transfer experiment (nn's backbone as the trunk shared by source and
+//! target, a linear head per task) and the training loop with an optionally frozen trunk.
 
-use super::config::{Arch, DataSel, ModelSpec};
+use super::config::{Arch, ModelSpec};
 use super::error::{Result, TransferError};
 use crate::autodiff::{grad, no_grad};
 use crate::data::ImageDataset;
+use crate::nn::init::push_weight_and_bias_drawn_as;
 use crate::nn::optim::{Adam, Optimizer};
-use crate::nn::{Conv4, Conv4Config, DownsampleKind, Mlp, Model, Params};
+use crate::nn::{
+    Backbone, Body, Conv4, Conv4Config, DownsampleKind, LinearHead, Mlp, Model, Params,
+};
 use crate::tensor::Tensor;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use std::path::PathBuf;
 
-/// A train and a test set of one task.
-#[derive(Clone, Debug)]
-pub struct TaskData {
-    /// Training pool.
-    pub train: ImageDataset,
-    /// Test set.
-    pub test: ImageDataset,
-    /// The dataset in words (`mnist (10 classes)`).
-    pub describe: String,
-}
-
-fn data_dir(sel: &DataSel) -> PathBuf {
-    sel.path.clone().unwrap_or_else(|| {
-        let d = crate::data::default_data_dir();
-        match sel.dataset.as_str() {
-            "omniglot-background" | "omniglot-evaluation" => d.join("omniglot"),
-            other => d.join(other),
-        }
-    })
-}
-
-fn head_n(ds: ImageDataset, limit: usize) -> ImageDataset {
-    if limit == 0 || limit >= ds.n {
-        return ds;
-    }
-    let idx: Vec<usize> = (0..limit).collect();
-    ds.subset(&idx).expect("indices in range")
-}
-
-/// Loads a dataset selection: train and test sets with the selected classes relabelled
-/// `0..C`, truncated to the limits. Omniglot has no test split: the last `test_per_class`
-/// drawings of every character are the test set.
-pub fn load(sel: &DataSel, what: &'static str) -> Result<TaskData> {
-    let path = data_dir(sel);
-    let derr = |source| TransferError::Data {
-        what,
-        path: path.clone(),
-        source: Box::new(source),
-    };
-    let (train, test) = match sel.dataset.as_str() {
-        "mnist" | "fashion-mnist" => {
-            let tt = if sel.dataset == "mnist" {
-                crate::data::load_mnist(&path)
-            } else {
-                crate::data::load_fashion_mnist(&path)
-            }
-            .map_err(derr)?;
-            (tt.train, tt.test)
-        }
-        name => {
-            let file = if name == "omniglot-background" {
-                "images_background.npz"
-            } else {
-                "images_evaluation.npz"
-            };
-            let o = crate::data::load_omniglot_npz(&path.join(file), crate::data::OMNIGLOT_SIZE)
-                .map_err(derr)?;
-            let tpc = sel.test_per_class as u32;
-            if tpc == 0 || tpc >= 20 {
-                return Err(TransferError::value(
-                    &format!("{what}.test_per_class"),
-                    "must be between 1 and 19 (Omniglot has 20 drawings per character)",
-                ));
-            }
-            let (mut tr, mut te) = (Vec::new(), Vec::new());
-            for (i, &d) in o.drawings.iter().enumerate() {
-                if d > 20 - tpc {
-                    te.push(i);
-                } else {
-                    tr.push(i);
-                }
-            }
-            (
-                o.images.subset(&tr).map_err(derr)?,
-                o.images.subset(&te).map_err(derr)?,
-            )
-        }
-    };
-    let total = train.num_classes();
-    let classes: Vec<usize> = match (&sel.classes, sel.num_classes) {
-        (Some(c), _) => c.clone(),
-        (None, Some(n)) => (0..n.min(total)).collect(),
-        (None, None) => (0..total).collect(),
-    };
-    if let Some(&c) = classes.iter().find(|&&c| c >= total) {
-        return Err(TransferError::value(
-            &format!("{what}.classes"),
-            format!(
-                "class {c} out of range: `{}` has {total} classes",
-                sel.dataset
-            ),
-        ));
-    }
-    let (train, test) = if classes.len() == total {
-        (train, test)
-    } else {
-        (
-            train.select_classes(&classes).map_err(derr)?,
-            test.select_classes(&classes).map_err(derr)?,
-        )
-    };
-    let train = head_n(train, sel.train_limit);
-    let test = head_n(test, sel.test_limit);
-    let describe = format!(
-        "{} ({} classes, {} train / {} test images)",
-        sel.dataset,
-        classes.len(),
-        train.n,
-        test.n
-    );
-    Ok(TaskData {
-        train,
-        test,
-        describe,
-    })
-}
-
-enum Trunk {
-    Mlp(Mlp),
-    Conv(Conv4),
-}
-
-/// Trunk + linear head. Trunk parameters are named `trunk.<layer>`, the head's `head.weight`
-/// and `head.bias`.
+/// The transfer network: one of nn's built-in backbones ([`Body`]: Conv-4 blocks, flattened, or
+/// an MLP on the flattened image with a ReLU after its last layer) as the trunk shared by source
+/// and target, and per task a linear head on the trunk's features ([`LinearHead`]):
+/// `logits = features(x) W^T + b`. Trunk parameters are named `trunk.<layer>`, the head's
+/// `head.weight` and `head.bias`; they are kept apart, as the trunk moves from the source to
+/// the target and each side has its own head.
 pub struct Net {
-    trunk: Trunk,
+    backbone: Body,
     in_shape: [usize; 3],
-    feat_dim: usize,
 }
 
 impl Net {
     /// The network for `[channels, height, width]` images.
     pub fn new(spec: &ModelSpec, in_shape: [usize; 3]) -> Result<Net> {
         let [c, h, w] = in_shape;
-        Ok(match spec.arch {
+        let backbone = match spec.arch {
             Arch::Mlp => {
                 let mut sizes = vec![c * h * w];
                 sizes.extend_from_slice(&spec.hidden);
-                Net {
-                    feat_dim: *sizes.last().expect("non-empty"),
-                    trunk: Trunk::Mlp(Mlp::new(&sizes)),
-                    in_shape,
-                }
+                Body::Mlp(Mlp::new(&sizes))
             }
             Arch::Conv4 => {
                 if h != w {
@@ -163,57 +42,44 @@ impl Net {
                         format!("conv4 needs square images, got {h}x{w}"),
                     ));
                 }
-                let conv = Conv4::new(Conv4Config {
+                Body::Conv4(Conv4::new(Conv4Config {
                     in_channels: c,
                     filters: spec.filters,
                     blocks: 4,
                     image_size: h,
                     head: None,
                     downsample: DownsampleKind::MaxPool,
-                });
-                Net {
-                    feat_dim: conv.embedding_dim(),
-                    trunk: Trunk::Conv(conv),
-                    in_shape,
-                }
+                }))
             }
-        })
+        };
+        Ok(Net { backbone, in_shape })
     }
 
-    /// The trunk in words.
+    /// The trunk in words (the MLP's as `mlp[sizes]`, without its final ReLU, as the reports
+    /// have always named it).
     pub fn describe(&self) -> String {
-        match &self.trunk {
-            Trunk::Mlp(m) => Model::<f32>::describe(m),
-            Trunk::Conv(c) => Model::<f32>::describe(c),
+        match &self.backbone {
+            Body::Mlp(m) => Model::<f32>::describe(m),
+            conv => conv.description(),
         }
     }
 
-    /// Fresh trunk parameters (requiring gradients).
+    /// Fresh trunk parameters `trunk.*` (requiring gradients): the backbone's initialisation.
     pub fn init_trunk(&self, rng: &mut dyn rand::RngCore) -> Params<f32> {
-        let p: Params<f32> = match &self.trunk {
-            Trunk::Mlp(m) => m.init(rng),
-            Trunk::Conv(c) => c.init(rng),
-        };
-        let names = p.names().iter().map(|n| format!("trunk.{n}")).collect();
-        Params::from_parts(names, p.tensors().to_vec()).requires_grad_()
+        let p: Params<f32> = self.backbone.init_params(rng);
+        p.prefixed("trunk.").requires_grad_()
     }
 
-    /// A fresh `classes`-way linear head (PyTorch's default initialisation).
+    /// A fresh `classes`-way linear head (requiring gradients): Kaiming uniform (PyTorch's
+    /// default) with the values drawn as `f32`, as the transfer heads always were.
     pub fn init_head(&self, classes: usize, rng: &mut dyn rand::RngCore) -> Params<f32> {
-        let d = self.feat_dim;
-        let bound = 1.0 / (d as f32).sqrt();
-        let mut u =
-            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-bound..bound)).collect() };
         let mut p = Params::new();
-        p.push(
-            "head.weight",
-            Tensor::from_vec(u(classes * d), &[classes, d]),
-        );
-        p.push("head.bias", Tensor::from_vec(u(classes), &[classes]));
+        let shape = [classes, self.backbone.feature_dim()];
+        push_weight_and_bias_drawn_as::<f32, f32>(&mut p, "head.", &shape, rng);
         p.requires_grad_()
     }
 
-    /// The input batch of examples `idx`.
+    /// The input batch of examples `idx`: `[n, c*h*w]` for the MLP, `[n, c, h, w]` for Conv-4.
     pub fn batch(&self, ds: &ImageDataset, idx: &[usize]) -> Tensor<f32> {
         let len = ds.image_len();
         let mut x = Vec::with_capacity(idx.len() * len);
@@ -221,23 +87,20 @@ impl Net {
             x.extend_from_slice(ds.image(i));
         }
         let [c, h, w] = self.in_shape;
-        match self.trunk {
-            Trunk::Mlp(_) => Tensor::from_vec(x, &[idx.len(), c * h * w]),
-            Trunk::Conv(_) => Tensor::from_vec(x, &[idx.len(), c, h, w]),
+        match self.backbone {
+            Body::Mlp(_) => Tensor::from_vec(x, &[idx.len(), c * h * w]),
+            Body::Conv4(_) => Tensor::from_vec(x, &[idx.len(), c, h, w]),
         }
     }
 
-    /// Trunk features `[n, feat_dim]` (after a ReLU).
+    /// Trunk features `[n, feature_dim]` (the backbone's embedding).
     pub fn features(&self, trunk: &Params<f32>, x: &Tensor<f32>) -> Tensor<f32> {
-        match &self.trunk {
-            Trunk::Mlp(m) => m.forward(trunk, x).relu(),
-            Trunk::Conv(c) => c.embed(trunk, x),
-        }
+        self.backbone.embed(trunk, x)
     }
 
-    /// Class scores.
+    /// Class scores: the head on the trunk's features.
     pub fn logits(&self, trunk: &Params<f32>, head: &Params<f32>, x: &Tensor<f32>) -> Tensor<f32> {
-        self.features(trunk, x).linear(head.at(0), Some(head.at(1)))
+        LinearHead.forward(head, &self.features(trunk, x))
     }
 
     /// Accuracy on `idx` of `ds` (all examples when `None`), in batches of 500, no graph.
@@ -317,20 +180,14 @@ pub fn fit(
         let y: Vec<usize> = b.iter().map(|&i| ds.labels[i]).collect();
         if step < o.freeze_steps {
             let f = no_grad(|| net.features(&trunk, &x));
-            let loss = f.linear(head.at(0), Some(head.at(1))).cross_entropy(&y);
+            let loss = LinearHead.forward(&head, &f).cross_entropy(&y);
             let g = grad(&[loss], head.tensors(), false);
             head = head_opt.step(&head, &g);
         } else {
-            let mut names = trunk.names().to_vec();
-            names.extend_from_slice(head.names());
-            let mut ts = trunk.tensors().to_vec();
-            ts.extend_from_slice(head.tensors());
-            let all = Params::from_parts(names, ts);
+            let all = trunk.concat(&head);
             let loss = net.logits(&trunk, &head, &x).cross_entropy(&y);
             let g = grad(&[loss], all.tensors(), false);
-            let new = all_opt.step(&all, &g);
-            trunk = Params::from_parts(new.names()[..k].to_vec(), new.tensors()[..k].to_vec());
-            head = Params::from_parts(new.names()[k..].to_vec(), new.tensors()[k..].to_vec());
+            (trunk, head) = all_opt.step(&all, &g).split_at(k);
         }
     }
     (trunk, head)

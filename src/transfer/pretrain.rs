@@ -4,8 +4,9 @@
 //! saved there.
 
 use super::config::{DataSel, TransferConfig};
+use super::data;
 use super::error::{Result, TransferError};
-use super::net::{self, fit, FitOptions, Net};
+use super::net::{fit, FitOptions, Net};
 use super::{check_finite, io_err, rng_for, SOURCE_KEY};
 use crate::nn::Params;
 use crate::run::usage::Stopwatch;
@@ -57,10 +58,7 @@ pub fn pretrained_trunk(
     meta.insert(SOURCE_KEY.to_string(), stamp);
     let acc = pretrained.test_accuracy.unwrap_or(f64::NAN);
     meta.insert(SOURCE_ACCURACY_KEY.to_string(), acc.to_string());
-    let mut all = pretrained.trunk.clone();
-    for (n, t) in head.iter() {
-        all.push(format!("source_{n}"), t.clone());
-    }
+    let all = pretrained.trunk.concat(&head.prefixed("source_"));
     crate::nn::checkpoint::save(&path, &all, &meta)?;
     Ok(pretrained)
 }
@@ -125,7 +123,7 @@ fn pretrain(
     target_shape: [usize; 3],
     progress: bool,
 ) -> Result<(Pretrained, Params)> {
-    let data = net::load(sel, "source")?;
+    let data = data::load(sel, "source")?;
     let shape = [data.train.channels, data.train.height, data.train.width];
     if shape != target_shape {
         return Err(TransferError::value(

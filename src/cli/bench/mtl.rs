@@ -2,7 +2,7 @@
 
 use super::BenchResult;
 use crate::mtl::config::MtlData;
-use crate::mtl::model::{HardSharing, LayerSpec, Targets, TaskKind, TaskSpec};
+use crate::mtl::model::{HardSharing, LayerSpec, OutputKind, TaskSpec, TaskTargets};
 use crate::mtl::train::{gather, step_gradients};
 use crate::mtl::weighting::Equal;
 use crate::mtl::MultiTaskModel;
@@ -31,13 +31,13 @@ pub fn w5_model() -> HardSharing {
     let tasks = vec![
         TaskSpec {
             name: "digit".into(),
-            kind: TaskKind::Multiclass,
+            kind: OutputKind::Multiclass,
             outputs: 10,
             hidden: vec![],
         },
         TaskSpec {
             name: "mod3".into(),
-            kind: TaskKind::Multiclass,
+            kind: OutputKind::Multiclass,
             outputs: 3,
             hidden: vec![],
         },
@@ -59,8 +59,8 @@ pub fn bench_w5_with(samples: usize, warmup: usize) -> (BenchResult, f64) {
         n: samples,
         example_shape: vec![1, 28, 28],
         targets: vec![
-            Targets::Classes(y.clone()),
-            Targets::Classes(y.iter().map(|d| d % 3).collect()),
+            TaskTargets::Classes(y.clone()),
+            TaskTargets::Classes(y.iter().map(|d| d % 3).collect()),
         ],
     };
     let mut perm: Vec<usize> = (0..samples).collect();
