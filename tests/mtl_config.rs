@@ -2,26 +2,14 @@
 //! options of another method, unknown methods and out-of-range values are errors naming the
 //! key; the `--method` override; a config written back out parses to the same config.
 
+mod common;
+
 use metalearn::mtl::weighting::{
     CaGradConfig, DwaConfig, GradNormConfig, SeedConfig, UncertaintyConfig, WeightingConfig,
 };
 use metalearn::mtl::{MtlConfig, MtlOverrides, METHODS};
 
-const BASE: &str = r#"
-[data]
-dataset = "mnist"
-path = "/nonexistent/mnist"
-[model]
-trunk = [{ type = "flatten" }, { type = "linear", out = 8 }, { type = "relu" }]
-[[tasks]]
-name = "digit"
-kind = "multiclass"
-label = "class"
-[[tasks]]
-name = "mod3"
-kind = "multiclass"
-label = "class_mod3"
-"#;
+use common::MTL_BASE as BASE;
 
 fn weighting(table: &str) -> Result<WeightingConfig, String> {
     MtlConfig::from_toml(&format!("{BASE}\n[weighting]\n{table}\n"))
