@@ -263,14 +263,9 @@ pub(crate) fn sigmoid<T: Float>(v: T) -> T {
 /// `where_positive(g, x)`: linear in `g` with a constant pattern from `x`, so its gradient
 /// with respect to `g` is the same op and `x` gets none (ReLU's second derivative is 0).
 struct WherePositiveBackward;
-impl<T: Float> Backward<T> for WherePositiveBackward {
-    fn name(&self) -> &'static str {
-        "where_positive"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![ctx.needs[0].then(|| g.where_positive(&ctx.inputs[1])), None]
-    }
-}
+impl_backward!(WherePositiveBackward, "where_positive", |self, ctx, g| {
+    vec![ctx.needs[0].then(|| g.where_positive(&ctx.inputs[1])), None]
+});
 
 impl<T: Float> Tensor<T> {
     /// `self` where `x > 0`, else 0 (one pass): ReLU's backward, `g * [x > 0]`.

@@ -29,7 +29,7 @@ use super::functional::{
 };
 use super::kernels::{self, ConvGeom};
 use super::{parallel, Float, Tensor};
-use crate::autodiff::{is_grad_enabled, Backward, BackwardCtx};
+use crate::autodiff::{is_grad_enabled, BackwardCtx};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -51,11 +51,10 @@ fn winner_offsets(winner: &[u32], hw: usize, howo: usize) -> Vec<usize> {
         .collect()
 }
 
-impl<T: Float> Backward<T> for BnReluPoolBackward {
-    fn name(&self) -> &'static str {
-        "batch_norm_relu_max_pool2"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+impl_backward!(
+    BnReluPoolBackward,
+    "batch_norm_relu_max_pool2",
+    |self, ctx, g| {
         let (x, gamma) = (&ctx.inputs[0], &ctx.inputs[1]);
         let (n, c, _) = ncs(x.shape(), "batch_norm_relu_max_pool2");
         let (h, w) = (x.dim(2), x.dim(3));
@@ -131,7 +130,7 @@ impl<T: Float> Backward<T> for BnReluPoolBackward {
             ctx.needs[2].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
         vec![gx, ggamma, gbeta]
     }
-}
+);
 
 /// One output row of the fused forward: for every window `ox` of the row pair `r0`, `r1` (each
 /// `2 * out.len()` long), the maximum of `x * a + b` over its 4 pixels, floored at 0, and the
@@ -696,11 +695,10 @@ fn conv_relu_pool_grad_recorded<T: Float>(
     ]
 }
 
-impl<T: Float> Backward<T> for ConvReluPoolBackward {
-    fn name(&self) -> &'static str {
-        "conv2d_relu_max_pool"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+impl_backward!(
+    ConvReluPoolBackward,
+    "conv2d_relu_max_pool",
+    |self, ctx, g| {
         if is_grad_enabled() {
             return conv_relu_pool_grad_recorded(self, ctx, g);
         }
@@ -718,7 +716,7 @@ impl<T: Float> Backward<T> for ConvReluPoolBackward {
             ctx.needs[2].then(|| Tensor::from_vec(db, &[self.geo.conv.o])),
         ]
     }
-}
+);
 
 impl<T: Float> Tensor<T> {
     /// `max_pool2d(relu(conv2d(x, weight, bias, stride 1, padding)), pool, pool)` in one op, for

@@ -9,6 +9,26 @@
 //! `linalg` (matmul, the linear solve, `f64` dot / Gram helpers), `conv` (conv2d and pooling), `functional` (softmax, batch norm, losses),
 //! `fused` (op chains computed in one kernel).
 
+/// `impl_backward!(Op, "name", |self, ctx, g| body)`: implements [`Backward`] for `Op`, whose
+/// [`Backward::name`] is `"name"` and whose [`Backward::backward`] is `body`, with `ctx` the
+/// op's [`crate::autodiff::BackwardCtx`] and `g` the gradient of its output.
+macro_rules! impl_backward {
+    ($op:ty, $name:literal, |$this:ident, $ctx:ident, $g:ident| $body:expr) => {
+        impl<T: Float> $crate::autodiff::Backward<T> for $op {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn backward(
+                &$this,
+                $ctx: &$crate::autodiff::BackwardCtx<'_, T>,
+                $g: &Tensor<T>,
+            ) -> Vec<Option<Tensor<T>>> {
+                $body
+            }
+        }
+    };
+}
+
 mod conv;
 mod elementwise;
 mod functional;
