@@ -393,24 +393,11 @@ impl<T: Float> Tensor<T> {
     ///
     /// Backward: `x: 2 (x - t) g / n`, `t: -2 (x - t) g / n`.
     pub fn mse_loss(&self, target: &Tensor<T>) -> Tensor<T> {
-        assert_eq!(
-            self.shape(),
-            target.shape(),
-            "mse_loss: prediction shape {:?} differs from target shape {:?}",
-            self.shape(),
-            target.shape()
-        );
-        let s: f64 = self
-            .data()
-            .iter()
-            .zip(target.data())
-            .map(|(&x, &t)| {
-                let d = x - t;
-                (d * d).as_f64()
-            })
-            .sum();
-        let loss = T::of(s / self.numel().max(1) as f64);
-        Tensor::from_op(vec![loss], vec![], &[self, target], || MseBackward)
+        let term = |x: T, t: T| {
+            let d = x - t;
+            d * d
+        };
+        self.mean_loss(target, "mse_loss: prediction", term, MseBackward)
     }
 
     /// Mean binary cross-entropy of logits `x` against targets `t` in [0, 1] (same shape):
@@ -418,10 +405,23 @@ impl<T: Float> Tensor<T> {
     ///
     /// Backward: `x: (sigmoid(x) - t) g / n`, `t: -x g / n`.
     pub fn bce_with_logits(&self, target: &Tensor<T>) -> Tensor<T> {
+        let term = |x: T, t: T| x.max(T::zero()) - x * t + (-x.abs()).exp().ln_1p();
+        self.mean_loss(target, "bce_with_logits: logits", term, BceBackward)
+    }
+
+    /// `(1/n) sum term(x, t)` over the elements of `self` and `target` (same shape, else a
+    /// panic naming `what`), summed in `f64` in order, as a 0-d tensor with the rule `op`.
+    fn mean_loss<B: Backward<T> + 'static>(
+        &self,
+        target: &Tensor<T>,
+        what: &str,
+        term: impl Fn(T, T) -> T,
+        op: B,
+    ) -> Tensor<T> {
         assert_eq!(
             self.shape(),
             target.shape(),
-            "bce_with_logits: logits shape {:?} differs from target shape {:?}",
+            "{what} shape {:?} differs from target shape {:?}",
             self.shape(),
             target.shape()
         );
@@ -429,10 +429,10 @@ impl<T: Float> Tensor<T> {
             .data()
             .iter()
             .zip(target.data())
-            .map(|(&x, &t)| (x.max(T::zero()) - x * t + (-x.abs()).exp().ln_1p()).as_f64())
+            .map(|(&x, &t)| term(x, t).as_f64())
             .sum();
         let loss = T::of(s / self.numel().max(1) as f64);
-        Tensor::from_op(vec![loss], vec![], &[self, target], || BceBackward)
+        Tensor::from_op(vec![loss], vec![], &[self, target], || op)
     }
 
     /// `out[c] = sum over (n, ..) of x[n, c, ..]` for `x` shaped `[N, C, ...]` (fused).
@@ -506,14 +506,7 @@ impl<T: Float> Tensor<T> {
     ///
     /// Backward: `x: g * gamma_c`, `gamma: sum over (n, ..) of g * x`, `beta: sum of g`.
     pub fn channel_affine(&self, gamma: &Tensor<T>, beta: &Tensor<T>) -> Tensor<T> {
-        let (_, c, s) = ncs(self.shape(), "channel_affine");
-        assert!(
-            gamma.shape() == [c] && beta.shape() == [c],
-            "channel_affine: weight shape {:?} and bias shape {:?} do not match the {c} channels of input shape {:?}",
-            gamma.shape(),
-            beta.shape(),
-            self.shape()
-        );
+        let (_, c, s) = ncs_affine(self, gamma, beta, "channel_affine");
         let (x, gm, bt) = (self.data(), gamma.data(), beta.data());
         let mut out = vec![T::zero(); x.len()];
         channel_fill(&mut out, c, s, |b, ch, run| {
@@ -536,15 +529,7 @@ impl<T: Float> Tensor<T> {
     /// [`Tensor::normalize_channels`] and [`Tensor::channel_affine`], so it is differentiable to
     /// any order with respect to `x`, `gamma` and `beta`.
     pub fn batch_norm(&self, gamma: &Tensor<T>, beta: &Tensor<T>, eps: f64) -> Tensor<T> {
-        let (_, c, _) = ncs(self.shape(), "batch_norm");
-        assert!(
-            gamma.shape() == [c] && beta.shape() == [c],
-            "batch_norm: weight shape {:?} and bias shape {:?} do not match the {c} channels of input shape {:?}",
-            gamma.shape(),
-            beta.shape(),
-            self.shape()
-        );
-        let (n, c, s) = ncs(self.shape(), "batch_norm");
+        let (n, c, s) = ncs_affine(self, gamma, beta, "batch_norm");
         let (mean, inv_std) = channel_stats(self.data(), n, c, s, eps);
         let (gm, bt) = (gamma.data(), beta.data());
         let mut out = Vec::with_capacity(self.numel());
@@ -656,6 +641,38 @@ pub(super) fn batch_norm_grad_coefficients<T: Float>(
     (sgh, coef)
 }
 
+/// [`ncs`] of `x`, after checking that the per-channel `gamma` and `beta` are shaped `[C]`
+/// (else a panic naming `op`).
+pub(super) fn ncs_affine<T: Float>(
+    x: &Tensor<T>,
+    gamma: &Tensor<T>,
+    beta: &Tensor<T>,
+    op: &str,
+) -> (usize, usize, usize) {
+    let (n, c, s) = ncs(x.shape(), op);
+    assert!(
+        gamma.shape() == [c] && beta.shape() == [c],
+        "{op}: weight shape {:?} and bias shape {:?} do not match the {c} channels of input shape {:?}",
+        gamma.shape(),
+        beta.shape(),
+        x.shape()
+    );
+    (n, c, s)
+}
+
+/// Batch norm's `(dgamma, dbeta)` where `needs[1]`, `needs[2]`: `sgh` (from
+/// [`batch_norm_grad_coefficients`]) and the per-channel `sg = sums[c].0`.
+pub(super) fn batch_norm_param_grads<T: Float>(
+    needs: &[bool],
+    sgh: &[f64],
+    sums: &[Pair],
+) -> (Option<Tensor<T>>, Option<Tensor<T>>) {
+    let c = sums.len();
+    let ggamma = needs[1].then(|| Tensor::from_vec(sgh.iter().map(|&v| T::of(v)).collect(), &[c]));
+    let gbeta = needs[2].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
+    (ggamma, gbeta)
+}
+
 struct BatchNormBackward {
     eps: f64,
     mean: Vec<f64>,
@@ -688,9 +705,6 @@ impl_backward!(BatchNormBackward, "batch_norm", |self, ctx, g| {
         }
         Tensor::from_vec(out, x.shape())
     });
-    let ggamma =
-        ctx.needs[1].then(|| Tensor::from_vec(sgh.iter().map(|&v| T::of(v)).collect(), &[c]));
-    let gbeta =
-        ctx.needs[2].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
+    let (ggamma, gbeta) = batch_norm_param_grads(ctx.needs, &sgh, &sums);
     vec![gx, ggamma, gbeta]
 });

@@ -25,7 +25,8 @@
 
 use super::conv::conv_geom;
 use super::functional::{
-    batch_norm_grad_coefficients, batch_norm_grad_recorded, channel_stats, ncs, Pair,
+    batch_norm_grad_coefficients, batch_norm_grad_recorded, batch_norm_param_grads, channel_stats,
+    ncs, ncs_affine, Pair,
 };
 use super::kernels::{self, ConvGeom};
 use super::{parallel, Float, Tensor};
@@ -124,10 +125,7 @@ impl_backward!(
             );
             Tensor::from_vec(out, x.shape())
         });
-        let ggamma =
-            ctx.needs[1].then(|| Tensor::from_vec(sgh.iter().map(|&v| T::of(v)).collect(), &[c]));
-        let gbeta =
-            ctx.needs[2].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
+        let (ggamma, gbeta) = batch_norm_param_grads(ctx.needs, &sgh, &sums);
         vec![gx, ggamma, gbeta]
     }
 );
@@ -188,14 +186,7 @@ impl<T: Float> Tensor<T> {
             "{op}: expected an input [N, C, H, W] with H, W >= 2 and H * W < 2^32, got {:?}",
             self.shape()
         );
-        let (n, c, s) = ncs(self.shape(), op);
-        assert!(
-            gamma.shape() == [c] && beta.shape() == [c],
-            "{op}: weight shape {:?} and bias shape {:?} do not match the {c} channels of input shape {:?}",
-            gamma.shape(),
-            beta.shape(),
-            self.shape()
-        );
+        let (n, c, s) = ncs_affine(self, gamma, beta, op);
         let (h, w) = (self.dim(2), self.dim(3));
         let (ho, wo) = (h / 2, w / 2);
         let (mean, inv_std) = channel_stats(self.data(), n, c, s, eps);
