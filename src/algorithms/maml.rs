@@ -362,8 +362,7 @@ impl<T: Float, B: Backbone> Maml<T, B> {
         meta_lr: f64,
         rng: &mut dyn rand::RngCore,
     ) -> Self {
-        let net = Network::with_head(body, task.outputs());
-        let theta: Params<T> = net.init(rng);
+        let (net, theta) = task.headed_network::<T, B>(body, rng);
         let method = MamlMethod {
             net,
             inner_lr: config.inner_lr,
