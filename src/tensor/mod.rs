@@ -285,20 +285,20 @@ impl<T: Float> Tensor<T> {
     /// The same data as a leaf that gradients are taken with respect to
     /// (PyTorch's `x.detach().requires_grad_()`).
     pub fn requires_grad_(self) -> Self {
-        Self::build(
-            self.inner.storage.clone(),
-            self.inner.shape.clone(),
-            true,
-            None,
-        )
+        self.leaf(true)
     }
 
     /// The same data with no history: gradients do not flow through the result.
     pub fn detach(&self) -> Self {
+        self.leaf(false)
+    }
+
+    /// The same data as a new leaf (no history), taking gradients when `requires_grad`.
+    fn leaf(&self, requires_grad: bool) -> Self {
         Self::build(
             self.inner.storage.clone(),
             self.inner.shape.clone(),
-            false,
+            requires_grad,
             None,
         )
     }
