@@ -19,7 +19,8 @@ fn weighted_sum(outs: &Tensor<f64>, w: &Tensor<f64>) -> Tensor<f64> {
     outs.mul(w).sum_all()
 }
 
-fn perturbed(xs: &[Tensor<f64>], dirs: &[Tensor<f64>], eps: f64) -> Vec<Tensor<f64>> {
+/// `x + eps d` for each `x` of `xs` and its direction `d` of `dirs`.
+pub fn perturbed(xs: &[Tensor<f64>], dirs: &[Tensor<f64>], eps: f64) -> Vec<Tensor<f64>> {
     xs.iter()
         .zip(dirs)
         .map(|(x, d)| {
