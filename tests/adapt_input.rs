@@ -109,17 +109,26 @@ episodes = 4
     dir.join("run").join("last.safetensors")
 }
 
-#[test]
-fn an_omniglot_model_reads_lake_pngs_exactly_as_its_npz_training_images() {
-    let Some(data) = common::omniglot() else {
-        return;
-    };
-    let dir = tmp("npz-vs-png");
+/// The start of the end-to-end tests (`None`, skipping, without Omniglot): an episode of
+/// Omniglot's evaluation images at [`SIDE`] written as Lake PNGs into the fresh folder
+/// `tmp(name)`, and a ProtoNet trained there: `(folder, evaluation npz, episode order,
+/// checkpoint)`.
+fn episode_and_checkpoint(name: &str) -> Option<(PathBuf, PathBuf, Vec<usize>, PathBuf)> {
+    let data = common::omniglot()?;
+    let dir = tmp(name);
     let npz = data.join("images_evaluation.npz");
     let raw = load_omniglot_npz(&npz, SIDE).unwrap().images;
-    let seen = load_omniglot_npz(&npz, 28).unwrap().images;
     let order = write_episode(&dir, &raw);
     let ck = train_checkpoint(&dir, &data);
+    Some((dir, npz, order, ck))
+}
+
+#[test]
+fn an_omniglot_model_reads_lake_pngs_exactly_as_its_npz_training_images() {
+    let Some((dir, npz, order, ck)) = episode_and_checkpoint("npz-vs-png") else {
+        return;
+    };
+    let seen = load_omniglot_npz(&npz, 28).unwrap().images;
 
     let run = load_learner(&ck, None).unwrap();
     let ink = Some(InputPipeline::Images {
@@ -287,14 +296,9 @@ fn block(x: &[f64], n: usize, cin: usize, s: usize, w: &Weights, b: usize) -> Ve
 
 #[test]
 fn an_independent_conv4_protonet_reproduces_adapt_on_lake_pngs() {
-    let Some(data) = common::omniglot() else {
+    let Some((dir, _, _, ck)) = episode_and_checkpoint("independent") else {
         return;
     };
-    let dir = tmp("independent");
-    let npz = data.join("images_evaluation.npz");
-    let raw = load_omniglot_npz(&npz, SIDE).unwrap().images;
-    write_episode(&dir, &raw);
-    let ck = train_checkpoint(&dir, &data);
     let result = adapt(&ck, &dir.join("support"), &dir.join("query")).unwrap();
 
     // Support (class folders in name order) then queries (file-name order), as adapt lists them.

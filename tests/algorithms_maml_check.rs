@@ -11,6 +11,7 @@ use metalearn::algorithms::TaskKind;
 use metalearn::algorithms::{
     build_learner_generic, AlgorithmConfig, BackboneConfig, FewShotLearner, Target,
 };
+use metalearn::autodiff::check::dot_all as dot;
 use metalearn::data::{load_omniglot_npz, seeded_rng, EpisodeSampler, EpisodeSpec};
 use metalearn::nn::Body;
 use metalearn::nn::Params;
@@ -67,19 +68,6 @@ fn learner(first_order: bool) -> Maml<f64> {
 fn objective(m: &mut Maml<f64>, theta: &Params<f64>, tasks: &[TaskData<f64>]) -> f64 {
     m.load_state(theta).unwrap();
     m.meta_gradient(tasks).1.loss
-}
-
-fn dot(a: &[Tensor<f64>], b: &[Tensor<f64>]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| {
-            x.data()
-                .iter()
-                .zip(y.data())
-                .map(|(p, q)| p * q)
-                .sum::<f64>()
-        })
-        .sum()
 }
 
 #[test]

@@ -391,6 +391,17 @@ fn mse_and_bce() {
 // ---------------------------------------------------------------------------------------------
 // batch norm
 
+/// Batch-norm inputs: `x` of `shape` in [-2, 2] (seed `seed`), `gamma` in [0.5, 1.5] and
+/// `beta` in [-0.5, 0.5] per channel (`shape[1]`; seeds `seed + 1`, `seed + 2`).
+fn bn_inputs(shape: &[usize], seed: u64) -> [Tensor<f64>; 3] {
+    let c = shape[1];
+    [
+        rand(shape, -2.0, 2.0, seed),
+        rand(&[c], 0.5, 1.5, seed + 1),
+        rand(&[c], -0.5, 0.5, seed + 2),
+    ]
+}
+
 fn bn_reference(x: &Tensor<f64>, gamma: &Tensor<f64>, beta: &Tensor<f64>, eps: f64) -> Tensor<f64> {
     let axes: Vec<isize> = std::iter::once(0).chain(2..x.ndim() as isize).collect();
     let mut bshape = vec![1; x.ndim()];
@@ -403,11 +414,18 @@ fn bn_reference(x: &Tensor<f64>, gamma: &Tensor<f64>, beta: &Tensor<f64>, eps: f
         .add(&beta.reshape(&bshape))
 }
 
+/// Asserts that `batch_norm` (eps 1e-5) is within 1e-12 of [`bn_reference`].
+fn assert_matches_reference(x: &Tensor<f64>, gamma: &Tensor<f64>, beta: &Tensor<f64>) {
+    assert!(
+        x.batch_norm(gamma, beta, 1e-5)
+            .max_abs_diff(&bn_reference(x, gamma, beta, 1e-5))
+            < 1e-12
+    );
+}
+
 #[test]
 fn batch_norm_2d_first_and_second_order() {
-    let x = rand(&[5, 3], -2.0, 2.0, 18);
-    let gamma = rand(&[3], 0.5, 1.5, 19);
-    let beta = rand(&[3], -0.5, 0.5, 20);
+    let [x, gamma, beta] = bn_inputs(&[5, 3], 18);
     check_each_on(
         &[x.clone(), gamma.clone(), beta.clone()],
         &[
@@ -422,18 +440,12 @@ fn batch_norm_2d_first_and_second_order() {
         &|x| x[0].normalize_channels(1e-3),
         std::slice::from_ref(&x),
     );
-    assert!(
-        x.batch_norm(&gamma, &beta, 1e-5)
-            .max_abs_diff(&bn_reference(&x, &gamma, &beta, 1e-5))
-            < 1e-12
-    );
+    assert_matches_reference(&x, &gamma, &beta);
 }
 
 #[test]
 fn batch_norm_4d_first_and_second_order() {
-    let x = rand(&[3, 2, 3, 2], -2.0, 2.0, 21);
-    let gamma = rand(&[2], 0.5, 1.5, 22);
-    let beta = rand(&[2], -0.5, 0.5, 23);
+    let [x, gamma, beta] = bn_inputs(&[3, 2, 3, 2], 21);
     check_each_on(
         &[x.clone(), gamma.clone(), beta.clone()],
         &[
@@ -470,11 +482,7 @@ fn batch_norm_4d_first_and_second_order() {
         },
         &[x.clone(), gamma.clone(), beta.clone()],
     );
-    assert!(
-        x.batch_norm(&gamma, &beta, 1e-5)
-            .max_abs_diff(&bn_reference(&x, &gamma, &beta, 1e-5))
-            < 1e-12
-    );
+    assert_matches_reference(&x, &gamma, &beta);
 }
 
 #[test]
@@ -512,9 +520,7 @@ fn batch_norm_statistics_and_hand_values() {
 /// recorded (create_graph = true) backward paths, f32 and no-grad forward passes agree with
 /// the composed reference.
 fn batch_norm_backward_paths_agree() {
-    let x = rand(&[4, 8, 48, 48], -2.0, 2.0, 25);
-    let gamma = rand(&[8], 0.5, 1.5, 26);
-    let beta = rand(&[8], -0.5, 0.5, 27);
+    let [x, gamma, beta] = bn_inputs(&[4, 8, 48, 48], 25);
     let w = rand(&[4, 8, 48, 48], -1.0, 1.0, 28);
     let leaves = [
         x.clone().requires_grad_(),

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::MTL_BASE as BASE;
+
 use metalearn::autodiff::grad;
 use metalearn::cli::bench::mtl::w5_model;
 use metalearn::cli::reference::MTL_PARAMS;
@@ -254,23 +256,6 @@ fn per_task_gradients_sum_to_the_joint_gradient() {
         assert!(ga.max_abs_diff(gb) < 1e-5);
     }
 }
-
-const BASE: &str = r#"
-[data]
-dataset = "mnist"
-path = "/nonexistent/mnist"
-[model]
-trunk = [{ type = "flatten" }, { type = "linear", out = 8 }, { type = "relu" }]
-[[tasks]]
-name = "digit"
-kind = "multiclass"
-label = "class"
-[[tasks]]
-name = "mod3"
-kind = "multiclass"
-label = "class_mod3"
-classes = 3
-"#;
 
 #[test]
 fn config_errors_name_the_key_or_path() {

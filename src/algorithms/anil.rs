@@ -91,8 +91,7 @@ impl<T: Float, B: Backbone> Anil<T, B> {
         meta_lr: f64,
         rng: &mut dyn rand::RngCore,
     ) -> Self {
-        let net = Network::with_head(body, task.outputs());
-        let theta: Params<T> = net.init(rng);
+        let (net, theta) = task.headed_network::<T, B>(body, rng);
         let config = config.clone();
         MetaLearner::adam(
             AnilMethod { net, config },

@@ -149,8 +149,17 @@ pub fn meta_gradient<T: Float>(
     lr: f64,
     order: Order,
 ) -> (Vec<Tensor<T>>, f64) {
-    let (grads, stats) = batch_meta_gradient(model, theta, tasks, steps, lr, order);
+    let inner = InnerLoop { steps, lr, order };
+    let (grads, stats) = batch_meta_gradient(model, theta, tasks, inner);
     (grads, stats.loss)
+}
+
+/// The inner loop of a meta-gradient: `steps` SGD steps of size `lr`, of `order`.
+#[derive(Clone, Copy)]
+struct InnerLoop {
+    steps: usize,
+    lr: f64,
+    order: Order,
 }
 
 /// [`meta_gradient`] with the step statistics (mean query loss and accuracy).
@@ -158,14 +167,13 @@ fn batch_meta_gradient<T: Float>(
     model: &dyn Model<T>,
     theta: &Params<T>,
     tasks: &[TaskData<T>],
-    steps: usize,
-    lr: f64,
-    order: Order,
+    inner: InnerLoop,
 ) -> MetaGradient<T> {
     let theta = theta.requires_grad_();
-    if let Some(batched) = tasks_as_one_graph(model, &theta, tasks, steps, lr, order) {
+    if let Some(batched) = tasks_as_one_graph(model, &theta, tasks, inner) {
         return batched;
     }
+    let InnerLoop { steps, lr, order } = inner;
     mean_over_tasks(tasks, |t| {
         let (sx, sy, qx, qy) = (&t.support_x, &t.support_y, &t.query_x, &t.query_y);
         let r = task_meta_grad(model, &theta, sx, sy, qx, qy, steps, lr, order);
@@ -226,10 +234,9 @@ fn tasks_as_one_graph<T: Float>(
     model: &dyn Model<T>,
     theta: &Params<T>,
     tasks: &[TaskData<T>],
-    steps: usize,
-    lr: f64,
-    order: Order,
+    inner: InnerLoop,
 ) -> Option<MetaGradient<T>> {
+    let InnerLoop { steps, lr, order } = inner;
     let (sx, sy) = stack_regression(tasks, |t| (&t.support_x, &t.support_y))?;
     let (qx, qy) = stack_regression(tasks, |t| (&t.query_x, &t.query_y))?;
     let b = tasks.len();
@@ -276,14 +283,24 @@ pub struct MamlMethod<B = Body> {
     name: &'static str,
 }
 
+impl<B> MamlMethod<B> {
+    /// The meta-training inner loop: `inner_steps` steps of `inner_lr`, of `order`.
+    fn inner_loop(&self) -> InnerLoop {
+        InnerLoop {
+            steps: self.inner_steps,
+            lr: self.inner_lr,
+            order: self.order,
+        }
+    }
+}
+
 impl<T: Float, B: Backbone> Method<T> for MamlMethod<B> {
     fn name(&self) -> &'static str {
         self.name
     }
 
     fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
-        let (net, steps, lr) = (&self.net, self.inner_steps, self.inner_lr);
-        batch_meta_gradient(net, params, tasks, steps, lr, self.order)
+        batch_meta_gradient(&self.net, params, tasks, self.inner_loop())
     }
 
     /// `eval_inner_steps` first-order steps, then the query batch under `no_grad`.
@@ -345,8 +362,7 @@ impl<T: Float, B: Backbone> Maml<T, B> {
         meta_lr: f64,
         rng: &mut dyn rand::RngCore,
     ) -> Self {
-        let net = Network::with_head(body, task.outputs());
-        let theta: Params<T> = net.init(rng);
+        let (net, theta) = task.headed_network::<T, B>(body, rng);
         let method = MamlMethod {
             net,
             inner_lr: config.inner_lr,
@@ -376,7 +392,6 @@ impl<T: Float, B: Backbone> Maml<T, B> {
     /// (without updating): what [`FewShotLearner::meta_train_step`](super::FewShotLearner::meta_train_step) feeds the optimizer.
     pub fn meta_gradient(&self, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         let m = &self.method;
-        let (steps, lr) = (m.inner_steps, m.inner_lr);
-        batch_meta_gradient(&m.net, &self.meta.params, tasks, steps, lr, m.order)
+        batch_meta_gradient(&m.net, &self.meta.params, tasks, m.inner_loop())
     }
 }

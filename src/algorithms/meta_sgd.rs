@@ -108,8 +108,7 @@ impl<T: Float, B: Backbone> MetaSgd<T, B> {
         meta_lr: f64,
         rng: &mut dyn rand::RngCore,
     ) -> Self {
-        let net = Network::with_head(body, task.outputs());
-        let theta: Params<T> = net.init(rng);
+        let (net, theta) = task.headed_network::<T, B>(body, rng);
         let step_sizes = theta.map(|t| Tensor::full(t.shape(), T::of(config.init_lr)));
         let params = theta.prefixed("param/").concat(&step_sizes.prefixed("lr/"));
         let method = MetaSgdMethod {

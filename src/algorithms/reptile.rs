@@ -173,8 +173,7 @@ impl<T: Float, B: Backbone> Reptile<T, B> {
         task: TaskKind,
         rng: &mut dyn rand::RngCore,
     ) -> Self {
-        let net = Network::with_head(body, task.outputs());
-        let theta: Params<T> = net.init(rng);
+        let (net, theta) = task.headed_network::<T, B>(body, rng);
         let opt = Box::new(Sgd::<T>::new(config.epsilon));
         let config = config.clone();
         let method = ReptileMethod { net, config };

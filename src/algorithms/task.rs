@@ -4,6 +4,7 @@
 
 use super::classes::accuracy;
 use crate::data::{Episode, SinusoidTask};
+use crate::nn::{Backbone, Model, Network, Params};
 use crate::tensor::{Float, Tensor};
 
 /// What a task's labels are, and so which loss scores a prediction.
@@ -94,6 +95,18 @@ impl TaskKind {
             TaskKind::Classification { n_way } => n_way,
             TaskKind::Regression { outputs } => outputs,
         }
+    }
+
+    /// `body` with a linear head of [`TaskKind::outputs`] outputs, and its parameters drawn
+    /// from `rng`.
+    pub fn headed_network<T: Float, B: Backbone>(
+        self,
+        body: B,
+        rng: &mut dyn rand::RngCore,
+    ) -> (Network<B>, Params<T>) {
+        let net = Network::with_head(body, self.outputs());
+        let theta = net.init(rng);
+        (net, theta)
     }
 }
 

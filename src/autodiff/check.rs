@@ -19,7 +19,8 @@ fn weighted_sum(outs: &Tensor<f64>, w: &Tensor<f64>) -> Tensor<f64> {
     outs.mul(w).sum_all()
 }
 
-fn perturbed(xs: &[Tensor<f64>], dirs: &[Tensor<f64>], eps: f64) -> Vec<Tensor<f64>> {
+/// `x + eps d` for each `x` of `xs` and its direction `d` of `dirs`.
+pub fn perturbed(xs: &[Tensor<f64>], dirs: &[Tensor<f64>], eps: f64) -> Vec<Tensor<f64>> {
     xs.iter()
         .zip(dirs)
         .map(|(x, d)| {
@@ -34,7 +35,8 @@ fn perturbed(xs: &[Tensor<f64>], dirs: &[Tensor<f64>], eps: f64) -> Vec<Tensor<f
         .collect()
 }
 
-fn dot_all(a: &[Tensor<f64>], b: &[Tensor<f64>]) -> f64 {
+/// `sum_i <a_i, b_i>`: the inner product of two lists of tensors taken as one vector.
+pub fn dot_all(a: &[Tensor<f64>], b: &[Tensor<f64>]) -> f64 {
     a.iter()
         .zip(b)
         .map(|(x, y)| {
@@ -62,6 +64,21 @@ pub fn gradcheck(
     let w = Tensor::<f64>::rand_uniform(out0.shape(), -1.0, 1.0, rng);
     let leaves: Vec<Tensor<f64>> = xs.iter().map(|x| x.detach().requires_grad_()).collect();
     let g = crate::grad(&[weighted_sum(&f(&leaves), &w)], &leaves, false);
+    CheckReport {
+        max_error: first_order_error(f, xs, &g, &w, directions, rng),
+    }
+}
+
+/// The worst relative error, over `directions` random directions `v`, of `<g, v>` against the
+/// central difference (step 1e-6) of `sum(w * f(x))` at `xs` along `v`.
+fn first_order_error(
+    f: &dyn Fn(&[Tensor<f64>]) -> Tensor<f64>,
+    xs: &[Tensor<f64>],
+    g: &[Tensor<f64>],
+    w: &Tensor<f64>,
+    directions: usize,
+    rng: &mut impl Rng,
+) -> f64 {
     let eps = 1e-6;
     let mut worst: f64 = 0.0;
     for _ in 0..directions {
@@ -69,12 +86,12 @@ pub fn gradcheck(
             .iter()
             .map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, rng))
             .collect();
-        let analytic = dot_all(&g, &dirs);
-        let fp = weighted_sum(&f(&perturbed(xs, &dirs, eps)), &w).item();
-        let fm = weighted_sum(&f(&perturbed(xs, &dirs, -eps)), &w).item();
+        let analytic = dot_all(g, &dirs);
+        let fp = weighted_sum(&f(&perturbed(xs, &dirs, eps)), w).item();
+        let fm = weighted_sum(&f(&perturbed(xs, &dirs, -eps)), w).item();
         worst = worst.max(rel(analytic, (fp - fm) / (2.0 * eps)));
     }
-    CheckReport { max_error: worst }
+    worst
 }
 
 /// Checks second derivatives of `f` at `xs`: for random `u`, the gradient of
@@ -121,21 +138,11 @@ pub fn gradgradcheck(
         };
     let (_, second) = h(xs, &w0, true);
     let eps = 1e-5;
-    let mut worst: f64 = 0.0;
     // The recorded first-order rule (the one MAML's inner loop uses) must itself agree with
     // finite differences: otherwise a wrong but smooth recorded rule would pass the check below.
     let leaves: Vec<Tensor<f64>> = xs.iter().map(|x| x.detach().requires_grad_()).collect();
     let recorded = crate::grad(&[weighted_sum(&f(&leaves), &w0)], &leaves, true);
-    for _ in 0..directions {
-        let dirs: Vec<Tensor<f64>> = xs
-            .iter()
-            .map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, rng))
-            .collect();
-        let analytic = dot_all(&recorded, &dirs);
-        let fp = weighted_sum(&f(&perturbed(xs, &dirs, 1e-6)), &w0).item();
-        let fm = weighted_sum(&f(&perturbed(xs, &dirs, -1e-6)), &w0).item();
-        worst = worst.max(rel(analytic, (fp - fm) / 2e-6));
-    }
+    let mut worst = first_order_error(f, xs, &recorded, &w0, directions, rng);
     for _ in 0..directions {
         let dirs: Vec<Tensor<f64>> = xs
             .iter()

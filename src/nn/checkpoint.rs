@@ -411,6 +411,16 @@ fn file_metadata(bytes: &[u8]) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// The little-endian `$ty` values packed in `$data`, each converted by `$conv`.
+macro_rules! le_values {
+    ($data:expr, $ty:ty, $conv:expr) => {
+        $data
+            .chunks_exact(std::mem::size_of::<$ty>())
+            .map(|b| ($conv)(<$ty>::from_le_bytes(array(b))))
+            .collect()
+    };
+}
+
 fn decode_real(
     path: &Path,
     name: &str,
@@ -418,14 +428,8 @@ fn decode_real(
     data: &[u8],
 ) -> Result<Vec<f64>, CheckpointError> {
     let v = match dtype {
-        Dtype::F64 => data
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(array(b)))
-            .collect(),
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(array(b)) as f64)
-            .collect(),
+        Dtype::F64 => le_values!(data, f64, |v| v),
+        Dtype::F32 => le_values!(data, f32, f64::from),
         other => {
             return Err(CheckpointError::WrongDtype {
                 path: path.to_path_buf(),
@@ -440,28 +444,13 @@ fn decode_real(
 
 fn decode_int(dtype: Dtype, data: &[u8]) -> Option<Vec<i64>> {
     let v = match dtype {
-        Dtype::I64 => data
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(array(b)))
-            .collect(),
-        Dtype::I32 => data
-            .chunks_exact(4)
-            .map(|b| i32::from_le_bytes(array(b)) as i64)
-            .collect(),
-        Dtype::I16 => data
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes(array(b)) as i64)
-            .collect(),
+        Dtype::I64 => le_values!(data, i64, |v| v),
+        Dtype::I32 => le_values!(data, i32, i64::from),
+        Dtype::I16 => le_values!(data, i16, i64::from),
         Dtype::I8 => data.iter().map(|&b| b as i8 as i64).collect(),
         Dtype::U8 | Dtype::BOOL => data.iter().map(|&b| b as i64).collect(),
-        Dtype::U16 => data
-            .chunks_exact(2)
-            .map(|b| u16::from_le_bytes(array(b)) as i64)
-            .collect(),
-        Dtype::U32 => data
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes(array(b)) as i64)
-            .collect(),
+        Dtype::U16 => le_values!(data, u16, i64::from),
+        Dtype::U32 => le_values!(data, u32, i64::from),
         _ => return None,
     };
     Some(v)
@@ -496,18 +485,10 @@ pub fn read_safetensors_f64(path: impl AsRef<Path>) -> Result<RawFile, Checkpoin
         let dtype = view.dtype();
         let data = match dtype {
             Dtype::F64 | Dtype::F32 => RawData::F64(decode_real(path, name, dtype, view.data())?),
-            Dtype::F16 => RawData::F64(
-                view.data()
-                    .chunks_exact(2)
-                    .map(|b| half_to_f64(u16::from_le_bytes(array(b))))
-                    .collect(),
-            ),
-            Dtype::BF16 => RawData::F64(
-                view.data()
-                    .chunks_exact(2)
-                    .map(|b| f32::from_bits((u16::from_le_bytes(array(b)) as u32) << 16) as f64)
-                    .collect(),
-            ),
+            Dtype::F16 => RawData::F64(le_values!(view.data(), u16, half_to_f64)),
+            Dtype::BF16 => RawData::F64(le_values!(view.data(), u16, |h: u16| {
+                f32::from_bits((h as u32) << 16) as f64
+            })),
             other => match decode_int(other, view.data()) {
                 Some(v) => RawData::I64(v),
                 None => {

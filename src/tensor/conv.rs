@@ -20,7 +20,6 @@
 
 use super::kernels::{col2im, gemm, group_size, im2col, nchw_to_cmajor, sum, ConvGeom, Mat};
 use super::{parallel, winograd, Float, Tensor};
-use crate::autodiff::{Backward, BackwardCtx};
 use std::sync::Arc;
 
 /// Output columns (images x output pixels) per matrix product: small images are batched so
@@ -246,34 +245,28 @@ struct Conv2dBackward {
     pad: usize,
 }
 
-impl<T: Float> Backward<T> for Conv2dBackward {
-    fn name(&self) -> &'static str {
-        "conv2d"
+impl_backward!(Conv2dBackward, "conv2d", |self, ctx, g| {
+    let (x, w) = (&ctx.inputs[0], &ctx.inputs[1]);
+    let (s, p) = (self.stride, self.pad);
+    let mut res = vec![
+        ctx.needs[0].then(|| g.conv2d_input_grad(w, x.shape(), s, p)),
+        ctx.needs[1].then(|| x.conv2d_weight_grad(g, w.shape(), s, p)),
+    ];
+    if ctx.inputs.len() == 3 {
+        res.push(ctx.needs[2].then(|| channel_sum(g)));
     }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let (x, w) = (&ctx.inputs[0], &ctx.inputs[1]);
-        let (s, p) = (self.stride, self.pad);
-        let mut res = vec![
-            ctx.needs[0].then(|| g.conv2d_input_grad(w, x.shape(), s, p)),
-            ctx.needs[1].then(|| x.conv2d_weight_grad(g, w.shape(), s, p)),
-        ];
-        if ctx.inputs.len() == 3 {
-            res.push(ctx.needs[2].then(|| channel_sum(g)));
-        }
-        res
-    }
-}
+    res
+});
 
 struct ConvInputGradBackward {
     stride: usize,
     pad: usize,
 }
 
-impl<T: Float> Backward<T> for ConvInputGradBackward {
-    fn name(&self) -> &'static str {
-        "conv2d_input_grad"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, h: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+impl_backward!(
+    ConvInputGradBackward,
+    "conv2d_input_grad",
+    |self, ctx, h| {
         let (gy, w) = (&ctx.inputs[0], &ctx.inputs[1]);
         let (s, p) = (self.stride, self.pad);
         vec![
@@ -281,18 +274,17 @@ impl<T: Float> Backward<T> for ConvInputGradBackward {
             ctx.needs[1].then(|| h.conv2d_weight_grad(gy, w.shape(), s, p)),
         ]
     }
-}
+);
 
 struct ConvWeightGradBackward {
     stride: usize,
     pad: usize,
 }
 
-impl<T: Float> Backward<T> for ConvWeightGradBackward {
-    fn name(&self) -> &'static str {
-        "conv2d_weight_grad"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, hw: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+impl_backward!(
+    ConvWeightGradBackward,
+    "conv2d_weight_grad",
+    |self, ctx, hw| {
         let (x, gy) = (&ctx.inputs[0], &ctx.inputs[1]);
         let (s, p) = (self.stride, self.pad);
         vec![
@@ -300,27 +292,19 @@ impl<T: Float> Backward<T> for ConvWeightGradBackward {
             ctx.needs[1].then(|| x.conv2d(hw, None, s, p)),
         ]
     }
-}
+);
 
 struct ChannelSumBackward;
-impl<T: Float> Backward<T> for ChannelSumBackward {
-    fn name(&self) -> &'static str {
-        "conv2d_bias_grad"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(channel_broadcast(g, ctx.inputs[0].shape()))]
-    }
-}
+impl_backward!(ChannelSumBackward, "conv2d_bias_grad", |self, ctx, g| {
+    vec![Some(channel_broadcast(g, ctx.inputs[0].shape()))]
+});
 
 struct ChannelBroadcastBackward;
-impl<T: Float> Backward<T> for ChannelBroadcastBackward {
-    fn name(&self) -> &'static str {
-        "channel_broadcast"
-    }
-    fn backward(&self, _ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(channel_sum(g))]
-    }
-}
+impl_backward!(
+    ChannelBroadcastBackward,
+    "channel_broadcast",
+    |self, _ctx, g| vec![Some(channel_sum(g))]
+);
 
 /// `[N, C, ...] -> [C]`: the sum over every dimension but the channel one.
 fn channel_sum<T: Float>(t: &Tensor<T>) -> Tensor<T> {
@@ -376,46 +360,33 @@ fn pool_geom(
 struct MaxPoolBackward {
     idx: Arc<[usize]>,
 }
-impl<T: Float> Backward<T> for MaxPoolBackward {
-    fn name(&self) -> &'static str {
-        "max_pool2d"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(
-            g.put_add_flat(self.idx.clone(), ctx.inputs[0].shape()),
-        )]
-    }
-}
+impl_backward!(MaxPoolBackward, "max_pool2d", |self, ctx, g| {
+    vec![Some(
+        g.put_add_flat(self.idx.clone(), ctx.inputs[0].shape()),
+    )]
+});
 
 struct AvgPoolBackward {
     kernel: usize,
     stride: usize,
 }
-impl<T: Float> Backward<T> for AvgPoolBackward {
-    fn name(&self) -> &'static str {
-        "avg_pool2d"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(g.avg_pool2d_backward(
-            ctx.inputs[0].shape(),
-            self.kernel,
-            self.stride,
-        ))]
-    }
-}
+impl_backward!(AvgPoolBackward, "avg_pool2d", |self, ctx, g| {
+    vec![Some(g.avg_pool2d_backward(
+        ctx.inputs[0].shape(),
+        self.kernel,
+        self.stride,
+    ))]
+});
 
 struct AvgPoolBackwardBackward {
     kernel: usize,
     stride: usize,
 }
-impl<T: Float> Backward<T> for AvgPoolBackwardBackward {
-    fn name(&self) -> &'static str {
-        "avg_pool2d_backward"
-    }
-    fn backward(&self, _ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(g.avg_pool2d(self.kernel, self.stride))]
-    }
-}
+impl_backward!(
+    AvgPoolBackwardBackward,
+    "avg_pool2d_backward",
+    |self, _ctx, g| vec![Some(g.avg_pool2d(self.kernel, self.stride))]
+);
 
 impl<T: Float> Tensor<T> {
     /// 2-D cross-correlation with zero padding (PyTorch's `conv2d`):

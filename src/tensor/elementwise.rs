@@ -263,13 +263,30 @@ pub(crate) fn sigmoid<T: Float>(v: T) -> T {
 /// `where_positive(g, x)`: linear in `g` with a constant pattern from `x`, so its gradient
 /// with respect to `g` is the same op and `x` gets none (ReLU's second derivative is 0).
 struct WherePositiveBackward;
-impl<T: Float> Backward<T> for WherePositiveBackward {
-    fn name(&self) -> &'static str {
-        "where_positive"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![ctx.needs[0].then(|| g.where_positive(&ctx.inputs[1])), None]
-    }
+impl_backward!(WherePositiveBackward, "where_positive", |self, ctx, g| {
+    vec![ctx.needs[0].then(|| g.where_positive(&ctx.inputs[1])), None]
+});
+
+/// The elementwise methods of [`Tensor`]: `binary name => Kind;` is
+/// `pub fn name(&self, other: &Tensor<T>) -> Tensor<T>` computing `BinaryKind::Kind`, and
+/// `unary name => Kind;` is `pub fn name(&self) -> Tensor<T>` computing `UnaryKind::Kind`,
+/// each under the doc comment written before it.
+macro_rules! elementwise_methods {
+    ($($(#[$doc:meta])* $arity:ident $name:ident => $kind:ident;)*) => {
+        $(elementwise_methods!(@one $(#[$doc])* $arity $name $kind);)*
+    };
+    (@one $(#[$doc:meta])* binary $name:ident $kind:ident) => {
+        $(#[$doc])*
+        pub fn $name(&self, other: &Tensor<T>) -> Tensor<T> {
+            binary(self, other, BinaryKind::$kind)
+        }
+    };
+    (@one $(#[$doc:meta])* unary $name:ident $kind:ident) => {
+        $(#[$doc])*
+        pub fn $name(&self) -> Tensor<T> {
+            unary(self, UnaryKind::$kind)
+        }
+    };
 }
 
 impl<T: Float> Tensor<T> {
@@ -293,53 +310,31 @@ impl<T: Float> Tensor<T> {
         })
     }
 
-    /// `self + other`, broadcasting.
-    pub fn add(&self, other: &Tensor<T>) -> Tensor<T> {
-        binary(self, other, BinaryKind::Add)
-    }
-    /// `self - other`, broadcasting.
-    pub fn sub(&self, other: &Tensor<T>) -> Tensor<T> {
-        binary(self, other, BinaryKind::Sub)
-    }
-    /// `self * other` elementwise, broadcasting.
-    pub fn mul(&self, other: &Tensor<T>) -> Tensor<T> {
-        binary(self, other, BinaryKind::Mul)
-    }
-    /// `self / other` elementwise, broadcasting.
-    pub fn div(&self, other: &Tensor<T>) -> Tensor<T> {
-        binary(self, other, BinaryKind::Div)
-    }
-    /// `-self`.
-    pub fn neg(&self) -> Tensor<T> {
-        unary(self, UnaryKind::Neg)
-    }
-    /// `e^x` elementwise.
-    pub fn exp(&self) -> Tensor<T> {
-        unary(self, UnaryKind::Exp)
-    }
-    /// Natural logarithm elementwise.
-    pub fn log(&self) -> Tensor<T> {
-        unary(self, UnaryKind::Log)
-    }
-    /// Square root elementwise.
-    pub fn sqrt(&self) -> Tensor<T> {
-        unary(self, UnaryKind::Sqrt)
-    }
-    /// `|x|` elementwise (gradient `sign(x)`, 0 at 0).
-    pub fn abs(&self) -> Tensor<T> {
-        unary(self, UnaryKind::Abs)
-    }
-    /// `max(x, 0)` elementwise (gradient 1 for x > 0, else 0).
-    pub fn relu(&self) -> Tensor<T> {
-        unary(self, UnaryKind::Relu)
-    }
-    /// `1 / (1 + e^-x)` elementwise.
-    pub fn sigmoid(&self) -> Tensor<T> {
-        unary(self, UnaryKind::Sigmoid)
-    }
-    /// Hyperbolic tangent elementwise.
-    pub fn tanh(&self) -> Tensor<T> {
-        unary(self, UnaryKind::Tanh)
+    elementwise_methods! {
+        /// `self + other`, broadcasting.
+        binary add => Add;
+        /// `self - other`, broadcasting.
+        binary sub => Sub;
+        /// `self * other` elementwise, broadcasting.
+        binary mul => Mul;
+        /// `self / other` elementwise, broadcasting.
+        binary div => Div;
+        /// `-self`.
+        unary neg => Neg;
+        /// `e^x` elementwise.
+        unary exp => Exp;
+        /// Natural logarithm elementwise.
+        unary log => Log;
+        /// Square root elementwise.
+        unary sqrt => Sqrt;
+        /// `|x|` elementwise (gradient `sign(x)`, 0 at 0).
+        unary abs => Abs;
+        /// `max(x, 0)` elementwise (gradient 1 for x > 0, else 0).
+        unary relu => Relu;
+        /// `1 / (1 + e^-x)` elementwise.
+        unary sigmoid => Sigmoid;
+        /// Hyperbolic tangent elementwise.
+        unary tanh => Tanh;
     }
     /// `x^p` elementwise for a constant real `p`.
     pub fn powf(&self, p: f64) -> Tensor<T> {

@@ -125,53 +125,38 @@ fn softmax_op<T: Float>(x: &Tensor<T>, axis: isize, kind: SoftmaxKind, op: &str)
 struct CrossEntropyBackward {
     labels: Vec<usize>,
 }
-impl<T: Float> Backward<T> for CrossEntropyBackward {
-    fn name(&self) -> &'static str {
-        "cross_entropy"
+impl_backward!(CrossEntropyBackward, "cross_entropy", |self, ctx, g| {
+    let z = &ctx.inputs[0];
+    let (n, c) = (z.dim(0), z.dim(1));
+    let mut onehot = vec![T::zero(); n * c];
+    for (i, &l) in self.labels.iter().enumerate() {
+        onehot[i * c + l] = T::one();
     }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let z = &ctx.inputs[0];
-        let (n, c) = (z.dim(0), z.dim(1));
-        let mut onehot = vec![T::zero(); n * c];
-        for (i, &l) in self.labels.iter().enumerate() {
-            onehot[i * c + l] = T::one();
-        }
-        let onehot = Tensor::from_vec(onehot, &[n, c]);
-        let gz = z
-            .softmax(1)
-            .sub(&onehot)
-            .mul(g)
-            .mul_scalar(1.0 / n.max(1) as f64);
-        vec![Some(gz)]
-    }
-}
+    let onehot = Tensor::from_vec(onehot, &[n, c]);
+    let gz = z
+        .softmax(1)
+        .sub(&onehot)
+        .mul(g)
+        .mul_scalar(1.0 / n.max(1) as f64);
+    vec![Some(gz)]
+});
 
 struct MseBackward;
-impl<T: Float> Backward<T> for MseBackward {
-    fn name(&self) -> &'static str {
-        "mse_loss"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let (x, t) = (&ctx.inputs[0], &ctx.inputs[1]);
-        let gx = x.sub(t).mul(g).mul_scalar(2.0 / x.numel().max(1) as f64);
-        let gt = ctx.needs[1].then(|| gx.neg());
-        vec![ctx.needs[0].then_some(gx), gt]
-    }
-}
+impl_backward!(MseBackward, "mse_loss", |self, ctx, g| {
+    let (x, t) = (&ctx.inputs[0], &ctx.inputs[1]);
+    let gx = x.sub(t).mul(g).mul_scalar(2.0 / x.numel().max(1) as f64);
+    let gt = ctx.needs[1].then(|| gx.neg());
+    vec![ctx.needs[0].then_some(gx), gt]
+});
 
 struct BceBackward;
-impl<T: Float> Backward<T> for BceBackward {
-    fn name(&self) -> &'static str {
-        "bce_with_logits"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let (x, t) = (&ctx.inputs[0], &ctx.inputs[1]);
-        let scale = 1.0 / x.numel().max(1) as f64;
-        let gx = ctx.needs[0].then(|| x.sigmoid().sub(t).mul(g).mul_scalar(scale));
-        let gt = ctx.needs[1].then(|| x.mul(g).mul_scalar(-scale));
-        vec![gx, gt]
-    }
-}
+impl_backward!(BceBackward, "bce_with_logits", |self, ctx, g| {
+    let (x, t) = (&ctx.inputs[0], &ctx.inputs[1]);
+    let scale = 1.0 / x.numel().max(1) as f64;
+    let gx = ctx.needs[0].then(|| x.sigmoid().sub(t).mul(g).mul_scalar(scale));
+    let gt = ctx.needs[1].then(|| x.mul(g).mul_scalar(-scale));
+    vec![gx, gt]
+});
 
 // ---------------------------------------------------------------------------------------------
 // per-channel kernels for tensors shaped [N, C, rest...]
@@ -227,24 +212,16 @@ where
 }
 
 struct ChannelSumBackward;
-impl<T: Float> Backward<T> for ChannelSumBackward {
-    fn name(&self) -> &'static str {
-        "channel_sum"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(g.channel_broadcast(ctx.inputs[0].shape()))]
-    }
-}
+impl_backward!(ChannelSumBackward, "channel_sum", |self, ctx, g| {
+    vec![Some(g.channel_broadcast(ctx.inputs[0].shape()))]
+});
 
 struct ChannelBroadcastBackward;
-impl<T: Float> Backward<T> for ChannelBroadcastBackward {
-    fn name(&self) -> &'static str {
-        "channel_broadcast"
-    }
-    fn backward(&self, _ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(g.channel_sum())]
-    }
-}
+impl_backward!(
+    ChannelBroadcastBackward,
+    "channel_broadcast",
+    |self, _ctx, g| vec![Some(g.channel_sum())]
+);
 
 /// Per-channel sums of `(a, b)` pairs, added as one.
 #[derive(Clone, Copy, Default)]
@@ -261,11 +238,10 @@ struct NormalizeBackward<T> {
     /// `1 / sqrt(var_c + eps)` from the forward pass (used by the fused, unrecorded backward).
     inv_std: Vec<T>,
 }
-impl<T: Float> Backward<T> for NormalizeBackward<T> {
-    fn name(&self) -> &'static str {
-        "normalize_channels"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+impl_backward!(
+    NormalizeBackward<T>,
+    "normalize_channels",
+    |self, ctx, g| {
         let x = &ctx.inputs[0];
         let xhat = ctx.output;
         let (n, c, s) = ncs(x.shape(), "normalize_channels");
@@ -293,7 +269,7 @@ impl<T: Float> Backward<T> for NormalizeBackward<T> {
         }
         vec![Some(normalize_grad_recorded(x, xhat, g, self.eps))]
     }
-}
+);
 
 /// The gradient of [`Tensor::normalize_channels`] built from differentiable (fused) ops, for a
 /// recorded backward pass: `inv_std * (g - mean_c(g) - xhat * mean_c(g * xhat))`, with
@@ -326,49 +302,44 @@ fn normalize_grad_recorded<T: Float>(
 }
 
 struct ChannelAffineBackward;
-impl<T: Float> Backward<T> for ChannelAffineBackward {
-    fn name(&self) -> &'static str {
-        "channel_affine"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let (x, gamma) = (&ctx.inputs[0], &ctx.inputs[1]);
-        let (n, c, s) = ncs(x.shape(), "channel_affine");
-        if !is_grad_enabled() {
-            let (gd, xd, gm) = (g.data(), x.data(), gamma.data());
-            let gx = ctx.needs[0].then(|| {
-                let mut out = vec![T::zero(); gd.len()];
-                channel_fill(&mut out, c, s, |b, ch, run| {
-                    let k = gm[ch];
-                    for (o, &gv) in run.iter_mut().zip(&gd[b..b + s]) {
-                        *o = gv * k;
-                    }
-                });
-                Tensor::from_vec(out, x.shape())
+impl_backward!(ChannelAffineBackward, "channel_affine", |self, ctx, g| {
+    let (x, gamma) = (&ctx.inputs[0], &ctx.inputs[1]);
+    let (n, c, s) = ncs(x.shape(), "channel_affine");
+    if !is_grad_enabled() {
+        let (gd, xd, gm) = (g.data(), x.data(), gamma.data());
+        let gx = ctx.needs[0].then(|| {
+            let mut out = vec![T::zero(); gd.len()];
+            channel_fill(&mut out, c, s, |b, ch, run| {
+                let k = gm[ch];
+                for (o, &gv) in run.iter_mut().zip(&gd[b..b + s]) {
+                    *o = gv * k;
+                }
             });
-            let (ggamma, gbeta) = if ctx.needs[1] || ctx.needs[2] {
-                let sums = channel_sums(n, c, s, |b| {
-                    let gr = &gd[b..b + s];
-                    Pair(
-                        kernels::sum(gr).as_f64(),
-                        kernels::dot(gr, &xd[b..b + s]).as_f64(),
-                    )
-                });
-                let ggamma = ctx.needs[1]
-                    .then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.1)).collect(), &[c]));
-                let gbeta = ctx.needs[2]
-                    .then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
-                (ggamma, gbeta)
-            } else {
-                (None, None)
-            };
-            return vec![gx, ggamma, gbeta];
-        }
-        let gx = ctx.needs[0].then(|| g.channel_affine(gamma, &Tensor::zeros(&[c])));
-        let ggamma = ctx.needs[1].then(|| g.mul(x).channel_sum());
-        let gbeta = ctx.needs[2].then(|| g.channel_sum());
-        vec![gx, ggamma, gbeta]
+            Tensor::from_vec(out, x.shape())
+        });
+        let (ggamma, gbeta) = if ctx.needs[1] || ctx.needs[2] {
+            let sums = channel_sums(n, c, s, |b| {
+                let gr = &gd[b..b + s];
+                Pair(
+                    kernels::sum(gr).as_f64(),
+                    kernels::dot(gr, &xd[b..b + s]).as_f64(),
+                )
+            });
+            let ggamma = ctx.needs[1]
+                .then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.1)).collect(), &[c]));
+            let gbeta = ctx.needs[2]
+                .then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
+            (ggamma, gbeta)
+        } else {
+            (None, None)
+        };
+        return vec![gx, ggamma, gbeta];
     }
-}
+    let gx = ctx.needs[0].then(|| g.channel_affine(gamma, &Tensor::zeros(&[c])));
+    let ggamma = ctx.needs[1].then(|| g.mul(x).channel_sum());
+    let gbeta = ctx.needs[2].then(|| g.channel_sum());
+    vec![gx, ggamma, gbeta]
+});
 
 impl<T: Float> Tensor<T> {
     /// `softmax(x)_i = exp(x_i - m) / sum_j exp(x_j - m)` along `axis` (negative counts from
@@ -422,24 +393,11 @@ impl<T: Float> Tensor<T> {
     ///
     /// Backward: `x: 2 (x - t) g / n`, `t: -2 (x - t) g / n`.
     pub fn mse_loss(&self, target: &Tensor<T>) -> Tensor<T> {
-        assert_eq!(
-            self.shape(),
-            target.shape(),
-            "mse_loss: prediction shape {:?} differs from target shape {:?}",
-            self.shape(),
-            target.shape()
-        );
-        let s: f64 = self
-            .data()
-            .iter()
-            .zip(target.data())
-            .map(|(&x, &t)| {
-                let d = x - t;
-                (d * d).as_f64()
-            })
-            .sum();
-        let loss = T::of(s / self.numel().max(1) as f64);
-        Tensor::from_op(vec![loss], vec![], &[self, target], || MseBackward)
+        let term = |x: T, t: T| {
+            let d = x - t;
+            d * d
+        };
+        self.mean_loss(target, "mse_loss: prediction", term, MseBackward)
     }
 
     /// Mean binary cross-entropy of logits `x` against targets `t` in [0, 1] (same shape):
@@ -447,10 +405,23 @@ impl<T: Float> Tensor<T> {
     ///
     /// Backward: `x: (sigmoid(x) - t) g / n`, `t: -x g / n`.
     pub fn bce_with_logits(&self, target: &Tensor<T>) -> Tensor<T> {
+        let term = |x: T, t: T| x.max(T::zero()) - x * t + (-x.abs()).exp().ln_1p();
+        self.mean_loss(target, "bce_with_logits: logits", term, BceBackward)
+    }
+
+    /// `(1/n) sum term(x, t)` over the elements of `self` and `target` (same shape, else a
+    /// panic naming `what`), summed in `f64` in order, as a 0-d tensor with the rule `op`.
+    fn mean_loss<B: Backward<T> + 'static>(
+        &self,
+        target: &Tensor<T>,
+        what: &str,
+        term: impl Fn(T, T) -> T,
+        op: B,
+    ) -> Tensor<T> {
         assert_eq!(
             self.shape(),
             target.shape(),
-            "bce_with_logits: logits shape {:?} differs from target shape {:?}",
+            "{what} shape {:?} differs from target shape {:?}",
             self.shape(),
             target.shape()
         );
@@ -458,10 +429,10 @@ impl<T: Float> Tensor<T> {
             .data()
             .iter()
             .zip(target.data())
-            .map(|(&x, &t)| (x.max(T::zero()) - x * t + (-x.abs()).exp().ln_1p()).as_f64())
+            .map(|(&x, &t)| term(x, t).as_f64())
             .sum();
         let loss = T::of(s / self.numel().max(1) as f64);
-        Tensor::from_op(vec![loss], vec![], &[self, target], || BceBackward)
+        Tensor::from_op(vec![loss], vec![], &[self, target], || op)
     }
 
     /// `out[c] = sum over (n, ..) of x[n, c, ..]` for `x` shaped `[N, C, ...]` (fused).
@@ -535,14 +506,7 @@ impl<T: Float> Tensor<T> {
     ///
     /// Backward: `x: g * gamma_c`, `gamma: sum over (n, ..) of g * x`, `beta: sum of g`.
     pub fn channel_affine(&self, gamma: &Tensor<T>, beta: &Tensor<T>) -> Tensor<T> {
-        let (_, c, s) = ncs(self.shape(), "channel_affine");
-        assert!(
-            gamma.shape() == [c] && beta.shape() == [c],
-            "channel_affine: weight shape {:?} and bias shape {:?} do not match the {c} channels of input shape {:?}",
-            gamma.shape(),
-            beta.shape(),
-            self.shape()
-        );
+        let (_, c, s) = ncs_affine(self, gamma, beta, "channel_affine");
         let (x, gm, bt) = (self.data(), gamma.data(), beta.data());
         let mut out = vec![T::zero(); x.len()];
         channel_fill(&mut out, c, s, |b, ch, run| {
@@ -565,15 +529,7 @@ impl<T: Float> Tensor<T> {
     /// [`Tensor::normalize_channels`] and [`Tensor::channel_affine`], so it is differentiable to
     /// any order with respect to `x`, `gamma` and `beta`.
     pub fn batch_norm(&self, gamma: &Tensor<T>, beta: &Tensor<T>, eps: f64) -> Tensor<T> {
-        let (_, c, _) = ncs(self.shape(), "batch_norm");
-        assert!(
-            gamma.shape() == [c] && beta.shape() == [c],
-            "batch_norm: weight shape {:?} and bias shape {:?} do not match the {c} channels of input shape {:?}",
-            gamma.shape(),
-            beta.shape(),
-            self.shape()
-        );
-        let (n, c, s) = ncs(self.shape(), "batch_norm");
+        let (n, c, s) = ncs_affine(self, gamma, beta, "batch_norm");
         let (mean, inv_std) = channel_stats(self.data(), n, c, s, eps);
         let (gm, bt) = (gamma.data(), beta.data());
         let mut out = Vec::with_capacity(self.numel());
@@ -685,46 +641,70 @@ pub(super) fn batch_norm_grad_coefficients<T: Float>(
     (sgh, coef)
 }
 
+/// [`ncs`] of `x`, after checking that the per-channel `gamma` and `beta` are shaped `[C]`
+/// (else a panic naming `op`).
+pub(super) fn ncs_affine<T: Float>(
+    x: &Tensor<T>,
+    gamma: &Tensor<T>,
+    beta: &Tensor<T>,
+    op: &str,
+) -> (usize, usize, usize) {
+    let (n, c, s) = ncs(x.shape(), op);
+    assert!(
+        gamma.shape() == [c] && beta.shape() == [c],
+        "{op}: weight shape {:?} and bias shape {:?} do not match the {c} channels of input shape {:?}",
+        gamma.shape(),
+        beta.shape(),
+        x.shape()
+    );
+    (n, c, s)
+}
+
+/// Batch norm's `(dgamma, dbeta)` where `needs[1]`, `needs[2]`: `sgh` (from
+/// [`batch_norm_grad_coefficients`]) and the per-channel `sg = sums[c].0`.
+pub(super) fn batch_norm_param_grads<T: Float>(
+    needs: &[bool],
+    sgh: &[f64],
+    sums: &[Pair],
+) -> (Option<Tensor<T>>, Option<Tensor<T>>) {
+    let c = sums.len();
+    let ggamma = needs[1].then(|| Tensor::from_vec(sgh.iter().map(|&v| T::of(v)).collect(), &[c]));
+    let gbeta = needs[2].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
+    (ggamma, gbeta)
+}
+
 struct BatchNormBackward {
     eps: f64,
     mean: Vec<f64>,
     inv_std: Vec<f64>,
 }
 
-impl<T: Float> Backward<T> for BatchNormBackward {
-    fn name(&self) -> &'static str {
-        "batch_norm"
+impl_backward!(BatchNormBackward, "batch_norm", |self, ctx, g| {
+    let (x, gamma) = (&ctx.inputs[0], &ctx.inputs[1]);
+    let (n, c, s) = ncs(x.shape(), "batch_norm");
+    if is_grad_enabled() {
+        return batch_norm_grad_recorded(x, gamma, g, self.eps, ctx.needs);
     }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let (x, gamma) = (&ctx.inputs[0], &ctx.inputs[1]);
-        let (n, c, s) = ncs(x.shape(), "batch_norm");
-        if is_grad_enabled() {
-            return batch_norm_grad_recorded(x, gamma, g, self.eps, ctx.needs);
+    // fused: per channel sg = sum g, sgh = sum g * xhat (one pass), then
+    // gx = gamma inv (g - sg/m - xhat sgh/m) = A g + B x + C (one pass)
+    let (gd, xd, gm) = (g.data(), x.data(), gamma.data());
+    let m = (n * s).max(1) as f64;
+    let sums = channel_sums(n, c, s, |b| {
+        let gr = &gd[b..b + s];
+        Pair(
+            kernels::sum(gr).as_f64(),
+            kernels::dot(gr, &xd[b..b + s]).as_f64(),
+        )
+    });
+    let (sgh, coef) = batch_norm_grad_coefficients(&self.mean, &self.inv_std, gm, &sums, m);
+    let gx = ctx.needs[0].then(|| {
+        let mut out = Vec::with_capacity(gd.len());
+        for (gr, xr) in gd.chunks_exact(s.max(1)).zip(xd.chunks_exact(s.max(1))) {
+            let (a, b, cc) = coef[(out.len() / s.max(1)) % c];
+            out.extend(gr.iter().zip(xr).map(|(&gv, &xv)| a * gv + b * xv + cc));
         }
-        // fused: per channel sg = sum g, sgh = sum g * xhat (one pass), then
-        // gx = gamma inv (g - sg/m - xhat sgh/m) = A g + B x + C (one pass)
-        let (gd, xd, gm) = (g.data(), x.data(), gamma.data());
-        let m = (n * s).max(1) as f64;
-        let sums = channel_sums(n, c, s, |b| {
-            let gr = &gd[b..b + s];
-            Pair(
-                kernels::sum(gr).as_f64(),
-                kernels::dot(gr, &xd[b..b + s]).as_f64(),
-            )
-        });
-        let (sgh, coef) = batch_norm_grad_coefficients(&self.mean, &self.inv_std, gm, &sums, m);
-        let gx = ctx.needs[0].then(|| {
-            let mut out = Vec::with_capacity(gd.len());
-            for (gr, xr) in gd.chunks_exact(s.max(1)).zip(xd.chunks_exact(s.max(1))) {
-                let (a, b, cc) = coef[(out.len() / s.max(1)) % c];
-                out.extend(gr.iter().zip(xr).map(|(&gv, &xv)| a * gv + b * xv + cc));
-            }
-            Tensor::from_vec(out, x.shape())
-        });
-        let ggamma =
-            ctx.needs[1].then(|| Tensor::from_vec(sgh.iter().map(|&v| T::of(v)).collect(), &[c]));
-        let gbeta =
-            ctx.needs[2].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
-        vec![gx, ggamma, gbeta]
-    }
-}
+        Tensor::from_vec(out, x.shape())
+    });
+    let (ggamma, gbeta) = batch_norm_param_grads(ctx.needs, &sgh, &sums);
+    vec![gx, ggamma, gbeta]
+});

@@ -25,11 +25,12 @@
 
 use super::conv::conv_geom;
 use super::functional::{
-    batch_norm_grad_coefficients, batch_norm_grad_recorded, channel_stats, ncs, Pair,
+    batch_norm_grad_coefficients, batch_norm_grad_recorded, batch_norm_param_grads, channel_stats,
+    ncs, ncs_affine, Pair,
 };
 use super::kernels::{self, ConvGeom};
 use super::{parallel, Float, Tensor};
-use crate::autodiff::{is_grad_enabled, Backward, BackwardCtx};
+use crate::autodiff::{is_grad_enabled, BackwardCtx};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -51,11 +52,10 @@ fn winner_offsets(winner: &[u32], hw: usize, howo: usize) -> Vec<usize> {
         .collect()
 }
 
-impl<T: Float> Backward<T> for BnReluPoolBackward {
-    fn name(&self) -> &'static str {
-        "batch_norm_relu_max_pool2"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+impl_backward!(
+    BnReluPoolBackward,
+    "batch_norm_relu_max_pool2",
+    |self, ctx, g| {
         let (x, gamma) = (&ctx.inputs[0], &ctx.inputs[1]);
         let (n, c, _) = ncs(x.shape(), "batch_norm_relu_max_pool2");
         let (h, w) = (x.dim(2), x.dim(3));
@@ -125,13 +125,10 @@ impl<T: Float> Backward<T> for BnReluPoolBackward {
             );
             Tensor::from_vec(out, x.shape())
         });
-        let ggamma =
-            ctx.needs[1].then(|| Tensor::from_vec(sgh.iter().map(|&v| T::of(v)).collect(), &[c]));
-        let gbeta =
-            ctx.needs[2].then(|| Tensor::from_vec(sums.iter().map(|p| T::of(p.0)).collect(), &[c]));
+        let (ggamma, gbeta) = batch_norm_param_grads(ctx.needs, &sgh, &sums);
         vec![gx, ggamma, gbeta]
     }
-}
+);
 
 /// One output row of the fused forward: for every window `ox` of the row pair `r0`, `r1` (each
 /// `2 * out.len()` long), the maximum of `x * a + b` over its 4 pixels, floored at 0, and the
@@ -189,14 +186,7 @@ impl<T: Float> Tensor<T> {
             "{op}: expected an input [N, C, H, W] with H, W >= 2 and H * W < 2^32, got {:?}",
             self.shape()
         );
-        let (n, c, s) = ncs(self.shape(), op);
-        assert!(
-            gamma.shape() == [c] && beta.shape() == [c],
-            "{op}: weight shape {:?} and bias shape {:?} do not match the {c} channels of input shape {:?}",
-            gamma.shape(),
-            beta.shape(),
-            self.shape()
-        );
+        let (n, c, s) = ncs_affine(self, gamma, beta, op);
         let (h, w) = (self.dim(2), self.dim(3));
         let (ho, wo) = (h / 2, w / 2);
         let (mean, inv_std) = channel_stats(self.data(), n, c, s, eps);
@@ -696,11 +686,10 @@ fn conv_relu_pool_grad_recorded<T: Float>(
     ]
 }
 
-impl<T: Float> Backward<T> for ConvReluPoolBackward {
-    fn name(&self) -> &'static str {
-        "conv2d_relu_max_pool"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
+impl_backward!(
+    ConvReluPoolBackward,
+    "conv2d_relu_max_pool",
+    |self, ctx, g| {
         if is_grad_enabled() {
             return conv_relu_pool_grad_recorded(self, ctx, g);
         }
@@ -718,7 +707,7 @@ impl<T: Float> Backward<T> for ConvReluPoolBackward {
             ctx.needs[2].then(|| Tensor::from_vec(db, &[self.geo.conv.o])),
         ]
     }
-}
+);
 
 impl<T: Float> Tensor<T> {
     /// `max_pool2d(relu(conv2d(x, weight, bias, stride 1, padding)), pool, pool)` in one op, for

@@ -4,34 +4,23 @@
 //! `gather` and `index_select` built on them are differentiable to any order.
 
 use super::{Float, Tensor};
-use crate::autodiff::{Backward, BackwardCtx};
 use std::sync::Arc;
 
 struct TakeBackward {
     idx: Arc<[usize]>,
 }
-impl<T: Float> Backward<T> for TakeBackward {
-    fn name(&self) -> &'static str {
-        "take_flat"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(
-            g.put_add_flat(self.idx.clone(), ctx.inputs[0].shape()),
-        )]
-    }
-}
+impl_backward!(TakeBackward, "take_flat", |self, ctx, g| {
+    vec![Some(
+        g.put_add_flat(self.idx.clone(), ctx.inputs[0].shape()),
+    )]
+});
 
 struct PutBackward {
     idx: Arc<[usize]>,
 }
-impl<T: Float> Backward<T> for PutBackward {
-    fn name(&self) -> &'static str {
-        "put_add_flat"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(g.take_flat(self.idx.clone(), ctx.inputs[0].shape()))]
-    }
-}
+impl_backward!(PutBackward, "put_add_flat", |self, ctx, g| {
+    vec![Some(g.take_flat(self.idx.clone(), ctx.inputs[0].shape()))]
+});
 
 impl<T: Float> Tensor<T> {
     /// `out[i] = self.flat[idx[i]]`, shaped `shape` (`idx.len()` must equal its size).
@@ -80,28 +69,18 @@ struct IndexSelectBackward {
     axis: usize,
     idx: Arc<[usize]>,
 }
-impl<T: Float> Backward<T> for IndexSelectBackward {
-    fn name(&self) -> &'static str {
-        "index_select"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let size = ctx.inputs[0].dim(self.axis);
-        vec![Some(g.index_add_zeros(self.axis, &self.idx, size))]
-    }
-}
+impl_backward!(IndexSelectBackward, "index_select", |self, ctx, g| {
+    let size = ctx.inputs[0].dim(self.axis);
+    vec![Some(g.index_add_zeros(self.axis, &self.idx, size))]
+});
 
 struct IndexAddBackward {
     axis: usize,
     idx: Arc<[usize]>,
 }
-impl<T: Float> Backward<T> for IndexAddBackward {
-    fn name(&self) -> &'static str {
-        "index_add_zeros"
-    }
-    fn backward(&self, _ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(g.index_select(self.axis, &self.idx))]
-    }
-}
+impl_backward!(IndexAddBackward, "index_add_zeros", |self, _ctx, g| {
+    vec![Some(g.index_select(self.axis, &self.idx))]
+});
 
 /// Checks `axis` and `indices` for an op on `shape` with `size` entries along `axis`.
 fn check_axis_indices(op: &str, shape: &[usize], axis: usize, indices: &[usize], size: usize) {

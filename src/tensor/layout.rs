@@ -9,65 +9,44 @@
 use super::shape::strides;
 use super::view::for_each_offset;
 use super::{Float, Tensor};
-use crate::autodiff::{Backward, BackwardCtx};
 
 struct PermuteBackward {
     inverse: Vec<usize>,
 }
-impl<T: Float> Backward<T> for PermuteBackward {
-    fn name(&self) -> &'static str {
-        "permute"
-    }
-    fn backward(&self, _ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(g.permute(&self.inverse))]
-    }
-}
+impl_backward!(PermuteBackward, "permute", |self, _ctx, g| {
+    vec![Some(g.permute(&self.inverse))]
+});
 
 struct ConcatBackward {
     axis: usize,
     /// (offset, length) of every part along `axis`.
     parts: Vec<(usize, usize)>,
 }
-impl<T: Float> Backward<T> for ConcatBackward {
-    fn name(&self) -> &'static str {
-        "concat"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        self.parts
-            .iter()
-            .zip(ctx.needs)
-            .map(|(&(off, len), &need)| need.then(|| g.narrow(self.axis, off, len)))
-            .collect()
-    }
-}
+impl_backward!(ConcatBackward, "concat", |self, ctx, g| {
+    self.parts
+        .iter()
+        .zip(ctx.needs)
+        .map(|(&(off, len), &need)| need.then(|| g.narrow(self.axis, off, len)))
+        .collect()
+});
 
 struct NarrowBackward {
     axis: usize,
     start: usize,
 }
-impl<T: Float> Backward<T> for NarrowBackward {
-    fn name(&self) -> &'static str {
-        "narrow"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let size = ctx.inputs[0].dim(self.axis);
-        vec![Some(g.pad_narrow(self.axis, self.start, size))]
-    }
-}
+impl_backward!(NarrowBackward, "narrow", |self, ctx, g| {
+    let size = ctx.inputs[0].dim(self.axis);
+    vec![Some(g.pad_narrow(self.axis, self.start, size))]
+});
 
 struct PadNarrowBackward {
     axis: usize,
     start: usize,
 }
-impl<T: Float> Backward<T> for PadNarrowBackward {
-    fn name(&self) -> &'static str {
-        "pad_narrow"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let len = ctx.inputs[0].dim(self.axis);
-        vec![Some(g.narrow(self.axis, self.start, len))]
-    }
-}
+impl_backward!(PadNarrowBackward, "pad_narrow", |self, ctx, g| {
+    let len = ctx.inputs[0].dim(self.axis);
+    vec![Some(g.narrow(self.axis, self.start, len))]
+});
 
 /// (product of dims before `axis`, product of dims after `axis`).
 pub(crate) fn outer_inner(shape: &[usize], axis: usize) -> (usize, usize) {

@@ -22,33 +22,28 @@ struct MatMulBackward {
     tb: bool,
 }
 
-impl<T: Float> Backward<T> for MatMulBackward {
-    fn name(&self) -> &'static str {
-        "matmul"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let (a, b) = (&ctx.inputs[0], &ctx.inputs[1]);
-        let (ta, tb) = (self.ta, self.tb);
-        // C = op(a) op(b); dop(a) = g op(b)^T; dop(b) = op(a)^T g.
-        let ga = ctx.needs[0].then(|| {
-            let d = if !ta {
-                matmul_t(g, b, false, !tb)
-            } else {
-                matmul_t(b, g, tb, true)
-            };
-            d.sum_to(a.shape())
-        });
-        let gb = ctx.needs[1].then(|| {
-            let d = if !tb {
-                matmul_t(a, g, !ta, false)
-            } else {
-                matmul_t(g, a, true, ta)
-            };
-            d.sum_to(b.shape())
-        });
-        vec![ga, gb]
-    }
-}
+impl_backward!(MatMulBackward, "matmul", |self, ctx, g| {
+    let (a, b) = (&ctx.inputs[0], &ctx.inputs[1]);
+    let (ta, tb) = (self.ta, self.tb);
+    // C = op(a) op(b); dop(a) = g op(b)^T; dop(b) = op(a)^T g.
+    let ga = ctx.needs[0].then(|| {
+        let d = if !ta {
+            matmul_t(g, b, false, !tb)
+        } else {
+            matmul_t(b, g, tb, true)
+        };
+        d.sum_to(a.shape())
+    });
+    let gb = ctx.needs[1].then(|| {
+        let d = if !tb {
+            matmul_t(a, g, !ta, false)
+        } else {
+            matmul_t(g, a, true, ta)
+        };
+        d.sum_to(b.shape())
+    });
+    vec![ga, gb]
+});
 
 /// (batch, rows, cols) of a 2-D or 3-D operand as stored.
 fn bdims(t: &Tensor<impl Float>) -> (usize, usize, usize) {
@@ -159,22 +154,17 @@ fn gemm_row_blocks<T: Float>(
 
 struct LinearBackward;
 
-impl<T: Float> Backward<T> for LinearBackward {
-    fn name(&self) -> &'static str {
-        "linear"
+impl_backward!(LinearBackward, "linear", |self, ctx, g| {
+    let (x, w) = (&ctx.inputs[0], &ctx.inputs[1]);
+    // y = x W^T + b: dx = g W, dW = g^T x, db = sum over rows of g.
+    let gx = ctx.needs[0].then(|| matmul_t(g, w, false, false));
+    let gw = ctx.needs[1].then(|| matmul_t(g, x, true, false));
+    let mut res = vec![gx, gw];
+    if ctx.inputs.len() == 3 {
+        res.push(ctx.needs[2].then(|| g.sum_to(ctx.inputs[2].shape())));
     }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        let (x, w) = (&ctx.inputs[0], &ctx.inputs[1]);
-        // y = x W^T + b: dx = g W, dW = g^T x, db = sum over rows of g.
-        let gx = ctx.needs[0].then(|| matmul_t(g, w, false, false));
-        let gw = ctx.needs[1].then(|| matmul_t(g, x, true, false));
-        let mut res = vec![gx, gw];
-        if ctx.inputs.len() == 3 {
-            res.push(ctx.needs[2].then(|| g.sum_to(ctx.inputs[2].shape())));
-        }
-        res
-    }
-}
+    res
+});
 
 impl<T: Float> Tensor<T> {
     /// The matrix product `C[i,j] = sum_p A[i,p] B[p,j]`: `[m,k] @ [k,n] -> [m,n]`, or batched

@@ -9,6 +9,26 @@
 //! `linalg` (matmul, the linear solve, `f64` dot / Gram helpers), `conv` (conv2d and pooling), `functional` (softmax, batch norm, losses),
 //! `fused` (op chains computed in one kernel).
 
+/// `impl_backward!(Op, "name", |self, ctx, g| body)`: implements [`Backward`] for `Op`, whose
+/// [`Backward::name`] is `"name"` and whose [`Backward::backward`] is `body`, with `ctx` the
+/// op's [`crate::autodiff::BackwardCtx`] and `g` the gradient of its output.
+macro_rules! impl_backward {
+    ($op:ty, $name:literal, |$this:ident, $ctx:ident, $g:ident| $body:expr) => {
+        impl<T: Float> $crate::autodiff::Backward<T> for $op {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn backward(
+                &$this,
+                $ctx: &$crate::autodiff::BackwardCtx<'_, T>,
+                $g: &Tensor<T>,
+            ) -> Vec<Option<Tensor<T>>> {
+                $body
+            }
+        }
+    };
+}
+
 mod conv;
 mod elementwise;
 mod functional;
@@ -265,20 +285,20 @@ impl<T: Float> Tensor<T> {
     /// The same data as a leaf that gradients are taken with respect to
     /// (PyTorch's `x.detach().requires_grad_()`).
     pub fn requires_grad_(self) -> Self {
-        Self::build(
-            self.inner.storage.clone(),
-            self.inner.shape.clone(),
-            true,
-            None,
-        )
+        self.leaf(true)
     }
 
     /// The same data with no history: gradients do not flow through the result.
     pub fn detach(&self) -> Self {
+        self.leaf(false)
+    }
+
+    /// The same data as a new leaf (no history), taking gradients when `requires_grad`.
+    fn leaf(&self, requires_grad: bool) -> Self {
         Self::build(
             self.inner.storage.clone(),
             self.inner.shape.clone(),
-            false,
+            requires_grad,
             None,
         )
     }

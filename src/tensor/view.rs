@@ -3,37 +3,21 @@
 
 use super::shape::{broadcast_shapes, broadcast_strides};
 use super::{Float, Tensor};
-use crate::autodiff::{Backward, BackwardCtx};
 
 struct ReshapeBackward;
-impl<T: Float> Backward<T> for ReshapeBackward {
-    fn name(&self) -> &'static str {
-        "reshape"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(g.reshape(ctx.inputs[0].shape()))]
-    }
-}
+impl_backward!(ReshapeBackward, "reshape", |self, ctx, g| {
+    vec![Some(g.reshape(ctx.inputs[0].shape()))]
+});
 
 struct BroadcastBackward;
-impl<T: Float> Backward<T> for BroadcastBackward {
-    fn name(&self) -> &'static str {
-        "broadcast_to"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(g.sum_to(ctx.inputs[0].shape()))]
-    }
-}
+impl_backward!(BroadcastBackward, "broadcast_to", |self, ctx, g| {
+    vec![Some(g.sum_to(ctx.inputs[0].shape()))]
+});
 
 struct SumToBackward;
-impl<T: Float> Backward<T> for SumToBackward {
-    fn name(&self) -> &'static str {
-        "sum_to"
-    }
-    fn backward(&self, ctx: &BackwardCtx<'_, T>, g: &Tensor<T>) -> Vec<Option<Tensor<T>>> {
-        vec![Some(g.broadcast_to(ctx.inputs[0].shape()))]
-    }
-}
+impl_backward!(SumToBackward, "sum_to", |self, ctx, g| {
+    vec![Some(g.broadcast_to(ctx.inputs[0].shape()))]
+});
 
 impl<T: Float> Tensor<T> {
     /// The same elements with another shape of the same size (no copy).

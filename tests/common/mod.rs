@@ -68,6 +68,25 @@ pub fn reference_case(case: &str) -> Option<PathBuf> {
     )
 }
 
+/// A two-task multi-task config on MNIST (a `digit` head and a 3-class `mod3` head) with a
+/// small flatten-linear-relu trunk; tests append tables such as `[weighting]` or `[train]`.
+pub const MTL_BASE: &str = r#"
+[data]
+dataset = "mnist"
+path = "/nonexistent/mnist"
+[model]
+trunk = [{ type = "flatten" }, { type = "linear", out = 8 }, { type = "relu" }]
+[[tasks]]
+name = "digit"
+kind = "multiclass"
+label = "class"
+[[tasks]]
+name = "mod3"
+kind = "multiclass"
+label = "class_mod3"
+classes = 3
+"#;
+
 /// A tiny sinusoid MAML run config (12 iterations, validation every 3, checkpoints every 4),
 /// ending inside `[train]` so a test can append `out_dir` and other train keys.
 pub const SINUSOID: &str = r#"
