@@ -4,10 +4,13 @@
 //! multi-task learning and transfer learning, on our own tensor engine with reverse-mode
 //! automatic differentiation of any order.
 //!
+//! Start with [`prelude`] (`use metalearn::prelude::*;`) and ARCHITECTURE.md.
+//!
 //! Rooms, one per concept (data flows top to bottom, never back):
 //! - [`tensor`]: storage, shapes and every op (forward kernel + backward rule),
 //! - [`autodiff`]: the graph, [`autodiff::grad`], no-grad scopes, gradient checks,
-//! - [`nn`]: functional layers over parameter lists, optimizers, checkpoints,
+//! - [`nn`]: networks as functions of their parameters ([`nn::Backbone`], [`nn::Network`]),
+//!   one init, optimizers, checkpoints,
 //! - [`data`]: datasets, episode samplers, task families,
 //! - [`algorithms`]: the few-shot learners behind one trait,
 //! - [`run`]: what the commands share: config files and their errors, statistics, SVG plots,
