@@ -4,14 +4,13 @@
 //! dispatch to each method's [`Algorithm`] implementation.
 //!
 //! Adding a method: a file beside `maml.rs` with its config struct, its learner and its
-//! [`Algorithm`] implementation, and one line below.
+//! [`Algorithm`] implementation, its `pub mod` line in `mod.rs`, and one line below.
 
 use super::algorithm::{build_listing, check_regression, Algorithm};
 use super::backbone_config::BackboneConfig;
 use super::error::AlgorithmError;
 use super::learner::FewShotLearner;
 use super::task::TaskKind;
-use super::{anil, baseline, maml, matching, meta_sgd, protonet, r2d2, relation, reptile};
 use crate::tensor::Float;
 use serde::{Deserialize, Serialize};
 
@@ -117,27 +116,27 @@ macro_rules! algorithm_table {
 
 algorithm_table! {
     /// MAML (Finn et al. 2017), second order unless `first_order = true`.
-    Maml("maml") => maml::MamlAlgorithm,
+    Maml("maml") => super::maml::MamlAlgorithm,
     /// First-order MAML: MAML's fields; always first order (`first_order` is ignored).
-    Fomaml("fomaml") => maml::FomamlAlgorithm,
+    Fomaml("fomaml") => super::maml::FomamlAlgorithm,
     /// Reptile (Nichol et al. 2018).
-    Reptile("reptile") => reptile::ReptileAlgorithm,
+    Reptile("reptile") => super::reptile::ReptileAlgorithm,
     /// Meta-SGD (Li et al. 2017): learned per-parameter step sizes.
-    MetaSgd("meta_sgd") => meta_sgd::MetaSgdAlgorithm,
+    MetaSgd("meta_sgd") => super::meta_sgd::MetaSgdAlgorithm,
     /// ANIL (Raghu et al. 2020): only the head adapts.
-    Anil("anil") => anil::AnilAlgorithm,
+    Anil("anil") => super::anil::AnilAlgorithm,
     /// Prototypical Networks (Snell et al. 2017).
-    Protonet("protonet") => protonet::ProtoNetAlgorithm,
+    Protonet("protonet") => super::protonet::ProtoNetAlgorithm,
     /// Matching Networks (Vinyals et al. 2016), without full context embeddings.
-    Matching("matching") => matching::MatchingAlgorithm,
+    Matching("matching") => super::matching::MatchingAlgorithm,
     /// Relation Networks (Sung et al. 2018).
-    Relation("relation") => relation::RelationAlgorithm,
+    Relation("relation") => super::relation::RelationAlgorithm,
     /// Baseline (Chen et al. 2019): linear classifier fine-tuned on the support set.
-    Baseline("baseline") => baseline::BaselineAlgorithm,
+    Baseline("baseline") => super::baseline::BaselineAlgorithm,
     /// Baseline++ (Chen et al. 2019): cosine classifier fine-tuned on the support set.
-    BaselinePp("baseline_pp" | "baseline++") => baseline::BaselinePpAlgorithm,
+    BaselinePp("baseline_pp" | "baseline++") => super::baseline::BaselinePpAlgorithm,
     /// R2D2 (Bertinetto et al. 2019): closed-form ridge-regression head.
-    R2d2("r2d2") => r2d2::R2d2Algorithm,
+    R2d2("r2d2") => super::r2d2::R2d2Algorithm,
 }
 
 /// The algorithms that can fit real-valued targets (sinusoid regression), in table order.
