@@ -15,8 +15,7 @@ fn config(path: &str, train_limit: usize, test_limit: usize) -> Option<MtlConfig
         .data_path()
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
-    // The dataset where METALEARN_DATA says, whatever folder the config names.
-    cfg.data.path = Some(common::dataset(&name.unwrap_or_default(), &[])?);
+    common::dataset(&name.unwrap_or_default(), &[])?;
     cfg.data.train_limit = train_limit;
     cfg.data.test_limit = test_limit;
     cfg.train.epochs = 1;
