@@ -6,12 +6,15 @@
 //! - In-memory parsers for fuzzing and embedding: [`parse_idx`], [`parse_npy`], [`parse_npz`].
 //! - Tasks: the sinusoid family ([`SinusoidConfig`]) and N-way K-shot episodes
 //!   ([`EpisodeSampler`], [`EpisodeSet`], [`ClassSplit`]).
+//! - Augmentation: random affine transforms of images and fixed support views
+//!   ([`augment`], [`AugmentConfig`]).
 //! - Tools: [`inspect()`] and the download registry ([`download::registry`],
 //!   [`verify_and_unpack`]).
 //!
 //! Data lives in `$METALEARN_DATA`, by default `../shared/data` next to the crate
 //! ([`default_data_dir`]).
 
+pub mod augment;
 pub mod dataset;
 pub mod download;
 pub mod episode;
@@ -27,6 +30,7 @@ pub mod tabular;
 
 use std::path::PathBuf;
 
+pub use augment::{AffineParams, AugmentConfig, ImageShape};
 pub use dataset::{
     ClassIndex, ImageDataset, LabelColumn, LabelledData, MultiLabelDataset, TrainTest,
 };

@@ -60,7 +60,7 @@ pub struct AdaptResult {
     pub task: String,
     /// The support classes, in probability order (empty for regression).
     pub classes: Vec<String>,
-    /// Support examples.
+    /// Support examples read (before `data.augment.support_views`).
     pub support_size: usize,
     /// One entry per query, in query order.
     pub predictions: Vec<Prediction>,
@@ -610,12 +610,14 @@ pub fn adapt(checkpoint: &Path, support: &Path, query: &Path) -> Result<AdaptRes
     };
     let ns = s.y.len();
     let mut q = load_queries(cfg, query, images, &s.shape)?;
-    let support_x = Tensor::from_vec(s.x, &batch_shape(cfg, ns, &s.shape));
+    // `data.augment.support_views` = T: each support image and its T - 1 fixed views.
+    let (sx, sy) = super::augment::adapt_support(cfg, s.x, s.y, &s.shape)?;
+    let support_x = Tensor::from_vec(sx, &batch_shape(cfg, sy.len(), &s.shape));
     let query_shape = batch_shape(cfg, q.names.len(), &q.shape);
     let query_x = Tensor::from_vec(std::mem::take(&mut q.x), &query_shape);
 
     let clock = crate::run::usage::Stopwatch::start();
-    let out = run.learner.predict(&support_x, &s.y, &query_x);
+    let out = run.learner.predict(&support_x, &sy, &query_x);
     let adapt_ms = clock.millis();
 
     check_outputs(checkpoint, &out, &q.names)?;

@@ -36,6 +36,9 @@
 //! episodes = 600
 //! seed = 2024
 //! ```
+//!
+//! An optional `[data.augment]` table augments training images and adds test-time support
+//! views ([`super::augment`]).
 
 use super::error::{Result, TrainError};
 use crate::algorithms::{AlgorithmConfig, BackboneConfig};
@@ -133,6 +136,10 @@ pub struct DataConfig {
     /// Sinusoid input range (`[-5, 5]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x_range: Option<(f32, f32)>,
+    /// `[data.augment]`: random affine augmentation of training images and test-time support
+    /// views (`omniglot`, `image_folder`; absent = off). See [`super::augment`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<crate::data::AugmentConfig>,
 }
 
 fn default_k_shot() -> usize {
@@ -369,6 +376,7 @@ impl RunConfig {
         self.algorithm.validate()?;
         self.backbone.validate()?;
         self.validate_ranges()?;
+        super::augment::validate(self)?;
         let d = &self.data;
         if d.is_regression() {
             if d.n_way.is_some() {

@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: the run config ([`RunConfig`]: `[algorithm]`, `[backbone]`, `[data]`,
 //!   `[train]`, `[eval]`), unknown keys rejected,
+//! - [`augment`](mod@augment): `[data.augment]`: augmented training episodes, support views,
 //! - [`tasks`]: episodes and sinusoid tasks as tensors, the data of a run ([`TaskSource`]),
 //! - `loop`: the meta-training loop (progress bar, validation, best and last checkpoints,
 //!   exact `--resume`),
@@ -14,6 +15,7 @@
 //! - [`error`]: the error type, [`TrainError`].
 
 pub mod adapt;
+pub mod augment;
 pub mod commands;
 pub mod config;
 pub mod curve;

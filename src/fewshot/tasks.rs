@@ -109,6 +109,8 @@ pub struct EpisodicData {
     pub spec: EpisodeSpec,
     /// Tensor layout.
     pub layout: InputLayout,
+    /// `[data.augment]`: training episodes augmented, validation / test support views.
+    pub augment: Option<super::augment::Augment>,
 }
 
 /// Where a run's tasks come from.
@@ -284,6 +286,7 @@ impl TaskSource {
             DatasetKind::Sinusoid => unreachable!("handled above"),
         };
         check_input(cfg, &train.example_shape(), &path)?;
+        let augment = super::augment::for_examples(cfg, &train.example_shape())?;
         let spec = EpisodeSpec::new(d.n_way(), d.k_shot, d.q_query)?;
         Ok(TaskSource::Episodic(EpisodicData {
             train,
@@ -291,6 +294,7 @@ impl TaskSource {
             test,
             spec,
             layout: InputLayout::of(&cfg.backbone),
+            augment,
         }))
     }
 
@@ -322,7 +326,9 @@ impl TaskSource {
         }
     }
 
-    /// A meta-batch of training tasks drawn from `rng`.
+    /// A meta-batch of training tasks drawn from `rng`; with `[data.augment]`, their images
+    /// are augmented from a generator derived from `rng`'s seed and stream, without reading
+    /// `rng` ([`super::augment::augment_rng`]).
     pub fn train_batch(
         &self,
         sampler: Option<&EpisodeSampler<'_, DynData>>,
@@ -335,11 +341,14 @@ impl TaskSource {
                 .iter()
                 .map(sinusoid_task)
                 .collect(),
-            (TaskSource::Episodic(e), Some(s)) => s
-                .sample_batch(rng, batch)
-                .into_iter()
-                .map(|ep| episode_task(ep, &e.layout))
-                .collect(),
+            (TaskSource::Episodic(e), Some(s)) => {
+                let mut episodes = s.sample_batch(rng, batch);
+                super::augment::augment_batch(e.augment.as_ref(), &mut episodes, rng);
+                episodes
+                    .into_iter()
+                    .map(|ep| episode_task(ep, &e.layout))
+                    .collect()
+            }
             (TaskSource::Episodic(_), None) => {
                 panic!("train_batch: episodic data needs its sampler")
             }
@@ -362,7 +371,8 @@ impl TaskSource {
         }
     }
 
-    /// Task `i` of a fixed list.
+    /// Task `i` of a fixed list (with `data.augment.support_views` = T > 1, each support
+    /// image followed by its T - 1 fixed views: K * T support examples per class).
     pub fn fixed_task(&self, fixed: &FixedTasks, i: usize) -> Result<TaskData<f32>> {
         match (self, fixed) {
             (TaskSource::Sinusoid(dist), FixedTasks::Sinusoid { seed, .. }) => {
@@ -374,7 +384,9 @@ impl TaskSource {
                     Split::Val => e.val.as_ref(),
                     Split::Test => e.test.as_ref(),
                 };
-                Ok(episode_task(set.episode(data, i)?, &e.layout))
+                let ep = set.episode(data, i)?;
+                let ep = super::augment::support_views(e.augment.as_ref(), ep)?;
+                Ok(episode_task(ep, &e.layout))
             }
             _ => Err(TrainError::value(
                 "data",
