@@ -27,7 +27,7 @@ use super::error::{Result, TrainError};
 use crate::algorithms::Target;
 use crate::data::augment::{expand_views, with_support_views, MAX_SUPPORT_VIEWS};
 use crate::data::{AugmentConfig, Episode, ImageShape};
-use crate::run::config_file::{finite_in, int_in, positive_in};
+use crate::run::config_file::{finite_in, int_in};
 use rand_chacha::ChaCha8Rng;
 
 /// Added to the episode stream of a meta-batch to give its augmentation stream (`2^63`).
@@ -73,8 +73,17 @@ pub fn validate(cfg: &RunConfig) -> Result<()> {
     finite_in("data.augment.rotation", a.rotation, 0.0, MAX_ROTATION)?;
     finite_in("data.augment.shear", a.shear, 0.0, MAX_SHEAR)?;
     let (lo, hi) = a.scale;
-    positive_in("data.augment.scale[0] (min)", lo, MAX_SCALE)?;
-    positive_in("data.augment.scale[1] (max)", hi, MAX_SCALE)?;
+    for (key, v) in [
+        ("data.augment.scale[0] (min)", lo),
+        ("data.augment.scale[1] (max)", hi),
+    ] {
+        if !(v.is_finite() && v > 0.0 && v <= MAX_SCALE) {
+            return Err(TrainError::value(
+                key,
+                format!("= {v} is out of range: expected a finite number in (0, {MAX_SCALE}]"),
+            ));
+        }
+    }
     if lo > hi {
         return Err(TrainError::value(
             "data.augment.scale",
