@@ -274,13 +274,20 @@ impl ImageShape {
     }
 }
 
-/// The source coordinate `v` snapped to the nearest integer when within 1e-6 of it.
-fn snap(v: f64) -> f64 {
-    let r = v.round();
-    if (v - r).abs() < 1e-6 {
-        r
+/// How close (in pixels) a source coordinate must be to an integer to be read as it.
+const SNAP: f64 = 1e-6;
+
+/// `v` split into its integer part and fraction, `v = i + f` with `f` in `[0, 1)`, a fraction
+/// within [`SNAP`] of 0 or 1 snapped to the integer.
+fn split(v: f64) -> (f64, f32) {
+    let i = v.floor();
+    let f = v - i;
+    if f < SNAP {
+        (i, 0.0)
+    } else if f > 1.0 - SNAP {
+        (i + 1.0, 0.0)
     } else {
-        v
+        (i, f as f32)
     }
 }
 
@@ -289,13 +296,11 @@ fn snap(v: f64) -> f64 {
 /// outside the plane and zero weights. Returns the taps and how many are used.
 fn taps(sx: f64, sy: f64, h: usize, w: usize) -> ([(usize, f32); 4], usize) {
     let mut out = [(0usize, 0f32); 4];
-    let (sx, sy) = (snap(sx), snap(sy));
-    let (x0, y0) = (sx.floor(), sy.floor());
+    let ((x0, fx), (y0, fy)) = (split(sx), split(sy));
     // Also false for NaN: a non-finite point reads as background.
     if !(x0 >= -1.0 && x0 < w as f64 && y0 >= -1.0 && y0 < h as f64) {
         return (out, 0);
     }
-    let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
     let mut n = 0;
     for (dy, wy) in [(0.0, 1.0 - fy), (1.0, fy)] {
         for (dx, wx) in [(0.0, 1.0 - fx), (1.0, fx)] {
@@ -331,25 +336,59 @@ pub fn warp(src: &[f32], dst: &mut [f32], shape: ImageShape, inverse: &Affine) -
         return Ok(());
     }
     let (h, w) = (shape.height, shape.width);
-    let plane = h * w;
+    let [a0, a1, a2, a3, a4, a5] = inverse.a;
     for y in 0..h {
+        // Source point of (x, y): (a0 x + (a1 y + a2), a3 x + (a4 y + a5)).
+        let (rx, ry) = (a1 * y as f64 + a2, a4 * y as f64 + a5);
         for x in 0..w {
-            let (sx, sy) = inverse.apply(x as f64, y as f64);
-            let (t, n) = taps(sx, sy, h, w);
-            let used = t.get(..n).unwrap_or(&[]);
+            let (sx, sy) = (a0 * x as f64 + rx, a3 * x as f64 + ry);
             let q = y * w + x;
-            for (s, d) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
-                let v: f32 = used
-                    .iter()
-                    .map(|&(i, wt)| wt * s.get(i).copied().unwrap_or(0.0))
-                    .sum();
-                if let Some(o) = d.get_mut(q) {
-                    *o = v;
-                }
+            if !interior(src, dst, shape, sx, sy, q) {
+                border(src, dst, shape, sx, sy, q);
             }
         }
     }
     Ok(())
+}
+
+/// Output pixel `q` of every channel when all four bilinear neighbours of `(sx, sy)` are inside
+/// the image: `(1 - fy) ((1 - fx) p00 + fx p01) + fy ((1 - fx) p10 + fx p11)`. Returns false
+/// (writing nothing) otherwise.
+fn interior(src: &[f32], dst: &mut [f32], shape: ImageShape, sx: f64, sy: f64, q: usize) -> bool {
+    let (h, w) = (shape.height, shape.width);
+    let ((x0, fx), (y0, fy)) = (split(sx), split(sy));
+    if !(x0 >= 0.0 && x0 + 1.0 < w as f64 && y0 >= 0.0 && y0 + 1.0 < h as f64) {
+        return false;
+    }
+    let i = y0 as usize * w + x0 as usize;
+    let plane = h * w;
+    for off in (0..shape.channels).map(|c| c * plane) {
+        let p = |j: usize| src.get(off + j).copied().unwrap_or(0.0);
+        let top = (1.0 - fx) * p(i) + fx * p(i + 1);
+        let bottom = (1.0 - fx) * p(i + w) + fx * p(i + w + 1);
+        if let Some(o) = dst.get_mut(off + q) {
+            *o = (1.0 - fy) * top + fy * bottom;
+        }
+    }
+    true
+}
+
+/// Output pixel `q` of every channel near or outside the border: the sum over the taps inside
+/// the image ([`taps`]), 0 when there is none.
+fn border(src: &[f32], dst: &mut [f32], shape: ImageShape, sx: f64, sy: f64, q: usize) {
+    let (h, w) = (shape.height, shape.width);
+    let plane = h * w;
+    let (t, n) = taps(sx, sy, h, w);
+    let used = t.get(..n).unwrap_or(&[]);
+    for off in (0..shape.channels).map(|c| c * plane) {
+        let v: f32 = used
+            .iter()
+            .map(|&(i, wt)| wt * src.get(off + i).copied().unwrap_or(0.0))
+            .sum();
+        if let Some(o) = dst.get_mut(off + q) {
+            *o = v;
+        }
+    }
 }
 
 /// Warps each image of `images` (whole `[C, H, W]` images back to back; a trailing partial
@@ -642,6 +681,65 @@ mod tests {
             .all(|&v| v == 0.0));
         let mut short = vec![0.0; 3];
         assert!(warp(&src, &mut short, S1, &Affine::IDENTITY).is_err());
+    }
+
+    /// Zero-padded bilinear sampling in f64, written out: the reference of the kernel.
+    fn naive(src: &[f32], shape: ImageShape, inv: &Affine) -> Vec<f32> {
+        let (c, h, w) = (shape.channels, shape.height, shape.width);
+        let px = |ch: usize, x: f64, y: f64| -> f64 {
+            if x < 0.0 || y < 0.0 || x >= w as f64 || y >= h as f64 {
+                0.0
+            } else {
+                src[ch * h * w + y as usize * w + x as usize] as f64
+            }
+        };
+        let mut out = Vec::new();
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    let (sx, sy) = inv.apply(x as f64, y as f64);
+                    let (x0, y0) = (sx.floor(), sy.floor());
+                    let (fx, fy) = (sx - x0, sy - y0);
+                    let v = (1.0 - fy) * ((1.0 - fx) * px(ch, x0, y0) + fx * px(ch, x0 + 1.0, y0))
+                        + fy * ((1.0 - fx) * px(ch, x0, y0 + 1.0)
+                            + fx * px(ch, x0 + 1.0, y0 + 1.0));
+                    out.push(v as f32);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn random_transforms_match_the_written_out_bilinear() {
+        let shape = ImageShape {
+            channels: 3,
+            height: 9,
+            width: 7,
+        };
+        let src: Vec<f32> = (0..shape.len())
+            .map(|i| ((i * 37) % 17) as f32 / 16.0)
+            .collect();
+        let cfg = AugmentConfig {
+            rotation: 40.0,
+            shear: 0.5,
+            scale: (0.6, 1.5),
+            translate: 3.0,
+            ..AugmentConfig::default()
+        };
+        let mut rng = seeded_rng(9);
+        for _ in 0..200 {
+            let inv = cfg.draw(&mut rng).inverse(9, 7);
+            let got = {
+                let mut d = vec![f32::NAN; src.len()];
+                warp(&src, &mut d, shape, &inv).unwrap();
+                d
+            };
+            let want = naive(&src, shape, &inv);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+            }
+        }
     }
 
     #[test]
