@@ -317,6 +317,7 @@ fn protonet_trains_with_augmentation_and_adapts_with_views() {
         eval.score.mean.is_finite() && eval.score.mean > 0.2,
         "{eval}"
     );
+    eprintln!("{report}\n{eval}");
 
     // adapt with T = 3 views: a CSV support set of 2 Omniglot images, 2 queries.
     let source = load(&text);
