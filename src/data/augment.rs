@@ -255,7 +255,7 @@ impl ImageShape {
                 )))
             }
         };
-        if s.len() == 0 {
+        if s.is_empty() {
             return Err(DataError::InvalidArgument(format!(
                 "augmentation needs non-empty images, got shape {example_shape:?}"
             )));
