@@ -5,6 +5,7 @@
 //!   `[train]`, `[eval]`), unknown keys rejected,
 //! - [`tasks`]: episodes and sinusoid tasks as tensors, the data of a run ([`TaskSource`]),
 //! - `loop`: the meta-training loop (progress bar, validation, best and last checkpoints,
+//!   training-episode shape, lr step schedule, early stopping,
 //!   exact `--resume`),
 //! - [`eval`]: the test protocol (fixed episodes, mean ± 95% CI, wall time, peak memory),
 //! - [`adapt`](mod@adapt): predictions for new support/query data from a checkpoint,
@@ -30,5 +31,5 @@ pub use error::TrainError;
 pub use eval::{evaluate, evaluate_checkpoint, load_learner, EvalReport};
 pub use input::InputPipeline;
 pub use objective::FewShot;
-pub use r#loop::{train, HistoryPoint, TrainOptions, TrainReport};
+pub use r#loop::{apply_schedule, train, EarlyStop, HistoryPoint, TrainOptions, TrainReport};
 pub use tasks::{Split, TaskSource};

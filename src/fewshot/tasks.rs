@@ -105,8 +105,11 @@ pub struct EpisodicData {
     pub val: Box<DynData>,
     /// Test classes.
     pub test: Box<DynData>,
-    /// N, K, Q.
+    /// N, K, Q of validation, test and `eval` episodes (`data.n_way`, `k_shot`, `q_query`).
     pub spec: EpisodeSpec,
+    /// N, K, Q of meta-training episodes (`data.train_n_way`, `k_shot`, `data.train_q_query`;
+    /// equal to `spec` unless a config sets them).
+    pub train_spec: EpisodeSpec,
     /// Tensor layout.
     pub layout: InputLayout,
 }
@@ -285,11 +288,13 @@ impl TaskSource {
         };
         check_input(cfg, &train.example_shape(), &path)?;
         let spec = EpisodeSpec::new(d.n_way(), d.k_shot, d.q_query)?;
+        let train_spec = EpisodeSpec::new(d.train_n_way(), d.k_shot, d.train_q_query())?;
         Ok(TaskSource::Episodic(EpisodicData {
             train,
             val,
             test,
             spec,
+            train_spec,
             layout: InputLayout::of(&cfg.backbone),
         }))
     }
@@ -320,6 +325,41 @@ impl TaskSource {
                 })
             }
         }
+    }
+
+    /// The sampler of meta-training episodes: the training classes in the training shape
+    /// ([`EpisodicData::train_spec`]; `None` for sinusoid tasks). Errors name
+    /// `data.train_n_way` (with the number of training classes) when it exceeds the classes,
+    /// and the split when it has too few examples per class.
+    pub fn train_sampler(&self) -> Result<Option<EpisodeSampler<'_, DynData>>> {
+        let e = match self {
+            TaskSource::Sinusoid(_) => return Ok(None),
+            TaskSource::Episodic(e) if e.train_spec == e.spec => return self.sampler(Split::Train),
+            TaskSource::Episodic(e) => e,
+        };
+        let (spec, classes) = (e.train_spec, e.train.num_classes());
+        if spec.n_way > classes {
+            return Err(TrainError::value(
+                "data.train_n_way",
+                format!(
+                    "= {} is out of range: expected an integer in [2, {classes}], the number of \
+                     classes of the training split",
+                    spec.n_way
+                ),
+            ));
+        }
+        EpisodeSampler::new(e.train.as_ref(), spec)
+            .map(Some)
+            .map_err(|err| {
+                TrainError::value(
+                    "data.train_q_query",
+                    format!(
+                        "= {}: the train split ({classes} classes) cannot give {}-way {}-shot \
+                         training episodes with {} queries per class: {err}",
+                        spec.q_query, spec.n_way, spec.k_shot, spec.q_query
+                    ),
+                )
+            })
     }
 
     /// A meta-batch of training tasks drawn from `rng`.
