@@ -511,9 +511,8 @@ impl Progress {
             best_iteration,
             patience,
             reason: format!(
-                "early stopping: no better validation than the best ({best} at iteration \
-                 {best_iteration}) in {n} validations in a row (`train.early_stop_patience` = \
-                 {patience})"
+                "no validation better than the best ({best} at iteration {best_iteration}) in \
+                 the last {n} validations (`train.early_stop_patience` = {patience})"
             ),
         })
     }
@@ -699,7 +698,7 @@ fn iteration(
         let (point, improved) = validate(cfg, learner, ctx.source, ctx.val, done, p)?;
         (ctx.say)(format_point(&point, cfg.data.is_regression(), improved));
         if let Some(e) = &p.early_stop {
-            (ctx.say)(format!("iter {done:>7}: stopped, {}", e.reason));
+            (ctx.say)(format!("iter {done:>7}: early stop: {}", e.reason));
         }
     }
     if done % cfg.train.checkpoint_every == 0 || last_iteration || p.early_stop.is_some() {
