@@ -147,8 +147,9 @@ struct LoopState {
     window: (u64, u64, usize),
     /// Training seconds before this process.
     elapsed_bits: u64,
-    /// Validations since the best one (the early-stopping counter; absent when 0, so a run
-    /// without early stopping stores what it stored before).
+    /// Validations since the best one (the early-stopping counter, kept only with
+    /// `train.early_stop_patience`; absent when 0, so a run without early stopping stores
+    /// what it stored before).
     #[serde(default, skip_serializing_if = "is_zero")]
     since_best: usize,
 }
@@ -639,7 +640,7 @@ fn validate(
         let best_path = cfg.train.out_dir.join(BEST_FILE);
         let extra = (VAL_KEY, point.val_metric.to_string());
         save_run_checkpoint(&best_path, learner, cfg, done, p, Some(extra))?;
-    } else {
+    } else if cfg.train.early_stop_patience.is_some() {
         p.state.since_best += 1;
     }
     p.early_stop = p.early_stop_due(cfg, done);
