@@ -147,7 +147,7 @@ fn omniglot_protonet_trains_10_way_and_evaluates_5_way() {
             .state()
             .iter()
             .map(|(n, t)| (n.to_string(), t.to_vec()))
-            .collect::<Vec<_>>()
+            .collect::<State>()
     };
     let saved = common::checkpoint_params(&dir.join("last.safetensors"));
     let (ten, five) = one_thread(|| (by_hand(&source, true), by_hand(&source, false)));
@@ -296,8 +296,12 @@ fn bad_schedule_values_are_errors_naming_the_key() {
          lr_decay_factor = 1.0\nearly_stop_patience = 1\n"
     );
     parse(&ok).unwrap();
+}
 
-    // Reptile's outer step has its own schedule.
+/// Reptile's outer step has its own schedule, and sinusoid tasks have one shape: the keys
+/// that do not apply are errors naming them.
+#[test]
+fn schedule_keys_that_do_not_apply_are_errors_naming_the_key() {
     let reptile = common::SINUSOID.replace("name = \"maml\"", "name = \"reptile\"");
     let e = parse(&format!("{reptile}lr_decay_every = 4\n")).unwrap_err();
     assert!(
@@ -305,7 +309,6 @@ fn bad_schedule_values_are_errors_naming_the_key() {
         "{e}"
     );
     assert!(e.contains("epsilon_final"), "{e}");
-    // Sinusoid tasks have one shape.
     for key in ["train_n_way = 5", "train_q_query = 3"] {
         let text = common::SINUSOID.replace("q_query = 5\n", &format!("q_query = 5\n{key}\n"));
         let e = parse(&text).unwrap_err();
@@ -354,8 +357,11 @@ fn the_meta_lr_steps_down_every_k_iterations() {
     assert_eq!(learner.meta_lr(), Some(0.01));
 }
 
-/// The learning curve, best and last states of a finished run.
-fn outcome(dir: &Path) -> (Vec<(String, Vec<f32>)>, Vec<(String, Vec<f32>)>) {
+/// A learner state as `(name, values)` pairs.
+type State = Vec<(String, Vec<f32>)>;
+
+/// The states in the `last` and `best` checkpoints of a run folder.
+fn outcome(dir: &Path) -> (State, State) {
     (
         common::checkpoint_params(&dir.join("last.safetensors")),
         common::checkpoint_params(&dir.join("best.safetensors")),
@@ -401,7 +407,7 @@ fn train_follows_the_schedule_and_a_late_schedule_changes_nothing() {
             .state()
             .iter()
             .map(|(n, t)| (n.to_string(), t.to_vec()))
-            .collect::<Vec<_>>()
+            .collect::<State>()
     });
     assert_eq!(outcome(&runs[2]).0, by_hand);
     for d in &runs {
