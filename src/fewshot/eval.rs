@@ -192,7 +192,8 @@ pub struct LoadedRun {
     pub input: Option<super::input::InputPipeline>,
 }
 
-/// The run config stored in a checkpoint's metadata.
+/// The run config stored in a checkpoint's metadata, in the canonical form of
+/// [`super::DataConfig::normalize`] (so a checkpoint of an earlier version reads as it did).
 pub fn stored_config(
     path: &Path,
     metadata: &std::collections::BTreeMap<String, String>,
@@ -205,10 +206,12 @@ pub fn stored_config(
                 "no `{CONFIG_KEY}` in its metadata: not a checkpoint written by `metalearn train`"
             ),
         })?;
-    serde_json::from_str(text).map_err(|e| TrainError::NotARun {
+    let mut cfg: RunConfig = serde_json::from_str(text).map_err(|e| TrainError::NotARun {
         path: path.to_path_buf(),
         reason: format!("its `{CONFIG_KEY}` metadata is not a valid run config: {e}"),
-    })
+    })?;
+    cfg.data.normalize();
+    Ok(cfg)
 }
 
 /// Loads a checkpoint and rebuilds its learner. With `config`, that config's algorithm,
