@@ -144,10 +144,13 @@ impl DataConfig {
     /// stored in checkpoints compare equal when they mean the same): `image_folder`, `csv`
     /// and `sinusoid` get their split fractions written out (as every earlier version
     /// stored them), and Omniglot drops a pair of fractions, which earlier versions stored as
-    /// the unused default of every config.
+    /// the unused default of every config, and the name of its default split, `"vinyals"`.
     pub fn normalize(&mut self) {
         match (self.dataset, &self.split) {
             (DatasetKind::Omniglot, Some(DataSplit::Fractions(..))) => self.split = None,
+            (DatasetKind::Omniglot, Some(DataSplit::Named(n))) if n == "vinyals" => {
+                self.split = None
+            }
             (DatasetKind::Omniglot, _) | (_, Some(_)) => {}
             (_, None) => {
                 let (a, b) = DEFAULT_SPLIT_FRACTIONS;
@@ -295,13 +298,21 @@ impl EpisodeConstraints {
         let n = sampler.spec().n_way;
         let sampler = match &self.groups {
             None => sampler,
-            Some((groups, names)) => sampler.group_by(groups).map_err(|e| {
+            Some((groups, names)) => sampler.group_by(groups).map_err(|_| {
+                let mut sizes = vec![0usize; names.len()];
+                for &g in groups {
+                    if let Some(s) = sizes.get_mut(g) {
+                        *s += 1;
+                    }
+                }
                 TrainError::value(
                     "data.within_alphabet",
                     format!(
-                        "= true: the {split} split has no alphabet with N = {n} characters \
-                         ({} alphabets; {e}): lower data.n_way or set within_alphabet = false",
-                        names.len()
+                        "= true: the {split} split has no alphabet with N = {n} characters (its \
+                         {} alphabets have at most {}): lower data.n_way or set \
+                         within_alphabet = false",
+                        names.len(),
+                        sizes.iter().max().unwrap_or(&0)
                     ),
                 )
             })?,
@@ -309,9 +320,13 @@ impl EpisodeConstraints {
         match &self.drawers {
             None => Ok(sampler),
             Some(drawers) => sampler.disjoint_drawers(drawers).map_err(|e| {
+                let why = match e {
+                    crate::data::DataError::InvalidArgument(m) => m,
+                    e => e.to_string(),
+                };
                 TrainError::value(
                     "data.disjoint_drawers",
-                    format!("= true: the {split} split cannot give such episodes: {e}"),
+                    format!("= true: the {split} split cannot give such episodes: {why}"),
                 )
             }),
         }

@@ -152,16 +152,12 @@ pub fn evaluate(
     let wall_s = clock.seconds();
     let metric: Vec<f64> = scores.iter().map(|s| s.metric).collect();
     let regression = cfg.data.is_regression();
-    let error = (!regression).then(|| mean_ci95(&metric.iter().map(|a| 1.0 - a).collect::<Vec<_>>()));
+    let error =
+        (!regression).then(|| mean_ci95(&metric.iter().map(|a| 1.0 - a).collect::<Vec<_>>()));
     Ok(EvalReport {
         task: cfg.describe(),
         algorithm: cfg.algorithm.name().to_string(),
-        metric: if regression {
-            "mse"
-        } else {
-            "accuracy"
-        }
-        .to_string(),
+        metric: if regression { "mse" } else { "accuracy" }.to_string(),
         seed: cfg.eval.seed,
         score: mean_ci95(&metric),
         error,
