@@ -1,7 +1,8 @@
 //! Datasets and task samplers for meta-learning, independent of the tensor engine.
 //!
-//! - Loaders ([`load_omniglot`], [`load_omniglot_pngs`], [`load_vinyals`], [`load_mnist`],
-//!   [`load_fashion_mnist`], [`load_digits`], [`load_image_folder`], [`load_feature_csv`])
+//! - Loaders ([`load_omniglot`], [`load_omniglot_pngs`], [`load_vinyals`], [`load_lake`],
+//!   [`load_mnist`], [`load_fashion_mnist`], [`load_digits`], [`load_image_folder`],
+//!   [`load_feature_csv`])
 //!   return an [`ImageDataset`] / [`MultiLabelDataset`] or a typed [`DataError`].
 //! - In-memory parsers for fuzzing and embedding: [`parse_idx`], [`parse_npy`], [`parse_npz`].
 //! - Tasks: the sinusoid family ([`SinusoidConfig`]) and N-way K-shot episodes

@@ -111,7 +111,7 @@ pub struct EpisodicData {
     pub layout: InputLayout,
     /// The episode constraints of the train, validation and test splits (`within_alphabet`,
     /// `disjoint_drawers`; none by default).
-    pub constraints: [EpisodeConstraints; 3],
+    pub constraints: Box<[EpisodeConstraints; 3]>,
 }
 
 /// Where a run's tasks come from.
@@ -289,7 +289,7 @@ impl TaskSource {
             test,
             spec,
             layout: InputLayout::of(&cfg.backbone),
-            constraints,
+            constraints: Box::new(constraints),
         }))
     }
 
