@@ -42,6 +42,7 @@
 //! seed = 2024
 //! ```
 
+pub use super::data_options::DataSplit;
 use super::error::{Result, TrainError};
 use crate::algorithms::{AlgorithmConfig, BackboneConfig};
 use crate::run::config_file::{finite_in, int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS};
@@ -71,8 +72,10 @@ pub struct RunConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetKind {
-    /// Omniglot with Vinyals et al.'s class splits (rotation classes): `data_dir` holds
-    /// `images_background.npz`, `images_evaluation.npz` and `splits/vinyals/`.
+    /// Omniglot: `data_dir` holds `images_background.npz`, `images_evaluation.npz` and
+    /// `splits/vinyals/`. Classes split by `split`: Vinyals et al.'s rotation classes
+    /// (`"vinyals"`, the default) or Lake et al.'s background / evaluation alphabets
+    /// (`"lake"`; see [`super::data_options`]).
     Omniglot,
     /// Finn et al.'s sinusoid regression tasks (K = `k_shot` support points).
     Sinusoid,
@@ -128,10 +131,11 @@ pub struct DataConfig {
     /// the backbone's (28 for Omniglot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
-    /// `[train, validation]` fractions of the classes for `image_folder` and `csv` (the rest is
-    /// test; default `[0.6, 0.2]`).
-    #[serde(default = "default_split")]
-    pub split: (f64, f64),
+    /// The class split. `omniglot`: a name, `"vinyals"` (default) or `"lake"`;
+    /// `image_folder` and `csv`: `[train, validation]` fractions of the classes (the rest is
+    /// test; default `[0.6, 0.2]`). See [`super::data_options`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<DataSplit>,
     /// Seed of that class split (0).
     #[serde(default)]
     pub split_seed: u64,
@@ -148,6 +152,22 @@ pub struct DataConfig {
     /// Sinusoid input range (`[-5, 5]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x_range: Option<(f32, f32)>,
+    /// Adds each training class in three more quarter turns as new classes (`omniglot` with
+    /// `split = "lake"`, `image_folder`; default false). Omniglot's Vinyals split always has
+    /// rotation classes; validation and test classes are never rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_classes: Option<bool>,
+    /// Draws all N classes of an episode from one alphabet (`omniglot` only; default false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub within_alphabet: bool,
+    /// Takes an episode's support from K drawers shared by its classes and its queries from
+    /// the other drawers (`omniglot` only; default false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disjoint_drawers: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_k_shot() -> usize {
@@ -155,9 +175,6 @@ fn default_k_shot() -> usize {
 }
 fn default_q_query() -> usize {
     15
-}
-fn default_split() -> (f64, f64) {
-    (0.6, 0.2)
 }
 
 impl DataConfig {
@@ -345,8 +362,9 @@ pub use crate::algorithms::HEAD_ALGORITHMS;
 impl RunConfig {
     /// Parses TOML text (`origin` names it in errors) and validates it.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
-        let cfg: RunConfig = crate::run::config_file::parse_toml(text, origin)?;
+        let mut cfg: RunConfig = crate::run::config_file::parse_toml(text, origin)?;
         cfg.validate()?;
+        cfg.data.normalize();
         Ok(cfg)
     }
 
@@ -384,7 +402,9 @@ impl RunConfig {
         self.algorithm.has_head()
     }
 
-    /// A one-line description: `maml on omniglot 5-way 1-shot (conv4)`.
+    /// A one-line description: `maml on omniglot 5-way 1-shot (conv4)`, with the
+    /// non-default episode options: `protonet on omniglot (lake split, within-alphabet)
+    /// 20-way 1-shot (conv4)`.
     pub fn describe(&self) -> String {
         if self.data.is_regression() {
             format!(
@@ -394,10 +414,12 @@ impl RunConfig {
                 self.backbone.name()
             )
         } else {
+            let options = self.data.episode_options_words();
             format!(
-                "{} on {} {}-way {}-shot ({})",
+                "{} on {}{} {}-way {}-shot ({})",
                 self.algorithm.name(),
                 self.data.dataset.name(),
+                options.map(|o| format!(" ({o})")).unwrap_or_default(),
                 self.data.n_way(),
                 self.data.k_shot,
                 self.backbone.name()
@@ -444,7 +466,7 @@ impl RunConfig {
         }
         self.validate_schedule_ranges()?;
         positive_in("train.diverge_loss", t.diverge_loss, f64::MAX)?;
-        let (tr, va) = d.split;
+        let (tr, va) = d.split_fractions();
         finite_in("data.split[0] (train fraction)", tr, 0.0, 1.0)?;
         finite_in("data.split[1] (validation fraction)", va, 0.0, 1.0)?;
         if tr + va > 1.0 {
@@ -567,6 +589,7 @@ impl RunConfig {
         self.backbone.validate()?;
         self.validate_ranges()?;
         self.validate_schedule()?;
+        super::data_options::validate_episode_options(&self.data)?;
         let d = &self.data;
         if d.is_regression() {
             if d.n_way.is_some() {

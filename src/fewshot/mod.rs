@@ -3,6 +3,8 @@
 //!
 //! - [`config`]: the run config ([`RunConfig`]: `[algorithm]`, `[backbone]`, `[data]`,
 //!   `[train]`, `[eval]`), unknown keys rejected,
+//! - [`data_options`]: Omniglot's named splits (Vinyals, Lake), rotation classes,
+//!   within-alphabet and drawer-disjoint episodes,
 //! - [`tasks`]: episodes and sinusoid tasks as tensors, the data of a run ([`TaskSource`]),
 //! - `loop`: the meta-training loop (progress bar, validation, best and last checkpoints,
 //!   training-episode shape, lr step schedule, early stopping,
@@ -18,6 +20,7 @@ pub mod adapt;
 pub mod commands;
 pub mod config;
 pub mod curve;
+pub mod data_options;
 pub mod error;
 pub mod eval;
 pub mod input;
