@@ -91,9 +91,10 @@ fn same_task(a: &TaskData<f32>, b: &TaskData<f32>) -> bool {
         && labels(&a.query_y) == labels(&b.query_y)
 }
 
-/// Meta-batch `it` of a source (3 episodes), with the episode generator's next word after it.
+/// Meta-batch `it` of a source (3 episodes, from the sampler the training loop uses), with the
+/// episode generator's next word after it.
 fn batch(source: &TaskSource, seed: u64, it: usize) -> (Vec<TaskData<f32>>, u64) {
-    let sampler = source.sampler(Split::Train).unwrap();
+    let sampler = source.train_sampler().unwrap();
     let mut rng = step_rng(seed, it);
     let tasks = source.train_batch(sampler.as_ref(), &mut rng, 3);
     (tasks, rng.next_u64())
@@ -172,7 +173,7 @@ fn augmentation_off_gives_todays_episodes() {
     let TaskSource::Episodic(e) = &plain else {
         panic!("episodic")
     };
-    let sampler = plain.sampler(Split::Train).unwrap().unwrap();
+    let sampler = plain.train_sampler().unwrap().unwrap();
     let mut rng = step_rng(11, 5);
     let today: Vec<TaskData<f32>> = sampler
         .sample_batch(&mut rng, 3)
@@ -201,7 +202,7 @@ fn augmented_batches_keep_the_episodes_and_the_learners_draws() {
     let TaskSource::Episodic(e) = &source else {
         panic!("episodic")
     };
-    let sampler = source.sampler(Split::Train).unwrap().unwrap();
+    let sampler = source.train_sampler().unwrap().unwrap();
     let mut rng = step_rng(11, 5);
     let plain = sampler.sample_batch(&mut rng, 3);
     let mut augmented = plain.clone();

@@ -47,6 +47,18 @@ pub trait FewShotLearner<T: Float>: Send + Sync {
         let _ = (done, total);
     }
 
+    /// The outer optimizer's current learning rate (`None`, the default, for a learner
+    /// without one).
+    fn meta_lr(&self) -> Option<f64> {
+        None
+    }
+
+    /// Sets the outer optimizer's learning rate for the next meta-training steps (the run's
+    /// step schedule, `train.lr_decay_every`); the default ignores it (no outer optimizer).
+    fn set_meta_lr(&mut self, lr: f64) {
+        let _ = lr;
+    }
+
     /// Adapts to (or embeds) the support set and returns the query predictions:
     /// logits `[Nq, N]` for classification, values `[Nq, 1]` for regression.
     fn predict(
@@ -158,6 +170,14 @@ impl<T: Float, M: Method<T>> FewShotLearner<T> for MetaLearner<T, M> {
         if let Some(lr) = self.method.outer_lr(done, total) {
             self.meta.opt.set_lr(lr);
         }
+    }
+
+    fn meta_lr(&self) -> Option<f64> {
+        Some(self.meta.opt.lr())
+    }
+
+    fn set_meta_lr(&mut self, lr: f64) {
+        self.meta.opt.set_lr(lr);
     }
 
     fn predict(

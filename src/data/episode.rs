@@ -164,6 +164,13 @@ fn shape4(n: usize, s: &[usize]) -> Option<[usize; 4]> {
 }
 
 /// Draws episodes from the classes of a [`LabelledData`] (all of them or a chosen subset).
+///
+/// Two optional constraints change how an episode is drawn (without them it is drawn exactly
+/// as described in the module documentation):
+/// - [`EpisodeSampler::group_by`]: all N classes of an episode come from one group (e.g. one
+///   Omniglot alphabet);
+/// - [`EpisodeSampler::disjoint_drawers`]: every support example of an episode comes from one
+///   of K drawers shared by all its classes, and every query from another drawer.
 #[derive(Debug, Clone)]
 pub struct EpisodeSampler<'a, D: LabelledData + ?Sized> {
     data: &'a D,
@@ -171,6 +178,25 @@ pub struct EpisodeSampler<'a, D: LabelledData + ?Sized> {
     classes: Vec<usize>,
     index: ClassIndex,
     example_shape: Vec<usize>,
+    groups: Option<Groups>,
+    drawers: Option<Drawers>,
+}
+
+/// The groups an episode may be drawn from: the sampler's classes of each group that has at
+/// least N of them, groups in ascending id order, classes in the sampler's order.
+#[derive(Debug, Clone)]
+struct Groups {
+    eligible: Vec<Vec<usize>>,
+}
+
+/// The drawer structure of the sampler's classes.
+#[derive(Debug, Clone)]
+struct Drawers {
+    /// Drawers that every class of the sampler has at least one example of, ascending.
+    common: Vec<u32>,
+    /// Per dataset class: `(drawer, example)` of each example, sorted (empty for classes the
+    /// sampler does not use).
+    by_class: Vec<Vec<(u32, usize)>>,
 }
 
 impl<'a, D: LabelledData + ?Sized> EpisodeSampler<'a, D> {
@@ -212,7 +238,90 @@ impl<'a, D: LabelledData + ?Sized> EpisodeSampler<'a, D> {
             classes: classes.to_vec(),
             index,
             example_shape: data.example_shape(),
+            groups: None,
+            drawers: None,
         })
+    }
+
+    /// Draws every episode from one group: `class_group[c]` is the group of dataset class `c`
+    /// (e.g. its alphabet). An episode first picks a group uniformly among the groups holding
+    /// at least N of the sampler's classes, then N of that group's classes uniformly.
+    ///
+    /// Errors if `class_group` does not have one entry per dataset class, or if no group holds
+    /// N of the sampler's classes (the message gives the largest group's size).
+    pub fn group_by(mut self, class_group: &[usize]) -> Result<Self> {
+        if class_group.len() != self.data.num_classes() {
+            return Err(DataError::InvalidArgument(format!(
+                "class groups: expected one group per class ({} classes), found {}",
+                self.data.num_classes(),
+                class_group.len()
+            )));
+        }
+        let mut by_group: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for &c in &self.classes {
+            by_group.entry(class_group[c]).or_default().push(c);
+        }
+        let largest = by_group.values().map(Vec::len).max().unwrap_or(0);
+        let eligible: Vec<Vec<usize>> = by_group
+            .into_values()
+            .filter(|g| g.len() >= self.spec.n_way)
+            .collect();
+        if eligible.is_empty() {
+            return Err(DataError::InvalidArgument(format!(
+                "no group has N = {} classes (the largest has {largest})",
+                self.spec.n_way
+            )));
+        }
+        self.groups = Some(Groups { eligible });
+        Ok(self)
+    }
+
+    /// The number of groups an episode can be drawn from (`None` without [`Self::group_by`]).
+    pub fn eligible_groups(&self) -> Option<usize> {
+        self.groups.as_ref().map(|g| g.eligible.len())
+    }
+
+    /// Draws support and query from different drawers: `example_drawer[i]` is the drawer
+    /// (e.g. the person who drew it) of dataset example `i`. An episode picks K distinct
+    /// drawers uniformly among those every class of the sampler has; support shot `s` of every
+    /// class is that class's example by drawer `s` of the K (one uniformly, if it has several),
+    /// and the Q queries of a class are drawn uniformly from its examples by the other drawers.
+    ///
+    /// Errors if `example_drawer` does not have one entry per example, if the classes share
+    /// fewer than K drawers, or if a class could be left with fewer than Q query examples.
+    pub fn disjoint_drawers(mut self, example_drawer: &[u32]) -> Result<Self> {
+        if example_drawer.len() != self.data.len() {
+            return Err(DataError::InvalidArgument(format!(
+                "drawers: expected one drawer per example ({} examples), found {}",
+                self.data.len(),
+                example_drawer.len()
+            )));
+        }
+        let mut by_class = vec![Vec::new(); self.data.num_classes()];
+        let mut common: Option<Vec<u32>> = None;
+        for &c in &self.classes {
+            let mut entries: Vec<(u32, usize)> = self
+                .index
+                .examples(c)
+                .iter()
+                .map(|&i| (example_drawer[i], i))
+                .collect();
+            entries.sort_unstable();
+            let mut mine: Vec<u32> = entries.iter().map(|e| e.0).collect();
+            mine.dedup();
+            common = Some(match common {
+                None => mine,
+                Some(prev) => prev.into_iter().filter(|d| mine.contains(d)).collect(),
+            });
+            by_class[c] = entries;
+        }
+        let drawers = Drawers {
+            common: common.unwrap_or_default(),
+            by_class,
+        };
+        drawers.check(self.data, &self.classes, self.spec)?;
+        self.drawers = Some(drawers);
+        Ok(self)
     }
 
     /// The spec.
@@ -230,25 +339,39 @@ impl<'a, D: LabelledData + ?Sized> EpisodeSampler<'a, D> {
         self.data
     }
 
-    /// Draws the indices of one episode.
+    /// Draws the indices of one episode: the classes (from one group with
+    /// [`Self::group_by`]), then the support drawers (with [`Self::disjoint_drawers`]), then
+    /// each class's examples in episode order.
     pub fn sample_indices<R: RngCore + ?Sized>(&self, rng: &mut R) -> EpisodeIndices {
         let EpisodeSpec {
             n_way,
             k_shot,
             q_query,
         } = self.spec;
-        let mut classes = self.classes.clone();
+        let mut classes = match &self.groups {
+            None => self.classes.clone(),
+            Some(g) => g.eligible[uniform_below(rng, g.eligible.len() as u64) as usize].clone(),
+        };
         partial_shuffle(&mut classes, n_way, rng);
         classes.truncate(n_way);
         let mut support = Vec::with_capacity(n_way * k_shot);
         let mut query = Vec::with_capacity(n_way * q_query);
         let mut scratch = Vec::new();
-        for &c in &classes {
-            scratch.clear();
-            scratch.extend_from_slice(self.index.examples(c));
-            partial_shuffle(&mut scratch, k_shot + q_query, rng);
-            support.extend_from_slice(&scratch[..k_shot]);
-            query.extend_from_slice(&scratch[k_shot..k_shot + q_query]);
+        if let Some(d) = &self.drawers {
+            let mut chosen = d.common.clone();
+            partial_shuffle(&mut chosen, k_shot, rng);
+            chosen.truncate(k_shot);
+            for &c in &classes {
+                d.draw(c, &chosen, q_query, rng, (&mut support, &mut query));
+            }
+        } else {
+            for &c in &classes {
+                scratch.clear();
+                scratch.extend_from_slice(self.index.examples(c));
+                partial_shuffle(&mut scratch, k_shot + q_query, rng);
+                support.extend_from_slice(&scratch[..k_shot]);
+                query.extend_from_slice(&scratch[k_shot..k_shot + q_query]);
+            }
         }
         EpisodeIndices {
             classes,
@@ -292,6 +415,75 @@ impl<'a, D: LabelledData + ?Sized> EpisodeSampler<'a, D> {
 
     fn materialize_unchecked(&self, indices: EpisodeIndices) -> Episode {
         build_episode(self.data, self.spec, self.example_shape.clone(), indices)
+    }
+}
+
+impl Drawers {
+    /// Checks that the classes share K drawers and that every class keeps Q query examples
+    /// whichever K shared drawers give the support.
+    fn check<D: LabelledData + ?Sized>(
+        &self,
+        data: &D,
+        classes: &[usize],
+        spec: EpisodeSpec,
+    ) -> Result<()> {
+        if self.common.len() < spec.k_shot {
+            return Err(DataError::InvalidArgument(format!(
+                "the classes share {} drawers, fewer than K = {} support drawers",
+                self.common.len(),
+                spec.k_shot
+            )));
+        }
+        for &c in classes {
+            let entries = &self.by_class[c];
+            let mut per_drawer: Vec<usize> = self
+                .common
+                .iter()
+                .map(|d| entries.iter().filter(|e| e.0 == *d).count())
+                .collect();
+            per_drawer.sort_unstable_by(|a, b| b.cmp(a));
+            let worst = entries.len() - per_drawer.iter().take(spec.k_shot).sum::<usize>();
+            if worst < spec.q_query {
+                return Err(DataError::InvalidArgument(format!(
+                    "class {} has {} examples, so K = {} support drawers can leave it {worst} \
+                     examples by other drawers, fewer than Q = {}",
+                    data.class_name(c),
+                    entries.len(),
+                    spec.k_shot,
+                    spec.q_query
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends class `c`'s support (one example per drawer of `chosen`, in order) and `q`
+    /// queries drawn from its examples by the other drawers.
+    fn draw<R: RngCore + ?Sized>(
+        &self,
+        c: usize,
+        chosen: &[u32],
+        q: usize,
+        rng: &mut R,
+        (support, query): (&mut Vec<usize>, &mut Vec<usize>),
+    ) {
+        let entries = &self.by_class[c];
+        for d in chosen {
+            let lo = entries.partition_point(|e| e.0 < *d);
+            let hi = entries.partition_point(|e| e.0 <= *d);
+            let pick = match hi - lo {
+                1 => 0,
+                n => uniform_below(rng, n as u64) as usize,
+            };
+            support.push(entries[lo + pick].1);
+        }
+        let mut rest: Vec<usize> = entries
+            .iter()
+            .filter(|e| !chosen.contains(&e.0))
+            .map(|e| e.1)
+            .collect();
+        partial_shuffle(&mut rest, q, rng);
+        query.extend_from_slice(&rest[..q]);
     }
 }
 

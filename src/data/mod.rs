@@ -1,7 +1,8 @@
 //! Datasets and task samplers for meta-learning, independent of the tensor engine.
 //!
-//! - Loaders ([`load_omniglot`], [`load_omniglot_pngs`], [`load_vinyals`], [`load_mnist`],
-//!   [`load_fashion_mnist`], [`load_digits`], [`load_image_folder`], [`load_feature_csv`])
+//! - Loaders ([`load_omniglot`], [`load_omniglot_pngs`], [`load_vinyals`], [`load_lake`],
+//!   [`load_mnist`], [`load_fashion_mnist`], [`load_digits`], [`load_image_folder`],
+//!   [`load_feature_csv`])
 //!   return an [`ImageDataset`] / [`MultiLabelDataset`] or a typed [`DataError`].
 //! - In-memory parsers for fuzzing and embedding: [`parse_idx`], [`parse_npy`], [`parse_npz`].
 //! - Tasks: the sinusoid family ([`SinusoidConfig`]) and N-way K-shot episodes
@@ -50,8 +51,9 @@ pub use image_folder::{load_image_folder, load_png_as, ColorMode, ImageFolderOpt
 pub use inspect::inspect;
 pub use npy::{parse_npy, parse_npz, NpyArray, NpyDtype, NpyHeader, Npz};
 pub use omniglot::{
-    load_omniglot, load_omniglot_npz, load_omniglot_pngs, load_vinyals, load_vinyals_split,
-    Omniglot, OmniglotCharacter, OmniglotSet, RotatedDataset, VinyalsSplits, OMNIGLOT_SIZE,
+    load_lake, load_omniglot, load_omniglot_npz, load_omniglot_pngs, load_vinyals,
+    load_vinyals_split, LakeSplits, Omniglot, OmniglotCharacter, OmniglotSet, OmniglotStructure,
+    RotatedDataset, VinyalsSplits, LAKE_VALIDATION_ALPHABETS, OMNIGLOT_SIZE,
 };
 pub use sinusoid::{SinusoidConfig, SinusoidTask};
 pub use tabular::{

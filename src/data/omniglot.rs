@@ -930,3 +930,146 @@ pub fn load_vinyals(dir: &Path) -> Result<VinyalsSplits> {
         omniglot,
     })
 }
+
+/// The background alphabets that the Lake split holds out as its validation classes (136 of
+/// the 964 background characters): whole alphabets, so that within-alphabet validation
+/// episodes, like the test episodes, contrast characters of an alphabet never trained on.
+/// Each has at least 20 characters (20-way within-alphabet validation episodes draw from
+/// all five), none shares its script with another background alphabet, and together they
+/// span small (Early Aramaic, 22) to large (Korean, 40) alphabets.
+pub const LAKE_VALIDATION_ALPHABETS: [&str; 5] =
+    ["Balinese", "Early_Aramaic", "Futurama", "Greek", "Korean"];
+
+/// Lake et al.'s (2015) Omniglot protocol as class splits: train on the background set,
+/// test on the 659 characters of the 20 evaluation alphabets.
+///
+/// - train: the background characters outside [`LAKE_VALIDATION_ALPHABETS`] (828 of 964), in
+///   Lake's id order; with rotation classes, each of them in four quarter turns (class
+///   `4 * c + q` is training character `c` turned `q` times counter-clockwise);
+/// - validation: the 136 characters of the five held-out background alphabets, unrotated;
+/// - test: the 659 evaluation characters, unrotated.
+#[derive(Debug, Clone)]
+pub struct LakeSplits {
+    /// All loaded characters (unrotated), shared by the three splits.
+    pub omniglot: Arc<ImageDataset>,
+    /// The character of each class of `omniglot`.
+    pub characters: Vec<OmniglotCharacter>,
+    /// The drawing (drawer, Lake's `JJ`) of each example of `omniglot`.
+    pub drawings: Vec<u32>,
+    /// Training classes.
+    pub train: RotatedDataset,
+    /// Validation classes.
+    pub val: RotatedDataset,
+    /// Test classes.
+    pub test: RotatedDataset,
+}
+
+impl LakeSplits {
+    /// Splits a loaded Omniglot collection (both sets, e.g. [`load_omniglot_sized`]) into the
+    /// Lake train / validation / test classes. Characters of unknown alphabets are left out;
+    /// an empty split is an error naming it.
+    pub fn new(o: Omniglot, rotation_classes: bool) -> Result<Self> {
+        let omniglot = Arc::new(o.images);
+        let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
+        for (c, ch) in o.characters.iter().enumerate() {
+            match ch.set() {
+                Some(OmniglotSet::Evaluation) => test.push((c, 0)),
+                Some(OmniglotSet::Background)
+                    if LAKE_VALIDATION_ALPHABETS.contains(&ch.alphabet.as_str()) =>
+                {
+                    val.push((c, 0))
+                }
+                Some(OmniglotSet::Background) if rotation_classes => {
+                    train.extend((0..4).map(|q| (c, q)))
+                }
+                Some(OmniglotSet::Background) => train.push((c, 0)),
+                None => {}
+            }
+        }
+        for (name, classes) in [("train", &train), ("validation", &val), ("test", &test)] {
+            if classes.is_empty() {
+                return Err(DataError::InvalidArgument(format!(
+                    "the Lake {name} split is empty: the data needs both images_background and \
+                     images_evaluation ({} characters loaded)",
+                    o.characters.len()
+                )));
+            }
+        }
+        Ok(LakeSplits {
+            train: RotatedDataset::new(Arc::clone(&omniglot), train)?,
+            val: RotatedDataset::new(Arc::clone(&omniglot), val)?,
+            test: RotatedDataset::new(Arc::clone(&omniglot), test)?,
+            omniglot,
+            characters: o.characters,
+            drawings: o.drawings,
+        })
+    }
+}
+
+/// Loads both npz files of `dir` at `size x size` and splits them by [`LakeSplits::new`].
+pub fn load_lake(dir: &Path, size: usize, rotation_classes: bool) -> Result<LakeSplits> {
+    LakeSplits::new(load_omniglot_sized(dir, size)?, rotation_classes)
+}
+
+/// What an episode sampler needs to know about a split of Omniglot rotation classes beyond
+/// the images: which alphabet each class belongs to, and who drew each example.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OmniglotStructure {
+    /// The group of each class: one group per (alphabet, quarter turns), so a within-alphabet
+    /// episode never mixes an alphabet with its rotated copy (a rotated alphabet is a new
+    /// alphabet, as a rotated character is a new character).
+    pub class_group: Vec<usize>,
+    /// The name of each group: `"Latin"`, or `"Latin/rot090"` for a rotated copy.
+    pub group_names: Vec<String>,
+    /// The drawer (Lake's `JJ`, 1..=20) of each example; a rotated example keeps its base
+    /// image's drawer.
+    pub example_drawer: Vec<u32>,
+}
+
+impl OmniglotStructure {
+    /// The structure of `ds`, whose base classes are `characters` and whose base examples
+    /// were drawn by `drawings`; an error if `ds` refers to a character or example they lack.
+    pub fn of(
+        ds: &RotatedDataset,
+        characters: &[OmniglotCharacter],
+        drawings: &[u32],
+    ) -> Result<Self> {
+        let mut names: Vec<String> = Vec::new();
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        let mut class_group = Vec::with_capacity(ds.num_classes());
+        for k in 0..ds.num_classes() {
+            let (c, q) = ds.class(k);
+            let ch = characters.get(c).ok_or_else(|| {
+                DataError::InvalidArgument(format!(
+                    "class {k} is base character {c}, but only {} characters are known",
+                    characters.len()
+                ))
+            })?;
+            let name = match q % 4 {
+                0 => ch.alphabet.clone(),
+                q => format!("{}/rot{:03}", ch.alphabet, q * 90),
+            };
+            let next = names.len();
+            let g = *ids.entry(name.clone()).or_insert(next);
+            if g == next {
+                names.push(name);
+            }
+            class_group.push(g);
+        }
+        let example_drawer = (0..ds.len())
+            .map(|i| {
+                drawings.get(ds.base_example(i)).copied().ok_or_else(|| {
+                    DataError::InvalidArgument(format!(
+                        "example {i} has no drawing number ({} known)",
+                        drawings.len()
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(OmniglotStructure {
+            class_group,
+            group_names: names,
+            example_drawer,
+        })
+    }
+}

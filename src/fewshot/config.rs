@@ -20,6 +20,8 @@
 //! n_way = 5
 //! k_shot = 1
 //! q_query = 15
+//! # train_n_way = 60     # N and Q of the training episodes (default: n_way, q_query);
+//! # train_q_query = 5    # metric methods only (no n_way-output head)
 //!
 //! [train]
 //! iterations = 60000
@@ -30,6 +32,9 @@
 //! val_episodes = 100
 //! checkpoint_every = 500
 //! diverge_loss = 1e6     # stop when a meta-training loss exceeds it
+//! # lr_decay_every = 2000   # meta_lr * lr_decay_factor^floor(i / 2000) (default: constant)
+//! # lr_decay_factor = 0.5   # (default 0.5)
+//! # early_stop_patience = 10  # stop after 10 validations without improvement (default: never)
 //! out_dir = "runs/maml-omniglot-5w1s"
 //!
 //! [eval]
@@ -40,6 +45,7 @@
 //! An optional `[data.augment]` table augments training images and adds test-time support
 //! views ([`super::augment`]).
 
+pub use super::data_options::DataSplit;
 use super::error::{Result, TrainError};
 use crate::algorithms::{AlgorithmConfig, BackboneConfig};
 use crate::run::config_file::{finite_in, int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS};
@@ -69,8 +75,10 @@ pub struct RunConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetKind {
-    /// Omniglot with Vinyals et al.'s class splits (rotation classes): `data_dir` holds
-    /// `images_background.npz`, `images_evaluation.npz` and `splits/vinyals/`.
+    /// Omniglot: `data_dir` holds `images_background.npz`, `images_evaluation.npz` and
+    /// `splits/vinyals/`. Classes split by `split`: Vinyals et al.'s rotation classes
+    /// (`"vinyals"`, the default) or Lake et al.'s background / evaluation alphabets
+    /// (`"lake"`; see [`super::data_options`]).
     Omniglot,
     /// Finn et al.'s sinusoid regression tasks (K = `k_shot` support points).
     Sinusoid,
@@ -112,14 +120,25 @@ pub struct DataConfig {
     /// Q: query examples per class (sinusoid: query points per task).
     #[serde(default = "default_q_query")]
     pub q_query: usize,
+    /// N of the meta-training episodes (default: `n_way`); validation, test and `eval` use
+    /// `n_way`. Snell et al. train ProtoNet on 60-way episodes and test 5- and 20-way. Only for
+    /// the methods without an `n_way`-output head (see [`RunConfig::has_head`]); at most the
+    /// number of training classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_n_way: Option<usize>,
+    /// Q of the meta-training episodes (default: `q_query`); validation, test and `eval` use
+    /// `q_query`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_q_query: Option<usize>,
     /// Side of the (square) images; must match the Conv-4 backbone's `image_size`. Default:
     /// the backbone's (28 for Omniglot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
-    /// `[train, validation]` fractions of the classes for `image_folder` and `csv` (the rest is
-    /// test; default `[0.6, 0.2]`).
-    #[serde(default = "default_split")]
-    pub split: (f64, f64),
+    /// The class split. `omniglot`: a name, `"vinyals"` (default) or `"lake"`;
+    /// `image_folder` and `csv`: `[train, validation]` fractions of the classes (the rest is
+    /// test; default `[0.6, 0.2]`). See [`super::data_options`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<DataSplit>,
     /// Seed of that class split (0).
     #[serde(default)]
     pub split_seed: u64,
@@ -136,10 +155,26 @@ pub struct DataConfig {
     /// Sinusoid input range (`[-5, 5]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x_range: Option<(f32, f32)>,
+    /// Adds each training class in three more quarter turns as new classes (`omniglot` with
+    /// `split = "lake"`, `image_folder`; default false). Omniglot's Vinyals split always has
+    /// rotation classes; validation and test classes are never rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_classes: Option<bool>,
+    /// Draws all N classes of an episode from one alphabet (`omniglot` only; default false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub within_alphabet: bool,
+    /// Takes an episode's support from K drawers shared by its classes and its queries from
+    /// the other drawers (`omniglot` only; default false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disjoint_drawers: bool,
     /// `[data.augment]`: random affine augmentation of training images and test-time support
     /// views (`omniglot`, `image_folder`; absent = off). See [`super::augment`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augment: Option<crate::data::AugmentConfig>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_k_shot() -> usize {
@@ -147,9 +182,6 @@ fn default_k_shot() -> usize {
 }
 fn default_q_query() -> usize {
     15
-}
-fn default_split() -> (f64, f64) {
-    (0.6, 0.2)
 }
 
 impl DataConfig {
@@ -165,6 +197,20 @@ impl DataConfig {
         } else {
             self.n_way.unwrap_or(5)
         }
+    }
+
+    /// N of the meta-training episodes: `train_n_way`, else [`DataConfig::n_way`].
+    pub fn train_n_way(&self) -> usize {
+        if self.is_regression() {
+            0
+        } else {
+            self.train_n_way.unwrap_or_else(|| self.n_way())
+        }
+    }
+
+    /// Q of the meta-training episodes: `train_q_query`, else `q_query`.
+    pub fn train_q_query(&self) -> usize {
+        self.train_q_query.unwrap_or(self.q_query)
     }
 
     /// The sinusoid task distribution.
@@ -222,6 +268,58 @@ pub struct TrainConfig {
     /// exceeds it (NaN and infinite losses, gradients and validation metrics always stop it).
     /// Must be a finite number > 0; the checkpoints already written are kept.
     pub diverge_loss: f64,
+    /// Step schedule of the meta learning rate: iteration `i` (0-based) uses
+    /// `meta_lr * lr_decay_factor^floor(i / lr_decay_every)` (unset: constant `meta_lr`).
+    /// At least 1. Not for Reptile, whose outer step is `algorithm.epsilon` with its own
+    /// schedule (`algorithm.epsilon_final`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr_decay_every: Option<usize>,
+    /// The factor of that schedule, in (0, 1] (unset: 0.5, halving); needs `lr_decay_every`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr_decay_factor: Option<f64>,
+    /// Early stopping: stop after this many validations in a row without a better validation
+    /// metric (accuracy, or MSE for regression) than the best so far (unset: never). At least
+    /// 1; needs `val_every` >= 1. The run then keeps `best.safetensors`, writes
+    /// `last.safetensors`, and reports the iteration and the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stop_patience: Option<usize>,
+}
+
+/// The factor of the step schedule when `train.lr_decay_factor` is unset (halving).
+pub const DEFAULT_LR_DECAY_FACTOR: f64 = 0.5;
+
+impl TrainConfig {
+    /// The factor of the step schedule: `lr_decay_factor`, else [`DEFAULT_LR_DECAY_FACTOR`].
+    pub fn lr_decay_factor(&self) -> f64 {
+        self.lr_decay_factor.unwrap_or(DEFAULT_LR_DECAY_FACTOR)
+    }
+
+    /// The scheduled learning rate of iteration `iteration` (0-based) for a base rate `base`:
+    /// `base * factor^floor(iteration / lr_decay_every)`, or `None` without a schedule. The
+    /// power is taken by repeated squaring (exact for a factor of 0.5, and the same on every
+    /// machine), and `base` is returned unchanged before the first decay.
+    pub fn scheduled_lr(&self, base: f64, iteration: usize) -> Option<f64> {
+        let every = self.lr_decay_every?;
+        let k = iteration / every.max(1);
+        Some(if k == 0 {
+            base
+        } else {
+            base * pow_by_squaring(self.lr_decay_factor(), k)
+        })
+    }
+}
+
+/// `x^k` by repeated squaring (deterministic: IEEE products only).
+fn pow_by_squaring(x: f64, mut k: usize) -> f64 {
+    let (mut acc, mut sq) = (1.0, x);
+    while k > 0 {
+        if k & 1 == 1 {
+            acc *= sq;
+        }
+        sq *= sq;
+        k >>= 1;
+    }
+    acc
 }
 
 impl Default for TrainConfig {
@@ -237,6 +335,9 @@ impl Default for TrainConfig {
             checkpoint_every: 500,
             out_dir: PathBuf::from("runs/fewshot"),
             diverge_loss: DEFAULT_DIVERGE_LOSS,
+            lr_decay_every: None,
+            lr_decay_factor: None,
+            early_stop_patience: None,
         }
     }
 }
@@ -268,8 +369,9 @@ pub use crate::algorithms::HEAD_ALGORITHMS;
 impl RunConfig {
     /// Parses TOML text (`origin` names it in errors) and validates it.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
-        let cfg: RunConfig = crate::run::config_file::parse_toml(text, origin)?;
+        let mut cfg: RunConfig = crate::run::config_file::parse_toml(text, origin)?;
         cfg.validate()?;
+        cfg.data.normalize();
         Ok(cfg)
     }
 
@@ -295,12 +397,21 @@ impl RunConfig {
             .unwrap_or_else(|| self.algorithm.default_meta_lr())
     }
 
+    /// The meta learning rate of iteration `iteration` (0-based) under `train.lr_decay_every`:
+    /// `meta_lr * lr_decay_factor^floor(iteration / lr_decay_every)`; `None` without a
+    /// schedule (the learner keeps the rate it was built with).
+    pub fn scheduled_meta_lr(&self, iteration: usize) -> Option<f64> {
+        self.train.scheduled_lr(self.meta_lr(), iteration)
+    }
+
     /// Whether the learner has an `n_way`-output head.
     pub fn has_head(&self) -> bool {
         self.algorithm.has_head()
     }
 
-    /// A one-line description: `maml on omniglot 5-way 1-shot (conv4)`.
+    /// A one-line description: `maml on omniglot 5-way 1-shot (conv4)`, with the
+    /// non-default episode options: `protonet on omniglot (lake split, within-alphabet)
+    /// 20-way 1-shot (conv4)`.
     pub fn describe(&self) -> String {
         if self.data.is_regression() {
             format!(
@@ -310,10 +421,12 @@ impl RunConfig {
                 self.backbone.name()
             )
         } else {
+            let options = self.data.episode_options_words();
             format!(
-                "{} on {} {}-way {}-shot ({})",
+                "{} on {}{} {}-way {}-shot ({})",
                 self.algorithm.name(),
                 self.data.dataset.name(),
+                options.map(|o| format!(" ({o})")).unwrap_or_default(),
                 self.data.n_way(),
                 self.data.k_shot,
                 self.backbone.name()
@@ -358,8 +471,9 @@ impl RunConfig {
         if let Some(lr) = t.meta_lr {
             positive_in("train.meta_lr", lr, MAX_LR)?;
         }
+        self.validate_schedule_ranges()?;
         positive_in("train.diverge_loss", t.diverge_loss, f64::MAX)?;
-        let (tr, va) = d.split;
+        let (tr, va) = d.split_fractions();
         finite_in("data.split[0] (train fraction)", tr, 0.0, 1.0)?;
         finite_in("data.split[1] (validation fraction)", va, 0.0, 1.0)?;
         if tr + va > 1.0 {
@@ -371,11 +485,118 @@ impl RunConfig {
         Ok(())
     }
 
+    /// Checks the ranges of the training-shape and schedule keys (`data.train_n_way`,
+    /// `data.train_q_query`, `train.lr_decay_every`, `train.lr_decay_factor`,
+    /// `train.early_stop_patience`), naming the key, the value and the range on error.
+    fn validate_schedule_ranges(&self) -> Result<()> {
+        let (d, t) = (&self.data, &self.train);
+        let counts = [
+            ("data.train_n_way", d.train_n_way, 2, MAX_COUNT),
+            ("data.train_q_query", d.train_q_query, 1, MAX_COUNT),
+            ("train.lr_decay_every", t.lr_decay_every, 1, MAX_STEPS),
+            (
+                "train.early_stop_patience",
+                t.early_stop_patience,
+                1,
+                MAX_STEPS,
+            ),
+        ];
+        for (key, v, min, max) in counts {
+            if let Some(v) = v {
+                int_in(key, v, min, max)?;
+            }
+        }
+        if let Some(f) = t.lr_decay_factor {
+            if !(f.is_finite() && f > 0.0 && f <= 1.0) {
+                return Err(TrainError::value(
+                    "train.lr_decay_factor",
+                    format!("= {f} is out of range: expected a finite number in (0, 1]"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the training-shape and schedule keys fit the rest of the config: a
+    /// training N different from `n_way` only for methods without an `n_way`-output head,
+    /// neither training key for regression, no `lr_decay_every` for Reptile, no
+    /// `lr_decay_factor` without `lr_decay_every`, and no `early_stop_patience` without
+    /// periodic validation.
+    fn validate_schedule(&self) -> Result<()> {
+        let (d, t, name) = (&self.data, &self.train, self.algorithm.name());
+        if d.is_regression() {
+            for (key, set) in [
+                ("data.train_n_way", d.train_n_way.is_some()),
+                ("data.train_q_query", d.train_q_query.is_some()),
+            ] {
+                if set {
+                    return Err(TrainError::value(
+                        key,
+                        "does not apply to `sinusoid` (regression): its training and test tasks \
+                         both have `k_shot` support and `q_query` query points; remove it",
+                    ));
+                }
+            }
+        } else if d.train_n_way() != d.n_way() && self.has_head() {
+            let headless: Vec<&str> = crate::algorithms::ALGORITHM_NAMES
+                .iter()
+                .filter(|m| !HEAD_ALGORITHMS.contains(m))
+                .copied()
+                .collect();
+            return Err(TrainError::value(
+                "data.train_n_way",
+                format!(
+                    "= {} differs from `data.n_way` = {}, but `{name}` has a classifier head of \
+                     `n_way` outputs (its parameters depend on N), so it cannot train on {}-way \
+                     episodes and be tested on {}-way ones; remove `train_n_way` (or set it to \
+                     {}), or use a method without a head ({})",
+                    d.train_n_way(),
+                    d.n_way(),
+                    d.train_n_way(),
+                    d.n_way(),
+                    d.n_way(),
+                    headless.join(", ")
+                ),
+            ));
+        }
+        if let (Some(k), "reptile") = (t.lr_decay_every, name) {
+            return Err(TrainError::value(
+                "train.lr_decay_every",
+                format!(
+                    "= {k} does not apply to `reptile`: its outer step is `algorithm.epsilon` \
+                     (`train.meta_lr` is not used), with its own schedule (linear annealing to \
+                     `algorithm.epsilon_final`); remove it and set `epsilon_final` instead"
+                ),
+            ));
+        }
+        if let (None, Some(f)) = (t.lr_decay_every, t.lr_decay_factor) {
+            return Err(TrainError::value(
+                "train.lr_decay_factor",
+                format!(
+                    "= {f} has no effect without `train.lr_decay_every` (the iterations between \
+                     two decays); set it, or remove `lr_decay_factor`"
+                ),
+            ));
+        }
+        if let (Some(p), 0) = (t.early_stop_patience, t.val_every) {
+            return Err(TrainError::value(
+                "train.early_stop_patience",
+                format!(
+                    "= {p} needs periodic validation, but `train.val_every` = 0 (validation only \
+                     at the end); set `val_every` >= 1"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks ranges and the consistency of the sections.
     pub fn validate(&self) -> Result<()> {
         self.algorithm.validate()?;
         self.backbone.validate()?;
         self.validate_ranges()?;
+        self.validate_schedule()?;
+        super::data_options::validate_episode_options(&self.data)?;
         super::augment::validate(self)?;
         let d = &self.data;
         if d.is_regression() {

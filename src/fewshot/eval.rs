@@ -89,6 +89,10 @@ pub struct EvalReport {
     pub seed: u64,
     /// The metric over the episodes (accuracy as a fraction).
     pub score: MeanCi,
+    /// Classification: the error rate `1 - accuracy` over the episodes (as a fraction, the
+    /// same 95% CI half-width as the accuracy); `None` for regression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<MeanCi>,
     /// The mean query loss.
     pub mean_loss: f64,
     /// Seconds for all episodes (adaptation and prediction).
@@ -115,6 +119,9 @@ impl std::fmt::Display for EvalReport {
                 100.0 * s.mean,
                 100.0 * s.ci95
             )?;
+            if let Some(e) = &self.error {
+                write!(f, ", error {:.2}% ± {:.2}%", 100.0 * e.mean, 100.0 * e.ci95)?;
+            }
         } else {
             write!(f, "{}: MSE {:.4} ± {:.4}", self.task, s.mean, s.ci95)?;
         }
@@ -144,17 +151,16 @@ pub fn evaluate(
     }
     let wall_s = clock.seconds();
     let metric: Vec<f64> = scores.iter().map(|s| s.metric).collect();
+    let regression = cfg.data.is_regression();
+    let error =
+        (!regression).then(|| mean_ci95(&metric.iter().map(|a| 1.0 - a).collect::<Vec<_>>()));
     Ok(EvalReport {
         task: cfg.describe(),
         algorithm: cfg.algorithm.name().to_string(),
-        metric: if cfg.data.is_regression() {
-            "mse"
-        } else {
-            "accuracy"
-        }
-        .to_string(),
+        metric: if regression { "mse" } else { "accuracy" }.to_string(),
         seed: cfg.eval.seed,
         score: mean_ci95(&metric),
+        error,
         mean_loss: scores.iter().map(|s| s.loss).sum::<f64>() / scores.len().max(1) as f64,
         wall_s,
         ms_per_episode: 1e3 * wall_s / scores.len().max(1) as f64,
@@ -192,7 +198,8 @@ pub struct LoadedRun {
     pub input: Option<super::input::InputPipeline>,
 }
 
-/// The run config stored in a checkpoint's metadata.
+/// The run config stored in a checkpoint's metadata, in the canonical form of
+/// [`super::DataConfig::normalize`] (so a checkpoint of an earlier version reads as it did).
 pub fn stored_config(
     path: &Path,
     metadata: &std::collections::BTreeMap<String, String>,
@@ -205,10 +212,12 @@ pub fn stored_config(
                 "no `{CONFIG_KEY}` in its metadata: not a checkpoint written by `metalearn train`"
             ),
         })?;
-    serde_json::from_str(text).map_err(|e| TrainError::NotARun {
+    let mut cfg: RunConfig = serde_json::from_str(text).map_err(|e| TrainError::NotARun {
         path: path.to_path_buf(),
         reason: format!("its `{CONFIG_KEY}` metadata is not a valid run config: {e}"),
-    })
+    })?;
+    cfg.data.normalize();
+    Ok(cfg)
 }
 
 /// Loads a checkpoint and rebuilds its learner. With `config`, that config's algorithm,

@@ -26,6 +26,19 @@
 //! A fresh run refuses a folder that holds `last` or `best` unless `--overwrite` (which deletes
 //! them first); `--resume` refuses a folder that holds neither.
 //!
+//! # Schedules
+//! - Training episodes have `data.train_n_way` classes and `data.train_q_query` queries per
+//!   class (default: `n_way`, `q_query`); validation episodes have the test shape.
+//! - Iteration `i` uses the meta learning rate `meta_lr * lr_decay_factor^floor(i /
+//!   lr_decay_every)` when `train.lr_decay_every` is set ([`apply_schedule`]): a function of
+//!   `i` alone, so a resumed run recomputes it and follows the same rates.
+//! - With `train.early_stop_patience = P`, the run stops after the validation that makes P in
+//!   a row without a better metric than the best (accuracy up, or MSE down), unless that is
+//!   the last iteration. It writes `last.safetensors` there and keeps `best.safetensors`;
+//!   the report, the progress lines and `history.json` (`early_stop`) give the iteration and
+//!   the reason. The counter is stored with the loop state, so a resumed run stops where the
+//!   uninterrupted one does, and resuming a stopped run does no more iterations.
+//!
 //! # Divergence
 //! Every step's meta-training loss and meta-gradient norm, every validation episode's loss and
 //! metric, and the state before each checkpoint write are checked: a NaN or infinite value, or
@@ -134,6 +147,30 @@ struct LoopState {
     window: (u64, u64, usize),
     /// Training seconds before this process.
     elapsed_bits: u64,
+    /// Validations since the best one (the early-stopping counter, kept only with
+    /// `train.early_stop_patience`; absent when 0, so a run without early stopping stores
+    /// what it stored before).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    since_best: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Why and when a run stopped before `train.iterations`: `train.early_stop_patience`
+/// validations in a row without a better validation metric than the best.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStop {
+    /// Iterations done when it stopped (the iteration of the validation that exhausted the
+    /// patience).
+    pub iteration: usize,
+    /// The iteration of the best validation, whose state `best.safetensors` holds.
+    pub best_iteration: usize,
+    /// `train.early_stop_patience`.
+    pub patience: usize,
+    /// The reason in words.
+    pub reason: String,
 }
 
 /// Options of [`train`] that are not part of the run config.
@@ -159,6 +196,10 @@ pub struct TrainReport {
     pub iterations: usize,
     /// Whether it stopped early ([`TrainOptions::stop_after`]).
     pub interrupted: bool,
+    /// Set when early stopping (`train.early_stop_patience`) ended the run before
+    /// `train.iterations`: the iteration and the reason. `best.safetensors` is the best
+    /// validation checkpoint, as after a normal finish.
+    pub early_stop: Option<EarlyStop>,
     /// The iteration it started from (0, or the resumed checkpoint's).
     pub resumed_from: usize,
     /// The learning curve.
@@ -190,6 +231,13 @@ impl std::fmt::Display for TrainReport {
             if let Some(a) = p.train_accuracy {
                 write!(f, " acc {:.2}%", 100.0 * a)?;
             }
+        }
+        if let Some(e) = &self.early_stop {
+            write!(
+                f,
+                ", stopped early at iteration {}: {}",
+                e.iteration, e.reason
+            )?;
         }
         if let Some((it, m)) = self.best {
             let regression = self
@@ -420,6 +468,8 @@ struct Progress {
     clock: Stopwatch,
     /// The iteration of the last checkpoint written (`None`: none by this run yet).
     saved: Option<usize>,
+    /// Set once early stopping ends the run.
+    early_stop: Option<EarlyStop>,
 }
 
 impl Progress {
@@ -437,7 +487,35 @@ impl Progress {
             window,
             clock,
             saved,
+            early_stop: None,
         }
+    }
+
+    /// The early stop due after the validation of iteration `done`: `train.early_stop_patience`
+    /// validations in a row without a better metric than the best, before the last iteration
+    /// (at the last one the run ends anyway). `None` without early stopping.
+    fn early_stop_due(&self, cfg: &RunConfig, done: usize) -> Option<EarlyStop> {
+        let patience = cfg.train.early_stop_patience?;
+        let (best_iteration, bits) = self.state.best?;
+        let n = self.state.since_best;
+        if n < patience || done >= cfg.train.iterations {
+            return None;
+        }
+        let m = f64::from_bits(bits);
+        let best = if cfg.data.is_regression() {
+            format!("validation MSE {m:.4}")
+        } else {
+            format!("validation accuracy {:.2}%", 100.0 * m)
+        };
+        Some(EarlyStop {
+            iteration: done,
+            best_iteration,
+            patience,
+            reason: format!(
+                "no validation better than the best ({best} at iteration {best_iteration}) in \
+                 the last {n} validations (`train.early_stop_patience` = {patience})"
+            ),
+        })
     }
 
     /// What the run did, `done` iterations in (it started at `start`).
@@ -447,6 +525,7 @@ impl Progress {
             task: cfg.describe(),
             iterations: done,
             interrupted,
+            early_stop: self.early_stop.clone(),
             resumed_from: start,
             history: self.history(),
             best: self.state.best.map(|(i, b)| (i, f64::from_bits(b))),
@@ -556,13 +635,17 @@ fn validate(
         Some((_, b)) => is_better(regression, point.val_metric, f64::from_bits(b)),
     };
     if improved {
+        p.state.since_best = 0;
         p.state.best = Some((done, point.val_metric.to_bits()));
         let best_path = cfg.train.out_dir.join(BEST_FILE);
         let extra = (VAL_KEY, point.val_metric.to_string());
         save_run_checkpoint(&best_path, learner, cfg, done, p, Some(extra))?;
+    } else if cfg.train.early_stop_patience.is_some() {
+        p.state.since_best += 1;
     }
+    p.early_stop = p.early_stop_due(cfg, done);
     let history = p.history();
-    write_history(&cfg.train.out_dir, cfg, &history)?;
+    write_history(&cfg.train.out_dir, cfg, &history, p.early_stop.as_ref())?;
     let curve = cfg.train.out_dir.join("learning_curve.svg");
     super::curve::write_learning_curve(&curve, &cfg.describe(), &history, regression)?;
     Ok((point, improved))
@@ -577,8 +660,20 @@ struct StepContext<'a> {
     say: &'a dyn Fn(String),
 }
 
+/// Sets the learner's outer step for iteration `it` (0-based), before its meta-training step:
+/// the method's own schedule ([`FewShotLearner::set_progress`], Reptile's annealed `epsilon`),
+/// then the config's step schedule ([`RunConfig::scheduled_meta_lr`], `train.lr_decay_every`)
+/// when it has one. A function of `it` only, so a resumed run follows the same schedule.
+pub fn apply_schedule(cfg: &RunConfig, learner: &mut dyn FewShotLearner<f32>, it: usize) {
+    learner.set_progress(it, cfg.train.iterations);
+    if let Some(lr) = cfg.scheduled_meta_lr(it) {
+        learner.set_meta_lr(lr);
+    }
+}
+
 /// Iteration `it` (0-based): the meta-training step and its divergence checks, the validation
-/// and the `last` checkpoint when due.
+/// (and the early-stopping decision) and the `last` checkpoint when due (always when the run
+/// stops early).
 fn iteration(
     ctx: &StepContext<'_>,
     learner: &mut dyn FewShotLearner<f32>,
@@ -590,7 +685,7 @@ fn iteration(
     let tasks = ctx
         .source
         .train_batch(ctx.sampler, &mut rng, cfg.train.meta_batch);
-    learner.set_progress(it, cfg.train.iterations);
+    apply_schedule(cfg, learner, it);
     let s = learner.meta_train_step(&tasks, &mut rng);
     let done = it + 1;
     if let Some(what) = step_divergence(cfg, &s) {
@@ -603,18 +698,40 @@ fn iteration(
     if (cfg.train.val_every > 0 && done % cfg.train.val_every == 0) || last_iteration {
         let (point, improved) = validate(cfg, learner, ctx.source, ctx.val, done, p)?;
         (ctx.say)(format_point(&point, cfg.data.is_regression(), improved));
+        if let Some(e) = &p.early_stop {
+            (ctx.say)(format!("iter {done:>7}: early stop: {}", e.reason));
+        }
     }
-    if done % cfg.train.checkpoint_every == 0 || last_iteration {
+    if done % cfg.train.checkpoint_every == 0 || last_iteration || p.early_stop.is_some() {
         let last = cfg.train.out_dir.join(LAST_FILE);
         save_run_checkpoint(&last, learner, cfg, done, p, None)?;
     }
     Ok(s)
 }
 
-/// The run's first line: what, from where, how many threads, which folder.
+/// The run's first line: what, from where, how many threads, which folder, and the schedule
+/// when the config sets one (training shape, lr steps, early stopping).
 fn start_line(cfg: &RunConfig, start: usize, from: Option<&Path>) -> String {
+    let (d, t) = (&cfg.data, &cfg.train);
+    let mut schedule = String::new();
+    if (d.train_n_way(), d.train_q_query()) != (d.n_way(), d.q_query) {
+        schedule += &format!(
+            ", training episodes {}-way {}-query (validation and test {}-way {}-query)",
+            d.train_n_way(),
+            d.train_q_query(),
+            d.n_way(),
+            d.q_query
+        );
+    }
+    if let Some(k) = t.lr_decay_every {
+        let f = t.lr_decay_factor();
+        schedule += &format!(", meta lr {} x {f} every {k} iterations", cfg.meta_lr());
+    }
+    if let Some(n) = t.early_stop_patience {
+        schedule += &format!(", early stopping after {n} validations without improvement");
+    }
     format!(
-        "{}: {} -> {} iterations, {} threads, run folder {}",
+        "{}: {} -> {} iterations{schedule}, {} threads, run folder {}",
         cfg.describe(),
         match from {
             Some(f) => format!("resuming at {start} from {}", f.display()),
@@ -642,13 +759,14 @@ fn run_progress_bar(cfg: &RunConfig, opts: &TrainOptions, start: usize) -> indic
 /// Meta-trains as the config says (see the module documentation). The run folder is locked
 /// for the whole run ([`crate::run::lock`]); the run stops with [`TrainError::Diverged`] at the
 /// first non-finite loss, gradient norm, parameter or validation metric, or at a loss above
-/// `train.diverge_loss`, keeping the checkpoints written before.
+/// `train.diverge_loss`, keeping the checkpoints written before. Early stopping
+/// (`train.early_stop_patience`) ends it normally, with [`TrainReport::early_stop`] set.
 pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     cfg.validate()?;
     let clock = Stopwatch::start();
     let _lock = open_run_folder(cfg, opts)?;
     let source = TaskSource::load(cfg)?;
-    let sampler = source.sampler(Split::Train)?;
+    let sampler = source.train_sampler()?;
     let val = source.fixed(Split::Val, cfg.train.val_episodes, cfg.train.val_seed)?;
     let mut learner = build(cfg)?;
     let regression = cfg.data.is_regression();
@@ -669,8 +787,18 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     };
     say(start_line(cfg, start, from.as_deref()));
     let mut p = Progress::restore(state, clock, from.as_ref().map(|_| start));
+    p.early_stop = p.early_stop_due(cfg, start);
+    if let Some(e) = &p.early_stop {
+        say(format!(
+            "the run had already stopped at iteration {start}: {}",
+            e.reason
+        ));
+    }
     let mut interrupted = false;
     for it in start..cfg.train.iterations {
+        if p.early_stop.is_some() {
+            break;
+        }
         if opts.stop_after == Some(it) {
             interrupted = true;
             break;
@@ -695,10 +823,10 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     } else {
         bar.finish();
     }
-    let done = if interrupted {
-        opts.stop_after.unwrap_or(0)
-    } else {
-        cfg.train.iterations
+    let done = match (&p.early_stop, interrupted) {
+        (_, true) => opts.stop_after.unwrap_or(0),
+        (Some(e), false) => e.iteration,
+        (None, false) => cfg.train.iterations,
     };
     Ok(p.report(cfg, start, done, interrupted))
 }
@@ -722,9 +850,19 @@ fn format_point(p: &HistoryPoint, regression: bool, improved: bool) -> String {
     }
 }
 
-fn write_history(out_dir: &Path, cfg: &RunConfig, history: &[HistoryPoint]) -> Result<()> {
+/// Writes `history.json`: the task, the config, the learning curve and, when early stopping
+/// ended the run, `early_stop` (iteration and reason).
+fn write_history(
+    out_dir: &Path,
+    cfg: &RunConfig,
+    history: &[HistoryPoint],
+    early_stop: Option<&EarlyStop>,
+) -> Result<()> {
     let path = out_dir.join("history.json");
-    let v = serde_json::json!({ "task": cfg.describe(), "config": cfg, "history": history });
+    let mut v = serde_json::json!({ "task": cfg.describe(), "config": cfg, "history": history });
+    if let Some(e) = early_stop {
+        v["early_stop"] = serde_json::json!(e);
+    }
     let text = serde_json::to_string_pretty(&v).expect("history serialises");
     crate::nn::checkpoint::write_atomic(&path, text.as_bytes())?;
     Ok(())

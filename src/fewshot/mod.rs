@@ -3,9 +3,12 @@
 //!
 //! - [`config`]: the run config ([`RunConfig`]: `[algorithm]`, `[backbone]`, `[data]`,
 //!   `[train]`, `[eval]`), unknown keys rejected,
+//! - [`data_options`]: Omniglot's named splits (Vinyals, Lake), rotation classes,
+//!   within-alphabet and drawer-disjoint episodes,
 //! - [`augment`](mod@augment): `[data.augment]`: augmented training episodes, support views,
 //! - [`tasks`]: episodes and sinusoid tasks as tensors, the data of a run ([`TaskSource`]),
 //! - `loop`: the meta-training loop (progress bar, validation, best and last checkpoints,
+//!   training-episode shape, lr step schedule, early stopping,
 //!   exact `--resume`),
 //! - [`eval`]: the test protocol (fixed episodes, mean ± 95% CI, wall time, peak memory),
 //! - [`adapt`](mod@adapt): predictions for new support/query data from a checkpoint,
@@ -19,6 +22,7 @@ pub mod augment;
 pub mod commands;
 pub mod config;
 pub mod curve;
+pub mod data_options;
 pub mod error;
 pub mod eval;
 pub mod input;
@@ -32,5 +36,5 @@ pub use error::TrainError;
 pub use eval::{evaluate, evaluate_checkpoint, load_learner, EvalReport};
 pub use input::InputPipeline;
 pub use objective::FewShot;
-pub use r#loop::{train, HistoryPoint, TrainOptions, TrainReport};
+pub use r#loop::{apply_schedule, train, EarlyStop, HistoryPoint, TrainOptions, TrainReport};
 pub use tasks::{Split, TaskSource};

@@ -2,6 +2,7 @@
 //! [`TaskSource`] holds the train / validation / test data a run config describes.
 
 use super::config::{DatasetKind, RunConfig};
+use super::data_options::EpisodeConstraints;
 use super::error::{Result, TrainError};
 use super::input::InputPipeline;
 use crate::algorithms::maml::TaskData;
@@ -12,7 +13,6 @@ use crate::data::{
 };
 use crate::tensor::Tensor;
 use std::path::Path;
-use std::sync::Arc;
 
 /// A dataset behind a trait object.
 pub type DynData = dyn LabelledData + Send + Sync;
@@ -105,10 +105,16 @@ pub struct EpisodicData {
     pub val: Box<DynData>,
     /// Test classes.
     pub test: Box<DynData>,
-    /// N, K, Q.
+    /// N, K, Q of validation, test and `eval` episodes (`data.n_way`, `k_shot`, `q_query`).
     pub spec: EpisodeSpec,
+    /// N, K, Q of meta-training episodes (`data.train_n_way`, `k_shot`, `data.train_q_query`;
+    /// equal to `spec` unless a config sets them).
+    pub train_spec: EpisodeSpec,
     /// Tensor layout.
     pub layout: InputLayout,
+    /// The episode constraints of the train, validation and test splits (`within_alphabet`,
+    /// `disjoint_drawers`; none by default).
+    pub constraints: Box<[EpisodeConstraints; 3]>,
     /// `[data.augment]`: training episodes augmented, validation / test support views.
     pub augment: Option<super::augment::Augment>,
 }
@@ -218,10 +224,10 @@ pub fn check_input(cfg: &RunConfig, example_shape: &[usize], origin: &Path) -> R
 }
 
 fn split_dataset(all: ImageDataset, cfg: &RunConfig) -> Result<[Box<DynData>; 3]> {
-    let (tr, va) = cfg.data.split;
+    let (tr, va) = cfg.data.split_fractions();
     let s = ClassSplit::random(all.num_classes(), tr, va, cfg.data.split_seed)?;
     Ok([
-        Box::new(all.select_classes(&s.train)?),
+        super::data_options::training_classes(&cfg.data, all.select_classes(&s.train)?)?,
         Box::new(all.select_classes(&s.val)?),
         Box::new(all.select_classes(&s.test)?),
     ])
@@ -248,6 +254,7 @@ impl TaskSource {
             BackboneConfig::Conv4(c) => c.in_channels,
             BackboneConfig::Mlp(_) => 1,
         };
+        let mut constraints: [EpisodeConstraints; 3] = Default::default();
         let [train, val, test]: [Box<DynData>; 3] = match d.dataset {
             DatasetKind::Omniglot => {
                 if channels != 1 {
@@ -257,15 +264,9 @@ impl TaskSource {
                     ));
                 }
                 let size = size.unwrap_or(crate::data::OMNIGLOT_SIZE);
-                let o = crate::data::omniglot::load_omniglot_sized(&path, size)?;
-                let base = Arc::new(o.images);
-                let split_dir = path.join("splits").join("vinyals");
-                let load = |f: &str| crate::data::load_vinyals_split(&base, &split_dir.join(f));
-                [
-                    Box::new(load("train.txt")?),
-                    Box::new(load("val.txt")?),
-                    Box::new(load("test.txt")?),
-                ]
+                let (splits, c) = super::data_options::load_omniglot_splits(cfg, &path, size)?;
+                constraints = c;
+                splits
             }
             DatasetKind::ImageFolder => {
                 use crate::data::{load_image_folder, ColorMode, ImageFolderOptions};
@@ -288,28 +289,32 @@ impl TaskSource {
         check_input(cfg, &train.example_shape(), &path)?;
         let augment = super::augment::for_examples(cfg, &train.example_shape())?;
         let spec = EpisodeSpec::new(d.n_way(), d.k_shot, d.q_query)?;
+        let train_spec = EpisodeSpec::new(d.train_n_way(), d.k_shot, d.train_q_query())?;
         Ok(TaskSource::Episodic(EpisodicData {
             train,
             val,
             test,
             spec,
+            train_spec,
             layout: InputLayout::of(&cfg.backbone),
+            constraints: Box::new(constraints),
             augment,
         }))
     }
 
-    /// The episode sampler of a split (`None` for sinusoid tasks); errors name the split when
-    /// it has too few classes or examples for N-way K-shot Q-query episodes.
+    /// The episode sampler of a split (`None` for sinusoid tasks), with the split's episode
+    /// constraints; errors name the split when it has too few classes or examples for N-way
+    /// K-shot Q-query episodes, and the key of a constraint it cannot meet.
     pub fn sampler(&self, split: Split) -> Result<Option<EpisodeSampler<'_, DynData>>> {
         match self {
             TaskSource::Sinusoid(_) => Ok(None),
             TaskSource::Episodic(e) => {
-                let data: &DynData = match split {
-                    Split::Train => e.train.as_ref(),
-                    Split::Val => e.val.as_ref(),
-                    Split::Test => e.test.as_ref(),
+                let (data, constraints): (&DynData, _) = match split {
+                    Split::Train => (e.train.as_ref(), &e.constraints[0]),
+                    Split::Val => (e.val.as_ref(), &e.constraints[1]),
+                    Split::Test => (e.test.as_ref(), &e.constraints[2]),
                 };
-                EpisodeSampler::new(data, e.spec).map(Some).map_err(|err| {
+                let sampler = EpisodeSampler::new(data, e.spec).map_err(|err| {
                     TrainError::value(
                         "data",
                         format!(
@@ -321,9 +326,45 @@ impl TaskSource {
                             e.spec.q_query
                         ),
                     )
-                })
+                })?;
+                constraints.apply(sampler, split.name()).map(Some)
             }
         }
+    }
+
+    /// The sampler of meta-training episodes: the training classes in the training shape
+    /// ([`EpisodicData::train_spec`]; `None` for sinusoid tasks). Errors name
+    /// `data.train_n_way` (with the number of training classes) when it exceeds the classes,
+    /// the split when it has too few examples per class, and the key of an episode constraint
+    /// (`within_alphabet`, `disjoint_drawers`) the training shape cannot meet.
+    pub fn train_sampler(&self) -> Result<Option<EpisodeSampler<'_, DynData>>> {
+        let e = match self {
+            TaskSource::Sinusoid(_) => return Ok(None),
+            TaskSource::Episodic(e) if e.train_spec == e.spec => return self.sampler(Split::Train),
+            TaskSource::Episodic(e) => e,
+        };
+        let (spec, classes) = (e.train_spec, e.train.num_classes());
+        if spec.n_way > classes {
+            return Err(TrainError::value(
+                "data.train_n_way",
+                format!(
+                    "= {} is out of range: expected an integer in [2, {classes}], the number of \
+                     classes of the training split",
+                    spec.n_way
+                ),
+            ));
+        }
+        let sampler = EpisodeSampler::new(e.train.as_ref(), spec).map_err(|err| {
+            TrainError::value(
+                "data.train_q_query",
+                format!(
+                    "= {}: the train split ({classes} classes) cannot give {}-way {}-shot \
+                         training episodes with {} queries per class: {err}",
+                    spec.q_query, spec.n_way, spec.k_shot, spec.q_query
+                ),
+            )
+        })?;
+        e.constraints[0].apply(sampler, "train").map(Some)
     }
 
     /// A meta-batch of training tasks drawn from `rng`; with `[data.augment]`, their images
