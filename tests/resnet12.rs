@@ -11,8 +11,7 @@ mod common;
 use metalearn::algorithms::config::ALGORITHM_NAMES;
 use metalearn::algorithms::maml::{meta_gradient, Order};
 use metalearn::algorithms::{
-    build_learner, AlgorithmConfig, BackboneConfig, FewShotLearner, ResNet12Backbone, Target,
-    TaskData,
+    build_learner, AlgorithmConfig, BackboneConfig, ResNet12Backbone, Target, TaskData,
 };
 use metalearn::autodiff::check::{assert_gradients, dot_all, gradcheck};
 use metalearn::data::seeded_rng;
