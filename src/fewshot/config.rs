@@ -127,8 +127,8 @@ pub struct DataConfig {
     /// `q_query`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_q_query: Option<usize>,
-    /// Side of the (square) images; must match the Conv-4 backbone's `image_size`. Default:
-    /// the backbone's (28 for Omniglot).
+    /// Side of the (square) images; must match the image backbone's (Conv-4, ResNet-12)
+    /// `image_size`. Default: the backbone's (28 for Omniglot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
     /// The class split. `omniglot`: a name, `"vinyals"` (default) or `"lake"`;

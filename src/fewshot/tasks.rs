@@ -214,13 +214,22 @@ pub fn check_input(cfg: &RunConfig, example_shape: &[usize], origin: &Path) -> R
                     reason: format!(
                         "examples have shape {example_shape:?} but the {} backbone takes [{channels}, {size}, {size}] \
                          (`backbone.in_channels`, `backbone.image_size`)",
-                        cfg.backbone.name()
+                        paper_name(&cfg.backbone)
                     ),
                 });
             }
         }
     }
     Ok(())
+}
+
+/// A backbone as papers write it (`Conv-4`, `ResNet-12`, `MLP`), for messages.
+fn paper_name(backbone: &BackboneConfig) -> &'static str {
+    match backbone {
+        BackboneConfig::Conv4(_) => "Conv-4",
+        BackboneConfig::ResNet12(_) => "ResNet-12",
+        BackboneConfig::Mlp(_) => "MLP",
+    }
 }
 
 fn split_dataset(all: ImageDataset, cfg: &RunConfig) -> Result<[Box<DynData>; 3]> {
