@@ -586,3 +586,17 @@ fn bad_sizes_are_errors_naming_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn shipped_config_builds_the_published_network() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("configs/fewshot/protonet-omniglot-5w1s-resnet12.toml");
+    let cfg = RunConfig::load(&path).unwrap();
+    let body = Body::from_config(&cfg.backbone).unwrap();
+    assert_eq!(body.feature_dim(), 640);
+    let Body::ResNet12(net) = &body else {
+        panic!("{}", body.description())
+    };
+    assert_eq!(net.parameter_count(), count_by_hand(1, [64, 160, 320, 640]));
+    assert_eq!(net.parameter_count(), 12_423_040);
+}

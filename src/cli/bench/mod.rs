@@ -149,7 +149,8 @@ pub fn run(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> R
         show(adapt::bench_w6(&exe, warmup, iters)?);
     }
     if want("resnet12") {
-        let (warmup, iters) = counts((1, 3), (2, 10));
+        // About half a minute per step on 2 cores: few iterations.
+        let (warmup, iters) = counts((1, 1), (1, 3));
         let (r, gflop) = fewshot::bench_resnet12(warmup, iters);
         let rate = gflop / (r.median_ms / 1e3);
         if json {
