@@ -58,12 +58,16 @@ fn with_input(params: &Params<f64>, x: Tensor<f64>) -> Vec<Tensor<f64>> {
 fn leaky_relu_passes_gradcheck_and_gradgradcheck() {
     let mut rng = seeded_rng(1);
     let x = Tensor::<f64>::rand_normal(&[3, 7], 0.0, 1.0, &mut rng);
-    assert_gradients("leaky_relu", &|xs| xs[0].leaky_relu(0.1), &[x.clone()]);
+    assert_gradients(
+        "leaky_relu",
+        &|xs| xs[0].leaky_relu(0.1),
+        std::slice::from_ref(&x),
+    );
     // Composed with a smooth op so the second derivative is not trivially zero.
     assert_gradients(
         "leaky_relu(x)^2",
         &|xs| xs[0].leaky_relu(0.2).square(),
-        &[x.clone()],
+        std::slice::from_ref(&x),
     );
     // The backward op itself, in both of its inputs' roles.
     let g = Tensor::<f64>::rand_normal(&[3, 7], 0.0, 1.0, &mut rng);
@@ -578,8 +582,7 @@ fn bad_sizes_are_errors_naming_the_key() {
     // data.image_size must agree with the backbone's.
     let text = "[algorithm]\nname = \"protonet\"\n\n[backbone]\nname = \"resnet12\"\nin_channels = 1\nimage_size = 28\n\n[data]\ndataset = \"omniglot\"\nimage_size = 84\n";
     let err = RunConfig::from_toml_str(text, Path::new("sizes.toml"))
-        .err()
-        .expect("two sizes")
+        .expect_err("two sizes")
         .to_string();
     assert!(
         err.contains("data.image_size") && err.contains("`backbone.image_size` = 28"),
