@@ -27,13 +27,14 @@ pub use crate::algorithms::{
     build_learner, build_learner_generic, build_regression_learner, build_with, mean_over_tasks,
     metric_learner, Adapted, Adapter, Algorithm, AlgorithmConfig, AlgorithmError, BackboneConfig,
     Conv4Backbone, FewShotLearner, Learner, LearnerParts, MetaGradient, MetaLearner, Method,
-    Metric, MetricLearner, MlpBackbone, Order, StepSize, StepStats, Target, TaskData, TaskKind,
-    TaskResult,
+    Metric, MetricLearner, MlpBackbone, Order, ResNet12Backbone, StepSize, StepStats, Target,
+    TaskData, TaskKind, TaskResult,
 };
 pub use crate::autodiff::{grad, no_grad};
 pub use crate::data::seeded_rng;
 pub use crate::nn::optim::{Adam, Optimizer, Sgd};
 pub use crate::nn::{
-    Backbone, Body, Conv4, Conv4Config, DownsampleKind, Mlp, Model, Network, Params,
+    Backbone, Body, Conv4, Conv4Config, DownsampleKind, DropBlockConfig, FeaturePooling, Mlp,
+    Model, Network, Params, ResNet12, ResNet12Config,
 };
 pub use crate::tensor::{Float, Tensor};

@@ -54,6 +54,10 @@ impl<T: Float, B: Backbone> Method<T> for AnilMethod<B> {
         AnilAlgorithm::NAME
     }
 
+    fn training_noise(&self) -> bool {
+        self.net.backbone.uses_training_noise()
+    }
+
     fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         let theta = params.requires_grad_();
         let order = Order::first_if(self.config.first_order);

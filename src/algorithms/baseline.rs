@@ -261,6 +261,10 @@ impl<T: Float, B: Backbone> Method<T> for BaselineMethod<B> {
         self.label()
     }
 
+    fn training_noise(&self) -> bool {
+        self.body.uses_training_noise()
+    }
+
     fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         let theta = params.requires_grad_();
         let body_params = theta.slice(0..self.n_body);

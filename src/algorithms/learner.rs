@@ -91,6 +91,14 @@ pub trait Method<T: Float>: Send + Sync {
     /// and the queries `qx`.
     fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T>;
 
+    /// Whether the method's backbone draws training noise (DropBlock): [`MetaLearner`] then
+    /// takes one seed per meta-training step from the step's generator and runs the step in
+    /// [`crate::nn::noise::with_training_noise`]. `false` (the default): no draw, so
+    /// deterministic backbones consume the generator exactly as before.
+    fn training_noise(&self) -> bool {
+        false
+    }
+
     /// The outer optimizer's learning rate once `done` of `total` iterations are done, for
     /// methods with a schedule; `None` (the default) keeps it constant.
     fn outer_lr(&self, done: usize, total: usize) -> Option<f64> {
@@ -155,8 +163,11 @@ impl<T: Float, M: Method<T>> FewShotLearner<T> for MetaLearner<T, M> {
         self.method.name()
     }
 
-    fn meta_train_step(&mut self, tasks: &[TaskData<T>], _: &mut dyn rand::RngCore) -> StepStats {
-        let (grads, mut stats) = self.method.batch_gradient(&self.meta.params, tasks);
+    fn meta_train_step(&mut self, tasks: &[TaskData<T>], rng: &mut dyn rand::RngCore) -> StepStats {
+        let seed = self.method.training_noise().then(|| rng.next_u64());
+        let (grads, mut stats) = crate::nn::noise::with_training_noise(seed, || {
+            self.method.batch_gradient(&self.meta.params, tasks)
+        });
         stats.grad_norm = grads
             .iter()
             .flat_map(|g| g.data().iter().map(|x| x.as_f64() * x.as_f64()))

@@ -299,6 +299,10 @@ impl<T: Float, B: Backbone> Method<T> for MamlMethod<B> {
         self.name
     }
 
+    fn training_noise(&self) -> bool {
+        self.net.backbone.uses_training_noise()
+    }
+
     fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         batch_meta_gradient(&self.net, params, tasks, self.inner_loop())
     }

@@ -91,13 +91,19 @@ fn run_in_parallel<T: Float, D: Sync>(
     // smaller than the pool, or a last round that does not fill it). Same numbers either way.
     let mode = crate::autodiff::is_grad_enabled();
     let split = crate::tensor::parallel::tasks_leave_workers_idle(tasks.len());
+    // Training noise (DropBlock): task `i` draws from `mix(seed, i)` on whichever thread runs it.
+    let noise = crate::nn::noise::training_noise_seed();
     tasks
         .par_iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(i, t)| {
             // A rayon thread may run this job while it waits inside another job that set a
             // different recording mode: run with the caller's mode.
             let _mode = crate::autodiff::set_grad_enabled(mode);
-            crate::tensor::parallel::with_op_splitting(split, || f(t))
+            let seed = noise.map(|s| crate::nn::noise::mix(s, i as u64));
+            crate::nn::noise::with_training_noise(seed, || {
+                crate::tensor::parallel::with_op_splitting(split, || f(t))
+            })
         })
         .collect()
 }

@@ -73,6 +73,10 @@ impl<T: Float, B: Backbone> Method<T> for MetaSgdMethod<B> {
         MetaSgdAlgorithm::NAME
     }
 
+    fn training_noise(&self) -> bool {
+        self.net.backbone.uses_training_noise()
+    }
+
     fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         let all = params.requires_grad_();
         let (theta, step_sizes) = all.split_at(self.n);

@@ -105,6 +105,10 @@ impl<T: Float, M: Metric<T>, B: Backbone> Method<T> for MetricNet<M, B> {
         self.metric.name()
     }
 
+    fn training_noise(&self) -> bool {
+        self.body.uses_training_noise()
+    }
+
     fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         let theta = params.requires_grad_();
         let name = self.metric.name();

@@ -43,7 +43,7 @@ pub mod task;
 
 pub use adapt::{Adapted, Adapter, Order, StepSize};
 pub use algorithm::{build_with, Algorithm, Learner, LearnerParts};
-pub use backbone_config::{BackboneConfig, Conv4Backbone, MlpBackbone};
+pub use backbone_config::{BackboneConfig, Conv4Backbone, MlpBackbone, ResNet12Backbone};
 pub use error::AlgorithmError;
 pub use learner::{FewShotLearner, MetaLearner, Method};
 pub use meta_batch::{mean_over_tasks, MetaGradient, StepStats, TaskResult};

@@ -145,6 +145,10 @@ impl<T: Float, B: Backbone> Method<T> for ReptileMethod<B> {
         ReptileAlgorithm::NAME
     }
 
+    fn training_noise(&self) -> bool {
+        self.net.backbone.uses_training_noise()
+    }
+
     fn batch_gradient(&self, theta: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         mean_over_tasks(tasks, |t| self.task_step(theta, t))
     }

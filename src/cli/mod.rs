@@ -35,7 +35,7 @@ pub enum Command {
     /// epoch, W6 cold `adapt` process, Conv-4 conv2d per-op costs, data loading and episode
     /// sampling).
     Bench {
-        /// Which parts: any of w1, w2, w2fo, w3, w4, w5, w6, conv, data (comma-separated);
+        /// Which parts: any of w1, w2, w2fo, w3, w4, w5, w6, conv, data, resnet12 (comma-separated);
         /// default all.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,

@@ -106,6 +106,14 @@ impl BoxResizer {
     ) {
         assert_eq!(src.len(), self.src_h * self.src_w, "source size");
         assert_eq!(out.len(), self.dst_h * self.dst_w, "destination size");
+        if (self.src_h, self.src_w) == (self.dst_h, self.dst_w) {
+            // Same size (e.g. Omniglot's 105x105 at `image_size = 105`): every box is one
+            // source pixel of weight 1, so the resize is a copy; skip the passes.
+            for (o, &p) in out.iter_mut().zip(src) {
+                *o = pixel(p);
+            }
+            return;
+        }
         let sw = self.src_w;
         // Vertical pass: dst_h x src_w.
         tmp.clear();

@@ -215,14 +215,12 @@ fn image_input(input: Option<InputPipeline>) -> Option<(ColorMode, usize)> {
     }
 }
 
-/// A CSV's flat rows as the backbone's example shape: a Conv-4 checkpoint takes rows of
-/// `channels * size * size` pixels (in `[C, H, W]` order) as images.
+/// A CSV's flat rows as the backbone's example shape: a Conv-4 or ResNet-12 checkpoint takes
+/// rows of `channels * size * size` pixels (in `[C, H, W]` order) as images.
 fn example_shape(backbone: &BackboneConfig, csv_shape: Vec<usize>) -> Vec<usize> {
     let width: usize = csv_shape.iter().product();
-    match backbone {
-        BackboneConfig::Conv4(c) if width == c.in_channels * c.image_size * c.image_size => {
-            vec![c.in_channels, c.image_size, c.image_size]
-        }
+    match backbone.image_input() {
+        Some((c, s)) if width == c * s * s => vec![c, s, s],
         _ => csv_shape,
     }
 }
@@ -337,7 +335,7 @@ fn check_outputs(checkpoint: &Path, out: &Tensor<f32>, names: &[String]) -> Resu
 fn mlp_width(backbone: &BackboneConfig) -> Option<usize> {
     match backbone {
         BackboneConfig::Mlp(m) => m.sizes.first().copied(),
-        BackboneConfig::Conv4(_) => None,
+        BackboneConfig::Conv4(_) | BackboneConfig::ResNet12(_) => None,
     }
 }
 

@@ -130,8 +130,8 @@ pub struct DataConfig {
     /// `q_query`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_q_query: Option<usize>,
-    /// Side of the (square) images; must match the Conv-4 backbone's `image_size`. Default:
-    /// the backbone's (28 for Omniglot).
+    /// Side of the (square) images; must match the image backbone's (Conv-4, ResNet-12)
+    /// `image_size`. Default: the backbone's (28 for Omniglot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
     /// The class split. `omniglot`: a name, `"vinyals"` (default) or `"lake"`;
@@ -436,9 +436,9 @@ impl RunConfig {
 
     /// The image side the backbone expects (`None` for an MLP).
     pub fn image_size(&self) -> Option<usize> {
-        match &self.backbone {
-            BackboneConfig::Conv4(c) => Some(c.image_size),
-            BackboneConfig::Mlp(_) => self.data.image_size,
+        match self.backbone.image_input() {
+            Some((_, size)) => Some(size),
+            None => self.data.image_size,
         }
     }
 
@@ -625,18 +625,15 @@ impl RunConfig {
                     format!("only apply to `sinusoid`, not `{}`", d.dataset.name()),
                 ));
             }
-            if let (BackboneConfig::Conv4(c), Some(s)) = (&self.backbone, d.image_size) {
-                if c.image_size != s {
+            if let (Some((_, size)), Some(s)) = (self.backbone.image_input(), d.image_size) {
+                if size != s {
                     return Err(TrainError::value(
                         "data.image_size",
-                        format!(
-                            "= {s} differs from `backbone.image_size` = {}",
-                            c.image_size
-                        ),
+                        format!("= {s} differs from `backbone.image_size` = {size}"),
                     ));
                 }
             }
-            if d.dataset == DatasetKind::Csv && matches!(self.backbone, BackboneConfig::Conv4(_)) {
+            if d.dataset == DatasetKind::Csv && self.backbone.image_input().is_some() {
                 return Err(TrainError::value(
                     "backbone",
                     "CSV feature vectors need name = \"mlp\" with sizes starting at the number of features",

@@ -177,6 +177,10 @@ pub fn describe_backbone(b: &BackboneConfig) -> String {
             "conv4 (in_channels {}, filters {}, image_size {}, blocks {})",
             c.in_channels, c.filters, c.image_size, c.blocks
         ),
+        BackboneConfig::ResNet12(r) => format!(
+            "resnet12 (in_channels {}, channels {:?}, image_size {}, pooling {:?}, drop_block {:?})",
+            r.in_channels, r.channels, r.image_size, r.pooling, r.drop_block
+        ),
         BackboneConfig::Mlp(m) => format!("mlp (sizes {:?})", m.sizes),
     }
 }

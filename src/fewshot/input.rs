@@ -51,7 +51,10 @@ impl InputPipeline {
             return Some(InputPipeline::Regression);
         }
         let (channels, size) = match &cfg.backbone {
-            BackboneConfig::Conv4(c) => (c.in_channels, Some(c.image_size)),
+            BackboneConfig::Conv4(_) | BackboneConfig::ResNet12(_) => {
+                let (c, s) = cfg.backbone.image_input().unwrap_or_default();
+                (c, Some(s))
+            }
             BackboneConfig::Mlp(m) => {
                 if cfg.data.dataset == DatasetKind::Csv {
                     return m

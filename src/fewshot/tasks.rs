@@ -20,7 +20,7 @@ pub type DynData = dyn LabelledData + Send + Sync;
 /// How examples are fed to the backbone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InputLayout {
-    /// Images `[N, C, H, W]` (Conv-4).
+    /// Images `[N, C, H, W]` (Conv-4, ResNet-12).
     Image,
     /// Flat vectors `[N, D]` (MLP).
     Flat,
@@ -29,9 +29,9 @@ pub enum InputLayout {
 impl InputLayout {
     /// The layout a backbone takes.
     pub fn of(backbone: &BackboneConfig) -> Self {
-        match backbone {
-            BackboneConfig::Conv4(_) => InputLayout::Image,
-            BackboneConfig::Mlp(_) => InputLayout::Flat,
+        match backbone.image_input() {
+            Some(_) => InputLayout::Image,
+            None => InputLayout::Flat,
         }
     }
 
@@ -206,21 +206,32 @@ pub fn check_input(cfg: &RunConfig, example_shape: &[usize], origin: &Path) -> R
                 });
             }
         }
-        BackboneConfig::Conv4(c) => {
-            let ok = matches!(example_shape, [ch, h, w] if *ch == c.in_channels && *h == c.image_size && *w == c.image_size);
+        BackboneConfig::Conv4(_) | BackboneConfig::ResNet12(_) => {
+            let (channels, size) = cfg.backbone.image_input().unwrap_or_default();
+            let ok =
+                matches!(example_shape, [ch, h, w] if *ch == channels && *h == size && *w == size);
             if !ok {
                 return Err(TrainError::Input {
                     path: origin.to_path_buf(),
                     reason: format!(
-                        "examples have shape {example_shape:?} but the Conv-4 backbone takes [{}, {}, {}] \
+                        "examples have shape {example_shape:?} but the {} backbone takes [{channels}, {size}, {size}] \
                          (`backbone.in_channels`, `backbone.image_size`)",
-                        c.in_channels, c.image_size, c.image_size
+                        paper_name(&cfg.backbone)
                     ),
                 });
             }
         }
     }
     Ok(())
+}
+
+/// A backbone as papers write it (`Conv-4`, `ResNet-12`, `MLP`), for messages.
+fn paper_name(backbone: &BackboneConfig) -> &'static str {
+    match backbone {
+        BackboneConfig::Conv4(_) => "Conv-4",
+        BackboneConfig::ResNet12(_) => "ResNet-12",
+        BackboneConfig::Mlp(_) => "MLP",
+    }
 }
 
 fn split_dataset(all: ImageDataset, cfg: &RunConfig) -> Result<[Box<DynData>; 3]> {
@@ -250,10 +261,7 @@ impl TaskSource {
         }
         let path = d.data_path()?;
         let size = cfg.image_size();
-        let channels = match &cfg.backbone {
-            BackboneConfig::Conv4(c) => c.in_channels,
-            BackboneConfig::Mlp(_) => 1,
-        };
+        let channels = cfg.backbone.image_input().map_or(1, |(c, _)| c);
         let mut constraints: [EpisodeConstraints; 3] = Default::default();
         let [train, val, test]: [Box<DynData>; 3] = match d.dataset {
             DatasetKind::Omniglot => {

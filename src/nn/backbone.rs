@@ -1,7 +1,7 @@
-//! Feature extractors: the [`Backbone`] trait, implemented by Conv-4 and the MLP, and
-//! [`Body`], the built-in backbone a config names.
+//! Feature extractors: the [`Backbone`] trait, implemented by Conv-4, ResNet-12 and the MLP,
+//! and [`Body`], the built-in backbone a config names.
 
-use super::{Conv4, Mlp, Model, Params};
+use super::{Conv4, Mlp, Model, Params, ResNet12};
 use crate::tensor::{Float, Tensor};
 
 /// A feature extractor as a function of its parameters: `embed(params, x) -> [N, d]` with
@@ -36,6 +36,13 @@ pub trait Backbone: Send + Sync + 'static {
 
     /// A one-line description for logs.
     fn description(&self) -> String;
+
+    /// Whether the backbone has stochastic layers (DropBlock) that draw from the training
+    /// noise of [`super::noise`] while meta-training; `false` (the default) for deterministic
+    /// backbones, whose learners then draw no noise seed.
+    fn uses_training_noise(&self) -> bool {
+        false
+    }
 }
 
 /// Conv-4 without its head (`config.head` is `None`): the flattened output of its blocks.
@@ -88,12 +95,15 @@ impl Backbone for Mlp {
     }
 }
 
-/// The built-in backbones, one of which a config names (`[backbone] name = "conv4"` or
-/// `"mlp"`): Conv-4 blocks (flattened output) or a ReLU MLP.
+/// The built-in backbones, one of which a config names (`[backbone] name = "conv4"`,
+/// `"resnet12"` or `"mlp"`): Conv-4 blocks (flattened output), ResNet-12 (flattened or
+/// averaged output) or a ReLU MLP.
 #[derive(Clone, Debug)]
 pub enum Body {
     /// Conv-4 without head.
     Conv4(Conv4),
+    /// ResNet-12 (Lee et al. 2019, MetaOptNet).
+    ResNet12(ResNet12),
     /// MLP; the features are the ReLU of its last layer.
     Mlp(Mlp),
 }
@@ -102,6 +112,7 @@ impl Backbone for Body {
     fn init_params<T: Float>(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
         match self {
             Body::Conv4(c) => c.init_params(rng),
+            Body::ResNet12(r) => r.init_params(rng),
             Body::Mlp(m) => m.init_params(rng),
         }
     }
@@ -109,6 +120,7 @@ impl Backbone for Body {
     fn embed<T: Float>(&self, params: &Params<T>, x: &Tensor<T>) -> Tensor<T> {
         match self {
             Body::Conv4(c) => Backbone::embed(c, params, x),
+            Body::ResNet12(r) => r.embed(params, x),
             Body::Mlp(m) => m.embed(params, x),
         }
     }
@@ -116,6 +128,7 @@ impl Backbone for Body {
     fn embed_tasks<T: Float>(&self, params: &Params<T>, x: &Tensor<T>) -> Option<Tensor<T>> {
         match self {
             Body::Conv4(c) => c.embed_tasks(params, x),
+            Body::ResNet12(r) => r.embed_tasks(params, x),
             Body::Mlp(m) => m.embed_tasks(params, x),
         }
     }
@@ -123,6 +136,7 @@ impl Backbone for Body {
     fn feature_dim(&self) -> usize {
         match self {
             Body::Conv4(c) => c.feature_dim(),
+            Body::ResNet12(r) => r.feature_dim(),
             Body::Mlp(m) => m.feature_dim(),
         }
     }
@@ -130,6 +144,7 @@ impl Backbone for Body {
     fn num_params(&self) -> usize {
         match self {
             Body::Conv4(c) => c.num_params(),
+            Body::ResNet12(r) => r.num_params(),
             Body::Mlp(m) => m.num_params(),
         }
     }
@@ -137,7 +152,15 @@ impl Backbone for Body {
     fn description(&self) -> String {
         match self {
             Body::Conv4(c) => c.description(),
+            Body::ResNet12(r) => r.description(),
             Body::Mlp(m) => m.description(),
+        }
+    }
+
+    fn uses_training_noise(&self) -> bool {
+        match self {
+            Body::ResNet12(r) => r.uses_training_noise(),
+            Body::Conv4(_) | Body::Mlp(_) => false,
         }
     }
 }

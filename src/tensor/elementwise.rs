@@ -4,7 +4,8 @@
 //! `a+b: (g, g)`, `a-b: (g, -g)`, `a*b: (g b, g a)`, `a/b: (g/b, -g y/b)`, each summed back to
 //! its input's shape; `exp: g y`, `log: g/x`, `sqrt: g/(2y)`, `x^p: g p x^(p-1)`,
 //! `sigmoid: g y (1-y)`, `tanh: g (1-y^2)`, `relu, abs, clamp: g * mask` with a constant mask
-//! (ReLU'(0) = 0, as PyTorch).
+//! (ReLU'(0) = 0, as PyTorch), `leaky_relu(a): g` where `x > 0`, else `a g` (also at 0, as
+//! PyTorch).
 
 use super::shape::{broadcast_shapes, broadcast_strides};
 use super::view::for_each_row;
@@ -148,6 +149,7 @@ enum UnaryKind {
     AddScalar(f64),
     MulScalar(f64),
     Clamp(f64, f64),
+    LeakyRelu(f64),
 }
 
 impl UnaryKind {
@@ -165,6 +167,7 @@ impl UnaryKind {
             UnaryKind::AddScalar(_) => "add_scalar",
             UnaryKind::MulScalar(_) => "mul_scalar",
             UnaryKind::Clamp(_, _) => "clamp",
+            UnaryKind::LeakyRelu(_) => "leaky_relu",
         }
     }
 }
@@ -208,6 +211,7 @@ impl<T: Float> Backward<T> for UnaryBackward {
                     }
                 }))
             }
+            UnaryKind::LeakyRelu(a) => g.where_positive_else_scaled(x, a),
         };
         vec![Some(gx)]
     }
@@ -245,6 +249,10 @@ fn unary<T: Float>(x: &Tensor<T>, kind: UnaryKind) -> Tensor<T> {
             let (lo, hi) = (T::of(lo), T::of(hi));
             parallel::map_slice(d, |v| v.max(lo).min(hi))
         }
+        UnaryKind::LeakyRelu(a) => {
+            let a = T::of(a);
+            parallel::map_slice(d, |v| if v > T::zero() { v } else { a * v })
+        }
     };
     Tensor::from_op(data, x.shape().to_vec(), &[x], || UnaryBackward(kind))
 }
@@ -266,6 +274,23 @@ struct WherePositiveBackward;
 impl_backward!(WherePositiveBackward, "where_positive", |self, ctx, g| {
     vec![ctx.needs[0].then(|| g.where_positive(&ctx.inputs[1])), None]
 });
+
+/// `where_positive_else_scaled(g, x, a)`: linear in `g` with a constant pattern from `x`, so
+/// its gradient with respect to `g` is the same op and `x` gets none (LeakyReLU's second
+/// derivative is 0).
+struct WherePositiveElseScaledBackward {
+    slope: f64,
+}
+impl_backward!(
+    WherePositiveElseScaledBackward,
+    "where_positive_else_scaled",
+    |self, ctx, g| {
+        vec![
+            ctx.needs[0].then(|| g.where_positive_else_scaled(&ctx.inputs[1], self.slope)),
+            None,
+        ]
+    }
+);
 
 /// The elementwise methods of [`Tensor`]: `binary name => Kind;` is
 /// `pub fn name(&self, other: &Tensor<T>) -> Tensor<T>` computing `BinaryKind::Kind`, and
@@ -308,6 +333,37 @@ impl<T: Float> Tensor<T> {
         Tensor::from_op(data, self.shape().to_vec(), &[self, x], || {
             WherePositiveBackward
         })
+    }
+
+    /// `self` where `x > 0`, else `slope * self` (one pass): LeakyReLU's backward,
+    /// `g * (x > 0 ? 1 : slope)`. Differentiable again with respect to `self` (itself, with the
+    /// same `x`); `x` only selects, so it gets no gradient.
+    pub fn where_positive_else_scaled(&self, x: &Tensor<T>, slope: f64) -> Tensor<T> {
+        assert_eq!(
+            self.shape(),
+            x.shape(),
+            "where_positive_else_scaled: shapes {:?} and {:?} differ",
+            self.shape(),
+            x.shape()
+        );
+        let a = T::of(slope);
+        let data = self
+            .data()
+            .iter()
+            .zip(x.data())
+            .map(|(&g, &v)| if v > T::zero() { g } else { a * g })
+            .collect();
+        Tensor::from_op(data, self.shape().to_vec(), &[self, x], || {
+            WherePositiveElseScaledBackward { slope }
+        })
+    }
+
+    /// Leaky ReLU (Maas et al. 2013; the activation of ResNet-12 in Lee et al. 2019,
+    /// MetaOptNet, with `slope` 0.1): `x` where `x > 0`, else `slope * x`, elementwise.
+    /// Gradient 1 where `x > 0`, else `slope` (so `slope` at 0, as PyTorch's `LeakyReLU`);
+    /// second derivative 0.
+    pub fn leaky_relu(&self, slope: f64) -> Tensor<T> {
+        unary(self, UnaryKind::LeakyRelu(slope))
     }
 
     elementwise_methods! {

@@ -89,7 +89,7 @@ impl Net {
         let [c, h, w] = self.in_shape;
         match self.backbone {
             Body::Mlp(_) => Tensor::from_vec(x, &[idx.len(), c * h * w]),
-            Body::Conv4(_) => Tensor::from_vec(x, &[idx.len(), c, h, w]),
+            Body::Conv4(_) | Body::ResNet12(_) => Tensor::from_vec(x, &[idx.len(), c, h, w]),
         }
     }
 

@@ -186,3 +186,61 @@ pub fn bench_w4(warmup: usize, iters: usize) -> BenchResult {
         );
     })
 }
+
+/// The direct-convolution FLOPs (`2 N O C kh kw Ho Wo` per conv) of one ProtoNet training
+/// step of a ResNet-12 on `n` images: every conv's forward and weight gradient, and the input
+/// gradient of every conv whose input is not the image (the first block's conv1 and shortcut
+/// take the image, which needs no gradient).
+pub fn resnet12_step_flops(net: &crate::nn::ResNet12, n: usize) -> f64 {
+    let c = &net.config;
+    let (mut cin, mut side, mut total) = (c.in_channels, c.image_size, 0.0);
+    for (b, &o) in c.channels.iter().enumerate() {
+        let plane = (side * side) as f64;
+        let conv = |i: usize, k: usize| 2.0 * (n * o * i * k * k) as f64 * plane;
+        let fwd = [conv(cin, 3), conv(o, 3), conv(o, 3), conv(cin, 1)];
+        let input_grads = if b == 0 {
+            fwd[1] + fwd[2]
+        } else {
+            fwd.iter().sum()
+        };
+        total += 2.0 * fwd.iter().sum::<f64>() + input_grads;
+        cin = o;
+        side /= 2;
+    }
+    total
+}
+
+/// ResNet-12 workload: one Prototypical Networks training episode on MetaOptNet's ResNet-12
+/// (`[64, 160, 320, 640]`, flattened 16000-d features, no DropBlock) on 3x84x84 N(0,1)
+/// images, 5-way 1-shot 15-query (support and query embedded in one batch of 80), Adam 1e-3;
+/// a pool of 2 episodes. Returns the timing and the step's GFLOP ([`resnet12_step_flops`]).
+pub fn bench_resnet12(warmup: usize, iters: usize) -> (BenchResult, f64) {
+    use crate::algorithms::FewShotLearner;
+    use crate::nn::{Body, FeaturePooling, ResNet12, ResNet12Config};
+    const WAYS: usize = 5;
+    const QUERY: usize = 15;
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let net = ResNet12::new(ResNet12Config {
+        in_channels: 3,
+        channels: [64, 160, 320, 640],
+        image_size: 84,
+        leaky_slope: 0.1,
+        pooling: FeaturePooling::Flatten,
+        drop_block: None,
+    });
+    let gflop = resnet12_step_flops(&net, WAYS * (1 + QUERY)) / 1e9;
+    let body = Body::ResNet12(net);
+    let mut learner = crate::algorithms::protonet::ProtoNet::<f32>::new(body, 1e-3, &mut rng);
+    let pool: Vec<TaskData<f32>> = (0..2)
+        .map(|_| TaskData {
+            support_x: Tensor::rand_normal(&[WAYS, 3, 84, 84], 0.0, 1.0, &mut rng),
+            support_y: Target::Classes((0..WAYS).collect()),
+            query_x: Tensor::rand_normal(&[WAYS * QUERY, 3, 84, 84], 0.0, 1.0, &mut rng),
+            query_y: Target::Classes((0..WAYS * QUERY).map(|i| i / QUERY).collect()),
+        })
+        .collect();
+    let result = time_iterations("ResNet12_protonet", warmup, iters, |i| {
+        learner.meta_train_step(std::slice::from_ref(&pool[i % 2]), &mut rng);
+    });
+    (result, gflop)
+}

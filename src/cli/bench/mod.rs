@@ -3,7 +3,7 @@
 //! step; data preparation happens before the timer. Peak RSS is the process's high-water mark.
 //!
 //! - [`fewshot`]: W1 (sinusoid MAML), W2 (Omniglot-shaped MAML / FOMAML), W3 (ProtoNet 60-way
-//!   episode), W4 (miniImageNet-shaped MAML),
+//!   episode), W4 (miniImageNet-shaped MAML), and a ResNet-12 ProtoNet episode (`resnet12`),
 //! - [`mtl`](mod@mtl): W5 (multi-task MNIST-shaped epoch),
 //! - [`adapt`]: W6 (a cold `metalearn adapt` process) and the files it adapts on,
 //! - [`data`]: dataset load times and episode sampling cost.
@@ -19,7 +19,9 @@ use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
 /// The parts `metalearn bench --only` accepts.
-pub const PARTS: [&str; 9] = ["w1", "w2", "w2fo", "w3", "w4", "w5", "w6", "conv", "data"];
+pub const PARTS: [&str; 10] = [
+    "w1", "w2", "w2fo", "w3", "w4", "w5", "w6", "conv", "data", "resnet12",
+];
 
 /// Timing statistics of one workload.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -145,6 +147,18 @@ pub fn run(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> R
         let exe = std::env::current_exe().context("W6: locating the metalearn binary")?;
         let (warmup, iters) = counts((2, 5), (3, 30));
         show(adapt::bench_w6(&exe, warmup, iters)?);
+    }
+    if want("resnet12") {
+        // About half a minute per step on 2 cores: few iterations.
+        let (warmup, iters) = counts((1, 1), (1, 3));
+        let (r, gflop) = fewshot::bench_resnet12(warmup, iters);
+        let rate = gflop / (r.median_ms / 1e3);
+        if json {
+            show(r);
+        } else {
+            println!("{r}");
+            println!("  ResNet-12 step: {gflop:.1} GFLOP (direct-convolution count), {rate:.1} GFLOP/s at the median");
+        }
     }
     if want("conv") {
         println!("{}", crate::tensor::conv_bench_report());
