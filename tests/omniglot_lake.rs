@@ -311,6 +311,10 @@ fn options_on_data_without_them_are_errors_naming_the_key() {
             &config_with(d, "disjoint_drawers = true"),
             "data.disjoint_drawers",
         );
+        fails_naming(
+            &config_with(d, "train_within_alphabet = true"),
+            "data.train_within_alphabet",
+        );
         let e = fails_naming(&config_with(d, "split = \"lake\""), "data.split");
         assert!(e.contains("no named splits"), "{e}");
     }
@@ -554,4 +558,47 @@ fn the_sampler_constraints_hold_on_synthetic_data_and_bad_input_is_an_error() {
     assert!(msg(many_shots.disjoint_drawers(&drawers)).contains("share 4 drawers"));
     let many_queries = EpisodeSampler::new(&ds, EpisodeSpec::new(2, 2, 5).unwrap()).unwrap();
     assert!(msg(many_queries.disjoint_drawers(&drawers)).contains("fewer than Q = 5"));
+}
+
+#[test]
+fn train_within_alphabet_false_trains_on_mixed_alphabets_and_tests_within_one() {
+    let cfg = lake_config(&[(
+        "\nwithin_alphabet = true\n",
+        "\nwithin_alphabet = true\ntrain_within_alphabet = false\ntrain_n_way = 60\n",
+    )]);
+    if common::omniglot().is_none() {
+        return;
+    }
+    let source = TaskSource::load(&cfg).unwrap();
+    let TaskSource::Episodic(e) = &source else {
+        panic!("episodic")
+    };
+    let alphabets = |data: &dyn LabelledData, classes: &[usize]| -> BTreeSet<String> {
+        classes.iter().map(|&c| alphabet_of(data, c)).collect()
+    };
+    // 60 classes cannot come from one alphabet (the largest background one has 55).
+    let train = source.train_sampler().unwrap().unwrap();
+    for seed in 0..20 {
+        let idx = train.sample_indices(&mut seeded_rng(seed));
+        assert_eq!(idx.classes.len(), 60);
+        assert!(alphabets(e.train.as_ref(), &idx.classes).len() > 1);
+    }
+    for (split, data) in [(Split::Val, &e.val), (Split::Test, &e.test)] {
+        let sampler = source.sampler(split).unwrap().unwrap();
+        for seed in 0..50 {
+            let idx = sampler.sample_indices(&mut seeded_rng(seed));
+            assert_eq!(idx.classes.len(), 20);
+            assert_eq!(alphabets(data.as_ref(), &idx.classes).len(), 1, "{split:?}");
+        }
+    }
+    // Training within alphabets at 60-way is impossible: an error naming the key.
+    let cfg = lake_config(&[(
+        "\nwithin_alphabet = true\n",
+        "\nwithin_alphabet = true\ntrain_n_way = 60\n",
+    )]);
+    let err = TaskSource::load(&cfg)
+        .and_then(|s| s.train_sampler().map(|_| ()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("data.within_alphabet"), "{err}");
 }

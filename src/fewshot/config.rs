@@ -163,6 +163,11 @@ pub struct DataConfig {
     /// Draws all N classes of an episode from one alphabet (`omniglot` only; default false).
     #[serde(default, skip_serializing_if = "is_false")]
     pub within_alphabet: bool,
+    /// Whether meta-training episodes too draw their classes from one alphabet (default:
+    /// `within_alphabet`). `false` with `within_alphabet = true` trains on episodes mixing
+    /// alphabets (e.g. 60-way, more than any alphabet has) and validates and tests within one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_within_alphabet: Option<bool>,
     /// Takes an episode's support from K drawers shared by its classes and its queries from
     /// the other drawers (`omniglot` only; default false).
     #[serde(default, skip_serializing_if = "is_false")]
@@ -200,6 +205,12 @@ impl DataConfig {
     }
 
     /// N of the meta-training episodes: `train_n_way`, else [`DataConfig::n_way`].
+    /// Whether meta-training episodes draw their classes from one alphabet:
+    /// `train_within_alphabet`, else `within_alphabet`.
+    pub fn train_within_alphabet(&self) -> bool {
+        self.train_within_alphabet.unwrap_or(self.within_alphabet)
+    }
+
     pub fn train_n_way(&self) -> usize {
         if self.is_regression() {
             0

@@ -9,6 +9,7 @@
 //! split = "lake"              # default "vinyals"; image_folder / csv: [train, val] fractions
 //! rotation_classes = false    # lake / image_folder: add 3 quarter turns of each train class
 //! within_alphabet = true      # all N classes of an episode from one alphabet
+//! train_within_alphabet = false  # default: within_alphabet; false: training mixes alphabets
 //! disjoint_drawers = true     # K support drawers shared by the classes, queries by others
 //! ```
 //!
@@ -171,8 +172,11 @@ impl DataConfig {
         if self.rotation_classes == Some(true) && !vinyals {
             words.push("rotation classes");
         }
-        if self.within_alphabet {
-            words.push("within-alphabet");
+        match (self.within_alphabet, self.train_within_alphabet()) {
+            (true, true) => words.push("within-alphabet"),
+            (true, false) => words.push("within-alphabet evaluation"),
+            (false, true) => words.push("within-alphabet training"),
+            (false, false) => {}
         }
         if self.disjoint_drawers {
             words.push("disjoint drawers");
@@ -213,7 +217,8 @@ fn validate_split(d: &DataConfig) -> Result<()> {
     }
 }
 
-/// Checks `rotation_classes`, `within_alphabet` and `disjoint_drawers` against the dataset
+/// Checks `rotation_classes`, `within_alphabet`, `train_within_alphabet` and
+/// `disjoint_drawers` against the dataset
 /// and the split.
 pub(super) fn validate_episode_options(d: &DataConfig) -> Result<()> {
     validate_split(d)?;
@@ -241,10 +246,11 @@ pub(super) fn validate_episode_options(d: &DataConfig) -> Result<()> {
     }
     for (key, on) in [
         ("data.within_alphabet", d.within_alphabet),
+        ("data.train_within_alphabet", d.train_within_alphabet()),
         ("data.disjoint_drawers", d.disjoint_drawers),
     ] {
         if on && !omniglot {
-            let what = if key == "data.within_alphabet" {
+            let what = if key != "data.disjoint_drawers" {
                 "alphabets (groups of classes)"
             } else {
                 "drawer ids"
@@ -258,13 +264,14 @@ pub(super) fn validate_episode_options(d: &DataConfig) -> Result<()> {
             ));
         }
     }
-    if d.disjoint_drawers && d.k_shot + d.q_query > DRAWINGS_PER_CHARACTER {
+    let q_query = d.q_query.max(d.train_q_query());
+    if d.disjoint_drawers && d.k_shot + q_query > DRAWINGS_PER_CHARACTER {
         return Err(TrainError::value(
             "data.disjoint_drawers",
             format!(
-                "= true needs k_shot + q_query <= {DRAWINGS_PER_CHARACTER} (Omniglot's drawers), \
-                 found {} + {}",
-                d.k_shot, d.q_query
+                "= true needs k_shot + q_query <= {DRAWINGS_PER_CHARACTER} (Omniglot's drawers; \
+                 q_query: the larger of q_query and train_q_query), found {} + {q_query}",
+                d.k_shot
             ),
         ));
     }
@@ -282,9 +289,9 @@ pub struct EpisodeConstraints {
 
 impl EpisodeConstraints {
     /// The constraints `d` asks for, read from the Omniglot structure of a split.
-    fn of(d: &DataConfig, s: OmniglotStructure) -> Self {
+    fn of(d: &DataConfig, within_alphabet: bool, s: OmniglotStructure) -> Self {
         EpisodeConstraints {
-            groups: d.within_alphabet.then_some((s.class_group, s.group_names)),
+            groups: within_alphabet.then_some((s.class_group, s.group_names)),
             drawers: d.disjoint_drawers.then_some(s.example_drawer),
         }
     }
@@ -359,9 +366,15 @@ pub(super) fn load_omniglot_splits(
         }
     };
     let mut constraints: [EpisodeConstraints; 3] = Default::default();
-    if d.within_alphabet || d.disjoint_drawers {
-        for (c, s) in constraints.iter_mut().zip(&splits) {
-            *c = EpisodeConstraints::of(d, OmniglotStructure::of(s, &characters, &drawings)?);
+    if d.within_alphabet || d.train_within_alphabet() || d.disjoint_drawers {
+        let within = [
+            d.train_within_alphabet(),
+            d.within_alphabet,
+            d.within_alphabet,
+        ];
+        for ((c, s), within) in constraints.iter_mut().zip(&splits).zip(within) {
+            let structure = OmniglotStructure::of(s, &characters, &drawings)?;
+            *c = EpisodeConstraints::of(d, within, structure);
         }
     }
     let [train, val, test] = splits;
