@@ -23,6 +23,7 @@
 //! - [`cli`] (cargo feature `cli`, on by default; the library builds without it): the command
 //!   line, with the benchmarks ([`cli::bench`](mod@cli::bench)) and the reference verifier
 //!   ([`cli::reference`](mod@cli::reference)).
+#![warn(missing_docs)]
 
 pub mod algorithms;
 mod alloc;

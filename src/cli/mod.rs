@@ -23,6 +23,7 @@ pub struct Cli {
     /// Worker threads, 1 to 4096 (default: all cores).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// What to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -153,6 +154,7 @@ pub enum Command {
     },
     /// Inspect or fetch datasets.
     Data {
+        /// `inspect` or `download`.
         #[command(subcommand)]
         command: DataCommand,
     },

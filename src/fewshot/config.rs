@@ -204,13 +204,13 @@ impl DataConfig {
         }
     }
 
-    /// N of the meta-training episodes: `train_n_way`, else [`DataConfig::n_way`].
     /// Whether meta-training episodes draw their classes from one alphabet:
     /// `train_within_alphabet`, else `within_alphabet`.
     pub fn train_within_alphabet(&self) -> bool {
         self.train_within_alphabet.unwrap_or(self.within_alphabet)
     }
 
+    /// N of the meta-training episodes: `train_n_way`, else [`DataConfig::n_way`].
     pub fn train_n_way(&self) -> usize {
         if self.is_regression() {
             0
