@@ -42,12 +42,8 @@ fn shipped_configs_parse_and_cover_every_method() {
         }
         let cfg = RunConfig::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
-        // The Lake protocol config scores 1000 episodes; the others the usual 600.
-        let episodes = if stem.ends_with("lake") {
-            1000
-        } else {
-            600
-        };
+        // The Lake protocol configs score 1000 episodes; the others the usual 600.
+        let episodes = if stem.ends_with("lake") { 1000 } else { 600 };
         assert_eq!(cfg.eval.episodes, episodes, "{}", p.display());
         seen.push(stem);
     }
