@@ -70,15 +70,7 @@ fn write_episode(dir: &Path, raw: &metalearn::data::ImageDataset) -> Vec<usize> 
 fn train_checkpoint(dir: &Path, data: &Path) -> PathBuf {
     let config = format!(
         r#"
-[algorithm]
-name = "protonet"
-[backbone]
-name = "conv4"
-in_channels = 1
-filters = 8
-image_size = 28
-blocks = 4
-[data]
+{head}[data]
 dataset = "omniglot"
 data_dir = {data:?}
 n_way = 5
@@ -95,6 +87,7 @@ out_dir = {out:?}
 [eval]
 episodes = 4
 "#,
+        head = common::SMALL_CONV4_PROTONET,
         out = dir.join("run")
     );
     let cfg = dir.join("run.toml");

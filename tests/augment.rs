@@ -26,14 +26,7 @@ use std::path::Path;
 fn omniglot_config(extra: &str) -> String {
     format!(
         r#"
-[algorithm]
-name = "protonet"
-[backbone]
-name = "conv4"
-in_channels = 1
-filters = 8
-image_size = 28
-[train]
+{head}[train]
 iterations = 4
 meta_batch = 2
 meta_lr = 0.001
@@ -50,7 +43,8 @@ n_way = 5
 k_shot = 1
 q_query = 3
 {extra}
-"#
+"#,
+        head = common::SMALL_CONV4_PROTONET
     )
 }
 

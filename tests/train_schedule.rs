@@ -64,15 +64,7 @@ fn classes(t: &Target<f32>) -> (usize, usize) {
 fn omniglot_protonet(data: &Path) -> String {
     format!(
         r#"
-[algorithm]
-name = "protonet"
-[backbone]
-name = "conv4"
-in_channels = 1
-filters = 8
-image_size = 28
-blocks = 4
-[data]
+{head}[data]
 dataset = "omniglot"
 data_dir = {data:?}
 n_way = 5
@@ -90,7 +82,8 @@ seed = 11
 val_every = 1
 val_episodes = 2
 checkpoint_every = 1
-"#
+"#,
+        head = common::SMALL_CONV4_PROTONET
     )
 }
 

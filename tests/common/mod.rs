@@ -87,6 +87,19 @@ label = "class_mod3"
 classes = 3
 "#;
 
+/// The `[algorithm]` and `[backbone]` tables of the small ProtoNet the Omniglot run tests
+/// train: Conv-4 with 8 filters on 28x28 images (4 blocks).
+pub const SMALL_CONV4_PROTONET: &str = r#"
+[algorithm]
+name = "protonet"
+[backbone]
+name = "conv4"
+in_channels = 1
+filters = 8
+image_size = 28
+blocks = 4
+"#;
+
 /// A tiny sinusoid MAML run config (12 iterations, validation every 3, checkpoints every 4),
 /// ending inside `[train]` so a test can append `out_dir` and other train keys.
 pub const SINUSOID: &str = r#"
