@@ -3,8 +3,8 @@
 //!
 //! - [`model`]: layer stacks, task kinds (binary / multi-class / regression), hard parameter
 //!   sharing ([`model::HardSharing`]); [`architectures`]: MMoE and cross-stitch networks.
-//! - [`weighting`]: the [`weighting::Weighting`] trait and nine methods (equal, uncertainty,
-//!   DWA, RLW, GradNorm, PCGrad, MGDA, CAGrad, Nash-MTL).
+//! - [`weighting`]: the [`weighting::Weighting`] trait and the methods of [`METHODS`] (loss
+//!   weightings, gradient manipulation, and TorchJD's Gramian weightings).
 //! - [`train`]: the training loop (per-task gradients on the shared parameters through a
 //!   retained graph when a method or the diagnostics need them), evaluation.
 //! - [`diagnostics`]: loss / metric curves, gradient cosines, tables, SVG plots.

@@ -1,7 +1,7 @@
 //! The multi-task training loop, evaluation, and single-task baselines.
 
 use super::config::{MtlConfig, MtlData};
-use super::diagnostics::{pairs, CosineRecord, EpochRecord, History};
+use super::diagnostics::{pairs, CosineRecord, EpochRecord, FallbackRecord, History};
 use super::error::MtlError;
 use super::model::{metric_name, task_loss, MetricAcc, MultiTaskModel, Owner, TaskTargets};
 use super::weighting::{gram, gram_cosine, StepInfo, Weighting};
@@ -156,6 +156,8 @@ pub struct StepOutput {
     pub weights: Vec<f64>,
     /// Cosines of the task-gradient pairs on the shared parameters, when measured.
     pub cosines: Option<Vec<f64>>,
+    /// Why the method's solver failed and the step used the mean direction, if it did.
+    pub fallback: Option<String>,
 }
 
 /// One step's gradients: the per-task losses, the method's combination, and (when the method
@@ -196,6 +198,7 @@ pub fn step_gradients(
             losses: lv,
             weights: comb.weights,
             cosines: None,
+            fallback: comb.fallback,
         };
     }
     let per_task = per_task_gradients(&losses, params);
@@ -219,6 +222,7 @@ pub fn step_gradients(
         losses: lv,
         weights: comb.weights,
         cosines: Some(cosines),
+        fallback: comb.fallback,
     }
 }
 
@@ -472,6 +476,9 @@ impl<'a> TrainRun<'a> {
             });
         }
         self.params = self.opt.step(&self.params, &out.grads);
+        if let Some(why) = out.fallback {
+            self.history.fallbacks.push(FallbackRecord { step, why });
+        }
         for k in 0..tasks.len() {
             sums.loss[k] += out.losses[k];
             sums.weight[k] += out.weights[k];
