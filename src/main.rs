@@ -1,6 +1,9 @@
 //! The `metalearn` command-line tool.
 
 fn main() {
+    // Built with the feature `mpi`: one rank of an MPI job (or a job of one without mpirun).
+    #[cfg(feature = "mpi")]
+    let _universe = start_mpi();
     if let Err(e) = metalearn::cli::run() {
         // Print the error and its causes, skipping a cause its parent message already quotes.
         let mut message = e.to_string();
@@ -10,7 +13,38 @@ fn main() {
                 message = format!("{message}: {text}");
             }
         }
-        eprintln!("error: {message}");
-        std::process::exit(1);
+        // `error: MESSAGE` and exit status 1 (under MPI: naming the rank, and stopping all).
+        metalearn::dist::fail(&message);
     }
+}
+
+/// Initialises MPI and installs its world ([`metalearn::dist`]); with several ranks, each rank's
+/// default thread count is the node's cores over the ranks on the node (unless `--threads` or
+/// `RAYON_NUM_THREADS` says otherwise), and a panic in any rank stops them all. The universe
+/// returned finalises MPI when dropped.
+#[cfg(feature = "mpi")]
+fn start_mpi() -> Option<mpi::environment::Universe> {
+    use metalearn::dist::{self, Collective};
+    let (universe, world) = match dist::mpi::init() {
+        Ok(Some(u)) => u,
+        Ok(None) => return None,
+        Err(e) => dist::fail(&format!("starting MPI: {e}")),
+    };
+    if world.size() > 1 {
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let threads = dist::default_threads(cores, world.local_size());
+            // Single-threaded still: nothing else reads the environment yet.
+            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        }
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            dist::fail("panicked (see the message above)");
+        }));
+    }
+    if dist::install(Box::new(world)).is_err() {
+        dist::fail("starting MPI: a world was installed already");
+    }
+    Some(universe)
 }

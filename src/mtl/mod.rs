@@ -142,7 +142,10 @@ pub fn run_from_config(path: &Path, overrides: &MtlOverrides, json: bool) -> Res
     cfg.apply(overrides)?;
     let report = run(&cfg, !json)?;
     let table = || format!("{}\n{}", report.history.table(), report.table());
-    print_report(&report, json, table, &report.files).expect("serialisable");
+    // Under several ranks ([`crate::dist`]) rank 0 alone prints.
+    if crate::dist::is_root() {
+        print_report(&report, json, table, &report.files).expect("serialisable");
+    }
     Ok(report)
 }
 
@@ -180,6 +183,11 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
     // One writer per output folder, held for the whole run (written only at its end).
     let out_dir = (!cfg.diagnostics.out_dir.is_empty())
         .then(|| PathBuf::from(&cfg.diagnostics.out_dir).join(cfg.weighting.method()));
+    // Under several ranks ([`crate::dist`]) rank 0 alone locks, writes and shows progress; the
+    // examples of every batch are split over the ranks (`train::train`).
+    let root = crate::dist::is_root();
+    let progress = progress && root;
+    let out_dir = out_dir.filter(|_| root);
     let _lock = out_dir
         .as_deref()
         .map(crate::run::RunLock::acquire)
