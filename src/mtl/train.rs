@@ -607,6 +607,7 @@ impl TrainRun<'_> {
             losses: lv,
             weights: comb.weights,
             cosines: None,
+            fallback: comb.fallback,
         }
     }
 }
