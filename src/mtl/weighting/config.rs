@@ -64,6 +64,55 @@ pub enum WeightingConfig {
     Krum(KrumConfig),
     /// GradVac ([`super::jacobian_descent::GradVacState`], Wang et al. 2021).
     GradVac(GradVacConfig),
+    /// Geometric loss strategy ([`super::libmtl::Gls`], Chennupati et al. 2019).
+    Gls,
+    /// IMTL-L ([`super::libmtl::ImtlL`], Liu et al. 2021).
+    #[serde(rename = "imtl_l")]
+    ImtlL(UncertaintyConfig),
+    /// Smooth Tchebycheff scalarisation ([`super::libmtl::Stch`], Lin et al. 2024).
+    Stch(StchConfig),
+    /// DB-MTL ([`super::libmtl::DbMtl`], Lin et al. 2023).
+    #[serde(rename = "db_mtl")]
+    DbMtl(DbMtlConfig),
+}
+
+/// `stch`'s options.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StchConfig {
+    /// Smoothing of the max (1.0).
+    pub mu: f64,
+    /// Epochs of `sum ln L_i` before the nadir point is fixed (the mean losses of epoch
+    /// `warmup_epochs`, counting from 0; default 1).
+    pub warmup_epochs: usize,
+}
+
+/// `db_mtl`'s options.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbMtlConfig {
+    /// EMA rate of the log-loss gradients (0.9).
+    pub beta: f64,
+    /// Decay exponent of the EMA rate, `beta / t^sigma` (0).
+    pub beta_sigma: f64,
+}
+
+impl Default for StchConfig {
+    fn default() -> Self {
+        StchConfig {
+            mu: 1.0,
+            warmup_epochs: 1,
+        }
+    }
+}
+
+impl Default for DbMtlConfig {
+    fn default() -> Self {
+        DbMtlConfig {
+            beta: 0.9,
+            beta_sigma: 0.0,
+        }
+    }
 }
 
 /// Which published form a method follows where the paper (or its official code) and TorchJD
@@ -264,6 +313,10 @@ impl WeightingConfig {
             "trimmed_mean" => WeightingConfig::TrimmedMean(TrimmedMeanConfig::default()),
             "krum" => WeightingConfig::Krum(KrumConfig::default()),
             "gradvac" => WeightingConfig::GradVac(GradVacConfig::default()),
+            "gls" => WeightingConfig::Gls,
+            "imtl_l" => WeightingConfig::ImtlL(UncertaintyConfig::default()),
+            "stch" => WeightingConfig::Stch(StchConfig::default()),
+            "db_mtl" => WeightingConfig::DbMtl(DbMtlConfig::default()),
             other => {
                 return Err(MtlError::UnknownMethod {
                     name: other.to_string(),
@@ -295,6 +348,10 @@ impl WeightingConfig {
             WeightingConfig::TrimmedMean(_) => "trimmed_mean",
             WeightingConfig::Krum(_) => "krum",
             WeightingConfig::GradVac(_) => "gradvac",
+            WeightingConfig::Gls => "gls",
+            WeightingConfig::ImtlL(_) => "imtl_l",
+            WeightingConfig::Stch(_) => "stch",
+            WeightingConfig::DbMtl(_) => "db_mtl",
         }
     }
 
@@ -307,7 +364,11 @@ impl WeightingConfig {
             | WeightingConfig::DualProj
             | WeightingConfig::ImtlG
             | WeightingConfig::AlignedMtl
-            | WeightingConfig::Config => &[],
+            | WeightingConfig::Config
+            | WeightingConfig::Gls => &[],
+            WeightingConfig::ImtlL(_) => &["weight_lr"],
+            WeightingConfig::Stch(_) => &["mu", "warmup_epochs"],
+            WeightingConfig::DbMtl(_) => &["beta", "beta_sigma"],
             WeightingConfig::Mgda(_) | WeightingConfig::Nash(_) => &["convention"],
             WeightingConfig::Uncertainty(_) => &["weight_lr"],
             WeightingConfig::Dwa(_) => &["temperature"],
@@ -347,6 +408,12 @@ impl WeightingConfig {
             WeightingConfig::CaGrad(c) => finite_in("weighting.c", c.c, 0.0, 1e6),
             WeightingConfig::FairGrad(f) => finite_in("weighting.alpha", f.alpha, 0.0, 1e3),
             WeightingConfig::GradVac(g) => finite_in("weighting.beta", g.beta, 0.0, 1.0),
+            WeightingConfig::ImtlL(u) => positive_in("weighting.weight_lr", u.weight_lr, MAX_LR),
+            WeightingConfig::Stch(st) => positive_in("weighting.mu", st.mu, 1e6),
+            WeightingConfig::DbMtl(d) => {
+                finite_in("weighting.beta", d.beta, 0.0, 1.0)?;
+                finite_in("weighting.beta_sigma", d.beta_sigma, 0.0, 10.0)
+            }
             _ => Ok(()),
         }
     }
@@ -404,6 +471,9 @@ impl TryFrom<toml::Table> for WeightingConfig {
             WeightingConfig::GradVac(_) => {
                 WeightingConfig::GradVac(options.try_into().map_err(bad)?)
             }
+            WeightingConfig::ImtlL(_) => WeightingConfig::ImtlL(options.try_into().map_err(bad)?),
+            WeightingConfig::Stch(_) => WeightingConfig::Stch(options.try_into().map_err(bad)?),
+            WeightingConfig::DbMtl(_) => WeightingConfig::DbMtl(options.try_into().map_err(bad)?),
             unit => unit,
         })
     }

@@ -22,18 +22,33 @@
 //! Methods ([`METHODS`]): `equal`, `uncertainty` (Kendall et al. 2018), `dwa` (Liu et al. 2019),
 //! `rlw` (random loss weighting, Lin et al. 2021), `gradnorm` (Chen et al. 2018), `pcgrad`
 //! (Yu et al. 2020), `mgda` (Sener & Koltun 2018, min-norm), `cagrad` (Liu et al. 2021),
-//! `nash` (Nash-MTL, Navon et al. 2022).
+//! `nash` (Nash-MTL, Navon et al. 2022); TorchJD 0.18's Gramian weightings
+//! ([`jacobian_descent`]): `mean`, `upgrad`, `dualproj`, `imtl_g`, `aligned_mtl`, `config`,
+//! `fairgrad`, `trimmed_mean` (needs `2 trim + 1` tasks), `krum` (needs `byzantine + 3` tasks),
+//! `gradvac`; and LibMTL's loss-scale methods ([`libmtl`]): `gls`, `imtl_l`, `stch`, `db_mtl`.
+//! `pcgrad`, `mgda`, `cagrad` and `nash` take `convention = "torchjd"` for TorchJD's form
+//! (checked against its reference vectors); the default `paper` keeps the original one.
+//!
+//! A method whose solver does not converge (or returns a non-finite direction) makes the step
+//! use the mean direction (every weight 1) and records why in [`Combined::fallback`]; the
+//! trainer lists those steps in the run's history.
+//!
+//! Not implemented from LibMTL's list: GradDrop (needs the gradients at the shared
+//! representation's activations), MoCo, MoDo, SDMGrad (stochastic double-sampling / tracking
+//! variables), FAMO (needs the losses after the update), ExcessMTL; RGW (random gradient
+//! weights) gives the same update as `rlw` here.
 
 mod config;
 mod gradient_based;
 pub mod jacobian_descent;
+pub mod libmtl;
 mod loss_based;
 pub mod solvers;
 
 pub use config::{
-    CaGradConfig, Convention, ConventionConfig, DwaConfig, FairGradConfig, GradNormConfig,
-    GradVacConfig, KrumConfig, PcGradConfig, SeedConfig, TrimmedMeanConfig, UncertaintyConfig,
-    WeightingConfig,
+    CaGradConfig, Convention, ConventionConfig, DbMtlConfig, DwaConfig, FairGradConfig,
+    GradNormConfig, GradVacConfig, KrumConfig, PcGradConfig, SeedConfig, StchConfig,
+    TrimmedMeanConfig, UncertaintyConfig, WeightingConfig,
 };
 pub use gradient_based::{min_norm_weights, nash_weights, CaGrad, GradNorm, Mgda, NashMtl, PcGrad};
 pub use jacobian_descent::{GradVacState, JdKind, JdMethod};
@@ -196,7 +211,7 @@ pub fn aggregate(
 
 /// The method names (`method = "..."` in the `[weighting]` table), in the order of the
 /// README's tables.
-pub const METHODS: [&str; 19] = [
+pub const METHODS: [&str; 23] = [
     "equal",
     "uncertainty",
     "dwa",
@@ -216,6 +231,10 @@ pub const METHODS: [&str; 19] = [
     "trimmed_mean",
     "krum",
     "gradvac",
+    "gls",
+    "imtl_l",
+    "stch",
+    "db_mtl",
 ];
 
 /// A value error of `weighting.<key>` unless `v` is a positive finite number.
@@ -311,5 +330,15 @@ pub fn build(cfg: &WeightingConfig, tasks: usize) -> Result<Box<dyn Weighting>> 
             jd("krum", JdKind::Krum(k.byzantine, k.selected))
         }
         W::GradVac(g) => jd("gradvac", JdKind::GradVac(GradVacState::new(g.beta, 1e-8))),
+        W::Gls => Box::new(libmtl::Gls),
+        W::ImtlL(u) => {
+            positive("weight_lr", u.weight_lr)?;
+            Box::new(libmtl::ImtlL::new(tasks, u.weight_lr))
+        }
+        W::Stch(st) => {
+            positive("mu", st.mu)?;
+            Box::new(libmtl::Stch::new(st.mu, st.warmup_epochs))
+        }
+        W::DbMtl(d) => Box::new(libmtl::DbMtl::new(d.beta, d.beta_sigma)),
     })
 }
