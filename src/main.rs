@@ -46,5 +46,29 @@ fn start_mpi() -> Option<mpi::environment::Universe> {
     if dist::install(Box::new(world)).is_err() {
         dist::fail("starting MPI: a world was installed already");
     }
+    if dist::world().size() > 1 {
+        announce_ranks();
+    }
     Some(universe)
+}
+
+/// Prints on rank 0 which process and host each rank is, so that a launcher's report of a dead
+/// process (MPICH: `BAD TERMINATION ... PID P RUNNING AT H`) names the rank.
+#[cfg(feature = "mpi")]
+fn announce_ranks() {
+    let mut host = [0u8; 256];
+    // SAFETY: the buffer is writable for its whole length, which is passed.
+    let ok = unsafe { libc::gethostname(host.as_mut_ptr().cast(), host.len()) } == 0;
+    let len = host.iter().position(|&b| b == 0).unwrap_or(host.len());
+    let host = if ok {
+        String::from_utf8_lossy(&host[..len]).into_owned()
+    } else {
+        "?".into()
+    };
+    let w = metalearn::dist::world();
+    let me = format!("rank {} pid {} on {host}", w.rank(), std::process::id());
+    let all = metalearn::dist::gather_strings(&[me]);
+    if w.rank() == 0 {
+        eprintln!("metalearn: {} MPI ranks: {}", w.size(), all.join(", "));
+    }
 }
