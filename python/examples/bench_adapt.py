@@ -53,7 +53,7 @@ def main():
     med, q1, q3 = np.percentile(ms, [50, 25, 75])
     print(
         f"python adapt+predict_proba: {learner.config.describe()} ({n}-way {k}-shot, {len(qx)} queries, "
-        f"{os.cpu_count()} cores): median {med:.3f} ms, quartiles {q1:.3f} / {q3:.3f} ms over {len(ms)} calls"
+        f"{os.environ.get('RAYON_NUM_THREADS', 'all')} threads of {os.cpu_count()} cores): median {med:.3f} ms, quartiles {q1:.3f} / {q3:.3f} ms over {len(ms)} calls"
     )
     if rust_lines:
         rust_meds = [float(line.split("median ")[1].split(" ms")[0]) for line in rust_lines]
