@@ -113,6 +113,7 @@ impl Dataset {
     /// Episodes `start .. start + count` of `(n_way, k_shot, q_query, seed)`: a list of
     /// tuples `(support_x, support_y, query_x, query_y, classes, support_index, query_index)`.
     #[pyo3(signature = (n_way, k_shot, q_query, seed, start, count))]
+    #[allow(clippy::too_many_arguments)]
     fn episode_batch<'py>(
         &self,
         py: Python<'py>,

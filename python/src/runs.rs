@@ -215,7 +215,7 @@ fn eval_scores(
         "mean": score.mean,
         "ci95": score.ci95,
         "std": score.std,
-        "error": (!regression).then(|| 1.0 - score.mean),
+        "error": (!regression).then_some(1.0 - score.mean),
         "mean_loss": loss.iter().sum::<f64>() / n,
         "wall_s": wall_s,
         "ms_per_episode": 1e3 * wall_s / n,

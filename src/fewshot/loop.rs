@@ -194,7 +194,8 @@ pub struct TrainReport {
     pub task: String,
     /// Iterations done.
     pub iterations: usize,
-    /// Whether it stopped early ([`TrainOptions::stop_after`]).
+    /// Whether it stopped early ([`TrainOptions::stop_after`], or a stop request of
+    /// [`crate::run::interrupt`]: Ctrl-C from Python, with `last.safetensors` written first).
     pub interrupted: bool,
     /// Set when early stopping (`train.early_stop_patience`) ended the run before
     /// `train.iterations`: the iteration and the reason. `best.safetensors` is the best
