@@ -339,6 +339,10 @@ impl DSelectK {
     /// The gate `[N, E]` from the gate layer's output `[N, k m + k]`.
     pub fn gate_weights<T: Float>(&self, logits: &Tensor<T>) -> Tensor<T> {
         let (n, k, m) = (logits.dim(0), self.k, self.bits);
+        if m == 0 {
+            // One expert: every selector picks it.
+            return Tensor::ones(&[n, 1]);
+        }
         let s = Self::smooth_step(&logits.narrow(1, 0, k * m), self.gamma).reshape(&[n, k, m]);
         let bit = |j: usize| s.narrow(2, j, 1); // [N, k, 1]
         let codes: Vec<Tensor<T>> = (0..self.experts)
