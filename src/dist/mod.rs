@@ -41,7 +41,8 @@ pub trait Collective: Send + Sync {
     fn broadcast_f64(&self, buf: &mut Vec<f64>, root: usize);
     /// Returns once every rank has called it.
     fn barrier(&self);
-    /// Stops every rank of the run at once with exit status `code` (after `message` is printed).
+    /// Stops every rank of the run at once with exit status `code` (the caller prints why
+    /// first, as [`fail`] does).
     fn abort(&self, code: i32) -> !;
 }
 

@@ -560,27 +560,7 @@ impl TrainRun<'_> {
             }
         }
         let lv = sum_over_ranks(&crate::dist::active().all_gather_f64(&local));
-        let all = crate::dist::active().all_gather_f32(&values);
-        let wide: Vec<Vec<f64>> = all
-            .iter()
-            .map(|v| v.iter().map(|&x| f64::from(x)).collect())
-            .collect();
-        let total = sum_over_ranks(&wide);
-        let mut at = 0;
-        let per_task: Vec<Vec<Tensor<f32>>> = (0..t)
-            .map(|_| {
-                params
-                    .tensors()
-                    .iter()
-                    .map(|p| {
-                        let n = p.numel();
-                        at += n;
-                        let v = total[at - n..at].iter().map(|&x| x as f32).collect();
-                        Tensor::from_vec(v, p.shape())
-                    })
-                    .collect()
-            })
-            .collect();
+        let per_task = summed_task_gradients(params, t, &values);
         if weighting.needs_grads() || measure {
             return combine_step(&self.owners, params, &per_task, lv, weighting, info_step);
         }
@@ -610,6 +590,36 @@ impl TrainRun<'_> {
             fallback: comb.fallback,
         }
     }
+}
+
+/// Every task's gradient of every parameter, summed over the ranks (in rank order) from each
+/// rank's `values` (task after task, parameter after parameter, flattened).
+fn summed_task_gradients(
+    params: &Params<f32>,
+    tasks: usize,
+    values: &[f32],
+) -> Vec<Vec<Tensor<f32>>> {
+    let all = crate::dist::active().all_gather_f32(values);
+    let wide: Vec<Vec<f64>> = all
+        .iter()
+        .map(|v| v.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    let total = sum_over_ranks(&wide);
+    let mut at = 0;
+    (0..tasks)
+        .map(|_| {
+            params
+                .tensors()
+                .iter()
+                .map(|p| {
+                    let n = p.numel();
+                    at += n;
+                    let v = total[at - n..at].iter().map(|&x| x as f32).collect();
+                    Tensor::from_vec(v, p.shape())
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The element-wise sum of every rank's buffer (all of one length), added in rank order.
