@@ -20,7 +20,8 @@ pub const MAX_THREADS: usize = 4096;
 #[derive(Parser, Debug)]
 #[command(name = "metalearn", version, about)]
 pub struct Cli {
-    /// Worker threads, 1 to 4096 (default: all cores).
+    /// Worker threads, 1 to 4096 (default: all cores; under MPI, the cores of the node over
+    /// the ranks on it).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
     /// What to run.
