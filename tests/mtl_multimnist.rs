@@ -183,6 +183,24 @@ fn bad_benchmark_and_label_input_names_the_key() {
     );
     let err = with("[benchmark]\nsead = [1]").unwrap_err().to_string();
     assert!(err.contains("sead"), "{err}");
+    // Every method (`methods = []`) on two tasks skips those that need more; a listed one is an
+    // error.
+    let (rows, skipped) = benchmark::rows(&BenchmarkConfig::default(), 2).unwrap();
+    assert!(
+        rows.iter().all(|r| r != "krum" && r != "trimmed_mean"),
+        "{rows:?}"
+    );
+    assert!(skipped.iter().any(|s| s.starts_with("krum")), "{skipped:?}");
+    assert_eq!(rows.len() + skipped.len(), weighting::METHODS.len() + 1);
+    let krum = BenchmarkConfig {
+        methods: vec!["krum".into()],
+        ..Default::default()
+    };
+    let err = benchmark::rows(&krum, 2).unwrap_err().to_string();
+    assert!(
+        err.contains("benchmark.methods") && err.contains("krum"),
+        "{err}"
+    );
     // Composite label sources on plain MNIST, plain ones on a composite.
     let on_mnist = MtlConfig::from_toml(&BASE.replace("\"class_mod3\"", "\"top_left\"")).unwrap();
     let err = task_specs(&on_mnist).unwrap_err().to_string();

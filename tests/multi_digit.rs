@@ -79,12 +79,13 @@ fn labels_are_the_classes_of_the_items_at_each_corner() {
         (&br, &br.bottom_right, &br.top_left),
     ] {
         assert!(other.iter().all(|&c| c == 0));
-        for i in 0..s.n {
+        assert_eq!(labels.len(), s.n);
+        for (i, (img, &label)) in s.images.chunks_exact(784).zip(labels.iter()).enumerate() {
             // Output pixel (14, 14) averages canvas pixels 18.0..19.3 on each axis: inside both
             // items wherever they are shifted.
-            let v = s.images[i * 784 + 14 * 28 + 14];
+            let v = img[14 * 28 + 14];
             let k = (v * 100.0).round() as usize - 1;
-            assert_eq!(labels[i], k % 10, "image {i}: pixel {v}");
+            assert_eq!(label, k % 10, "image {i}: pixel {v}");
         }
     }
 }

@@ -275,14 +275,24 @@ pub fn read_records(path: &Path, fingerprint: &str) -> Result<Vec<Record>> {
     Ok(out)
 }
 
-/// The rows of a benchmark, in table order: methods, `arch:<name>` rows, `single-task`.
-pub fn rows(b: &BenchmarkConfig) -> Vec<String> {
-    let mut rows = b.method_names();
+/// The rows of a benchmark of `tasks` tasks, in table order (methods, `arch:<name>` rows,
+/// `single-task`), and the methods left out: with `methods = []` (every method) those that
+/// cannot run on `tasks` tasks (`trimmed_mean`, `krum` need 3 or more) are skipped; a listed
+/// one is an error naming `benchmark.methods`.
+pub fn rows(b: &BenchmarkConfig, tasks: usize) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut rows, mut skipped) = (Vec::new(), Vec::new());
+    for m in b.method_names() {
+        match weighting::build(&WeightingConfig::named(&m)?, tasks) {
+            Ok(_) => rows.push(m),
+            Err(e) if b.methods.is_empty() => skipped.push(format!("{m} ({e})")),
+            Err(e) => return Err(MtlError::value("benchmark.methods", e.to_string())),
+        }
+    }
     rows.extend(b.architectures.iter().map(|a| format!("arch:{a}")));
     if b.single_task {
         rows.push("single-task".into());
     }
-    rows
+    Ok((rows, skipped))
 }
 
 /// Trains one (row, seed) of `cfg` on `data`: its task metrics and training seconds.
@@ -436,7 +446,10 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<Summary> {
     };
     let done: HashSet<(String, u64)> = records.iter().map(|r| (r.row.clone(), r.seed)).collect();
     let specs = config::task_specs(cfg)?;
-    let rows = rows(&b);
+    let (rows, skipped) = rows(&b, specs.len())?;
+    for m in &skipped {
+        eprintln!("benchmark: skipped {m}");
+    }
     let total = rows.len() * b.seeds.len();
     let todo: Vec<(u64, &String)> = (b.seeds.iter())
         .flat_map(|&s| rows.iter().map(move |r| (s, r)))

@@ -45,10 +45,11 @@ fn levels(
     split: bool,
     fuse: bool,
 ) -> Result<Vec<Stack>, ShapeError> {
-    let groups = if split {
+    let whole = std::iter::once(0..trunk.len());
+    let groups: Vec<Range<usize>> = if split {
         stage_groups(trunk)
     } else {
-        vec![0..trunk.len()]
+        whole.collect()
     };
     let mut shape = in_shape.to_vec();
     let mut out = Vec::new();
