@@ -245,8 +245,11 @@ class Learner:
     def adapt(self, support_x: Any, support_y: Any) -> Predictor:
         """Adapts to a labelled support set (easyfsl's shapes): ``support_x`` float32
         ``(N, C, H, W)`` (or ``(N, D)``), ``support_y`` ``(N,)`` integer class labels (any
-        values; real targets for a regression checkpoint). Gradient-based methods (MAML, ...)
-        run their inner loop, metric methods embed the support set; the GIL is released.
+        values; real targets for a regression checkpoint). The support set is checked and put
+        in the engine's layout here; each ``predict`` call then adapts and predicts in one
+        pass, as the ``adapt`` command does (gradient-based methods such as MAML run their
+        inner loop, metric methods embed support and queries together, so batch norm sees
+        the call's queries too). The GIL is released meanwhile.
 
         Raises ``TypeError`` for a wrong dtype and ``ValueError`` for a wrong shape, NaN
         values, fewer than two classes or more than the checkpoint's head has."""
