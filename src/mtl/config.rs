@@ -168,6 +168,10 @@ pub struct TrainConfig {
     /// exceeds it (NaN and infinite losses and test metrics always stop it). Must be a finite
     /// number > 0.
     pub diverge_loss: f64,
+    /// Where the gradient-based methods take the per-task gradients: `parameters` (exact,
+    /// default) or `representation` (the shared trunk's output, hard sharing only; see
+    /// [`super::train::GramianOn`]).
+    pub gramian: super::train::GramianOn,
 }
 
 impl Default for TrainConfig {
@@ -179,6 +183,7 @@ impl Default for TrainConfig {
             optimizer: "adam".into(),
             eval_every_epoch: true,
             diverge_loss: crate::run::diverge::DEFAULT_DIVERGE_LOSS,
+            gramian: super::train::GramianOn::Parameters,
         }
     }
 }
