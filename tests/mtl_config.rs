@@ -5,7 +5,8 @@
 mod common;
 
 use metalearn::mtl::weighting::{
-    CaGradConfig, DwaConfig, GradNormConfig, SeedConfig, UncertaintyConfig, WeightingConfig,
+    CaGradConfig, Convention, ConventionConfig, DwaConfig, GradNormConfig, PcGradConfig,
+    SeedConfig, UncertaintyConfig, WeightingConfig,
 };
 use metalearn::mtl::{MtlConfig, MtlOverrides, METHODS};
 
@@ -46,14 +47,28 @@ fn every_method_parses_with_its_options() {
         ),
         (
             "method = \"pcgrad\"\nseed = 3",
-            WeightingConfig::PcGrad(SeedConfig { seed: 3 }),
+            WeightingConfig::PcGrad(PcGradConfig {
+                seed: 3,
+                convention: Convention::Paper,
+            }),
         ),
-        ("method = \"mgda\"", WeightingConfig::Mgda),
+        (
+            "method = \"mgda\"",
+            WeightingConfig::Mgda(ConventionConfig::default()),
+        ),
         (
             "method = \"cagrad\"\nc = 0.4",
-            WeightingConfig::CaGrad(CaGradConfig { c: 0.4 }),
+            WeightingConfig::CaGrad(CaGradConfig {
+                c: 0.4,
+                convention: Convention::Paper,
+            }),
         ),
-        ("method = \"nash\"", WeightingConfig::Nash),
+        (
+            "method = \"nash\"\nconvention = \"torchjd\"",
+            WeightingConfig::Nash(ConventionConfig {
+                convention: Convention::Torchjd,
+            }),
+        ),
     ];
     for (table, want) in cases {
         assert_eq!(weighting(table).unwrap(), want, "{table}");
@@ -61,7 +76,7 @@ fn every_method_parses_with_its_options() {
     // Options left out take their defaults; no method is `equal`, and so is no table.
     assert_eq!(
         weighting("method = \"cagrad\"").unwrap(),
-        WeightingConfig::CaGrad(CaGradConfig { c: 0.4 })
+        WeightingConfig::CaGrad(CaGradConfig::default())
     );
     assert_eq!(
         weighting("method = \"gradnorm\"\nalpha = 2.0").unwrap(),
@@ -89,8 +104,8 @@ fn assert_errors_contain(cases: &[(&str, &[&str])]) {
 fn an_option_of_another_method_is_an_error_naming_the_key() {
     assert_errors_contain(&[
         (
-            "method = \"mgda\"\nc = 0.4",
-            &["weighting.c", "\"mgda\"", "takes none"],
+            "method = \"upgrad\"\nc = 0.4",
+            &["weighting.c", "\"upgrad\"", "takes none"],
         ),
         (
             "method = \"cagrad\"\ntemperature = 2.0",
@@ -155,13 +170,16 @@ fn the_method_override_keeps_or_resets_the_options() {
     cfg.apply(&to("cagrad")).unwrap();
     assert_eq!(
         cfg.weighting,
-        WeightingConfig::CaGrad(CaGradConfig { c: 0.7 })
+        WeightingConfig::CaGrad(CaGradConfig {
+            c: 0.7,
+            convention: Convention::Paper,
+        })
     );
     cfg.apply(&to("dwa")).unwrap();
     assert_eq!(cfg.weighting, WeightingConfig::Dwa(DwaConfig::default()));
-    let err = cfg.apply(&to("gradvac")).unwrap_err().to_string();
+    let err = cfg.apply(&to("no_such_method")).unwrap_err().to_string();
     assert!(
-        err.contains("weighting.method") && err.contains("gradvac"),
+        err.contains("weighting.method") && err.contains("no_such_method"),
         "{err}"
     );
 }
@@ -172,7 +190,12 @@ fn configs_written_back_parse_to_the_same_config() {
         let mut cfg = MtlConfig::from_toml(BASE).unwrap();
         cfg.weighting = WeightingConfig::named(m).unwrap();
         let text = toml::to_string(&cfg).unwrap();
-        let back = MtlConfig::from_toml(&text).unwrap();
+        let back = match MtlConfig::from_toml(&text) {
+            Ok(back) => back,
+            // trimmed_mean and krum need more than BASE's two tasks.
+            Err(e) if e.to_string().contains("needs at least") => continue,
+            Err(e) => panic!("{m}: {e}"),
+        };
         assert_eq!(back.weighting, cfg.weighting, "{text}");
         // The written table holds `method` and exactly the method's option keys.
         let table: toml::Table = toml::from_str(&text).unwrap();

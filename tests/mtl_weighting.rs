@@ -209,17 +209,20 @@ fn nash_bargaining_solution() {
 
 #[test]
 fn unknown_method_names_the_key() {
-    let err = WeightingConfig::named("gradvac")
+    let err = WeightingConfig::named("no_such_method")
         .expect_err("unknown method")
         .to_string();
     assert!(
-        err.contains("weighting.method") && err.contains("gradvac") && err.contains("pcgrad"),
+        err.contains("weighting.method")
+            && err.contains("no_such_method")
+            && err.contains("pcgrad")
+            && err.contains("gradvac"),
         "{err}"
     );
     for m in METHODS {
         let cfg = WeightingConfig::named(m).unwrap();
         assert_eq!(cfg.method(), m);
-        assert_eq!(build(&cfg, 2).unwrap().name(), m);
+        assert_eq!(build(&cfg, 4).unwrap().name(), m);
     }
 }
 

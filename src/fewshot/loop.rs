@@ -194,7 +194,8 @@ pub struct TrainReport {
     pub task: String,
     /// Iterations done.
     pub iterations: usize,
-    /// Whether it stopped early ([`TrainOptions::stop_after`]).
+    /// Whether it stopped early ([`TrainOptions::stop_after`], or a stop request of
+    /// [`crate::run::interrupt`]: Ctrl-C from Python, with `last.safetensors` written first).
     pub interrupted: bool,
     /// Set when early stopping (`train.early_stop_patience`) ended the run before
     /// `train.iterations`: the iteration and the reason. `best.safetensors` is the best
@@ -809,13 +810,20 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
             e.reason
         ));
     }
-    let mut interrupted = false;
+    let (mut interrupted, mut stopped_at) = (false, None);
     for it in start..cfg.train.iterations {
         if p.early_stop.is_some() {
             break;
         }
         if opts.stop_after == Some(it) {
             interrupted = true;
+            break;
+        }
+        if crate::run::interrupt::stop_requested() {
+            // A stop request (Ctrl-C from Python): keep the iterations done for `--resume`.
+            let last = cfg.train.out_dir.join(LAST_FILE);
+            save_run_checkpoint(&last, learner.as_ref(), cfg, it, &mut p, None)?;
+            (interrupted, stopped_at) = (true, Some(it));
             break;
         }
         let ctx = StepContext {
@@ -841,7 +849,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     // Rank 0's last files are written before any rank reads them (the test protocol).
     crate::dist::active().barrier();
     let done = match (&p.early_stop, interrupted) {
-        (_, true) => opts.stop_after.unwrap_or(0),
+        (_, true) => stopped_at.or(opts.stop_after).unwrap_or(0),
         (Some(e), false) => e.iteration,
         (None, false) => cfg.train.iterations,
     };

@@ -44,6 +44,18 @@ pub struct History {
     pub epochs: Vec<EpochRecord>,
     /// Gradient cosines over training.
     pub cosines: Vec<CosineRecord>,
+    /// Steps at which the weighting's solver failed and the step used the mean direction
+    /// instead (see `weighting::Combined::fallback`).
+    pub fallbacks: Vec<FallbackRecord>,
+}
+
+/// A step whose weighting fell back to the mean direction.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FallbackRecord {
+    /// The global step.
+    pub step: u64,
+    /// Why (the method and the solver's message).
+    pub why: String,
 }
 
 impl History {
@@ -98,6 +110,15 @@ impl History {
                 let _ = write!(s, " {c:>14}");
             }
             let _ = writeln!(s, " {:>8.2}", e.seconds);
+        }
+        if let Some(first) = self.fallbacks.first() {
+            let _ = writeln!(
+                s,
+                "solver fallback (mean direction) at {} step(s), first at step {}: {}",
+                self.fallbacks.len(),
+                first.step,
+                first.why
+            );
         }
         s
     }

@@ -2,9 +2,12 @@
 //! gradient aggregation methods, gradient diagnostics, and the `metalearn mtl` command.
 //!
 //! - [`model`]: layer stacks, task kinds (binary / multi-class / regression), hard parameter
-//!   sharing ([`model::HardSharing`]); [`architectures`]: MMoE and cross-stitch networks.
-//! - [`weighting`]: the [`weighting::Weighting`] trait and nine methods (equal, uncertainty,
-//!   DWA, RLW, GradNorm, PCGrad, MGDA, CAGrad, Nash-MTL).
+//!   sharing ([`model::HardSharing`]); [`architectures`]: MMoE and cross-stitch networks;
+//!   [`experts`]: MTAN, CGC / PLE and DSelect-k.
+//! - [`multi_data`]: MultiMNIST, MultiFashion and Multi-(Fashion+MNIST) (Lin et al. 2019);
+//!   [`benchmark`]: every method over several seeds, as a markdown table.
+//! - [`weighting`]: the [`weighting::Weighting`] trait and the methods of [`METHODS`] (loss
+//!   weightings, gradient manipulation, and TorchJD's Gramian weightings).
 //! - [`train`]: the training loop (per-task gradients on the shared parameters through a
 //!   retained graph when a method or the diagnostics need them), evaluation.
 //! - [`diagnostics`]: loss / metric curves, gradient cosines, tables, SVG plots.
@@ -12,10 +15,13 @@
 //! - [`objective`]: configs as a search objective ([`MultiTask`]).
 
 pub mod architectures;
+pub mod benchmark;
 pub mod config;
 pub mod diagnostics;
 pub mod error;
+pub mod experts;
 pub mod model;
+pub mod multi_data;
 pub mod objective;
 pub mod train;
 pub mod weighting;

@@ -567,7 +567,17 @@ pub trait MultiTaskModel<T: Float>: Send + Sync {
     fn tasks(&self) -> &[TaskSpec];
     /// One-line description.
     fn describe(&self) -> String;
+
+    /// The representation `z` every head reads (hard sharing: the trunk's output) and the task
+    /// outputs computed from it, when the model has a single shared one; `None` otherwise
+    /// (the default). Used by the representation-Gramian step of `mtl::train`.
+    fn forward_shared(&self, _params: &Params<T>, _x: &Tensor<T>) -> Option<SharedForward<T>> {
+        None
+    }
 }
+
+/// The shared representation and the task outputs of [`MultiTaskModel::forward_shared`].
+pub type SharedForward<T> = (Tensor<T>, Vec<Tensor<T>>);
 
 /// A multi-task network as an encoder and task heads (LibMTL's encoder / decoders): the encoder
 /// (shared and task-specific layers) gives one feature tensor per task, and task `t`'s head
@@ -589,6 +599,12 @@ pub trait EncoderAndHeads<T: Float>: Send + Sync {
 
     /// One-line description.
     fn description(&self) -> String;
+
+    /// The single representation all heads read, when there is one (hard sharing's trunk
+    /// output); `None` (the default) when heads read task-specific features.
+    fn shared_representation(&self, _params: &Params<T>, _x: &Tensor<T>) -> Option<Tensor<T>> {
+        None
+    }
 }
 
 impl<T: Float, M: EncoderAndHeads<T>> MultiTaskModel<T> for M {
@@ -615,6 +631,16 @@ impl<T: Float, M: EncoderAndHeads<T>> MultiTaskModel<T> for M {
 
     fn describe(&self) -> String {
         self.description()
+    }
+
+    fn forward_shared(&self, params: &Params<T>, x: &Tensor<T>) -> Option<SharedForward<T>> {
+        let z = self.shared_representation(params, x)?;
+        let k = self.heads().tasks().len();
+        let heads_start = self.encoder_owners().len();
+        let outs = self
+            .heads()
+            .forward(params, heads_start, vec![z.clone(); k]);
+        Some((z, outs))
     }
 }
 
@@ -803,6 +829,11 @@ impl<T: Float> EncoderAndHeads<T> for HardSharing {
     /// The trunk's features, once per task.
     fn encode(&self, params: &Params<T>, x: &Tensor<T>) -> Vec<Tensor<T>> {
         vec![self.features(params, x); self.heads.tasks().len()]
+    }
+
+    /// The trunk's features.
+    fn shared_representation(&self, params: &Params<T>, x: &Tensor<T>) -> Option<Tensor<T>> {
+        Some(self.features(params, x))
     }
 
     fn description(&self) -> String {

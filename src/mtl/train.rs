@@ -1,7 +1,7 @@
 //! The multi-task training loop, evaluation, and single-task baselines.
 
 use super::config::{MtlConfig, MtlData};
-use super::diagnostics::{pairs, CosineRecord, EpochRecord, History};
+use super::diagnostics::{pairs, CosineRecord, EpochRecord, FallbackRecord, History};
 use super::error::MtlError;
 use super::model::{metric_name, task_loss, MetricAcc, MultiTaskModel, Owner, TaskTargets};
 use super::weighting::{gram, gram_cosine, StepInfo, Weighting};
@@ -40,6 +40,25 @@ pub struct TrainOptions {
     /// Stop with [`MtlError::Diverged`] when a task's training loss exceeds this (NaN and
     /// infinite losses and test metrics always stop the run).
     pub diverge_loss: f64,
+    /// Where the per-task gradients a method sees are taken ([`GramianOn`]).
+    pub gramian: GramianOn,
+}
+
+/// Where the per-task gradients (and their Gramian) of the gradient-based methods are taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GramianOn {
+    /// The shared parameters (exact; one backward pass through the whole network per task).
+    #[default]
+    Parameters,
+    /// The shared representation `z` every head reads (hard sharing only; other models use
+    /// the parameters): the task gradients `dL_i/dz` need backward passes through the heads
+    /// only, the method combines them into a direction `d_z` in `z`'s space, and one backward
+    /// pass of `d_z` through the trunk gives the shared parameters' update (LibMTL's
+    /// `rep_grad`; for a weighting `w` this is exactly the trunk gradient of `sum_i w_i L_i`,
+    /// with `w` computed from the representation's Gramian instead of the parameters' —
+    /// Sener & Koltun's MGDA-UB bound). Costs about one equal-weighting step.
+    Representation,
 }
 
 impl TrainOptions {
@@ -57,6 +76,7 @@ impl TrainOptions {
             progress: false,
             label: String::new(),
             diverge_loss: cfg.train.diverge_loss,
+            gramian: cfg.train.gramian,
         }
     }
 }
@@ -74,6 +94,7 @@ impl Default for TrainOptions {
             progress: false,
             label: String::new(),
             diverge_loss: crate::run::diverge::DEFAULT_DIVERGE_LOSS,
+            gramian: GramianOn::Parameters,
         }
     }
 }
@@ -156,6 +177,8 @@ pub struct StepOutput {
     pub weights: Vec<f64>,
     /// Cosines of the task-gradient pairs on the shared parameters, when measured.
     pub cosines: Option<Vec<f64>>,
+    /// Why the method's solver failed and the step used the mean direction, if it did.
+    pub fallback: Option<String>,
 }
 
 /// One step's gradients: the per-task losses, the method's combination, and (when the method
@@ -172,6 +195,48 @@ pub fn step_gradients(
     info_step: (u64, usize),
     measure: bool,
 ) -> StepOutput {
+    step_gradients_on(
+        model,
+        owners,
+        params,
+        (x, targets),
+        weighting,
+        info_step,
+        measure,
+        GramianOn::Parameters,
+    )
+}
+
+/// [`step_gradients`] with the per-task gradients taken where `on` says: on the shared
+/// representation ([`GramianOn::Representation`]) when the method needs gradients (or
+/// `measure` is set) and the model has a single shared representation, else on the shared
+/// parameters. `batch` is the input and the per-task targets.
+#[allow(clippy::too_many_arguments)]
+pub fn step_gradients_on(
+    model: &dyn MultiTaskModel<f32>,
+    owners: &[Owner],
+    params: &Params<f32>,
+    batch: (&Tensor<f32>, &[TaskTargets]),
+    weighting: &mut dyn Weighting,
+    info_step: (u64, usize),
+    measure: bool,
+    on: GramianOn,
+) -> StepOutput {
+    let (x, targets) = batch;
+    let wants_grads = weighting.needs_grads() || measure;
+    if on == GramianOn::Representation && wants_grads {
+        if let Some((z, outs)) = model.forward_shared(params, x) {
+            return representation_step(
+                model,
+                owners,
+                params,
+                (z, outs),
+                targets,
+                weighting,
+                info_step,
+            );
+        }
+    }
     let tasks = model.tasks();
     let outs = model.forward(params, x);
     let losses: Vec<Tensor<f32>> = tasks
@@ -196,6 +261,7 @@ pub fn step_gradients(
             losses: lv,
             weights: comb.weights,
             cosines: None,
+            fallback: comb.fallback,
         };
     }
     let per_task = per_task_gradients(&losses, params);
@@ -232,6 +298,96 @@ fn combine_step(
         losses: lv,
         weights: comb.weights,
         cosines: Some(cosines),
+        fallback: comb.fallback,
+    }
+}
+
+/// The step of [`GramianOn::Representation`] from the shared representation `z` and the task
+/// outputs: per-task gradients `dL_i/dz` through the heads only, the method's direction `d_z`
+/// from them (and their Gramian), then the heads' gradients of `sum_i w_i L_i` (heads only) and
+/// one backward pass of `d_z` through the trunk.
+fn representation_step(
+    model: &dyn MultiTaskModel<f32>,
+    owners: &[Owner],
+    params: &Params<f32>,
+    (z, outs): (Tensor<f32>, Vec<Tensor<f32>>),
+    targets: &[TaskTargets],
+    weighting: &mut dyn Weighting,
+    (step, epoch): (u64, usize),
+) -> StepOutput {
+    let losses: Vec<Tensor<f32>> = model
+        .tasks()
+        .iter()
+        .zip(&outs)
+        .zip(targets)
+        .map(|((t, o), y)| task_loss(t.kind, o, y))
+        .collect();
+    let lv: Vec<f64> = losses.iter().map(|l| l.item() as f64).collect();
+    let retain = GradOptions {
+        create_graph: false,
+        retain_graph: true,
+    };
+    let flat: Vec<Vec<f64>> = losses
+        .iter()
+        .map(|l| {
+            let g = grad_with(
+                std::slice::from_ref(l),
+                &[Tensor::ones(&[])],
+                std::slice::from_ref(&z),
+                retain,
+            );
+            g[0].data().iter().map(|&v| v as f64).collect()
+        })
+        .collect();
+    let gramian = gram(&flat);
+    let comb = weighting.combine(&StepInfo {
+        losses: &lv,
+        grads: Some(&flat),
+        gramian: Some(&gramian),
+        step,
+        epoch,
+    });
+    let dz = comb.shared_grad(&flat);
+    let all = params.tensors();
+    let pick = |shared: bool| -> Vec<Tensor<f32>> {
+        all.iter()
+            .zip(owners)
+            .filter(|(_, o)| (**o == Owner::Shared) == shared)
+            .map(|(t, _)| t.clone())
+            .collect()
+    };
+    let seeds: Vec<Tensor<f32>> = comb
+        .weights
+        .iter()
+        .map(|&w| Tensor::from_vec(vec![w as f32], &[]))
+        .collect();
+    let mut heads = grad_with(&losses, &seeds, &pick(false), retain).into_iter();
+    let cot = Tensor::from_vec(dz.iter().map(|&v| v as f32).collect(), z.shape());
+    let no_retain = GradOptions {
+        create_graph: false,
+        retain_graph: false,
+    };
+    let mut trunk = grad_with(&[z], &[cot], &pick(true), no_retain).into_iter();
+    let grads = owners
+        .iter()
+        .map(|o| {
+            match o {
+                Owner::Shared => trunk.next(),
+                Owner::Task(_) => heads.next(),
+            }
+            .expect("one gradient per parameter")
+        })
+        .collect();
+    let cosines = pairs(losses.len())
+        .into_iter()
+        .map(|(i, j)| gram_cosine(&gramian, i, j))
+        .collect();
+    StepOutput {
+        grads,
+        losses: lv,
+        weights: comb.weights,
+        cosines: Some(cosines),
+        fallback: comb.fallback,
     }
 }
 
@@ -470,15 +626,15 @@ impl<'a> TrainRun<'a> {
             self.shared_step(weighting, idx, (step, epoch), measure)
         } else {
             let (x, ys) = gather(self.data, idx, self.task_map);
-            step_gradients(
+            step_gradients_on(
                 self.model,
                 &self.owners,
                 &self.params,
-                &x,
-                &ys,
+                (&x, &ys),
                 weighting,
                 (step, epoch),
                 measure,
+                opts.gramian,
             )
         };
         if let Some((task, what)) = loss_divergence(tasks, &out.losses, opts.diverge_loss) {
@@ -489,6 +645,9 @@ impl<'a> TrainRun<'a> {
             });
         }
         self.params = self.opt.step(&self.params, &out.grads);
+        if let Some(why) = out.fallback {
+            self.history.fallbacks.push(FallbackRecord { step, why });
+        }
         for k in 0..tasks.len() {
             sums.loss[k] += out.losses[k];
             sums.weight[k] += out.weights[k];
@@ -580,6 +739,7 @@ impl TrainRun<'_> {
             losses: lv,
             weights: comb.weights,
             cosines: None,
+            fallback: comb.fallback,
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! - [`fewshot`]: W1 (sinusoid MAML), W2 (Omniglot-shaped MAML / FOMAML), W3 (ProtoNet 60-way
 //!   episode), W4 (miniImageNet-shaped MAML), and a ResNet-12 ProtoNet episode (`resnet12`),
-//! - [`mtl`](mod@mtl): W5 (multi-task MNIST-shaped epoch),
+//! - [`mtl`](mod@mtl): W5 (multi-task MNIST-shaped epoch), `mtlgram` (a Gramian-based MTL step
+//!   on the LeNet against an equal-weighting step),
 //! - [`adapt`]: W6 (a cold `metalearn adapt` process) and the files it adapts on,
 //! - [`data`]: dataset load times and episode sampling cost.
 
@@ -19,8 +20,8 @@ use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
 /// The parts `metalearn bench --only` accepts.
-pub const PARTS: [&str; 10] = [
-    "w1", "w2", "w2fo", "w3", "w4", "w5", "w6", "conv", "data", "resnet12",
+pub const PARTS: [&str; 11] = [
+    "w1", "w2", "w2fo", "w3", "w4", "w5", "w6", "conv", "data", "resnet12", "mtlgram",
 ];
 
 /// Timing statistics of one workload.
@@ -142,6 +143,27 @@ pub fn run(only: &[String], quick: bool, json: bool, data: Option<PathBuf>) -> R
         } else {
             mtl::bench_w5()
         });
+    }
+    if want("mtlgram") {
+        let (warmup, iters) = counts((2, 10), (5, 40));
+        let batch = 256;
+        let step_flop = 3.0 * mtl::LENET_FORWARD_FLOP * batch as f64;
+        for (r, ratio) in mtl::bench_mtl_gramian(batch, warmup, iters) {
+            if json {
+                show(r);
+            } else {
+                println!("{r}  ratio to equal {ratio:.3}");
+            }
+        }
+        if !json {
+            println!(
+                "  LeNet MTL step, batch {batch}: equal ~{:.2} GFLOP (forward + backward = 3 forwards); \
+                 per-task gradients on the parameters add K-1 = 1 backward (~{:.2} GFLOP more); \
+                 on the representation only the heads' backward passes",
+                step_flop / 1e9,
+                2.0 * mtl::LENET_FORWARD_FLOP * batch as f64 / 1e9
+            );
+        }
     }
     if want("w6") {
         let exe = std::env::current_exe().context("W6: locating the metalearn binary")?;

@@ -3,7 +3,7 @@
 use super::BenchResult;
 use crate::mtl::config::MtlData;
 use crate::mtl::model::{HardSharing, LayerSpec, OutputKind, TaskSpec, TaskTargets};
-use crate::mtl::train::{gather, step_gradients};
+use crate::mtl::train::{gather, step_gradients, step_gradients_on, GramianOn};
 use crate::mtl::weighting::Equal;
 use crate::mtl::MultiTaskModel;
 use crate::nn::optim::{Adam, Optimizer};
@@ -110,4 +110,147 @@ pub fn bench_w5() -> BenchResult {
     let (r, sps) = bench_w5_with(60000, 20);
     eprintln!("W5_multitask_mnist: {sps:.0} samples/s (one epoch of 60000)");
     r
+}
+
+/// The LeNet-style network of the MultiMNIST experiments (Sener & Koltun 2018; Lin et al.
+/// 2019): trunk conv 1->10 5x5, max-pool 2, ReLU, conv 10->20 5x5, max-pool 2, ReLU, flatten,
+/// linear 320->50, ReLU; two 10-class linear heads, on 1x28x28 inputs.
+pub fn lenet_mtl_model() -> HardSharing {
+    let trunk = [
+        LayerSpec::Conv {
+            out: 10,
+            kernel: 5,
+            padding: 0,
+            stride: 1,
+        },
+        LayerSpec::MaxPool { kernel: 2 },
+        LayerSpec::Relu,
+        LayerSpec::Conv {
+            out: 20,
+            kernel: 5,
+            padding: 0,
+            stride: 1,
+        },
+        LayerSpec::MaxPool { kernel: 2 },
+        LayerSpec::Relu,
+        LayerSpec::Flatten,
+        LayerSpec::Linear { out: 50 },
+        LayerSpec::Relu,
+    ];
+    let head = |name: &str| TaskSpec {
+        name: name.into(),
+        kind: OutputKind::Multiclass,
+        outputs: 10,
+        hidden: vec![],
+    };
+    HardSharing::new(
+        &trunk,
+        &[1, 28, 28],
+        vec![head("left"), head("right")],
+        true,
+    )
+    .expect("the LeNet fits 1x28x28")
+}
+
+/// Multiply-add FLOPs (2 per multiply-add) of one LeNet forward pass per example: the two
+/// convolutions, the linear layer and the two heads.
+pub const LENET_FORWARD_FLOP: f64 =
+    2.0 * (24.0 * 24.0 * 10.0 * 25.0 + 8.0 * 8.0 * 20.0 * 250.0 + 320.0 * 50.0 + 2.0 * 500.0);
+
+/// One timed configuration of [`bench_mtl_gramian`].
+struct GramCase {
+    label: &'static str,
+    method: &'static str,
+    on: GramianOn,
+}
+
+/// The MTL step on the LeNet with batch `batch` of synthetic 1x28x28 images (two random
+/// 10-class labels): equal weighting against Gramian-based methods (UPGrad, MGDA in TorchJD's
+/// form) with the per-task gradients on the parameters (exact, one backward pass per task) and
+/// on the shared representation ([`GramianOn::Representation`]). The configurations are timed
+/// in turn, one step each per round, `warmup` untimed rounds then `iters` timed ones; each
+/// step is `step_gradients_on` plus its Adam update. Returns each configuration's timing and
+/// its median's ratio to equal weighting's.
+pub fn bench_mtl_gramian(batch: usize, warmup: usize, iters: usize) -> Vec<(BenchResult, f64)> {
+    use crate::mtl::weighting::{build, WeightingConfig};
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let model = lenet_mtl_model();
+    let owners = MultiTaskModel::<f32>::owners(&model);
+    let x = crate::tensor::Tensor::from_vec(
+        (0..batch * 784).map(|_| rng.gen::<f32>()).collect(),
+        &[batch, 1, 28, 28],
+    );
+    let ys: Vec<TaskTargets> = (0..2)
+        .map(|_| TaskTargets::Classes((0..batch).map(|_| rng.gen_range(0..10)).collect()))
+        .collect();
+    let p = GramianOn::Parameters;
+    let r = GramianOn::Representation;
+    let cases = [
+        GramCase {
+            label: "equal",
+            method: "equal",
+            on: p,
+        },
+        GramCase {
+            label: "upgrad_params",
+            method: "upgrad",
+            on: p,
+        },
+        GramCase {
+            label: "upgrad_repr",
+            method: "upgrad",
+            on: r,
+        },
+        GramCase {
+            label: "mgda_params",
+            method: "mgda",
+            on: p,
+        },
+        GramCase {
+            label: "mgda_repr",
+            method: "mgda",
+            on: r,
+        },
+    ];
+    let mut state: Vec<_> = cases
+        .iter()
+        .map(|c| {
+            let mut init_rng = ChaCha8Rng::seed_from_u64(0);
+            let params = MultiTaskModel::<f32>::init(&model, &mut init_rng).requires_grad_();
+            let w = build(&WeightingConfig::named(c.method).expect("known"), 2).expect("builds");
+            (params, Adam::new(1e-3), w, Vec::new())
+        })
+        .collect();
+    for round in 0..warmup + iters {
+        for (c, (params, opt, w, times)) in cases.iter().zip(state.iter_mut()) {
+            let clock = Stopwatch::start();
+            let out = step_gradients_on(
+                &model,
+                &owners,
+                params,
+                (&x, &ys),
+                w.as_mut(),
+                (round as u64, 0),
+                false,
+                c.on,
+            );
+            *params = opt.step(params, &out.grads);
+            if round >= warmup {
+                times.push(clock.millis());
+            }
+        }
+    }
+    let results: Vec<BenchResult> = cases
+        .iter()
+        .zip(state)
+        .map(|(c, s)| BenchResult::from_times(&format!("MTL_lenet_{}", c.label), s.3, warmup))
+        .collect();
+    let base = results[0].median_ms;
+    results
+        .into_iter()
+        .map(|r| {
+            let ratio = r.median_ms / base;
+            (r, ratio)
+        })
+        .collect()
 }

@@ -16,6 +16,10 @@
 //!   which are mathematically zero because a batch norm follows each conv, are compared with an
 //!   absolute tolerance: `max |a - e| <= 1e-10` in f64, `max |a| <= 1e-4` in f32.
 //!
+//! * The `mtl_aggregators` case (`shared/reference-mtl`, TorchJD's aggregators) is computed in
+//!   f64 in both modes and compared tensor-wise with a tolerance per method, from `1e-9` for the
+//!   closed-form methods to `1e-4` for the iterative solvers ([`mtl_aggregators::TOLERANCES`]).
+//!
 //! The cases are driven by the files: every `expected/...` tensor in a file is checked (a tensor
 //! the verifier does not produce is a failure, not a skip), and a case name the verifier does
 //! not know is reported as an error. For the MAML cases the report also gives the relative
@@ -25,11 +29,13 @@
 mod case;
 mod compare;
 mod maml;
+mod mtl_aggregators;
 mod multitask;
 mod ops;
 mod protonet;
 mod report;
 
+pub use mtl_aggregators::TOLERANCES as MTL_AGGREGATOR_TOLERANCES;
 pub use multitask::MTL_PARAMS;
 pub use report::{CaseError, CaseSummary, CheckRow, Metric, SecondOrderGap, VerifyReport};
 
@@ -45,12 +51,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// The cases this verifier knows.
-pub const KNOWN_CASES: [&str; 5] = [
+pub const KNOWN_CASES: [&str; 6] = [
     "mlp_maml_sinusoid",
     "conv4_maml_omniglot",
     "protonet_episode",
     "mtl_seed_mnist",
     "ops_double_backward",
+    "mtl_aggregators",
 ];
 
 /// f64 elementwise tolerance: `|a - e| <= ATOL_F64 + RTOL_F64 * |e|`.
@@ -258,6 +265,7 @@ fn run_case<T: Float>(case: &Case) -> Result<CaseOutput, String> {
         "protonet_episode" => run_protonet::<T>(case),
         "mtl_seed_mnist" => run_mtl::<T>(case),
         "ops_double_backward" => run_ops::<T>(case),
+        "mtl_aggregators" => mtl_aggregators::run_mtl_aggregators(case),
         other => Err(format!(
             "unknown reference case `{other}`: this verifier knows {KNOWN_CASES:?}; its {} expected tensors were not checked",
             case.file.tensors.keys().filter(|k| k.starts_with("expected/")).count()

@@ -199,6 +199,16 @@ impl VerifyReport {
                 if c.passed { "ok" } else { "FAIL" }
             ));
         }
+        if self.cases.iter().any(|c| c == "mtl_aggregators") {
+            let tols: Vec<String> = super::MTL_AGGREGATOR_TOLERANCES
+                .iter()
+                .map(|(m, t)| format!("{m} {t:.0e}"))
+                .collect();
+            s.push_str(&format!(
+                "mtl_aggregators: tensor-wise max|a-e|/max|e| in f64, per method: {}\n",
+                tols.join(", ")
+            ));
+        }
         if !self.second_order.is_empty() {
             s.push_str(
                 "second-order vs first-order MAML: ||meta_grad - fo_grad|| / ||meta_grad||\n",

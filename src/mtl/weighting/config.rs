@@ -31,13 +31,180 @@ pub enum WeightingConfig {
     /// GradNorm ([`super::GradNorm`], Chen et al. 2018).
     GradNorm(GradNormConfig),
     /// PCGrad ([`super::PcGrad`], Yu et al. 2020).
-    PcGrad(SeedConfig),
+    PcGrad(PcGradConfig),
     /// MGDA ([`super::Mgda`], Sener & Koltun 2018).
-    Mgda,
+    Mgda(ConventionConfig),
     /// CAGrad ([`super::CaGrad`], Liu et al. 2021).
     CaGrad(CaGradConfig),
     /// Nash-MTL ([`super::NashMtl`], Navon et al. 2022).
-    Nash,
+    Nash(ConventionConfig),
+    /// Mean of the task gradients (TorchJD's `Mean`; on the sum's scale in training, i.e. the
+    /// same update as `equal`).
+    Mean,
+    /// UPGrad ([`super::jacobian_descent::upgrad_weights`], Quinton & Rey 2024).
+    #[serde(rename = "upgrad")]
+    UpGrad,
+    /// DualProj ([`super::jacobian_descent::dualproj_weights`]).
+    #[serde(rename = "dualproj")]
+    DualProj,
+    /// IMTL-G ([`super::jacobian_descent::imtl_g_weights`], Liu et al. 2021).
+    #[serde(rename = "imtl_g")]
+    ImtlG,
+    /// Aligned-MTL ([`super::jacobian_descent::aligned_mtl_weights`], Senushkin et al. 2023).
+    #[serde(rename = "aligned_mtl")]
+    AlignedMtl,
+    /// ConFIG ([`super::jacobian_descent::config_weights`], Liu et al. 2024).
+    Config,
+    /// FairGrad ([`super::jacobian_descent::fairgrad_weights`], Ban & Ji 2024).
+    FairGrad(FairGradConfig),
+    /// Trimmed mean ([`super::jacobian_descent::trimmed_mean`], Yin et al. 2018).
+    #[serde(rename = "trimmed_mean")]
+    TrimmedMean(TrimmedMeanConfig),
+    /// Krum ([`super::jacobian_descent::krum_weights`], Blanchard et al. 2017).
+    Krum(KrumConfig),
+    /// GradVac ([`super::jacobian_descent::GradVacState`], Wang et al. 2021).
+    GradVac(GradVacConfig),
+    /// Geometric loss strategy ([`super::libmtl::Gls`], Chennupati et al. 2019).
+    Gls,
+    /// IMTL-L ([`super::libmtl::ImtlL`], Liu et al. 2021).
+    #[serde(rename = "imtl_l")]
+    ImtlL(UncertaintyConfig),
+    /// Smooth Tchebycheff scalarisation ([`super::libmtl::Stch`], Lin et al. 2024).
+    Stch(StchConfig),
+    /// DB-MTL ([`super::libmtl::DbMtl`], Lin et al. 2023).
+    #[serde(rename = "db_mtl")]
+    DbMtl(DbMtlConfig),
+}
+
+/// `stch`'s options.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StchConfig {
+    /// Smoothing of the max (1.0).
+    pub mu: f64,
+    /// Epochs of `sum ln L_i` before the nadir point is fixed (the mean losses of epoch
+    /// `warmup_epochs`, counting from 0; default 1).
+    pub warmup_epochs: usize,
+}
+
+/// `db_mtl`'s options.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbMtlConfig {
+    /// EMA rate of the log-loss gradients (0.9).
+    pub beta: f64,
+    /// Decay exponent of the EMA rate, `beta / t^sigma` (0).
+    pub beta_sigma: f64,
+}
+
+impl Default for StchConfig {
+    fn default() -> Self {
+        StchConfig {
+            mu: 1.0,
+            warmup_epochs: 1,
+        }
+    }
+}
+
+impl Default for DbMtlConfig {
+    fn default() -> Self {
+        DbMtlConfig {
+            beta: 0.9,
+            beta_sigma: 0.0,
+        }
+    }
+}
+
+/// Which published form a method follows where the paper (or its official code) and TorchJD
+/// differ: `paper` (the default) or `torchjd` (TorchJD 0.18, checked against its reference
+/// vectors).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Convention {
+    /// The paper's form (this crate's original implementation).
+    #[default]
+    Paper,
+    /// TorchJD 0.18's form.
+    Torchjd,
+}
+
+/// The options of `mgda` and `nash`: the convention only.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConventionConfig {
+    /// `paper` (default) or `torchjd`.
+    pub convention: Convention,
+}
+
+/// `pcgrad`'s options.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PcGradConfig {
+    /// Seed of the random task order (0; the `paper` convention only).
+    pub seed: u64,
+    /// `paper` (random order, default) or `torchjd` (index order, deterministic).
+    pub convention: Convention,
+}
+
+/// `fairgrad`'s options.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FairGradConfig {
+    /// The fairness parameter alpha (1.0; 0 is equal weighting, 1 proportional fairness).
+    pub alpha: f64,
+}
+
+/// `trimmed_mean`'s options.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrimmedMeanConfig {
+    /// Values trimmed from each end of every coordinate (1; needs `2 trim + 1` tasks).
+    pub trim: usize,
+}
+
+/// `krum`'s options.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KrumConfig {
+    /// Rows assumed adversarial (1; needs `byzantine + 3` tasks).
+    pub byzantine: usize,
+    /// Rows selected and averaged (1, Multi-Krum above 1).
+    pub selected: usize,
+}
+
+/// `gradvac`'s options.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GradVacConfig {
+    /// EMA rate of the target cosines (0.5, TorchJD's default).
+    pub beta: f64,
+}
+
+impl Default for FairGradConfig {
+    fn default() -> Self {
+        FairGradConfig { alpha: 1.0 }
+    }
+}
+
+impl Default for TrimmedMeanConfig {
+    fn default() -> Self {
+        TrimmedMeanConfig { trim: 1 }
+    }
+}
+
+impl Default for KrumConfig {
+    fn default() -> Self {
+        KrumConfig {
+            byzantine: 1,
+            selected: 1,
+        }
+    }
+}
+
+impl Default for GradVacConfig {
+    fn default() -> Self {
+        GradVacConfig { beta: 0.5 }
+    }
 }
 
 /// `uncertainty`'s options.
@@ -56,7 +223,7 @@ pub struct DwaConfig {
     pub temperature: f64,
 }
 
-/// The options of the random methods, `rlw` (the weights) and `pcgrad` (the task order).
+/// The options of `rlw`: the seed of its random weights.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SeedConfig {
@@ -78,8 +245,11 @@ pub struct GradNormConfig {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaGradConfig {
-    /// Radius of the ball around the mean gradient, relative to its norm (0.4).
+    /// Radius of the ball around the mean gradient, relative to its norm (0.4; TorchJD's
+    /// reference vectors use 0.5).
     pub c: f64,
+    /// `paper` (official code: divided by `1 + c^2`, default) or `torchjd`.
+    pub convention: Convention,
 }
 
 impl Default for UncertaintyConfig {
@@ -105,7 +275,10 @@ impl Default for GradNormConfig {
 
 impl Default for CaGradConfig {
     fn default() -> Self {
-        CaGradConfig { c: 0.4 }
+        CaGradConfig {
+            c: 0.4,
+            convention: Convention::Paper,
+        }
     }
 }
 
@@ -126,10 +299,24 @@ impl WeightingConfig {
             "dwa" => WeightingConfig::Dwa(DwaConfig::default()),
             "rlw" => WeightingConfig::Rlw(SeedConfig::default()),
             "gradnorm" => WeightingConfig::GradNorm(GradNormConfig::default()),
-            "pcgrad" => WeightingConfig::PcGrad(SeedConfig::default()),
-            "mgda" => WeightingConfig::Mgda,
+            "pcgrad" => WeightingConfig::PcGrad(PcGradConfig::default()),
+            "mgda" => WeightingConfig::Mgda(ConventionConfig::default()),
             "cagrad" => WeightingConfig::CaGrad(CaGradConfig::default()),
-            "nash" => WeightingConfig::Nash,
+            "nash" => WeightingConfig::Nash(ConventionConfig::default()),
+            "mean" => WeightingConfig::Mean,
+            "upgrad" => WeightingConfig::UpGrad,
+            "dualproj" => WeightingConfig::DualProj,
+            "imtl_g" => WeightingConfig::ImtlG,
+            "aligned_mtl" => WeightingConfig::AlignedMtl,
+            "config" => WeightingConfig::Config,
+            "fairgrad" => WeightingConfig::FairGrad(FairGradConfig::default()),
+            "trimmed_mean" => WeightingConfig::TrimmedMean(TrimmedMeanConfig::default()),
+            "krum" => WeightingConfig::Krum(KrumConfig::default()),
+            "gradvac" => WeightingConfig::GradVac(GradVacConfig::default()),
+            "gls" => WeightingConfig::Gls,
+            "imtl_l" => WeightingConfig::ImtlL(UncertaintyConfig::default()),
+            "stch" => WeightingConfig::Stch(StchConfig::default()),
+            "db_mtl" => WeightingConfig::DbMtl(DbMtlConfig::default()),
             other => {
                 return Err(MtlError::UnknownMethod {
                     name: other.to_string(),
@@ -148,21 +335,51 @@ impl WeightingConfig {
             WeightingConfig::Rlw(_) => "rlw",
             WeightingConfig::GradNorm(_) => "gradnorm",
             WeightingConfig::PcGrad(_) => "pcgrad",
-            WeightingConfig::Mgda => "mgda",
+            WeightingConfig::Mgda(_) => "mgda",
             WeightingConfig::CaGrad(_) => "cagrad",
-            WeightingConfig::Nash => "nash",
+            WeightingConfig::Nash(_) => "nash",
+            WeightingConfig::Mean => "mean",
+            WeightingConfig::UpGrad => "upgrad",
+            WeightingConfig::DualProj => "dualproj",
+            WeightingConfig::ImtlG => "imtl_g",
+            WeightingConfig::AlignedMtl => "aligned_mtl",
+            WeightingConfig::Config => "config",
+            WeightingConfig::FairGrad(_) => "fairgrad",
+            WeightingConfig::TrimmedMean(_) => "trimmed_mean",
+            WeightingConfig::Krum(_) => "krum",
+            WeightingConfig::GradVac(_) => "gradvac",
+            WeightingConfig::Gls => "gls",
+            WeightingConfig::ImtlL(_) => "imtl_l",
+            WeightingConfig::Stch(_) => "stch",
+            WeightingConfig::DbMtl(_) => "db_mtl",
         }
     }
 
     /// The keys the method takes besides `method`.
     pub fn option_keys(&self) -> &'static [&'static str] {
         match self {
-            WeightingConfig::Equal | WeightingConfig::Mgda | WeightingConfig::Nash => &[],
+            WeightingConfig::Equal
+            | WeightingConfig::Mean
+            | WeightingConfig::UpGrad
+            | WeightingConfig::DualProj
+            | WeightingConfig::ImtlG
+            | WeightingConfig::AlignedMtl
+            | WeightingConfig::Config
+            | WeightingConfig::Gls => &[],
+            WeightingConfig::ImtlL(_) => &["weight_lr"],
+            WeightingConfig::Stch(_) => &["mu", "warmup_epochs"],
+            WeightingConfig::DbMtl(_) => &["beta", "beta_sigma"],
+            WeightingConfig::Mgda(_) | WeightingConfig::Nash(_) => &["convention"],
             WeightingConfig::Uncertainty(_) => &["weight_lr"],
             WeightingConfig::Dwa(_) => &["temperature"],
-            WeightingConfig::Rlw(_) | WeightingConfig::PcGrad(_) => &["seed"],
+            WeightingConfig::Rlw(_) => &["seed"],
+            WeightingConfig::PcGrad(_) => &["seed", "convention"],
             WeightingConfig::GradNorm(_) => &["alpha", "weight_lr"],
-            WeightingConfig::CaGrad(_) => &["c"],
+            WeightingConfig::CaGrad(_) => &["c", "convention"],
+            WeightingConfig::FairGrad(_) => &["alpha"],
+            WeightingConfig::TrimmedMean(_) => &["trim"],
+            WeightingConfig::Krum(_) => &["byzantine", "selected"],
+            WeightingConfig::GradVac(_) => &["beta"],
         }
     }
 
@@ -189,6 +406,14 @@ impl WeightingConfig {
                 positive_in("weighting.weight_lr", g.weight_lr, MAX_LR)
             }
             WeightingConfig::CaGrad(c) => finite_in("weighting.c", c.c, 0.0, 1e6),
+            WeightingConfig::FairGrad(f) => finite_in("weighting.alpha", f.alpha, 0.0, 1e3),
+            WeightingConfig::GradVac(g) => finite_in("weighting.beta", g.beta, 0.0, 1.0),
+            WeightingConfig::ImtlL(u) => positive_in("weighting.weight_lr", u.weight_lr, MAX_LR),
+            WeightingConfig::Stch(st) => positive_in("weighting.mu", st.mu, 1e6),
+            WeightingConfig::DbMtl(d) => {
+                finite_in("weighting.beta", d.beta, 0.0, 1.0)?;
+                finite_in("weighting.beta_sigma", d.beta_sigma, 0.0, 10.0)
+            }
             _ => Ok(()),
         }
     }
@@ -234,6 +459,21 @@ impl TryFrom<toml::Table> for WeightingConfig {
             }
             WeightingConfig::PcGrad(_) => WeightingConfig::PcGrad(options.try_into().map_err(bad)?),
             WeightingConfig::CaGrad(_) => WeightingConfig::CaGrad(options.try_into().map_err(bad)?),
+            WeightingConfig::Mgda(_) => WeightingConfig::Mgda(options.try_into().map_err(bad)?),
+            WeightingConfig::Nash(_) => WeightingConfig::Nash(options.try_into().map_err(bad)?),
+            WeightingConfig::FairGrad(_) => {
+                WeightingConfig::FairGrad(options.try_into().map_err(bad)?)
+            }
+            WeightingConfig::TrimmedMean(_) => {
+                WeightingConfig::TrimmedMean(options.try_into().map_err(bad)?)
+            }
+            WeightingConfig::Krum(_) => WeightingConfig::Krum(options.try_into().map_err(bad)?),
+            WeightingConfig::GradVac(_) => {
+                WeightingConfig::GradVac(options.try_into().map_err(bad)?)
+            }
+            WeightingConfig::ImtlL(_) => WeightingConfig::ImtlL(options.try_into().map_err(bad)?),
+            WeightingConfig::Stch(_) => WeightingConfig::Stch(options.try_into().map_err(bad)?),
+            WeightingConfig::DbMtl(_) => WeightingConfig::DbMtl(options.try_into().map_err(bad)?),
             unit => unit,
         })
     }

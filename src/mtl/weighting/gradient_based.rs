@@ -130,6 +130,7 @@ impl Weighting for PcGrad {
         Combined {
             weights: vec![1.0; grads.len()],
             shared: Some(weighted_sum(&p, &vec![1.0; p.len()])),
+            fallback: None,
         }
     }
 }

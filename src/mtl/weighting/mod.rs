@@ -22,16 +22,36 @@
 //! Methods ([`METHODS`]): `equal`, `uncertainty` (Kendall et al. 2018), `dwa` (Liu et al. 2019),
 //! `rlw` (random loss weighting, Lin et al. 2021), `gradnorm` (Chen et al. 2018), `pcgrad`
 //! (Yu et al. 2020), `mgda` (Sener & Koltun 2018, min-norm), `cagrad` (Liu et al. 2021),
-//! `nash` (Nash-MTL, Navon et al. 2022).
+//! `nash` (Nash-MTL, Navon et al. 2022); TorchJD 0.18's Gramian weightings
+//! ([`jacobian_descent`]): `mean`, `upgrad`, `dualproj`, `imtl_g`, `aligned_mtl`, `config`,
+//! `fairgrad`, `trimmed_mean` (needs `2 trim + 1` tasks), `krum` (needs `byzantine + 3` tasks),
+//! `gradvac`; and LibMTL's loss-scale methods ([`libmtl`]): `gls`, `imtl_l`, `stch`, `db_mtl`.
+//! `pcgrad`, `mgda`, `cagrad` and `nash` take `convention = "torchjd"` for TorchJD's form
+//! (checked against its reference vectors); the default `paper` keeps the original one.
+//!
+//! A method whose solver does not converge (or returns a non-finite direction) makes the step
+//! use the mean direction (every weight 1) and records why in [`Combined::fallback`]; the
+//! trainer lists those steps in the run's history.
+//!
+//! Not implemented from LibMTL's list: GradDrop (needs the gradients at the shared
+//! representation's activations), MoCo, MoDo, SDMGrad (stochastic double-sampling / tracking
+//! variables), FAMO (needs the losses after the update), ExcessMTL; RGW (random gradient
+//! weights) gives the same update as `rlw` here.
 
 mod config;
 mod gradient_based;
+pub mod jacobian_descent;
+pub mod libmtl;
 mod loss_based;
+pub mod solvers;
 
 pub use config::{
-    CaGradConfig, DwaConfig, GradNormConfig, SeedConfig, UncertaintyConfig, WeightingConfig,
+    CaGradConfig, Convention, ConventionConfig, DbMtlConfig, DwaConfig, FairGradConfig,
+    GradNormConfig, GradVacConfig, KrumConfig, PcGradConfig, SeedConfig, StchConfig,
+    TrimmedMeanConfig, UncertaintyConfig, WeightingConfig,
 };
 pub use gradient_based::{min_norm_weights, nash_weights, CaGrad, GradNorm, Mgda, NashMtl, PcGrad};
+pub use jacobian_descent::{GradVacState, JdKind, JdMethod};
 pub use loss_based::{Dwa, Equal, RandomLossWeighting, Uncertainty};
 
 use super::error::{MtlError, Result};
@@ -103,6 +123,10 @@ pub struct Combined {
     pub weights: Vec<f64>,
     /// The gradient for the shared parameters (flattened), if the method builds it itself.
     pub shared: Option<Vec<f64>>,
+    /// Set when the method's solver failed (did not converge, or gave a non-finite result) and
+    /// the step used the documented fallback instead, the mean direction (every weight 1):
+    /// why, naming the method and the solver.
+    pub fallback: Option<String>,
 }
 
 impl Combined {
@@ -111,6 +135,17 @@ impl Combined {
         Combined {
             weights,
             shared: None,
+            fallback: None,
+        }
+    }
+
+    /// The fallback of a method whose solver failed: equal weights 1 for `tasks` tasks (the
+    /// summed gradient), with `why` recorded in [`Combined::fallback`].
+    pub fn mean_fallback(tasks: usize, why: String) -> Self {
+        Combined {
+            weights: vec![1.0; tasks],
+            shared: None,
+            fallback: Some(why),
         }
     }
 
@@ -164,6 +199,7 @@ pub fn aggregate(
     let grads = info.grads(method);
     let w = weighting.weights(&info.gramian(method));
     Combined {
+        fallback: None,
         shared: Some(weighted_sum(grads, &w)),
         weights: if weighting.weights_heads() {
             w
@@ -173,8 +209,9 @@ pub fn aggregate(
     }
 }
 
-/// The method names (`method = "..."` in the `[weighting]` table).
-pub const METHODS: [&str; 9] = [
+/// The method names (`method = "..."` in the `[weighting]` table), in the order of the
+/// README's tables.
+pub const METHODS: [&str; 23] = [
     "equal",
     "uncertainty",
     "dwa",
@@ -184,47 +221,124 @@ pub const METHODS: [&str; 9] = [
     "mgda",
     "cagrad",
     "nash",
+    "mean",
+    "upgrad",
+    "dualproj",
+    "imtl_g",
+    "aligned_mtl",
+    "config",
+    "fairgrad",
+    "trimmed_mean",
+    "krum",
+    "gradvac",
+    "gls",
+    "imtl_l",
+    "stch",
+    "db_mtl",
 ];
 
+/// A value error of `weighting.<key>` unless `v` is a positive finite number.
+fn positive(key: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(MtlError::value(
+            &format!("weighting.{key}"),
+            format!("must be a positive number, got {v}"),
+        ))
+    }
+}
+
+/// A value error naming `weighting.method` when `tasks` is below the `need` of `method`.
+fn enough_tasks(method: &str, tasks: usize, need: usize, why: &str) -> Result<()> {
+    if tasks >= need {
+        Ok(())
+    } else {
+        Err(MtlError::value(
+            "weighting.method",
+            format!("{method} needs at least {need} tasks ({why}); this model has {tasks}"),
+        ))
+    }
+}
+
 /// Builds the method `cfg` configures for `tasks` tasks; a learning rate or temperature that
-/// is not a positive number, or a negative CAGrad `c`, is an error naming the key.
+/// is not a positive number, or a negative CAGrad `c`, is an error naming the key, and so is a
+/// method that needs more tasks than there are (`trimmed_mean`: `2 trim + 1`, `krum`:
+/// `byzantine + 3`).
 pub fn build(cfg: &WeightingConfig, tasks: usize) -> Result<Box<dyn Weighting>> {
-    let positive = |key: &str, v: f64| -> Result<()> {
-        if v.is_finite() && v > 0.0 {
-            Ok(())
-        } else {
-            Err(MtlError::value(
-                &format!("weighting.{key}"),
-                format!("must be a positive number, got {v}"),
-            ))
-        }
+    use WeightingConfig as W;
+    let jd = |name: &'static str, kind: JdKind| -> Box<dyn Weighting> {
+        Box::new(JdMethod::new(name, kind))
     };
+    let torchjd = |c: Convention| c == Convention::Torchjd;
     Ok(match cfg {
-        WeightingConfig::Equal => Box::new(Equal::new(tasks)),
-        WeightingConfig::Uncertainty(u) => {
+        W::Equal => Box::new(Equal::new(tasks)),
+        W::Uncertainty(u) => {
             positive("weight_lr", u.weight_lr)?;
             Box::new(Uncertainty::new(tasks, u.weight_lr))
         }
-        WeightingConfig::Dwa(d) => {
+        W::Dwa(d) => {
             positive("temperature", d.temperature)?;
             Box::new(Dwa::new(tasks, d.temperature))
         }
-        WeightingConfig::Rlw(r) => Box::new(RandomLossWeighting::new(tasks, r.seed)),
-        WeightingConfig::GradNorm(g) => {
+        W::Rlw(r) => Box::new(RandomLossWeighting::new(tasks, r.seed)),
+        W::GradNorm(g) => {
             positive("weight_lr", g.weight_lr)?;
             Box::new(GradNorm::new(tasks, g.alpha, g.weight_lr))
         }
-        WeightingConfig::PcGrad(p) => Box::new(PcGrad::new(p.seed)),
-        WeightingConfig::Mgda => Box::new(Mgda::new()),
-        WeightingConfig::CaGrad(c) => {
+        W::PcGrad(p) if torchjd(p.convention) => jd("pcgrad", JdKind::PcGradOrdered),
+        W::PcGrad(p) => Box::new(PcGrad::new(p.seed)),
+        W::Mgda(m) if torchjd(m.convention) => jd("mgda", JdKind::MgdaTorchjd),
+        W::Mgda(_) => Box::new(Mgda::new()),
+        W::CaGrad(c) => {
             if !(c.c.is_finite() && c.c >= 0.0) {
                 return Err(MtlError::value(
                     "weighting.c",
                     format!("must be >= 0, got {}", c.c),
                 ));
             }
-            Box::new(CaGrad::new(c.c))
+            if torchjd(c.convention) {
+                jd("cagrad", JdKind::CaGradTorchjd(c.c))
+            } else {
+                Box::new(CaGrad::new(c.c))
+            }
         }
-        WeightingConfig::Nash => Box::new(NashMtl::new()),
+        W::Nash(n) if torchjd(n.convention) => jd("nash", JdKind::NashTorchjd(1.0)),
+        W::Nash(_) => Box::new(NashMtl::new()),
+        W::Mean => jd("mean", JdKind::Mean),
+        W::UpGrad => jd("upgrad", JdKind::UpGrad),
+        W::DualProj => jd("dualproj", JdKind::DualProj),
+        W::ImtlG => jd("imtl_g", JdKind::ImtlG),
+        W::AlignedMtl => jd("aligned_mtl", JdKind::AlignedMtl),
+        W::Config => jd("config", JdKind::Config),
+        W::FairGrad(f) => jd("fairgrad", JdKind::FairGrad(f.alpha)),
+        W::TrimmedMean(t) => {
+            enough_tasks("trimmed_mean", tasks, 2 * t.trim + 1, "2 trim + 1")?;
+            jd("trimmed_mean", JdKind::TrimmedMean(t.trim))
+        }
+        W::Krum(k) => {
+            enough_tasks("krum", tasks, k.byzantine + 3, "byzantine + 3")?;
+            if k.selected == 0 || k.selected > tasks {
+                return Err(MtlError::value(
+                    "weighting.selected",
+                    format!(
+                        "must be between 1 and the {tasks} tasks, got {}",
+                        k.selected
+                    ),
+                ));
+            }
+            jd("krum", JdKind::Krum(k.byzantine, k.selected))
+        }
+        W::GradVac(g) => jd("gradvac", JdKind::GradVac(GradVacState::new(g.beta, 1e-8))),
+        W::Gls => Box::new(libmtl::Gls),
+        W::ImtlL(u) => {
+            positive("weight_lr", u.weight_lr)?;
+            Box::new(libmtl::ImtlL::new(tasks, u.weight_lr))
+        }
+        W::Stch(st) => {
+            positive("mu", st.mu)?;
+            Box::new(libmtl::Stch::new(st.mu, st.warmup_epochs))
+        }
+        W::DbMtl(d) => Box::new(libmtl::DbMtl::new(d.beta, d.beta_sigma)),
     })
 }
