@@ -16,6 +16,8 @@
 //! - [`run`]: what the commands share: config files and their errors, statistics, SVG plots,
 //!   memory and wall-time readings, progress bars and reports, divergence checks, the
 //!   run-folder lock, and the [`run::Objective`] interface of a search,
+//! - [`dist`]: runs split over several processes (MPI ranks, cargo feature `mpi`): the block
+//!   split of tasks, episodes and trials, and the gathers that keep results equal to one process,
 //! - the commands, peers side by side on [`run`] (none imports another): [`fewshot`]
 //!   (`train`, `eval`, `adapt`), [`mtl`], [`transfer`], and [`search`], which drives the
 //!   others through [`run::Objective`]; [`objectives`] picks the objective a search config
@@ -31,6 +33,7 @@ pub mod autodiff;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod data;
+pub mod dist;
 pub mod fewshot;
 pub mod mtl;
 pub mod nn;

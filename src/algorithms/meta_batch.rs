@@ -52,12 +52,20 @@ impl<T: Float> TaskResult<T> {
 /// Runs `f` on every task in parallel (rayon) and averages the gradients, losses and
 /// accuracies: `(1/B) sum_b f(task_b)`, summed in task order so that the result is
 /// bit-identical whatever the thread count. Panics on an empty meta-batch.
+///
+/// In a run of several ranks ([`crate::dist`]), each rank computes the tasks of its block
+/// ([`crate::dist::map_blocks`]), the per-task results are all-gathered, and every rank sums
+/// all of them in task order: the result is bit-identical whatever the number of ranks.
 pub fn mean_over_tasks<T: Float, D: Sync>(
     tasks: &[D],
     f: impl Fn(&D) -> TaskResult<T> + Sync + Send,
 ) -> MetaGradient<T> {
     assert!(!tasks.is_empty(), "meta_train_step: empty meta-batch");
-    let results = run_in_parallel(tasks, f);
+    let results = if crate::dist::is_distributed() {
+        gathered_results(tasks, f)
+    } else {
+        run_in_parallel(tasks, 0, f)
+    };
     let (grads, loss, acc) = crate::autodiff::no_grad(|| {
         let mut it = results.into_iter();
         let first = it.next().expect("at least one task");
@@ -79,9 +87,11 @@ pub fn mean_over_tasks<T: Float, D: Sync>(
     (grads, stats)
 }
 
-/// `f` on every task in parallel, the results in task order.
+/// `f` on every task in parallel, the results in task order; `tasks[0]` is task `first` of the
+/// meta-batch (its index picks its training noise).
 fn run_in_parallel<T: Float, D: Sync>(
     tasks: &[D],
+    first: usize,
     f: impl Fn(&D) -> TaskResult<T> + Sync + Send,
 ) -> Vec<TaskResult<T>> {
     use rayon::prelude::*;
@@ -100,10 +110,102 @@ fn run_in_parallel<T: Float, D: Sync>(
             // A rayon thread may run this job while it waits inside another job that set a
             // different recording mode: run with the caller's mode.
             let _mode = crate::autodiff::set_grad_enabled(mode);
-            let seed = noise.map(|s| crate::nn::noise::mix(s, i as u64));
+            let seed = noise.map(|s| crate::nn::noise::mix(s, (first + i) as u64));
             crate::nn::noise::with_training_noise(seed, || {
                 crate::tensor::parallel::with_op_splitting(split, || f(t))
             })
         })
         .collect()
+}
+
+/// Every task's result in a run of several ranks: this rank's block computed here, then all
+/// blocks gathered (gradients in the tensors' own precision, bit for bit), in task order.
+fn gathered_results<T: Float, D: Sync>(
+    tasks: &[D],
+    f: impl Fn(&D) -> TaskResult<T> + Sync + Send,
+) -> Vec<TaskResult<T>> {
+    let block = crate::dist::my_block(tasks.len());
+    let mine = run_in_parallel(&tasks[block.clone()], block.start, f);
+    let shapes = task_shapes(&mine, tasks.len());
+    let mut stats = Vec::with_capacity(2 * mine.len());
+    let mut values = Vec::new();
+    for r in &mine {
+        stats.extend([r.loss, r.accuracy]);
+        for g in &r.grads {
+            values.extend(g.to_vec());
+        }
+    }
+    let stats = crate::dist::gather_in_order_f64(&stats);
+    let values = gather_values(&values);
+    let per_task: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
+    assert_eq!(
+        (stats.len(), values.len()),
+        (2 * tasks.len(), per_task * tasks.len()),
+        "meta-batch gather: the ranks' shares do not add up to the meta-batch"
+    );
+    (0..tasks.len())
+        .map(|b| {
+            let mut at = b * per_task;
+            let grads = shapes
+                .iter()
+                .map(|shape| {
+                    let n: usize = shape.iter().product();
+                    at += n;
+                    Tensor::from_vec(values[at - n..at].to_vec(), shape)
+                })
+                .collect();
+            TaskResult {
+                grads,
+                loss: stats[2 * b],
+                accuracy: stats[2 * b + 1],
+            }
+        })
+        .collect()
+}
+
+/// The shapes of a task's gradient tensors: from this rank's first result, or from rank 0's
+/// (which always has a task) when there are fewer tasks than ranks.
+fn task_shapes<T: Float>(mine: &[TaskResult<T>], n_tasks: usize) -> Vec<Vec<usize>> {
+    let w = crate::dist::active();
+    let local = |r: &TaskResult<T>| r.grads.iter().map(|g| g.shape().to_vec()).collect();
+    if n_tasks >= w.size() {
+        return local(&mine[0]);
+    }
+    // Encoded as [count, rank_0, dims_0..., rank_1, dims_1...].
+    let mut code = Vec::new();
+    if let Some(r) = mine.first() {
+        let shapes: Vec<Vec<usize>> = local(r);
+        code.push(shapes.len() as f64);
+        for s in &shapes {
+            code.push(s.len() as f64);
+            code.extend(s.iter().map(|&d| d as f64));
+        }
+    }
+    w.broadcast_f64(&mut code, 0);
+    let mut it = code.into_iter().map(|x| x as usize);
+    let count = it.next().unwrap_or(0);
+    (0..count)
+        .map(|_| {
+            let rank = it.next().unwrap_or(0);
+            it.by_ref().take(rank).collect()
+        })
+        .collect()
+}
+
+/// Every rank's `values`, concatenated in rank order, sent in `T`'s own precision (`f32`
+/// values as `f32`): conversions are exact, so the numbers arrive bit for bit.
+fn gather_values<T: Float>(values: &[T]) -> Vec<T> {
+    if T::DTYPE_NAME == "F32" {
+        let mine: Vec<f32> = values.iter().map(|v| v.as_f64() as f32).collect();
+        crate::dist::gather_in_order_f32(&mine)
+            .into_iter()
+            .map(|v| T::of(f64::from(v)))
+            .collect()
+    } else {
+        let mine: Vec<f64> = values.iter().map(|v| v.as_f64()).collect();
+        crate::dist::gather_in_order_f64(&mine)
+            .into_iter()
+            .map(T::of)
+            .collect()
+    }
 }

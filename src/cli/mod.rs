@@ -20,7 +20,8 @@ pub const MAX_THREADS: usize = 4096;
 #[derive(Parser, Debug)]
 #[command(name = "metalearn", version, about)]
 pub struct Cli {
-    /// Worker threads, 1 to 4096 (default: all cores).
+    /// Worker threads, 1 to 4096 (default: all cores; under MPI, the cores of the node over
+    /// the ranks on it).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
     /// What to run.
@@ -172,7 +173,7 @@ pub struct MtlArgs {
     /// Override `weighting.method` (equal, uncertainty, dwa, rlw, gradnorm, pcgrad, mgda, cagrad, nash).
     #[arg(long)]
     pub method: Option<String>,
-    /// Override `model.architecture` (hard, mmoe, cross_stitch).
+    /// Override `model.architecture` (hard, mmoe, cross_stitch, mtan, cgc, ple, dselect_k).
     #[arg(long)]
     pub architecture: Option<String>,
     /// Override `train.epochs`.
@@ -187,6 +188,13 @@ pub struct MtlArgs {
     /// Override `diagnostics.out_dir`.
     #[arg(long)]
     pub out_dir: Option<String>,
+    /// Benchmark: override `benchmark.seeds` (comma-separated; runs a config without a
+    /// `[benchmark]` table as one).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Benchmark: override `benchmark.methods` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Option<Vec<String>>,
 }
 
 /// `metalearn data ...`
@@ -277,7 +285,11 @@ pub fn run() -> Result<()> {
                 no_baselines: args.no_baselines,
                 out_dir: args.out_dir,
             };
-            crate::mtl::run_from_config(&args.config, &overrides, args.json)?;
+            let bench = crate::mtl::benchmark::BenchOverrides {
+                seeds: args.seeds,
+                methods: args.methods,
+            };
+            crate::mtl::benchmark::run_command(&args.config, &overrides, &bench, args.json)?;
             Ok(())
         }
     }

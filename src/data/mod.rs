@@ -24,6 +24,7 @@ pub mod idx;
 pub mod image;
 pub mod image_folder;
 pub mod inspect;
+pub mod multi_digit;
 pub mod npy;
 pub mod omniglot;
 pub mod sinusoid;
@@ -49,6 +50,7 @@ pub use idx::{
 pub use image::{decode_png, rotate90, BoxResizer};
 pub use image_folder::{load_image_folder, load_png_as, ColorMode, ImageFolderOptions};
 pub use inspect::inspect;
+pub use multi_digit::{build_multi, MultiDigitOptions, MultiDigitSet};
 pub use npy::{parse_npy, parse_npz, NpyArray, NpyDtype, NpyHeader, Npz};
 pub use omniglot::{
     load_lake, load_omniglot, load_omniglot_npz, load_omniglot_pngs, load_vinyals,

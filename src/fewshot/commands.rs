@@ -33,10 +33,16 @@ pub fn train_command(
     };
     let report = super::train(&cfg, &opts)?;
     let table = || format!("{report}\nlearning curve: {}\n", report.curve.display());
-    print_report(&report, json, table, &[])?;
+    // Under several ranks ([`crate::dist`]) rank 0 alone prints.
+    let root = crate::dist::is_root();
+    if root {
+        print_report(&report, json, table, &[])?;
+    }
     if !no_eval {
         let ev = super::evaluate_checkpoint(&report.best_checkpoint, Some(&cfg))?;
-        print_report(&ev, json, || format!("{ev}\n"), &[])?;
+        if root {
+            print_report(&ev, json, || format!("{ev}\n"), &[])?;
+        }
     }
     Ok(())
 }
@@ -64,7 +70,9 @@ pub fn eval_command(
     }
     cfg.validate()?;
     let report = super::evaluate_checkpoint(checkpoint, Some(&cfg))?;
-    print_report(&report, json, || format!("{report}\n"), &[])?;
+    if crate::dist::is_root() {
+        print_report(&report, json, || format!("{report}\n"), &[])?;
+    }
     Ok(())
 }
 

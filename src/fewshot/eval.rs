@@ -26,15 +26,43 @@ pub struct TaskScore {
 }
 
 /// Scores the learner on every task of a fixed list (tasks in parallel; the scores come back
-/// in task order, so sums over them are deterministic).
+/// in task order, so sums over them are deterministic). In a run of several ranks
+/// ([`crate::dist`]) each rank scores its block of tasks and every rank gets all the scores,
+/// the same as one process computes.
 pub fn score_tasks(
     learner: &dyn FewShotLearner<f32>,
     source: &TaskSource,
     fixed: &FixedTasks,
 ) -> Result<Vec<TaskScore>> {
+    if !crate::dist::is_distributed() {
+        return score_range(learner, source, fixed, 0..fixed.len());
+    }
+    // A rank that cannot score its block stops the run (the others would wait for its share).
+    let all = crate::dist::gather_in_order(fixed.len(), 2, |block| {
+        match score_range(learner, source, fixed, block) {
+            Ok(scores) => scores.iter().flat_map(|s| [s.loss, s.metric]).collect(),
+            Err(e) => crate::dist::fail(&format!("scoring episodes: {e}")),
+        }
+    });
+    Ok(all
+        .chunks_exact(2)
+        .map(|c| TaskScore {
+            loss: c[0],
+            metric: c[1],
+        })
+        .collect())
+}
+
+/// [`score_tasks`] on the tasks `range` of `fixed`.
+fn score_range(
+    learner: &dyn FewShotLearner<f32>,
+    source: &TaskSource,
+    fixed: &FixedTasks,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<TaskScore>> {
     use rayon::prelude::*;
     let mode = crate::autodiff::is_grad_enabled();
-    (0..fixed.len())
+    range
         .into_par_iter()
         .map(|i| {
             let _mode = crate::autodiff::set_grad_enabled(mode);

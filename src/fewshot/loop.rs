@@ -194,7 +194,8 @@ pub struct TrainReport {
     pub task: String,
     /// Iterations done.
     pub iterations: usize,
-    /// Whether it stopped early ([`TrainOptions::stop_after`]).
+    /// Whether it stopped early ([`TrainOptions::stop_after`], or a stop request of
+    /// [`crate::run::interrupt`]: Ctrl-C from Python, with `last.safetensors` written first).
     pub interrupted: bool,
     /// Set when early stopping (`train.early_stop_patience`) ended the run before
     /// `train.iterations`: the iteration and the reason. `best.safetensors` is the best
@@ -595,7 +596,10 @@ fn save_run_checkpoint(
     }
     let mut meta = vec![(LOOP_KEY, p.snapshot())];
     meta.extend(extra);
-    save_checkpoint(path, learner, cfg, done, &meta)?;
+    // Under several ranks ([`crate::dist`]) rank 0 alone writes: every rank holds the same state.
+    if crate::dist::is_root() {
+        save_checkpoint(path, learner, cfg, done, &meta)?;
+    }
     p.saved = Some(done);
     Ok(())
 }
@@ -644,6 +648,9 @@ fn validate(
         p.state.since_best += 1;
     }
     p.early_stop = p.early_stop_due(cfg, done);
+    if !crate::dist::is_root() {
+        return Ok((point, improved));
+    }
     let history = p.history();
     write_history(&cfg.train.out_dir, cfg, &history, p.early_stop.as_ref())?;
     let curve = cfg.train.out_dir.join("learning_curve.svg");
@@ -764,7 +771,14 @@ fn run_progress_bar(cfg: &RunConfig, opts: &TrainOptions, start: usize) -> indic
 pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     cfg.validate()?;
     let clock = Stopwatch::start();
-    let _lock = open_run_folder(cfg, opts)?;
+    // Several ranks ([`crate::dist`]): rank 0 alone locks and writes the folder and shows
+    // progress; the others compute their shares and read the checkpoint they resume from.
+    let root = crate::dist::is_root();
+    let opts = &TrainOptions {
+        progress: opts.progress && root,
+        ..opts.clone()
+    };
+    let _lock = root.then(|| open_run_folder(cfg, opts)).transpose()?;
     let source = TaskSource::load(cfg)?;
     let sampler = source.train_sampler()?;
     let val = source.fixed(Split::Val, cfg.train.val_episodes, cfg.train.val_seed)?;
@@ -776,6 +790,8 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     } else {
         (0, LoopState::default(), None)
     };
+    // No rank writes a checkpoint before every rank has read the one it resumes from.
+    crate::dist::active().barrier();
     let bar = run_progress_bar(cfg, opts, start);
     let say = |line: String| {
         if !opts.progress {
@@ -794,13 +810,20 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
             e.reason
         ));
     }
-    let mut interrupted = false;
+    let (mut interrupted, mut stopped_at) = (false, None);
     for it in start..cfg.train.iterations {
         if p.early_stop.is_some() {
             break;
         }
         if opts.stop_after == Some(it) {
             interrupted = true;
+            break;
+        }
+        if crate::run::interrupt::stop_requested() {
+            // A stop request (Ctrl-C from Python): keep the iterations done for `--resume`.
+            let last = cfg.train.out_dir.join(LAST_FILE);
+            save_run_checkpoint(&last, learner.as_ref(), cfg, it, &mut p, None)?;
+            (interrupted, stopped_at) = (true, Some(it));
             break;
         }
         let ctx = StepContext {
@@ -823,8 +846,10 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     } else {
         bar.finish();
     }
+    // Rank 0's last files are written before any rank reads them (the test protocol).
+    crate::dist::active().barrier();
     let done = match (&p.early_stop, interrupted) {
-        (_, true) => opts.stop_after.unwrap_or(0),
+        (_, true) => stopped_at.or(opts.stop_after).unwrap_or(0),
         (Some(e), false) => e.iteration,
         (None, false) => cfg.train.iterations,
     };

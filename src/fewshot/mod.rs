@@ -12,12 +12,14 @@
 //!   exact `--resume`),
 //! - [`eval`]: the test protocol (fixed episodes, mean ± 95% CI, wall time, peak memory),
 //! - [`adapt`](mod@adapt): predictions for new support/query data from a checkpoint,
+//! - [`arrays`]: the same on in-memory arrays (the Python package's `adapt`),
 //! - [`curve`]: the learning-curve SVG,
 //! - [`objective`]: run configs as a search objective ([`FewShot`]),
 //! - [`commands`]: the bodies of the three commands,
 //! - [`error`]: the error type, [`TrainError`].
 
 pub mod adapt;
+pub mod arrays;
 pub mod augment;
 pub mod commands;
 pub mod config;

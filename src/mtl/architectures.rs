@@ -7,6 +7,19 @@ use super::model::{
 use crate::nn::{Model, Params};
 use crate::tensor::{Float, Tensor};
 
+/// Every architecture `model.architecture` may name: hard sharing
+/// ([`super::model::HardSharing`]), MMoE, cross-stitch ([`Mmoe`], [`CrossStitch`]), MTAN, CGC,
+/// PLE and DSelect-k ([`super::experts`]).
+pub const ARCHITECTURES: [&str; 7] = [
+    "hard",
+    "mmoe",
+    "cross_stitch",
+    "mtan",
+    "cgc",
+    "ple",
+    "dselect_k",
+];
+
 /// MMoE (Ma et al. 2018): `E` experts (each a copy of the trunk, shared by all tasks), and per
 /// task a softmax gate (linear on the flattened input) that mixes the experts' outputs,
 /// followed by the task's tower (head): `f_t(x) = head_t(sum_e softmax(W_t x + b_t)_e expert_e(x))`.

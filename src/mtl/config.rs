@@ -1,8 +1,9 @@
 //! The TOML config of a multi-task run (`metalearn mtl --config FILE`), and turning it into a
 //! model and data. See `configs/mnist-multitask.toml` for an annotated example.
 
-use super::architectures::{CrossStitch, Mmoe};
+use super::architectures::{CrossStitch, Mmoe, ARCHITECTURES};
 use super::error::{MtlError, Result};
+use super::experts::{DSelectK, Mtan, Ple};
 use super::model::{HardSharing, LayerSpec, MultiTaskModel, OutputKind, TaskSpec, TaskTargets};
 use super::weighting::WeightingConfig;
 use crate::data::ImageDataset;
@@ -36,6 +37,10 @@ pub struct MtlConfig {
     /// Gradient diagnostics and plots.
     #[serde(default)]
     pub diagnostics: DiagnosticsConfig,
+    /// Seeds and methods of a benchmark (`metalearn mtl` then trains every method over every
+    /// seed; see [`super::benchmark`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub benchmark: Option<super::benchmark::BenchmarkConfig>,
 }
 
 fn default_name() -> String {
@@ -46,32 +51,63 @@ fn default_name() -> String {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// `mnist` or `fashion-mnist`.
+    /// `mnist`, `fashion-mnist`, or one of the two-item composites [`MULTI_DATASETS`]
+    /// (`multi-mnist`, `multi-fashion`, `multi-fashion-mnist`, see [`super::multi_data`]).
     pub dataset: String,
     /// The folder holding the IDX files (relative paths: to the working directory, else to the
-    /// config file's folder). Default: `$METALEARN_DATA/<dataset>` or `../shared/data/<dataset>`.
+    /// config file's folder). Default: `$METALEARN_DATA/<dataset>` or `../shared/data/<dataset>`;
+    /// for the composites, the folder holding `mnist/` and `fashion-mnist/` (default
+    /// `$METALEARN_DATA`).
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// Use only the first `train_limit` training examples (0: all).
+    /// Use only the first `train_limit` training examples (0: all). For the composites: the
+    /// number of training composites built (0: 120,000, as Lin et al.).
     #[serde(default)]
     pub train_limit: usize,
-    /// Use only the first `test_limit` test examples (0: all).
+    /// Use only the first `test_limit` test examples (0: all). For the composites: the number
+    /// of test composites built (0: 20,000, as Lin et al.).
     #[serde(default)]
     pub test_limit: usize,
+    /// Seed of the composites' construction (item choice and shifts); other datasets ignore it.
+    #[serde(default)]
+    pub seed: u64,
 }
+
+/// The two-item composite datasets (see [`super::multi_data`]).
+pub const MULTI_DATASETS: [&str; 3] = ["multi-mnist", "multi-fashion", "multi-fashion-mnist"];
+
+/// Every dataset `data.dataset` may name.
+pub const DATASETS: [&str; 5] = [
+    "mnist",
+    "fashion-mnist",
+    "multi-mnist",
+    "multi-fashion",
+    "multi-fashion-mnist",
+];
 
 /// `[model]`.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// `hard` (shared trunk + heads), `mmoe` or `cross_stitch`.
+    /// One of [`ARCHITECTURES`]: `hard` (shared trunk + heads), `mmoe`, `cross_stitch`,
+    /// `mtan`, `cgc`, `ple` or `dselect_k`.
     #[serde(default = "default_arch")]
     pub architecture: String,
-    /// The trunk (hard sharing), each expert (MMoE) or each column (cross-stitch).
+    /// The trunk (hard sharing, MTAN), each expert (MMoE, CGC, DSelect-k), each column
+    /// (cross-stitch); PLE cuts it into one level per stage.
     pub trunk: Vec<LayerSpec>,
-    /// MMoE experts.
+    /// Experts: MMoE's and DSelect-k's, the shared experts of CGC / PLE (per level).
     #[serde(default = "default_experts")]
     pub experts: usize,
+    /// CGC / PLE: each task's own experts (per level).
+    #[serde(default = "one_usize")]
+    pub task_experts: usize,
+    /// DSelect-k: the number of selectors `k` (experts each task mixes at most).
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// DSelect-k: the width `gamma` of the smooth-step function.
+    #[serde(default = "one_f64")]
+    pub gamma: f64,
     /// Run conv + ReLU + max-pool as one fused op.
     #[serde(default = "yes")]
     pub fuse: bool,
@@ -82,6 +118,15 @@ fn default_arch() -> String {
 }
 fn default_experts() -> usize {
     4
+}
+fn one_usize() -> usize {
+    1
+}
+fn default_top_k() -> usize {
+    2
+}
+fn one_f64() -> f64 {
+    1.0
 }
 fn yes() -> bool {
     true
@@ -178,7 +223,9 @@ impl Default for DiagnosticsConfig {
 }
 
 /// Target sources a task's `label` may name.
-pub const LABEL_SOURCES: [&str; 7] = [
+pub const LABEL_SOURCES: [&str; 9] = [
+    "top_left",
+    "bottom_right",
     "class",
     "class_mod3",
     "class_parity",
@@ -265,10 +312,12 @@ impl MtlConfig {
     fn validate_ranges(&self) -> Result<()> {
         use crate::run::config_file::{int_in, positive_in, MAX_COUNT, MAX_LR, MAX_STEPS};
         let (t, m) = (&self.train, &self.model);
-        let counts: [(&str, usize, usize, usize); 6] = [
+        let counts: [(&str, usize, usize, usize); 8] = [
             ("train.epochs", t.epochs, 1, MAX_STEPS),
             ("train.batch_size", t.batch_size, 1, MAX_COUNT),
             ("model.experts", m.experts, 1, 1024),
+            ("model.task_experts", m.task_experts, 1, 1024),
+            ("model.top_k", m.top_k, 1, 1024),
             ("data.train_limit", self.data.train_limit, 0, MAX_STEPS),
             ("data.test_limit", self.data.test_limit, 0, MAX_STEPS),
             (
@@ -282,6 +331,7 @@ impl MtlConfig {
             int_in(key, v, min, max)?;
         }
         positive_in("train.lr", t.lr, MAX_LR)?;
+        positive_in("model.gamma", m.gamma, 1e6)?;
         positive_in("train.diverge_loss", t.diverge_loss, f64::MAX)?;
         self.weighting.check_ranges()?;
         for (i, task) in self.tasks.iter().enumerate() {
@@ -317,21 +367,32 @@ impl MtlConfig {
     /// Checks the values that do not need the data.
     pub fn validate(&self) -> Result<()> {
         let invalid = |key: &str, message: String| MtlError::value(key, message);
-        if !["mnist", "fashion-mnist"].contains(&self.data.dataset.as_str()) {
+        if !DATASETS.contains(&self.data.dataset.as_str()) {
             return Err(invalid(
                 "data.dataset",
                 format!(
-                    "unknown dataset {:?} (known: mnist, fashion-mnist)",
-                    self.data.dataset
+                    "unknown dataset {:?} (known: {})",
+                    self.data.dataset,
+                    DATASETS.join(", ")
                 ),
             ));
         }
-        if !["hard", "mmoe", "cross_stitch"].contains(&self.model.architecture.as_str()) {
+        if !ARCHITECTURES.contains(&self.model.architecture.as_str()) {
             return Err(invalid(
                 "model.architecture",
                 format!(
-                    "unknown architecture {:?} (known: hard, mmoe, cross_stitch)",
-                    self.model.architecture
+                    "unknown architecture {:?} (known: {})",
+                    self.model.architecture,
+                    ARCHITECTURES.join(", ")
+                ),
+            ));
+        }
+        if self.model.architecture == "dselect_k" && !self.model.experts.is_power_of_two() {
+            return Err(invalid(
+                "model.experts",
+                format!(
+                    "DSelect-k needs a power of two of experts, got {}",
+                    self.model.experts
                 ),
             ));
         }
@@ -371,15 +432,22 @@ impl MtlConfig {
         }
         // The method's own checks (an unknown method or option fails parsing, naming the key).
         super::weighting::build(&self.weighting, self.tasks.len())?;
+        if let Some(b) = &self.benchmark {
+            b.validate()?;
+        }
         Ok(())
     }
 
     /// The data folder this config names (not checked for existence).
     pub fn data_path(&self) -> PathBuf {
-        self.data
-            .path
-            .clone()
-            .unwrap_or_else(|| crate::data::default_data_dir().join(&self.data.dataset))
+        self.data.path.clone().unwrap_or_else(|| {
+            let root = crate::data::default_data_dir();
+            if MULTI_DATASETS.contains(&self.data.dataset.as_str()) {
+                root
+            } else {
+                root.join(&self.data.dataset)
+            }
+        })
     }
 }
 
@@ -442,7 +510,7 @@ fn coarse_fashion(c: usize) -> usize {
 /// The number of classes of a label source on a dataset (`None` for regression sources).
 pub fn source_classes(dataset: &str, label: &str) -> Option<usize> {
     match label {
-        "class" => Some(10),
+        "class" | "top_left" | "bottom_right" => Some(10),
         "class_mod3" => Some(3),
         "class_parity" | "footwear" => Some(2),
         "coarse" if dataset == "fashion-mnist" => Some(4),
@@ -466,6 +534,12 @@ pub fn task_specs(cfg: &MtlConfig) -> Result<Vec<TaskSpec>> {
                     ),
                 });
             }
+            super::multi_data::check_label(ds, &t.label).map_err(|message| {
+                MtlError::HeadMismatch {
+                    key: key("label"),
+                    message,
+                }
+            })?;
             let classes = source_classes(ds, &t.label);
             let outputs = match (t.kind, classes) {
                 (OutputKind::Multiclass, Some(c)) => c,
@@ -530,6 +604,9 @@ pub fn load_data(cfg: &MtlConfig) -> Result<(MtlData, MtlData)> {
             key: "data.path".into(),
             path,
         });
+    }
+    if MULTI_DATASETS.contains(&cfg.data.dataset.as_str()) {
+        return super::multi_data::load(cfg, &path);
     }
     let tt = match cfg.data.dataset.as_str() {
         "fashion-mnist" => crate::data::load_fashion_mnist(&path),
@@ -632,6 +709,16 @@ pub fn build_model(
         }
         "cross_stitch" => {
             Box::new(CrossStitch::new(&cfg.trunk, in_shape, tasks, cfg.fuse).map_err(err)?)
+        }
+        "mtan" => Box::new(Mtan::new(&cfg.trunk, in_shape, tasks, cfg.fuse).map_err(err)?),
+        "cgc" | "ple" => {
+            let experts = (cfg.experts, cfg.task_experts);
+            let split = cfg.architecture == "ple";
+            Box::new(Ple::new(&cfg.trunk, in_shape, experts, tasks, split, cfg.fuse).map_err(err)?)
+        }
+        "dselect_k" => {
+            let options = (cfg.experts, cfg.top_k, cfg.gamma);
+            Box::new(DSelectK::new(&cfg.trunk, in_shape, options, tasks, cfg.fuse).map_err(err)?)
         }
         _ => Box::new(HardSharing::new(&cfg.trunk, in_shape, tasks, cfg.fuse).map_err(err)?),
     })

@@ -2,7 +2,10 @@
 //! gradient aggregation methods, gradient diagnostics, and the `metalearn mtl` command.
 //!
 //! - [`model`]: layer stacks, task kinds (binary / multi-class / regression), hard parameter
-//!   sharing ([`model::HardSharing`]); [`architectures`]: MMoE and cross-stitch networks.
+//!   sharing ([`model::HardSharing`]); [`architectures`]: MMoE and cross-stitch networks;
+//!   [`experts`]: MTAN, CGC / PLE and DSelect-k.
+//! - [`multi_data`]: MultiMNIST, MultiFashion and Multi-(Fashion+MNIST) (Lin et al. 2019);
+//!   [`benchmark`]: every method over several seeds, as a markdown table.
 //! - [`weighting`]: the [`weighting::Weighting`] trait and the methods of [`METHODS`] (loss
 //!   weightings, gradient manipulation, and TorchJD's Gramian weightings).
 //! - [`train`]: the training loop (per-task gradients on the shared parameters through a
@@ -12,10 +15,13 @@
 //! - [`objective`]: configs as a search objective ([`MultiTask`]).
 
 pub mod architectures;
+pub mod benchmark;
 pub mod config;
 pub mod diagnostics;
 pub mod error;
+pub mod experts;
 pub mod model;
+pub mod multi_data;
 pub mod objective;
 pub mod train;
 pub mod weighting;
@@ -142,7 +148,10 @@ pub fn run_from_config(path: &Path, overrides: &MtlOverrides, json: bool) -> Res
     cfg.apply(overrides)?;
     let report = run(&cfg, !json)?;
     let table = || format!("{}\n{}", report.history.table(), report.table());
-    print_report(&report, json, table, &report.files).expect("serialisable");
+    // Under several ranks ([`crate::dist`]) rank 0 alone prints.
+    if crate::dist::is_root() {
+        print_report(&report, json, table, &report.files).expect("serialisable");
+    }
     Ok(report)
 }
 
@@ -180,6 +189,11 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
     // One writer per output folder, held for the whole run (written only at its end).
     let out_dir = (!cfg.diagnostics.out_dir.is_empty())
         .then(|| PathBuf::from(&cfg.diagnostics.out_dir).join(cfg.weighting.method()));
+    // Under several ranks ([`crate::dist`]) rank 0 alone locks, writes and shows progress; the
+    // examples of every batch are split over the ranks (`train::train`).
+    let root = crate::dist::is_root();
+    let progress = progress && root;
+    let out_dir = out_dir.filter(|_| root);
     let _lock = out_dir
         .as_deref()
         .map(crate::run::RunLock::acquire)

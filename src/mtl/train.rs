@@ -265,7 +265,20 @@ pub fn step_gradients_on(
         };
     }
     let per_task = per_task_gradients(&losses, params);
-    let flat = shared_gradients(&per_task, owners);
+    combine_step(owners, params, &per_task, lv, weighting, info_step)
+}
+
+/// A step's output from every task's gradient (`per_task`) and loss (`lv`): the method's
+/// combination on the Gramian of the shared gradients, and the pairwise cosines.
+fn combine_step(
+    owners: &[Owner],
+    params: &Params<f32>,
+    per_task: &[Vec<Tensor<f32>>],
+    lv: Vec<f64>,
+    weighting: &mut dyn Weighting,
+    (step, epoch): (u64, usize),
+) -> StepOutput {
+    let flat = shared_gradients(per_task, owners);
     // The Gramian once per step: for the method and for the cosines.
     let gramian = gram(&flat);
     let comb = weighting.combine(&StepInfo {
@@ -276,12 +289,12 @@ pub fn step_gradients_on(
         epoch,
     });
     let shared_grad = comb.shared_grad(&flat);
-    let cosines = pairs(losses.len())
+    let cosines = pairs(lv.len())
         .into_iter()
         .map(|(i, j)| gram_cosine(&gramian, i, j))
         .collect();
     StepOutput {
-        grads: combine_gradients(owners, params, &per_task, &comb.weights, &shared_grad),
+        grads: combine_gradients(owners, params, per_task, &comb.weights, &shared_grad),
         losses: lv,
         weights: comb.weights,
         cosines: Some(cosines),
@@ -608,18 +621,22 @@ impl<'a> TrainRun<'a> {
     ) -> Result<Vec<f64>, MtlError> {
         let (opts, step) = (self.opts, self.step);
         let tasks = self.model.tasks();
-        let (x, ys) = gather(self.data, idx, self.task_map);
         let measure = opts.grad_every > 0 && step % opts.grad_every as u64 == 0 && tasks.len() > 1;
-        let out = step_gradients_on(
-            self.model,
-            &self.owners,
-            &self.params,
-            (&x, &ys),
-            weighting,
-            (step, epoch),
-            measure,
-            opts.gramian,
-        );
+        let out = if crate::dist::is_distributed() {
+            self.shared_step(weighting, idx, (step, epoch), measure)
+        } else {
+            let (x, ys) = gather(self.data, idx, self.task_map);
+            step_gradients_on(
+                self.model,
+                &self.owners,
+                &self.params,
+                (&x, &ys),
+                weighting,
+                (step, epoch),
+                measure,
+                opts.gramian,
+            )
+        };
         if let Some((task, what)) = loss_divergence(tasks, &out.losses, opts.diverge_loss) {
             return Err(MtlError::Diverged {
                 iteration: step + 1,
@@ -650,6 +667,123 @@ impl<'a> TrainRun<'a> {
         self.step += 1;
         Ok(out.losses)
     }
+}
+
+impl TrainRun<'_> {
+    /// [`step_gradients`] with the batch `idx` split over the ranks of the run
+    /// ([`crate::dist::map_blocks`]): each rank computes every task's loss and gradient on its
+    /// share of the examples, weighted by the share's size (a loss is a mean over examples),
+    /// and the sums over the ranks, in rank order, are the batch's losses and gradients on
+    /// every rank (equal to one process's up to float rounding). A rank with no example of a
+    /// short last batch adds zeros.
+    fn shared_step(
+        &self,
+        weighting: &mut dyn Weighting,
+        idx: &[usize],
+        info_step: (u64, usize),
+        measure: bool,
+    ) -> StepOutput {
+        let (model, params) = (self.model, &self.params);
+        let t = model.tasks().len();
+        let block = crate::dist::my_block(idx.len());
+        let share = block.len() as f64 / idx.len().max(1) as f64;
+        let mut local = vec![0.0; t];
+        let mut values: Vec<f32> = Vec::new();
+        if block.is_empty() {
+            values.resize(
+                t * params.tensors().iter().map(|p| p.numel()).sum::<usize>(),
+                0.0,
+            );
+        } else {
+            let (x, ys) = gather(self.data, &idx[block], self.task_map);
+            let outs = model.forward(params, &x);
+            let losses: Vec<Tensor<f32>> = model
+                .tasks()
+                .iter()
+                .zip(&outs)
+                .zip(&ys)
+                .map(|((task, o), y)| task_loss(task.kind, o, y))
+                .collect();
+            for (l, tl) in local.iter_mut().zip(&losses) {
+                *l = tl.item() as f64 * share;
+            }
+            for g in per_task_gradients(&losses, params).iter().flatten() {
+                values.extend(g.data().iter().map(|&v| (v as f64 * share) as f32));
+            }
+        }
+        let lv = sum_over_ranks(&crate::dist::active().all_gather_f64(&local));
+        let per_task = summed_task_gradients(params, t, &values);
+        if weighting.needs_grads() || measure {
+            return combine_step(&self.owners, params, &per_task, lv, weighting, info_step);
+        }
+        let comb = weighting.combine(&StepInfo {
+            losses: &lv,
+            grads: None,
+            gramian: None,
+            step: info_step.0,
+            epoch: info_step.1,
+        });
+        let grads = (0..params.len())
+            .map(|p| {
+                let mut acc = vec![0f32; params.at(p).numel()];
+                for (g, &w) in per_task.iter().zip(&comb.weights) {
+                    for (a, &v) in acc.iter_mut().zip(g[p].data()) {
+                        *a += w as f32 * v;
+                    }
+                }
+                Tensor::from_vec(acc, params.at(p).shape())
+            })
+            .collect();
+        StepOutput {
+            grads,
+            losses: lv,
+            weights: comb.weights,
+            cosines: None,
+            fallback: comb.fallback,
+        }
+    }
+}
+
+/// Every task's gradient of every parameter, summed over the ranks (in rank order) from each
+/// rank's `values` (task after task, parameter after parameter, flattened).
+fn summed_task_gradients(
+    params: &Params<f32>,
+    tasks: usize,
+    values: &[f32],
+) -> Vec<Vec<Tensor<f32>>> {
+    let all = crate::dist::active().all_gather_f32(values);
+    let wide: Vec<Vec<f64>> = all
+        .iter()
+        .map(|v| v.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    let total = sum_over_ranks(&wide);
+    let mut at = 0;
+    (0..tasks)
+        .map(|_| {
+            params
+                .tensors()
+                .iter()
+                .map(|p| {
+                    let n = p.numel();
+                    at += n;
+                    let v = total[at - n..at].iter().map(|&x| x as f32).collect();
+                    Tensor::from_vec(v, p.shape())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The element-wise sum of every rank's buffer (all of one length), added in rank order.
+fn sum_over_ranks(per_rank: &[Vec<f64>]) -> Vec<f64> {
+    let mut total = vec![0.0; per_rank.first().map_or(0, Vec::len)];
+    for v in per_rank {
+        assert_eq!(v.len(), total.len(), "a rank sent a share of another size");
+        for (t, x) in total.iter_mut().zip(v) {
+            *t += x;
+        }
+    }
+    total
 }
 
 /// Trains `model` on `train` with `weighting`, evaluating on `test`. `task_map[k]` is the data

@@ -9,11 +9,13 @@
 //! - [`usage`]: wall time and peak memory readings,
 //! - [`progress`] and [`report`]: the progress bar and printing a command's result,
 //! - [`diverge`]: divergence checks of losses and weights,
-//! - [`lock`]: one writer per run folder ([`RunLock`]).
+//! - [`lock`]: one writer per run folder ([`RunLock`]),
+//! - [`interrupt`]: a stop request for training loops (Ctrl-C from Python).
 
 pub mod config_file;
 pub mod diverge;
 pub mod dotted;
+pub mod interrupt;
 pub mod lock;
 pub mod objective;
 pub mod plot;

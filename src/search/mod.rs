@@ -350,7 +350,11 @@ pub fn search(
 ) -> Result<SearchReport> {
     let plan = Plan::new(cfg, base, objective)?;
     // One writer per search folder, for the whole search.
-    let _lock = crate::run::RunLock::acquire(out_dir)?;
+    // Under several ranks ([`crate::dist`]) rank 0 alone locks and writes the folder.
+    let root = crate::dist::is_root();
+    let _lock = root
+        .then(|| crate::run::RunLock::acquire(out_dir))
+        .transpose()?;
     let mut trials = Trials::open(cfg, &plan, objective, out_dir, progress)?;
     let rungs = trials.run_rungs(cfg.eta)?;
     let done = trials.finish();
@@ -394,6 +398,9 @@ pub fn search(
     };
     let rp = out_dir.join("search.json");
     report.files.push(rp.clone());
+    if !root {
+        return Ok(report);
+    }
     std::fs::write(
         &rp,
         serde_json::to_string_pretty(&report).expect("serialisable"),
@@ -437,7 +444,9 @@ fn write_best_toml(
     text.push_str(
         &toml::to_string(&best_doc).map_err(|e| SearchError::value("best.toml", e.to_string()))?,
     );
-    std::fs::write(&best_toml, text).map_err(io(&best_toml))?;
+    if crate::dist::is_root() {
+        std::fs::write(&best_toml, text).map_err(io(&best_toml))?;
+    }
     Ok(best_toml)
 }
 
@@ -464,7 +473,9 @@ fn write_trials_plot(rungs: &[Rung], objective: &dyn Objective, out_dir: &Path) 
         ));
     }
     let svg = out_dir.join("search_trials.svg");
-    std::fs::write(&svg, plot.to_svg()).map_err(io(&svg))?;
+    if crate::dist::is_root() {
+        std::fs::write(&svg, plot.to_svg()).map_err(io(&svg))?;
+    }
     Ok(svg)
 }
 
@@ -519,6 +530,8 @@ pub fn command(
         cfg.workers = w;
     }
     let report = search(&cfg, &base, objective.as_ref(), &out_dir, !json)?;
-    print_report(&report, json, || report.table(), &report.files)?;
+    if crate::dist::is_root() {
+        print_report(&report, json, || report.table(), &report.files)?;
+    }
     Ok(report)
 }

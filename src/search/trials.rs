@@ -42,6 +42,9 @@ pub struct Trials<'a> {
     log: Mutex<Vec<TrialRecord>>,
     ran: usize,
     reused: usize,
+    /// Whether this process writes the records, the CSV and the progress lines (rank 0 of a
+    /// distributed search, [`crate::dist`]).
+    writer: bool,
 }
 
 /// What the trials of a search left: every record in plan order, how many ran and how many
@@ -68,8 +71,19 @@ impl<'a> Trials<'a> {
         progress: bool,
     ) -> Result<Trials<'a>> {
         let trials_dir = out_dir.join("trials");
-        std::fs::create_dir_all(&trials_dir).map_err(io(&trials_dir))?;
-        let recorded = read_recorded(&trials_dir)?;
+        let writer = crate::dist::is_root();
+        let mut recorded = HashMap::new();
+        if writer {
+            std::fs::create_dir_all(&trials_dir).map_err(io(&trials_dir))?;
+            recorded = read_recorded(&trials_dir)?;
+        }
+        // Every rank skips the same trials: rank 0's records.
+        if crate::dist::is_distributed() {
+            recorded = share_records(recorded.into_values().collect())?
+                .into_iter()
+                .map(|r| (r.key.clone(), r))
+                .collect();
+        }
         let seeds: Vec<Option<u64>> = if cfg.seeds.is_empty() {
             vec![None]
         } else {
@@ -97,6 +111,7 @@ impl<'a> Trials<'a> {
             log: Mutex::new(Vec::new()),
             ran: 0,
             reused: 0,
+            writer,
         })
     }
 
@@ -146,20 +161,35 @@ impl<'a> Trials<'a> {
                     .filter_map(|j| self.recorded.get(&j.key).cloned()),
             );
         }
-        let fresh: Vec<Result<TrialRecord>> = self.pool.install(|| {
+        // Under several ranks ([`crate::dist`]) each runs its block of the trials, alone.
+        let block = crate::dist::my_block(todo.len());
+        let mine: Vec<TrialRecord> = self.pool.install(|| {
             let mode = crate::autodiff::is_grad_enabled();
-            todo.par_iter()
+            todo[block]
+                .par_iter()
                 .map(|job| {
                     let _mode = crate::autodiff::set_grad_enabled(mode);
-                    self.run_trial(rung, budget, job)
+                    let rec = crate::dist::local(|| self.run_trial(rung, budget, job));
+                    if !crate::dist::is_distributed() {
+                        self.record(&rec)?;
+                    }
+                    Ok(rec)
                 })
-                .collect()
-        });
+                .collect::<Result<_>>()
+        })?;
+        let fresh = if crate::dist::is_distributed() {
+            let all = share_records(mine)?;
+            all.iter().try_for_each(|r| self.record(r))?;
+            all
+        } else {
+            mine
+        };
         for r in fresh {
-            let r = r?;
             self.recorded.insert(r.key.clone(), r);
         }
-        self.write_csv(&self.log.lock().expect("not poisoned"))?;
+        if self.writer {
+            self.write_csv(&self.log.lock().expect("not poisoned"))?;
+        }
         let mut scores: Vec<(usize, Option<f64>)> = alive
             .iter()
             .map(|&c| (c, self.mean_score(&jobs, c)))
@@ -206,9 +236,8 @@ impl<'a> Trials<'a> {
         s.map(|v| v.iter().sum::<f64>() / v.len() as f64)
     }
 
-    /// Runs one trial in `<out_dir>/runs/<key>` and records it (its JSON file, the log, the
-    /// CSV, a line on stderr with progress); a failed run is a record with its error.
-    fn run_trial(&self, rung: usize, budget: Option<usize>, job: &Job) -> Result<TrialRecord> {
+    /// Runs one trial in `<out_dir>/runs/<key>`; a failed run is a record with its error.
+    fn run_trial(&self, rung: usize, budget: Option<usize>, job: &Job) -> TrialRecord {
         let clock = Stopwatch::start();
         let run_dir = self.out_dir.join("runs").join(&job.key);
         let (score, error) = match self.objective.run(&job.doc, &run_dir) {
@@ -216,7 +245,7 @@ impl<'a> Trials<'a> {
             Ok(s) => (None, Some(format!("score {s}"))),
             Err(e) => (None, Some(e)),
         };
-        let rec = TrialRecord {
+        TrialRecord {
             key: job.key.clone(),
             candidate: job.candidate,
             rung,
@@ -226,20 +255,25 @@ impl<'a> Trials<'a> {
             score,
             error,
             seconds: clock.seconds(),
-        };
-        let p = self.trials_dir.join(format!("{}.json", job.key));
-        std::fs::write(
-            &p,
-            serde_json::to_string_pretty(&rec).expect("serialisable"),
-        )
-        .map_err(io(&p))?;
+        }
+    }
+
+    /// Records a finished trial: the log and, when this process writes, its JSON file, the
+    /// CSV and a line on stderr with progress.
+    fn record(&self, rec: &TrialRecord) -> Result<()> {
         let mut log = self.log.lock().expect("not poisoned");
         log.push(rec.clone());
+        if !self.writer {
+            return Ok(());
+        }
+        let p = self.trials_dir.join(format!("{}.json", rec.key));
+        std::fs::write(&p, serde_json::to_string_pretty(rec).expect("serialisable"))
+            .map_err(io(&p))?;
         self.write_csv(&log)?;
         if self.progress {
-            eprintln!("{}", self.trial_line(&rec));
+            eprintln!("{}", self.trial_line(rec));
         }
-        Ok(rec)
+        Ok(())
     }
 
     /// The progress line of a finished trial.
@@ -294,6 +328,21 @@ impl<'a> Trials<'a> {
         }
         std::fs::write(&self.csv_path, s).map_err(io(&self.csv_path))
     }
+}
+
+/// Every rank's `records`, in rank order, on every rank ([`crate::dist::gather_strings`]).
+fn share_records(records: Vec<TrialRecord>) -> Result<Vec<TrialRecord>> {
+    let json: Vec<String> = records
+        .iter()
+        .map(|r| serde_json::to_string(r).expect("serialisable"))
+        .collect();
+    crate::dist::gather_strings(&json)
+        .iter()
+        .map(|t| {
+            serde_json::from_str(t)
+                .map_err(|e| SearchError::value("trials", format!("a rank sent a bad record: {e}")))
+        })
+        .collect()
 }
 
 /// The trials recorded in `trials_dir` by key (unreadable files are skipped).

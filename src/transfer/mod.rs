@@ -309,7 +309,8 @@ impl TargetRuns<'_> {
             bar_style("target runs [{elapsed_precise} < {eta_precise}] {bar:30} {pos}/{len} {msg}"),
         );
         let mode = crate::autodiff::is_grad_enabled();
-        let runs = jobs
+        // Under several ranks ([`crate::dist`]) each runs its block of the jobs; all gathered.
+        let runs = jobs[crate::dist::my_block(jobs.len())]
             .par_iter()
             .map(|&(strategy, budget, seed)| {
                 let _mode = crate::autodiff::set_grad_enabled(mode);
@@ -321,7 +322,17 @@ impl TargetRuns<'_> {
             .collect::<Result<Vec<RunResult>>>()
             .inspect_err(|_| bar.abandon())?;
         bar.finish_and_clear();
-        Ok(runs)
+        if !crate::dist::is_distributed() {
+            return Ok(runs);
+        }
+        let json: Vec<String> = runs
+            .iter()
+            .map(|r| serde_json::to_string(r).expect("serialisable"))
+            .collect();
+        Ok(crate::dist::gather_strings(&json)
+            .iter()
+            .map(|t| serde_json::from_str(t).expect("a run result that this program wrote"))
+            .collect())
     }
 
     /// One target run: `strategy` trained on `budget` labelled examples drawn with `seed`,
@@ -373,7 +384,13 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
     cfg.validate()?;
     let total = Stopwatch::start();
     let out_dir = cfg.out_dir();
-    let _lock = crate::run::RunLock::acquire(&out_dir)?;
+    // Under several ranks ([`crate::dist`]) rank 0 alone locks and writes the folder and shows
+    // progress; every rank pretrains (the same trunk) and runs its share of the target runs.
+    let root = crate::dist::is_root();
+    let progress = progress && root;
+    let _lock = root
+        .then(|| crate::run::RunLock::acquire(&out_dir))
+        .transpose()?;
     let target = data::load(&cfg.target_sel(), "target")?;
     let shape = [
         target.train.channels,
@@ -417,7 +434,9 @@ pub fn run(cfg: &TransferConfig, progress: bool) -> Result<TransferReport> {
         files: Vec::new(),
     };
     report.total_seconds = total.seconds();
-    report.files = write_outputs(&report, &out_dir)?;
+    if root {
+        report.files = write_outputs(&report, &out_dir)?;
+    }
     Ok(report)
 }
 
@@ -546,6 +565,8 @@ fn write_outputs(report: &TransferReport, dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn command(config: &Path, json: bool) -> anyhow::Result<TransferReport> {
     let cfg = TransferConfig::load(config)?;
     let report = run(&cfg, !json)?;
-    print_report(&report, json, || report.table(), &report.files)?;
+    if crate::dist::is_root() {
+        print_report(&report, json, || report.table(), &report.files)?;
+    }
     Ok(report)
 }

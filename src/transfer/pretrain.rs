@@ -53,6 +53,10 @@ pub fn pretrained_trunk(
         return Ok(reused);
     }
     let (pretrained, head) = pretrain(cfg, net, &sel, target_shape, progress)?;
+    // Under several ranks ([`crate::dist`]) every rank pretrains the same trunk; rank 0 saves it.
+    if !crate::dist::is_root() {
+        return Ok(pretrained);
+    }
     std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
     let mut meta = BTreeMap::new();
     meta.insert(SOURCE_KEY.to_string(), stamp);
