@@ -299,15 +299,16 @@ pub fn symmetric_eigen(a: &[Vec<f64>]) -> Result<(Vec<f64>, Vec<Vec<f64>>), Solv
                 let t = if theta == 0.0 { 1.0 } else { t };
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
-                for k in 0..n {
-                    let (mkp, mkq) = (m[k][p], m[k][q]);
-                    m[k][p] = c * mkp - s * mkq;
-                    m[k][q] = s * mkp + c * mkq;
+                for row in m.iter_mut() {
+                    let (mkp, mkq) = (row[p], row[q]);
+                    row[p] = c * mkp - s * mkq;
+                    row[q] = s * mkp + c * mkq;
                 }
-                for k in 0..n {
-                    let (mpk, mqk) = (m[p][k], m[q][k]);
-                    m[p][k] = c * mpk - s * mqk;
-                    m[q][k] = s * mpk + c * mqk;
+                let (lo, hi) = m.split_at_mut(q);
+                for (a, b) in lo[p].iter_mut().zip(hi[0].iter_mut()) {
+                    let (mpk, mqk) = (*a, *b);
+                    *a = c * mpk - s * mqk;
+                    *b = s * mpk + c * mqk;
                 }
                 // The rotation zeroes this pair; drop its rounding residue.
                 m[p][q] = 0.0;
