@@ -448,6 +448,46 @@ fn multi_task_agrees_with_one_process() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A multi-task config that takes the task gradients on the shared representation is refused
+/// under several ranks, naming the key (each rank holds only part of the representation).
+#[test]
+fn multi_task_on_the_representation_is_refused() {
+    let Some(mnist) = common::dataset("mnist", &[]) else {
+        return;
+    };
+    let dir = common::fresh_dir("metalearn-mpi", "mtl-rep");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = std::fs::read_to_string(repo.join("configs/mnist-multitask.toml")).unwrap();
+    let body = base
+        .replace("train_limit = 0", "train_limit = 128")
+        .replace(
+            "eval_every_epoch = true",
+            "eval_every_epoch = true\ngramian = \"representation\"",
+        )
+        .replace(
+            "# path = \"../shared/data/mnist\"",
+            &format!("path = {:?}\n#", mnist.display().to_string()),
+        );
+    assert!(body.contains("gramian = \"representation\""));
+    let cfg = write_config(&dir, "rep", &body);
+    let args = [
+        "mtl",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--no-baselines",
+        "--method",
+        "mgda",
+    ];
+    let out = mpirun(2, &args).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("train.gramian") && err.contains("MPI"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A successive-halving search (MAML on sinusoids, 3 inner learning rates at 20 iterations,
 /// the best at 60) under 2 and 3 ranks, which spread each rung's trials: the same scores in
 /// every rung, the same best config and `best.toml`.

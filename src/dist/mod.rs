@@ -211,6 +211,9 @@ pub fn fail(message: &str) -> ! {
             w.rank(),
             w.size()
         );
+        // The launcher forwards a rank's output asynchronously, and the abort kills its
+        // forwarders too: give the message a moment to get out first.
+        std::thread::sleep(std::time::Duration::from_millis(500));
     } else {
         eprintln!("error: {message}");
     }

@@ -192,6 +192,14 @@ pub fn run(cfg: &MtlConfig, progress: bool) -> Result<RunReport> {
     // Under several ranks ([`crate::dist`]) rank 0 alone locks, writes and shows progress; the
     // examples of every batch are split over the ranks (`train::train`).
     let root = crate::dist::is_root();
+    if crate::dist::is_distributed() && cfg.train.gramian == train::GramianOn::Representation {
+        return Err(MtlError::value(
+            "train.gramian",
+            "`representation` is not supported under several MPI ranks (each rank holds part \
+             of the batch's representation); use `parameters`, or one process"
+                .to_string(),
+        ));
+    }
     let progress = progress && root;
     let out_dir = out_dir.filter(|_| root);
     let _lock = out_dir
