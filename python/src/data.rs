@@ -16,7 +16,7 @@ use numpy::{IntoPyArray, PyArray1, PyArrayDyn};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A labelled dataset held by the engine (images `(n, C, H, W)` or vectors `(n, D)`).
@@ -240,37 +240,6 @@ pub fn csv(py: Python<'_>, path: PathBuf, label_column: Option<String>) -> PyRes
     Ok(Dataset::new(ds))
 }
 
-fn png_files(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if p.is_dir() {
-            png_files(&p, root, out)?;
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("png"))
-        {
-            let name = p
-                .strip_prefix(root)
-                .unwrap_or(&p)
-                .to_string_lossy()
-                .replace('\\', "/");
-            out.push((name, p));
-        }
-    }
-    Ok(())
-}
-
 /// The PNG images of a folder (searched recursively, sorted; as `metalearn adapt` reads its
 /// queries): `(x (n, C, size, size) float32, names)`.
 #[pyfunction]
@@ -285,13 +254,7 @@ pub fn read_images<'py>(
     let (x, names) = py.detach(move || {
         errors::catch(|| {
             let mut files = Vec::new();
-            png_files(&path, &path, &mut files).map_err(|e| {
-                errors::py(metalearn::data::DataError::Io {
-                    file: path.display().to_string(),
-                    action: "listing the folder",
-                    source: e,
-                })
-            })?;
+            metalearn::fewshot::adapt::png_files(&path, &path, &mut files).map_err(errors::py)?;
             if files.is_empty() {
                 return Err(PyValueError::new_err(format!(
                     "{}: the folder holds no PNG images",

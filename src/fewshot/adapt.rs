@@ -225,7 +225,10 @@ fn example_shape(backbone: &BackboneConfig, csv_shape: Vec<usize>) -> Vec<usize>
     }
 }
 
-fn png_files(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+/// Every `.png` file below `dir` (any depth; hidden entries skipped), in sorted path order, as
+/// `(path relative to root with '/' separators, full path)`: the files `adapt` reads from an
+/// image folder.
+pub fn png_files(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| TrainError::io(dir, "listing", e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
