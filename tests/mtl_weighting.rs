@@ -192,7 +192,7 @@ fn nash_bargaining_solution() {
     // Orthogonal g1 = (1, 0), g2 = (0, 2): G = diag(1, 4), alpha_i^2 G_ii = 1 -> alpha = (1, 0.5);
     // d = (1, 1): equal projection on both tasks.
     let g = vec![vec![1.0, 0.0], vec![0.0, 2.0]];
-    let a = nash_weights(&gram(&g)).unwrap();
+    let a = nash_weights(&gram(&g));
     assert_vec(&a, &[1.0, 0.5], 1e-6);
     let c = NashMtl::new().combine(&StepInfo::with_grads(&[1.0, 1.0], &g));
     assert_vec(c.shared.as_ref().unwrap(), &[1.0, 1.0], 1e-6);
@@ -200,7 +200,7 @@ fn nash_bargaining_solution() {
     // Non-orthogonal: G alpha = 1 / alpha holds.
     let g = vec![vec![1.0, 0.0], vec![1.0, 1.0], vec![0.0, -0.3]];
     let gm = gram(&g);
-    let a = nash_weights(&gm).unwrap();
+    let a = nash_weights(&gm);
     for i in 0..3 {
         let ga: f64 = (0..3).map(|j| gm[i][j] * a[j]).sum();
         assert!(a[i] > 0.0 && close(ga * a[i], 1.0, 1e-6), "{a:?}");
@@ -253,9 +253,9 @@ fn gramian_weightings_aggregate_their_weights_and_use_the_carried_gramian() {
         assert_eq!(a, make(name).combine(&computed), "{name}");
         // aggregate = weights @ J, with the weights a function of the Gramian alone.
         let w = match name {
-            "mgda" => Mgda::new().weights(&g).unwrap(),
-            "cagrad" => CaGrad::new(0.4).weights(&g).unwrap(),
-            _ => NashMtl::new().weights(&g).unwrap(),
+            "mgda" => Mgda::new().weights(&g),
+            "cagrad" => CaGrad::new(0.4).weights(&g),
+            _ => NashMtl::new().weights(&g),
         };
         assert_eq!(a.shared, Some(weighted_sum(&j, &w)), "{name}");
         let heads = if name == "nash" { w } else { vec![1.0; 3] };
@@ -321,12 +321,7 @@ fn gramian_weightings_match_the_torchjd_reference_vectors() {
         let (flat, shape) = get(&format!("input/J{i}"));
         let j: Vec<Vec<f64>> = flat.chunks(shape[1]).map(|r| r.to_vec()).collect();
         let (g, t) = (gram(&j), j.len() as f64);
-        let mgda: Vec<f64> = Mgda::new()
-            .weights(&g)
-            .unwrap()
-            .iter()
-            .map(|w| w / t)
-            .collect();
+        let mgda: Vec<f64> = Mgda::new().weights(&g).iter().map(|w| w / t).collect();
         let (want, _) = get(&format!("expected/mgda/J{i}/weights"));
         assert!(
             relative_error(&mgda, &want) < 1e-2,
@@ -336,7 +331,6 @@ fn gramian_weightings_match_the_torchjd_reference_vectors() {
         assert!(norm(&weighted_sum(&j, &mgda)) <= norm(&theirs) * (1.0 + 1e-12));
         let cagrad: Vec<f64> = CaGrad::new(0.5)
             .weights(&g)
-            .unwrap()
             .iter()
             .map(|w| w * 1.25 / t)
             .collect();
@@ -345,7 +339,7 @@ fn gramian_weightings_match_the_torchjd_reference_vectors() {
             relative_error(&cagrad, &want) < 1e-4,
             "J{i} cagrad {cagrad:?} vs {want:?}"
         );
-        let nash = weighted_sum(&j, &NashMtl::new().weights(&g).unwrap());
+        let nash = weighted_sum(&j, &NashMtl::new().weights(&g));
         let (want, _) = get(&format!("expected/nash_mtl/J{i}/aggregate"));
         let err = relative_error(&unit(&nash), &unit(&want));
         assert!(err < 1e-4, "J{i} nash direction error {err}");
