@@ -192,7 +192,7 @@ fn nash_bargaining_solution() {
     // Orthogonal g1 = (1, 0), g2 = (0, 2): G = diag(1, 4), alpha_i^2 G_ii = 1 -> alpha = (1, 0.5);
     // d = (1, 1): equal projection on both tasks.
     let g = vec![vec![1.0, 0.0], vec![0.0, 2.0]];
-    let a = nash_weights(&gram(&g));
+    let a = nash_weights(&gram(&g)).unwrap();
     assert_vec(&a, &[1.0, 0.5], 1e-6);
     let c = NashMtl::new().combine(&StepInfo::with_grads(&[1.0, 1.0], &g));
     assert_vec(c.shared.as_ref().unwrap(), &[1.0, 1.0], 1e-6);
@@ -200,10 +200,64 @@ fn nash_bargaining_solution() {
     // Non-orthogonal: G alpha = 1 / alpha holds.
     let g = vec![vec![1.0, 0.0], vec![1.0, 1.0], vec![0.0, -0.3]];
     let gm = gram(&g);
-    let a = nash_weights(&gm);
+    let a = nash_weights(&gm).unwrap();
     for i in 0..3 {
         let ga: f64 = (0..3).map(|j| gm[i][j] * a[j]).sum();
         assert!(a[i] > 0.0 && close(ga * a[i], 1.0, 1e-6), "{a:?}");
+    }
+}
+
+/// The alpha-fair equation `G x = x^(-1/alpha)` on Gramians that are badly conditioned (nearly
+/// collinear, nearly opposed, norms 1e3 apart) and far from unit scale: the solver converges
+/// (these failed the earlier un-normalised Newton iteration) and its root satisfies the
+/// equation on the ridged `G + 1e-10 (trace(G) / K) I` (the documented problem) to 1e-9.
+#[test]
+fn alpha_fair_solves_ill_conditioned_gramians() {
+    let bases: [[f64; 3]; 3] = [[0.3, -0.7, 0.2], [0.5, 0.1, -0.4], [-0.2, 0.6, 0.9]];
+    let cases: [(f64, f64); 4] = [(1e-6, 1.0), (-0.9999, 1.0), (1e-3, 1e3), (0.5, 1e-2)];
+    for (mix, ratio) in cases {
+        for scale in [1e-8, 1.0, 1e4] {
+            let g: Vec<Vec<f64>> = (0..3)
+                .map(|i| {
+                    let s = scale * if i == 2 { ratio } else { 1.0 };
+                    (0..3)
+                        .map(|d| {
+                            let v = if i == 0 {
+                                bases[0][d]
+                            } else if mix < 0.0 {
+                                mix * bases[0][d] + 1e-4 * bases[i][d]
+                            } else {
+                                bases[0][d] + mix * bases[i][d]
+                            };
+                            s * v
+                        })
+                        .collect()
+                })
+                .collect();
+            let gm = gram(&g);
+            let ridge = 1e-10 * (gm[0][0] + gm[1][1] + gm[2][2]) / 3.0;
+            let ridged: Vec<Vec<f64>> = (0..3)
+                .map(|i| {
+                    (0..3)
+                        .map(|j| gm[i][j] + if i == j { ridge } else { 0.0 })
+                        .collect()
+                })
+                .collect();
+            for alpha in [0.5, 1.0, 2.0] {
+                let x = solvers::alpha_fair(&gm, alpha)
+                    .unwrap_or_else(|e| panic!("mix {mix} ratio {ratio} scale {scale}: {e:?}"));
+                for i in 0..3 {
+                    let gx: f64 = (0..3).map(|j| ridged[i][j] * x[j]).sum();
+                    let size: f64 = (0..3).map(|j| (ridged[i][j] * x[j]).abs()).sum::<f64>()
+                        + x[i].powf(-1.0 / alpha);
+                    let err = (gx - x[i].powf(-1.0 / alpha)).abs() / size;
+                    assert!(
+                        x[i] > 0.0 && err < 1e-8,
+                        "mix {mix} scale {scale} alpha {alpha}: {x:?} err {err}"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -253,9 +307,9 @@ fn gramian_weightings_aggregate_their_weights_and_use_the_carried_gramian() {
         assert_eq!(a, make(name).combine(&computed), "{name}");
         // aggregate = weights @ J, with the weights a function of the Gramian alone.
         let w = match name {
-            "mgda" => Mgda::new().weights(&g),
-            "cagrad" => CaGrad::new(0.4).weights(&g),
-            _ => NashMtl::new().weights(&g),
+            "mgda" => Mgda::new().weights(&g).unwrap(),
+            "cagrad" => CaGrad::new(0.4).weights(&g).unwrap(),
+            _ => NashMtl::new().weights(&g).unwrap(),
         };
         assert_eq!(a.shared, Some(weighted_sum(&j, &w)), "{name}");
         let heads = if name == "nash" { w } else { vec![1.0; 3] };
@@ -321,7 +375,12 @@ fn gramian_weightings_match_the_torchjd_reference_vectors() {
         let (flat, shape) = get(&format!("input/J{i}"));
         let j: Vec<Vec<f64>> = flat.chunks(shape[1]).map(|r| r.to_vec()).collect();
         let (g, t) = (gram(&j), j.len() as f64);
-        let mgda: Vec<f64> = Mgda::new().weights(&g).iter().map(|w| w / t).collect();
+        let mgda: Vec<f64> = Mgda::new()
+            .weights(&g)
+            .unwrap()
+            .iter()
+            .map(|w| w / t)
+            .collect();
         let (want, _) = get(&format!("expected/mgda/J{i}/weights"));
         assert!(
             relative_error(&mgda, &want) < 1e-2,
@@ -331,6 +390,7 @@ fn gramian_weightings_match_the_torchjd_reference_vectors() {
         assert!(norm(&weighted_sum(&j, &mgda)) <= norm(&theirs) * (1.0 + 1e-12));
         let cagrad: Vec<f64> = CaGrad::new(0.5)
             .weights(&g)
+            .unwrap()
             .iter()
             .map(|w| w * 1.25 / t)
             .collect();
@@ -339,7 +399,7 @@ fn gramian_weightings_match_the_torchjd_reference_vectors() {
             relative_error(&cagrad, &want) < 1e-4,
             "J{i} cagrad {cagrad:?} vs {want:?}"
         );
-        let nash = weighted_sum(&j, &NashMtl::new().weights(&g));
+        let nash = weighted_sum(&j, &NashMtl::new().weights(&g).unwrap());
         let (want, _) = get(&format!("expected/nash_mtl/J{i}/aggregate"));
         let err = relative_error(&unit(&nash), &unit(&want));
         assert!(err < 1e-4, "J{i} nash direction error {err}");

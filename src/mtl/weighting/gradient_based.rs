@@ -1,6 +1,7 @@
 //! Methods that look at the per-task gradients on the shared parameters: GradNorm, PCGrad,
 //! and the [Gramian weightings](GramianWeighting) MGDA, CAGrad, Nash-MTL.
 
+use super::solvers::{alpha_fair, SolverError};
 use super::{aggregate, dot, weighted_sum, Combined, GramianWeighting, StepInfo, Weighting};
 use crate::tensor::linalg::solve_f64;
 use rand::seq::SliceRandom;
@@ -252,9 +253,9 @@ impl Mgda {
 
 impl GramianWeighting for Mgda {
     /// `T` times the min-norm weights.
-    fn weights(&mut self, gramian: &[Vec<f64>]) -> Vec<f64> {
+    fn weights(&mut self, gramian: &[Vec<f64>]) -> Result<Vec<f64>, SolverError> {
         let t = gramian.len() as f64;
-        min_norm_weights(gramian).iter().map(|x| x * t).collect()
+        Ok(min_norm_weights(gramian).iter().map(|x| x * t).collect())
     }
 }
 
@@ -369,7 +370,7 @@ impl CaGrad {
 
 impl GramianWeighting for CaGrad {
     /// The coefficients of `T d` on the gradients: `T (1/T + lambda w_i) / (1 + c^2)`.
-    fn weights(&mut self, g: &[Vec<f64>]) -> Vec<f64> {
+    fn weights(&mut self, g: &[Vec<f64>]) -> Result<Vec<f64>, SolverError> {
         let t = g.len();
         let tf = t as f64;
         let w = self.inner_weights(g);
@@ -383,9 +384,9 @@ impl GramianWeighting for CaGrad {
             .sqrt();
         let lambda = if gw_norm > 1e-30 { sphi / gw_norm } else { 0.0 };
         // d = (g0 + lambda g_w) / (1 + c^2), times T.
-        w.iter()
+        Ok(w.iter()
             .map(|wi| tf * (1.0 / tf + lambda * wi) / (1.0 + self.c * self.c))
-            .collect()
+            .collect())
     }
 }
 
@@ -407,63 +408,10 @@ const MIN_PIVOT: f64 = 1e-300;
 
 /// The Nash bargaining weights of Nash-MTL: the `alpha > 0` with `G alpha = 1 / alpha`
 /// (elementwise), `G` the Gram matrix. This is the stationarity condition of the strictly convex
-/// `f(alpha) = alpha^T G alpha / 2 - sum_i ln alpha_i`, minimised here by damped Newton steps
-/// (a small ridge keeps `G` definite when gradients are collinear or zero).
-pub fn nash_weights(g: &[Vec<f64>]) -> Vec<f64> {
-    let t = g.len();
-    let trace: f64 = (0..t).map(|i| g[i][i]).sum::<f64>().max(1e-30);
-    let ridge = 1e-10 * trace / t as f64;
-    let gm: Vec<Vec<f64>> = (0..t)
-        .map(|i| {
-            (0..t)
-                .map(|j| g[i][j] + if i == j { ridge } else { 0.0 })
-                .collect()
-        })
-        .collect();
-    let f = |a: &[f64]| -> f64 {
-        let mut q = 0.0;
-        for i in 0..t {
-            for j in 0..t {
-                q += a[i] * gm[i][j] * a[j];
-            }
-        }
-        0.5 * q - a.iter().map(|x| x.ln()).sum::<f64>()
-    };
-    let mut a: Vec<f64> = (0..t).map(|i| 1.0 / gm[i][i].sqrt()).collect();
-    for _ in 0..100 {
-        let ga: Vec<f64> = (0..t)
-            .map(|i| (0..t).map(|j| gm[i][j] * a[j]).sum())
-            .collect();
-        let grad: Vec<f64> = (0..t).map(|i| ga[i] - 1.0 / a[i]).collect();
-        let hess: Vec<f64> = (0..t * t)
-            .map(|ij| {
-                let (i, j) = (ij / t, ij % t);
-                gm[i][j] + if i == j { 1.0 / (a[i] * a[i]) } else { 0.0 }
-            })
-            .collect();
-        let minus_grad: Vec<f64> = grad.iter().map(|x| -x).collect();
-        let Some(dir) = solve_f64(&hess, t, &minus_grad, MIN_PIVOT) else {
-            break;
-        };
-        let dec: f64 = -dot(&grad, &dir);
-        if dec < 1e-24 {
-            break;
-        }
-        let f0 = f(&a);
-        let mut s = 1.0;
-        loop {
-            let cand: Vec<f64> = a.iter().zip(&dir).map(|(x, d)| x + s * d).collect();
-            if cand.iter().all(|&x| x > 0.0) && f(&cand) <= f0 - 0.25 * s * dec {
-                a = cand;
-                break;
-            }
-            s *= 0.5;
-            if s < 1e-12 {
-                return a;
-            }
-        }
-    }
-    a
+/// `f(alpha) = alpha^T G alpha / 2 - sum_i ln alpha_i`, minimised by [`alpha_fair`] with
+/// `alpha = 1` (damped Newton; a small ridge keeps `G` definite when gradients are collinear).
+pub fn nash_weights(g: &[Vec<f64>]) -> Result<Vec<f64>, SolverError> {
+    alpha_fair(g, 1.0)
 }
 
 /// Nash-MTL (Navon et al. 2022): the shared gradient is `sum_i alpha_i g_i` with the
@@ -494,7 +442,7 @@ impl Weighting for NashMtl {
 
 impl GramianWeighting for NashMtl {
     /// The Nash bargaining weights `alpha`.
-    fn weights(&mut self, gramian: &[Vec<f64>]) -> Vec<f64> {
+    fn weights(&mut self, gramian: &[Vec<f64>]) -> Result<Vec<f64>, SolverError> {
         nash_weights(gramian)
     }
     /// Heads are weighted by `alpha_i` too.

@@ -179,8 +179,8 @@ pub trait Weighting: Send {
 /// `Weighting` on the Gramian); [`aggregate`] turns its weights into the step's update.
 pub trait GramianWeighting {
     /// The task weights `w` from the Gramian `G = J J^T` (`G[i][j] = g_i . g_j`); the shared
-    /// gradient is `sum_i w_i g_i`.
-    fn weights(&mut self, gramian: &[Vec<f64>]) -> Vec<f64>;
+    /// gradient is `sum_i w_i g_i`; a solver that does not converge says so.
+    fn weights(&mut self, gramian: &[Vec<f64>]) -> Result<Vec<f64>, solvers::SolverError>;
 
     /// Whether each task's own parameters get its loss weighted by `w_i` too (else by 1).
     fn weights_heads(&self) -> bool {
@@ -190,14 +190,18 @@ pub trait GramianWeighting {
 
 /// The aggregation of a [`GramianWeighting`] named `method`: `w` from the step's Gramian,
 /// `shared = sum_i w_i g_i`, and heads weighted by `w` or by 1
-/// ([`GramianWeighting::weights_heads`]).
+/// ([`GramianWeighting::weights_heads`]); the mean direction when the solver fails
+/// ([`Combined::mean_fallback`]).
 pub fn aggregate(
     weighting: &mut dyn GramianWeighting,
     method: &str,
     info: &StepInfo<'_>,
 ) -> Combined {
     let grads = info.grads(method);
-    let w = weighting.weights(&info.gramian(method));
+    let w = match weighting.weights(&info.gramian(method)) {
+        Ok(w) => w,
+        Err(e) => return Combined::mean_fallback(grads.len(), format!("{method}: {e}")),
+    };
     Combined {
         fallback: None,
         shared: Some(weighted_sum(grads, &w)),

@@ -192,83 +192,134 @@ pub fn golden_min(f: impl Fn(f64) -> f64, lo: f64, hi: f64, iters: usize) -> f64
 }
 
 /// The `x > 0` with `G x = x^(-1/alpha)` elementwise (the alpha-fair weights of FairGrad; with
-/// `alpha = 1`, `G x = 1 / x`, the Nash bargaining weights of Nash-MTL). It is the minimiser of
-/// the strictly convex `x^T G x / 2 + sum_i h(x_i)` with `h'(x) = -x^(-1/alpha)`, found by damped
-/// Newton steps from `x_i = G_ii^(-alpha / (alpha + 1))`; a ridge of `1e-10 trace(G) / K` keeps
-/// `G` definite. Converged when the residual `||G x - x^(-1/alpha)||` is below `1e-12` of the
-/// residual's scale.
+/// `alpha = 1`, `G x = 1 / x`, the Nash bargaining weights of Nash-MTL).
+///
+/// The equation is solved on the normalised `G' = G / c + 1e-10 I`, `c = trace(G) / K` (the
+/// ridge keeps `G'` definite when gradients are collinear), whose root `y` gives
+/// `x = c^(-alpha / (alpha + 1)) y`. `y` minimises the strictly convex
+/// `y^T G' y / 2 + sum_i h(y_i)` with `h'(y) = -y^(-1/alpha)`: damped Newton steps from
+/// `y_i = G'_ii^(-alpha / (alpha + 1))`, a step accepted when it decreases the objective
+/// (Armijo) or halves the residual (near the root, where the objective's change is below
+/// rounding). Converged when `||G' y - y^(-1/alpha)|| <= 1e-12 sum_i (sum_j |G'_ij y_j| +
+/// y_i^(-1/alpha))`; an error after 100 steps or a stalled line search.
 pub fn alpha_fair(g: &[Vec<f64>], alpha: f64) -> Result<Vec<f64>, SolverError> {
     let t = g.len();
-    let trace: f64 = (0..t).map(|i| g[i][i]).sum::<f64>().max(1e-300);
-    let ridge = 1e-10 * trace / t as f64;
+    let c = ((0..t).map(|i| g[i][i]).sum::<f64>() / t as f64).max(1e-300);
     let gm: Vec<Vec<f64>> = (0..t)
         .map(|i| {
             (0..t)
-                .map(|j| g[i][j] + if i == j { ridge } else { 0.0 })
+                .map(|j| g[i][j] / c + if i == j { 1e-10 } else { 0.0 })
                 .collect()
         })
         .collect();
-    let p = 1.0 / alpha;
-    // h(x) = -ln x (p = 1) or -x^(1-p) / (1-p); h'(x) = -x^-p; h''(x) = p x^(-p-1).
-    let h = |x: f64| {
-        if (p - 1.0).abs() < 1e-15 {
-            -x.ln()
-        } else {
-            -x.powf(1.0 - p) / (1.0 - p)
-        }
+    let problem = AlphaFair {
+        gm: &gm,
+        p: 1.0 / alpha,
     };
-    let f = |x: &[f64]| 0.5 * quad(&gm, x) + x.iter().map(|&v| h(v)).sum::<f64>();
-    let mut x: Vec<f64> = (0..t)
+    let mut y: Vec<f64> = (0..t)
         .map(|i| gm[i][i].powf(-alpha / (alpha + 1.0)))
         .collect();
-    let max_iters = 200;
+    let max_iters = 100;
     for it in 0..max_iters {
-        let gx = matvec(&gm, &x);
-        let grad: Vec<f64> = (0..t).map(|i| gx[i] - x[i].powf(-p)).collect();
-        let scale: f64 = (0..t).map(|i| gx[i].abs() + x[i].powf(-p)).sum();
-        let res = grad.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let (grad, res, scale) = problem.residual(&y);
         if res <= 1e-12 * scale {
-            return Ok(x);
+            let back = c.powf(-alpha / (alpha + 1.0));
+            return Ok(y.iter().map(|v| v * back).collect());
         }
-        let hess: Vec<f64> = (0..t * t)
-            .map(|ij| {
-                let (i, j) = (ij / t, ij % t);
-                gm[i][j] + if i == j { p * x[i].powf(-p - 1.0) } else { 0.0 }
-            })
-            .collect();
-        let minus: Vec<f64> = grad.iter().map(|v| -v).collect();
-        let Some(dir) = solve_f64(&hess, t, &minus, MIN_PIVOT) else {
-            break;
+        let fail = |why: String| SolverError {
+            solver: "alpha_fair",
+            iterations: it,
+            why,
         };
-        let dec: f64 = -grad.iter().zip(&dir).map(|(a, b)| a * b).sum::<f64>();
-        let f0 = f(&x);
-        let mut s = 1.0;
-        loop {
-            let cand: Vec<f64> = x.iter().zip(&dir).map(|(a, d)| a + s * d).collect();
-            if cand.iter().all(|&v| v > 0.0) && f(&cand) <= f0 - 0.25 * s * dec {
-                x = cand;
-                break;
-            }
-            s *= 0.5;
-            if s < 1e-14 {
-                // No more decrease in floating point: accept when nearly stationary.
-                return if res <= 1e-8 * scale {
-                    Ok(x)
-                } else {
-                    Err(SolverError {
-                        solver: "alpha_fair",
-                        iterations: it,
-                        why: format!("line search stalled at residual {res:.3e}"),
-                    })
-                };
-            }
-        }
+        let dir = problem
+            .newton_direction(&y, &grad)
+            .ok_or_else(|| fail("singular Newton system".into()))?;
+        y = problem
+            .line_search(&y, &dir, &grad, res)
+            .ok_or_else(|| fail(format!("line search stalled at residual {res:.3e}")))?;
     }
     Err(SolverError {
         solver: "alpha_fair",
         iterations: max_iters,
         why: "Newton's method did not reach the residual tolerance".into(),
     })
+}
+
+/// The normalised problem of [`alpha_fair`]: `G' y = y^-p` with `p = 1 / alpha`.
+struct AlphaFair<'a> {
+    gm: &'a [Vec<f64>],
+    p: f64,
+}
+
+impl AlphaFair<'_> {
+    /// The objective `y^T G' y / 2 + sum_i h(y_i)`, `h(y) = -ln y` (`p = 1`) or
+    /// `-y^(1-p) / (1-p)`.
+    fn objective(&self, y: &[f64]) -> f64 {
+        let p = self.p;
+        let h = |v: f64| {
+            if (p - 1.0).abs() < 1e-15 {
+                -v.ln()
+            } else {
+                -v.powf(1.0 - p) / (1.0 - p)
+            }
+        };
+        0.5 * quad(self.gm, y) + y.iter().map(|&v| h(v)).sum::<f64>()
+    }
+
+    /// The objective's gradient `G' y - y^-p`, its norm, and the scale the norm is compared
+    /// with, `sum_i (sum_j |G'_ij y_j| + y_i^-p)`.
+    fn residual(&self, y: &[f64]) -> (Vec<f64>, f64, f64) {
+        let gy = matvec(self.gm, y);
+        let grad: Vec<f64> = gy.iter().zip(y).map(|(a, v)| a - v.powf(-self.p)).collect();
+        let scale: f64 = self
+            .gm
+            .iter()
+            .zip(y)
+            .map(|(row, v)| {
+                row.iter().zip(y).map(|(a, b)| (a * b).abs()).sum::<f64>() + v.powf(-self.p)
+            })
+            .sum();
+        let res = grad.iter().map(|v| v * v).sum::<f64>().sqrt();
+        (grad, res, scale)
+    }
+
+    /// The Newton step `-H^-1 grad`, `H = G' + diag(p y^(-p-1))`.
+    fn newton_direction(&self, y: &[f64], grad: &[f64]) -> Option<Vec<f64>> {
+        let t = y.len();
+        let hess: Vec<f64> = (0..t * t)
+            .map(|ij| {
+                let (i, j) = (ij / t, ij % t);
+                let diag = if i == j {
+                    self.p * y[i].powf(-self.p - 1.0)
+                } else {
+                    0.0
+                };
+                self.gm[i][j] + diag
+            })
+            .collect();
+        let minus: Vec<f64> = grad.iter().map(|v| -v).collect();
+        solve_f64(&hess, t, &minus, MIN_PIVOT)
+    }
+
+    /// The first of the steps `y + s dir`, `s = 1, 1/2, 1/4, ...`, that stays positive and
+    /// decreases the objective by a quarter of the Newton decrement (Armijo) or halves the
+    /// residual `res`; `None` when `s` falls below `1e-14`.
+    fn line_search(&self, y: &[f64], dir: &[f64], grad: &[f64], res: f64) -> Option<Vec<f64>> {
+        let dec: f64 = -grad.iter().zip(dir).map(|(a, b)| a * b).sum::<f64>();
+        let f0 = self.objective(y);
+        let mut s = 1.0;
+        while s >= 1e-14 {
+            let cand: Vec<f64> = y.iter().zip(dir).map(|(a, d)| a + s * d).collect();
+            if cand.iter().all(|&v| v > 0.0)
+                && (self.objective(&cand) <= f0 - 0.25 * s * dec
+                    || self.residual(&cand).1 <= 0.5 * res)
+            {
+                return Some(cand);
+            }
+            s *= 0.5;
+        }
+        None
+    }
 }
 
 /// The eigenvalues and eigenvectors (columns of `v`, `v[row][col]`) of a symmetric matrix by
