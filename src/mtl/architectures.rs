@@ -1,10 +1,11 @@
 //! Soft-sharing architectures: Multi-gate Mixture-of-Experts and cross-stitch networks.
 
+use super::experts::init_stack;
 use super::model::{
     init_per_task, per_task_owners, EncoderAndHeads, LayerSpec, Owner, ParamCursor, ShapeError,
     Stack, TaskHeads, TaskSpec,
 };
-use crate::nn::{Model, Params};
+use crate::nn::Params;
 use crate::tensor::{Float, Tensor};
 
 /// Every architecture `model.architecture` may name: hard sharing
@@ -67,8 +68,7 @@ impl<T: Float> EncoderAndHeads<T> for Mmoe {
     fn init_encoder(&self, rng: &mut dyn rand::RngCore) -> Params<T> {
         let mut p = Params::new();
         for (i, e) in self.experts.iter().enumerate() {
-            let fresh: Params<T> = Model::<T>::init(e, rng);
-            p = p.concat(&fresh.prefixed(&format!("expert.{i}.")));
+            p = p.concat(&init_stack(e, &format!("expert.{i}."), rng));
         }
         p.concat(&init_per_task("gate", self.heads.tasks(), &self.gates, rng))
     }

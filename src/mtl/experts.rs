@@ -80,7 +80,11 @@ fn mix<T: Float>(outs: &[Tensor<T>], w: &Tensor<T>) -> Tensor<T> {
 }
 
 /// Fresh parameters of `stack`, named `{prefix}{layer}.weight` / `.bias`.
-fn init_stack<T: Float>(stack: &Stack, prefix: &str, rng: &mut dyn rand::RngCore) -> Params<T> {
+pub(crate) fn init_stack<T: Float>(
+    stack: &Stack,
+    prefix: &str,
+    rng: &mut dyn rand::RngCore,
+) -> Params<T> {
     let p: Params<T> = Model::<T>::init(stack, rng);
     p.prefixed(prefix)
 }

@@ -4,7 +4,7 @@ use super::config::{MtlConfig, MtlData};
 use super::diagnostics::{pairs, CosineRecord, EpochRecord, FallbackRecord, History};
 use super::error::MtlError;
 use super::model::{metric_name, task_loss, MetricAcc, MultiTaskModel, Owner, TaskTargets};
-use super::weighting::{gram, gram_cosine, StepInfo, Weighting};
+use super::weighting::{gram, gram_cosine, Combined, StepInfo, Weighting};
 use crate::autodiff::{grad, grad_with, no_grad, GradOptions};
 use crate::nn::optim::{Adam, Optimizer, Sgd};
 use crate::nn::Params;
@@ -279,20 +279,8 @@ fn combine_step(
     (step, epoch): (u64, usize),
 ) -> StepOutput {
     let flat = shared_gradients(per_task, owners);
-    // The Gramian once per step: for the method and for the cosines.
-    let gramian = gram(&flat);
-    let comb = weighting.combine(&StepInfo {
-        losses: &lv,
-        grads: Some(&flat),
-        gramian: Some(&gramian),
-        step,
-        epoch,
-    });
+    let (comb, cosines) = weigh(weighting, &flat, &lv, (step, epoch));
     let shared_grad = comb.shared_grad(&flat);
-    let cosines = pairs(lv.len())
-        .into_iter()
-        .map(|(i, j)| gram_cosine(&gramian, i, j))
-        .collect();
     StepOutput {
         grads: combine_gradients(owners, params, per_task, &comb.weights, &shared_grad),
         losses: lv,
@@ -300,6 +288,29 @@ fn combine_step(
         cosines: Some(cosines),
         fallback: comb.fallback,
     }
+}
+
+/// The method's combination of one step from the flat task gradients `flat` and losses `lv`,
+/// with the Gramian computed once (for the method and for the pairwise cosines, also returned).
+fn weigh(
+    weighting: &mut dyn Weighting,
+    flat: &[Vec<f64>],
+    lv: &[f64],
+    (step, epoch): (u64, usize),
+) -> (Combined, Vec<f64>) {
+    let gramian = gram(flat);
+    let comb = weighting.combine(&StepInfo {
+        losses: lv,
+        grads: Some(flat),
+        gramian: Some(&gramian),
+        step,
+        epoch,
+    });
+    let cosines = pairs(lv.len())
+        .into_iter()
+        .map(|(i, j)| gram_cosine(&gramian, i, j))
+        .collect();
+    (comb, cosines)
 }
 
 /// The step of [`GramianOn::Representation`] from the shared representation `z` and the task
@@ -339,14 +350,7 @@ fn representation_step(
             g[0].data().iter().map(|&v| v as f64).collect()
         })
         .collect();
-    let gramian = gram(&flat);
-    let comb = weighting.combine(&StepInfo {
-        losses: &lv,
-        grads: Some(&flat),
-        gramian: Some(&gramian),
-        step,
-        epoch,
-    });
+    let (comb, cosines) = weigh(weighting, &flat, &lv, (step, epoch));
     let dz = comb.shared_grad(&flat);
     let all = params.tensors();
     let pick = |shared: bool| -> Vec<Tensor<f32>> {
@@ -377,10 +381,6 @@ fn representation_step(
             }
             .expect("one gradient per parameter")
         })
-        .collect();
-    let cosines = pairs(losses.len())
-        .into_iter()
-        .map(|(i, j)| gram_cosine(&gramian, i, j))
         .collect();
     StepOutput {
         grads,
