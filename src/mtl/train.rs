@@ -611,7 +611,9 @@ impl<'a> TrainRun<'a> {
         Ok(sums)
     }
 
-    /// One optimizer step on the batch `idx`, added to `sums`; returns the task losses.
+    /// One optimizer step on the batch `idx`, added to `sums`; returns the task losses. A method
+    /// that asks ([`Weighting::needs_losses_after_step`]) then gets the batch's task losses at
+    /// the new parameters ([`Weighting::after_step`]).
     fn step(
         &mut self,
         weighting: &mut dyn Weighting,

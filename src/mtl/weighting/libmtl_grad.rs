@@ -68,11 +68,11 @@ fn shared_or_fallback(method: &str, tasks: usize, shared: Vec<f64>) -> Combined 
 /// multiplying them by `sign(z)` and summing over the batch (one draw per feature for the whole
 /// batch). The trainer does not hand a method the activations, so here the purity and the draw
 /// are per coordinate of the gradients the method receives: with `gramian = "representation"`
-/// the representation's gradients per example and feature (LibMTL's form with one example per
-/// draw: for a batch of one, the masks have LibMTL's distribution, since multiplying by
-/// `sign(z)` mirrors `P` and the draw alike), on the shared parameters (the default) the
-/// parameters' gradients, the paper's "GradDrop at any layer" applied to every shared weight.
-/// Draws come from a generator seeded by `seed`.
+/// the representation's gradients per example and feature (for a batch of one, the masks have
+/// LibMTL's distribution wherever `z != 0`, since multiplying by `sign(z)` mirrors `P` and the
+/// draw alike); on the shared parameters (the default) the parameters' gradients, the same rule
+/// applied to every shared weight instead of the activations. Draws come from a generator
+/// seeded by `seed`.
 #[derive(Clone, Debug)]
 pub struct GradDrop {
     leak: f64,
