@@ -190,7 +190,9 @@ fn trimmed_mean_and_krum_known_answers_and_task_counts() {
 
 #[test]
 fn unknown_method_lists_the_known_ones() {
-    let err = WeightingConfig::named("graddrop").unwrap_err().to_string();
+    let err = WeightingConfig::named("gradsurgery")
+        .unwrap_err()
+        .to_string();
     for m in METHODS {
         assert!(err.contains(m), "{m} missing from: {err}");
     }

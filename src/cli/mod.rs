@@ -170,7 +170,7 @@ pub struct MtlArgs {
     /// Print the results as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Override `weighting.method` (equal, upgrad, mgda, pcgrad, nash, ...: the 23 of README "MTL methods"; an unknown name lists them all).
+    /// Override `weighting.method` (equal, upgrad, mgda, pcgrad, nash, ...: the 29 of README "MTL methods"; an unknown name lists them all).
     #[arg(long)]
     pub method: Option<String>,
     /// Override `model.architecture` (hard, mmoe, cross_stitch, mtan, cgc, ple, dselect_k).

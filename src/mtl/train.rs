@@ -611,7 +611,9 @@ impl<'a> TrainRun<'a> {
         Ok(sums)
     }
 
-    /// One optimizer step on the batch `idx`, added to `sums`; returns the task losses.
+    /// One optimizer step on the batch `idx`, added to `sums`; returns the task losses. A method
+    /// that asks ([`Weighting::needs_losses_after_step`]) then gets the batch's task losses at
+    /// the new parameters ([`Weighting::after_step`]).
     fn step(
         &mut self,
         weighting: &mut dyn Weighting,
@@ -645,6 +647,17 @@ impl<'a> TrainRun<'a> {
             });
         }
         self.params = self.opt.step(&self.params, &out.grads);
+        if weighting.needs_losses_after_step() {
+            // FAMO: the same batch's task losses at the new parameters (a forward pass only).
+            let (x, ys) = gather(self.data, idx, self.task_map);
+            let new: Vec<f64> = no_grad(|| {
+                let outs = self.model.forward(&self.params, &x);
+                (tasks.iter().zip(&outs).zip(&ys))
+                    .map(|((t, o), y)| task_loss(t.kind, o, y).item() as f64)
+                    .collect()
+            });
+            weighting.after_step(&new);
+        }
         if let Some(why) = out.fallback {
             self.history.fallbacks.push(FallbackRecord { step, why });
         }

@@ -12,7 +12,7 @@
 //! `method` (or no table) is `equal`; options left out take their defaults.
 
 use super::super::error::{MtlError, Result};
-use crate::run::config_file::{finite_in, positive_in, MAX_LR};
+use crate::run::config_file::{finite_in, int_in, positive_in, MAX_LR};
 use crate::run::ConfigError;
 
 /// Options of the loss-weighting / gradient-aggregation method (the `[weighting]` table),
@@ -74,6 +74,134 @@ pub enum WeightingConfig {
     /// DB-MTL ([`super::libmtl::DbMtl`], Lin et al. 2023).
     #[serde(rename = "db_mtl")]
     DbMtl(DbMtlConfig),
+    /// Gradient sign dropout ([`super::libmtl_grad::GradDrop`], Chen et al. 2020).
+    #[serde(rename = "graddrop")]
+    GradDrop(GradDropConfig),
+    /// MoCo ([`super::libmtl_grad::MoCo`], Fernando et al. 2023).
+    #[serde(rename = "moco")]
+    MoCo(MoCoConfig),
+    /// MoDo ([`super::libmtl_grad::MoDo`], Chen et al. 2023).
+    #[serde(rename = "modo")]
+    MoDo(MoDoConfig),
+    /// SDMGrad ([`super::libmtl_grad::SdmGrad`], Xiao et al. 2023).
+    #[serde(rename = "sdmgrad")]
+    SdmGrad(SdmGradConfig),
+    /// FAMO ([`super::libmtl::Famo`], Liu et al. 2023).
+    Famo(FamoConfig),
+    /// ExcessMTL ([`super::libmtl::ExcessMtl`], He et al. 2024).
+    #[serde(rename = "excess_mtl")]
+    ExcessMtl(ExcessMtlConfig),
+}
+
+/// `graddrop`'s options.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GradDropConfig {
+    /// Share of a dropped gradient that is kept (0.0, in `[0, 1]`).
+    pub leak: f64,
+    /// Seed of the sign draws (0).
+    pub seed: u64,
+}
+
+/// `moco`'s options (LibMTL's `MoCo_*` without the prefix).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MoCoConfig {
+    /// Rate of the tracked gradients (0.5, in `(0, 1]`).
+    pub beta: f64,
+    /// Decay exponent of that rate, `beta / t^beta_sigma` (0.5).
+    pub beta_sigma: f64,
+    /// Rate of the task weights (0.1).
+    pub gamma: f64,
+    /// Decay exponent of that rate (0.5).
+    pub gamma_sigma: f64,
+    /// L2 regulariser of the weights' step (0).
+    pub rho: f64,
+}
+
+/// `modo`'s options (LibMTL's `MoDo_*` without the prefix).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MoDoConfig {
+    /// Step of the task weights (0.001).
+    pub gamma: f64,
+    /// L2 regulariser of the weights' step (0.1).
+    pub rho: f64,
+}
+
+/// `sdmgrad`'s options (LibMTL's `SDMGrad_*` without the prefix, and its spelling `lamda`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SdmGradConfig {
+    /// Weight of the mean gradient in the direction (0.3).
+    pub lamda: f64,
+    /// Iterations of the weights' projected SGD per step (20).
+    pub niter: usize,
+}
+
+/// `famo`'s options (LibMTL's `FAMO_*` without the prefix).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FamoConfig {
+    /// Adam learning rate of the weight logits (0.025).
+    pub w_lr: f64,
+    /// Weight decay of the logits (0.001).
+    pub w_gamma: f64,
+}
+
+/// `excess_mtl`'s options.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExcessMtlConfig {
+    /// Step size of the multiplicative weight update (0.01).
+    pub robust_step_size: f64,
+}
+
+impl Default for MoCoConfig {
+    fn default() -> Self {
+        MoCoConfig {
+            beta: 0.5,
+            beta_sigma: 0.5,
+            gamma: 0.1,
+            gamma_sigma: 0.5,
+            rho: 0.0,
+        }
+    }
+}
+
+impl Default for MoDoConfig {
+    fn default() -> Self {
+        MoDoConfig {
+            gamma: 1e-3,
+            rho: 0.1,
+        }
+    }
+}
+
+impl Default for SdmGradConfig {
+    fn default() -> Self {
+        SdmGradConfig {
+            lamda: 0.3,
+            niter: 20,
+        }
+    }
+}
+
+impl Default for FamoConfig {
+    fn default() -> Self {
+        FamoConfig {
+            w_lr: 0.025,
+            w_gamma: 1e-3,
+        }
+    }
+}
+
+impl Default for ExcessMtlConfig {
+    fn default() -> Self {
+        ExcessMtlConfig {
+            robust_step_size: 1e-2,
+        }
+    }
 }
 
 /// `stch`'s options.
@@ -317,6 +445,12 @@ impl WeightingConfig {
             "imtl_l" => WeightingConfig::ImtlL(UncertaintyConfig::default()),
             "stch" => WeightingConfig::Stch(StchConfig::default()),
             "db_mtl" => WeightingConfig::DbMtl(DbMtlConfig::default()),
+            "graddrop" => WeightingConfig::GradDrop(GradDropConfig::default()),
+            "moco" => WeightingConfig::MoCo(MoCoConfig::default()),
+            "modo" => WeightingConfig::MoDo(MoDoConfig::default()),
+            "sdmgrad" => WeightingConfig::SdmGrad(SdmGradConfig::default()),
+            "famo" => WeightingConfig::Famo(FamoConfig::default()),
+            "excess_mtl" => WeightingConfig::ExcessMtl(ExcessMtlConfig::default()),
             other => {
                 return Err(MtlError::UnknownMethod {
                     name: other.to_string(),
@@ -352,6 +486,12 @@ impl WeightingConfig {
             WeightingConfig::ImtlL(_) => "imtl_l",
             WeightingConfig::Stch(_) => "stch",
             WeightingConfig::DbMtl(_) => "db_mtl",
+            WeightingConfig::GradDrop(_) => "graddrop",
+            WeightingConfig::MoCo(_) => "moco",
+            WeightingConfig::MoDo(_) => "modo",
+            WeightingConfig::SdmGrad(_) => "sdmgrad",
+            WeightingConfig::Famo(_) => "famo",
+            WeightingConfig::ExcessMtl(_) => "excess_mtl",
         }
     }
 
@@ -380,6 +520,12 @@ impl WeightingConfig {
             WeightingConfig::TrimmedMean(_) => &["trim"],
             WeightingConfig::Krum(_) => &["byzantine", "selected"],
             WeightingConfig::GradVac(_) => &["beta"],
+            WeightingConfig::GradDrop(_) => &["leak", "seed"],
+            WeightingConfig::MoCo(_) => &["beta", "beta_sigma", "gamma", "gamma_sigma", "rho"],
+            WeightingConfig::MoDo(_) => &["gamma", "rho"],
+            WeightingConfig::SdmGrad(_) => &["lamda", "niter"],
+            WeightingConfig::Famo(_) => &["w_lr", "w_gamma"],
+            WeightingConfig::ExcessMtl(_) => &["robust_step_size"],
         }
     }
 
@@ -413,6 +559,29 @@ impl WeightingConfig {
             WeightingConfig::DbMtl(d) => {
                 finite_in("weighting.beta", d.beta, 0.0, 1.0)?;
                 finite_in("weighting.beta_sigma", d.beta_sigma, 0.0, 10.0)
+            }
+            WeightingConfig::GradDrop(g) => finite_in("weighting.leak", g.leak, 0.0, 1.0),
+            WeightingConfig::MoCo(m) => {
+                positive_in("weighting.beta", m.beta, 1.0)?;
+                finite_in("weighting.beta_sigma", m.beta_sigma, 0.0, 10.0)?;
+                positive_in("weighting.gamma", m.gamma, 1e6)?;
+                finite_in("weighting.gamma_sigma", m.gamma_sigma, 0.0, 10.0)?;
+                finite_in("weighting.rho", m.rho, 0.0, 1e6)
+            }
+            WeightingConfig::MoDo(m) => {
+                positive_in("weighting.gamma", m.gamma, 1e6)?;
+                finite_in("weighting.rho", m.rho, 0.0, 1e6)
+            }
+            WeightingConfig::SdmGrad(sd) => {
+                finite_in("weighting.lamda", sd.lamda, 0.0, 1e6)?;
+                int_in("weighting.niter", sd.niter, 1, 10_000)
+            }
+            WeightingConfig::Famo(f) => {
+                positive_in("weighting.w_lr", f.w_lr, MAX_LR)?;
+                finite_in("weighting.w_gamma", f.w_gamma, 0.0, 1e3)
+            }
+            WeightingConfig::ExcessMtl(e) => {
+                positive_in("weighting.robust_step_size", e.robust_step_size, 1e3)
             }
             _ => Ok(()),
         }
@@ -474,6 +643,18 @@ impl TryFrom<toml::Table> for WeightingConfig {
             WeightingConfig::ImtlL(_) => WeightingConfig::ImtlL(options.try_into().map_err(bad)?),
             WeightingConfig::Stch(_) => WeightingConfig::Stch(options.try_into().map_err(bad)?),
             WeightingConfig::DbMtl(_) => WeightingConfig::DbMtl(options.try_into().map_err(bad)?),
+            WeightingConfig::GradDrop(_) => {
+                WeightingConfig::GradDrop(options.try_into().map_err(bad)?)
+            }
+            WeightingConfig::MoCo(_) => WeightingConfig::MoCo(options.try_into().map_err(bad)?),
+            WeightingConfig::MoDo(_) => WeightingConfig::MoDo(options.try_into().map_err(bad)?),
+            WeightingConfig::SdmGrad(_) => {
+                WeightingConfig::SdmGrad(options.try_into().map_err(bad)?)
+            }
+            WeightingConfig::Famo(_) => WeightingConfig::Famo(options.try_into().map_err(bad)?),
+            WeightingConfig::ExcessMtl(_) => {
+                WeightingConfig::ExcessMtl(options.try_into().map_err(bad)?)
+            }
             unit => unit,
         })
     }

@@ -1,8 +1,9 @@
-//! LibMTL's loss-scale methods that this crate lacked: GLS, IMTL-L, STCH (loss weightings: one
-//! backward pass of `sum_i w_i L_i`) and DB-MTL (on the per-task gradients). Each follows
-//! LibMTL's implementation; where LibMTL's total loss is on the mean's scale the weights here
-//! are `K` times LibMTL's, so that learning rates carry over from `equal` (documented per
-//! method).
+//! LibMTL's loss-scale methods that this crate lacked: GLS, IMTL-L, STCH, FAMO (loss
+//! weightings: one backward pass of `sum_i w_i L_i`), DB-MTL and ExcessMTL (on the per-task
+//! gradients). Each follows LibMTL's implementation; where LibMTL's total loss is on the mean's
+//! scale the weights here are `K` times LibMTL's, so that learning rates carry over from
+//! `equal` (documented per method). LibMTL's gradient-manipulation methods GradDrop, MoCo, MoDo
+//! and SDMGrad are in [`super::libmtl_grad`].
 
 use super::{Combined, StepInfo, Weighting};
 
@@ -188,5 +189,210 @@ impl Weighting for DbMtl {
             shared: Some(super::weighted_sum(&self.buffer, &alpha)),
             fallback: None,
         }
+    }
+}
+
+/// FAMO (fast adaptive multitask optimization, Liu et al. 2023), as LibMTL runs it. Logits
+/// `xi` (initially 0) give `z = softmax(xi)`; with `D_i = L_i + 1e-8` (LibMTL's minimum losses
+/// stay 0; losses are floored at 0 here) the loss is `sum_i z_i ln D_i / c`,
+/// `c = sum_j z_j / D_j`, whose gradient weights task `i` by `z_i / (c D_i)` (weights summing
+/// to 1); returned here times `K`, `w_i = K z_i / (c D_i)`.
+///
+/// After the optimizer step the same batch's losses `L'` at the new parameters
+/// ([`Weighting::after_step`]; LibMTL's trainer recomputes them the same way) give the
+/// improvement of the log losses `delta_i = ln D_i - ln D'_i`, and the logits take one Adam step
+/// (LibMTL's `torch.optim.Adam`: betas 0.9 / 0.999, eps 1e-8, L2 weight decay `w_gamma`, rate
+/// `w_lr`) on the gradient `d = J_softmax(xi)^T delta`, `d_i = z_i (delta_i - z . delta)`: a
+/// task whose log loss fell faster than the weighted average loses weight. LibMTL's defaults:
+/// `w_lr = 0.025`, `w_gamma = 0.001`. New losses that are not finite leave the logits as they
+/// are.
+#[derive(Clone, Debug)]
+pub struct Famo {
+    lr: f64,
+    decay: f64,
+    /// The logits `xi` (empty before the first step).
+    pub logits: Vec<f64>,
+    m: Vec<f64>,
+    v: Vec<f64>,
+    t: i32,
+    prev: Option<Vec<f64>>,
+}
+
+impl Famo {
+    /// FAMO with the logits' Adam rate `w_lr` and weight decay `w_gamma`.
+    pub fn new(w_lr: f64, w_gamma: f64) -> Self {
+        Famo {
+            lr: w_lr,
+            decay: w_gamma,
+            logits: Vec::new(),
+            m: Vec::new(),
+            v: Vec::new(),
+            t: 0,
+            prev: None,
+        }
+    }
+
+    /// `softmax(xi)`.
+    fn z(&self) -> Vec<f64> {
+        let m = self
+            .logits
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = self.logits.iter().map(|v| (v - m).exp()).collect();
+        let s: f64 = e.iter().sum();
+        e.iter().map(|x| x / s).collect()
+    }
+
+    /// `D = max(L, 0) + 1e-8`.
+    fn shifted(losses: &[f64]) -> Vec<f64> {
+        losses.iter().map(|l| l.max(0.0) + 1e-8).collect()
+    }
+}
+
+impl Weighting for Famo {
+    fn name(&self) -> &'static str {
+        "famo"
+    }
+    fn combine(&mut self, info: &StepInfo<'_>) -> Combined {
+        let k = info.losses.len();
+        if self.logits.len() != k {
+            self.logits = vec![0.0; k];
+            self.m = vec![0.0; k];
+            self.v = vec![0.0; k];
+            self.t = 0;
+        }
+        let z = self.z();
+        let d = Self::shifted(info.losses);
+        let c: f64 = z.iter().zip(&d).map(|(z, d)| z / d).sum();
+        let w = z
+            .iter()
+            .zip(&d)
+            .map(|(z, d)| k as f64 * z / (c * d))
+            .collect();
+        self.prev = Some(d);
+        Combined::weights(w)
+    }
+    fn needs_losses_after_step(&self) -> bool {
+        true
+    }
+    fn after_step(&mut self, new_losses: &[f64]) {
+        let Some(prev) = self.prev.take() else {
+            return;
+        };
+        if prev.len() != self.logits.len() || !new_losses.iter().all(|l| l.is_finite()) {
+            return;
+        }
+        let z = self.z();
+        let delta: Vec<f64> = prev
+            .iter()
+            .zip(Self::shifted(new_losses))
+            .map(|(p, n)| p.ln() - n.ln())
+            .collect();
+        let zd: f64 = z.iter().zip(&delta).map(|(z, d)| z * d).sum();
+        self.t += 1;
+        let (b1, b2) = (0.9f64, 0.999f64);
+        let (c1, c2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
+        for i in 0..self.logits.len() {
+            let g = z[i] * (delta[i] - zd) + self.decay * self.logits[i];
+            self.m[i] = b1 * self.m[i] + (1.0 - b1) * g;
+            self.v[i] = b2 * self.v[i] + (1.0 - b2) * g * g;
+            self.logits[i] -= self.lr * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + 1e-8);
+        }
+    }
+}
+
+/// ExcessMTL (He et al. 2024, "Robust Multi-Task Learning with Excess Risks"), as LibMTL runs
+/// it. Each task's squared gradients are summed over the steps, `S_i += g_i^2` (element-wise),
+/// and its excess risk is estimated by the AdaGrad-preconditioned squared norm
+/// `e_i = sum_j g_ij^2 / sqrt(S_ij + 1e-7)`. The first step's estimates `e^0` are the reference
+/// and leave the weights at 1; afterwards the weights take a multiplicative step
+/// `w_i <- w_i exp(robust_step_size e_i / e^0_i)` and are renormalised to sum to `K` (LibMTL's
+/// total is the sum `sum_i w_i L_i`, so no rescaling). LibMTL's default:
+/// `robust_step_size = 0.01`. Heads get `w_i` too. With `gramian = "representation"` the
+/// gradients are the representation's per example (LibMTL sums them over the batch first).
+/// Deviation: while a reference estimate is 0 (a task whose gradients have been zero), the
+/// current estimates replace the reference and the weights stay (LibMTL would divide by 0);
+/// weights that would still not be finite are not taken: the step uses the mean direction and
+/// the weights stay.
+#[derive(Clone, Debug)]
+pub struct ExcessMtl {
+    step_size: f64,
+    /// The loss weights `w` (empty before the first step).
+    pub loss_weight: Vec<f64>,
+    grad_sum: Vec<Vec<f64>>,
+    initial: Option<Vec<f64>>,
+}
+
+impl ExcessMtl {
+    /// ExcessMTL with the weights' step size `robust_step_size`.
+    pub fn new(robust_step_size: f64) -> Self {
+        ExcessMtl {
+            step_size: robust_step_size,
+            loss_weight: Vec::new(),
+            grad_sum: Vec::new(),
+            initial: None,
+        }
+    }
+}
+
+impl Weighting for ExcessMtl {
+    fn name(&self) -> &'static str {
+        "excess_mtl"
+    }
+    fn needs_grads(&self) -> bool {
+        true
+    }
+    fn combine(&mut self, info: &StepInfo<'_>) -> Combined {
+        let grads = info.grads("excess_mtl");
+        let k = grads.len();
+        if self.grad_sum.len() != k
+            || self
+                .grad_sum
+                .iter()
+                .zip(grads)
+                .any(|(s, g)| s.len() != g.len())
+        {
+            self.grad_sum = grads.iter().map(|g| vec![0.0; g.len()]).collect();
+            self.loss_weight = vec![1.0; k];
+            self.initial = None;
+        }
+        let e: Vec<f64> = self
+            .grad_sum
+            .iter_mut()
+            .zip(grads)
+            .map(|(s, g)| {
+                s.iter_mut()
+                    .zip(g)
+                    .map(|(sv, gv)| {
+                        *sv += gv * gv;
+                        gv * gv / (*sv + 1e-7).sqrt()
+                    })
+                    .sum()
+            })
+            .collect();
+        let usable = |e0: &&Vec<f64>| e0.iter().all(|v| v.is_finite() && *v > 0.0);
+        let Some(initial) = self.initial.as_ref().filter(usable) else {
+            self.initial = Some(e);
+            return Combined::weights(self.loss_weight.clone());
+        };
+        let raised: Vec<f64> = self
+            .loss_weight
+            .iter()
+            .zip(e.iter().zip(initial))
+            .map(|(w, (e, e0))| w * (self.step_size * e / e0).exp())
+            .collect();
+        let total: f64 = raised.iter().sum();
+        let next: Vec<f64> = raised.iter().map(|w| w / total * k as f64).collect();
+        if !next.iter().all(|w| w.is_finite()) {
+            return Combined::mean_fallback(
+                k,
+                "excess_mtl: non-finite loss weights (a zero first-step gradient?); \
+                 used the mean direction"
+                    .to_string(),
+            );
+        }
+        self.loss_weight = next;
+        Combined::weights(self.loss_weight.clone())
     }
 }

@@ -25,7 +25,10 @@
 //! `nash` (Nash-MTL, Navon et al. 2022); TorchJD 0.18's Gramian weightings
 //! ([`jacobian_descent`]): `mean`, `upgrad`, `dualproj`, `imtl_g`, `aligned_mtl`, `config`,
 //! `fairgrad`, `trimmed_mean` (needs `2 trim + 1` tasks), `krum` (needs `byzantine + 3` tasks),
-//! `gradvac`; and LibMTL's loss-scale methods ([`libmtl`]): `gls`, `imtl_l`, `stch`, `db_mtl`.
+//! `gradvac`; LibMTL's loss-scale methods ([`libmtl`]): `gls`, `imtl_l`, `stch`, `db_mtl`,
+//! `famo` (Liu et al. 2023), `excess_mtl` (He et al. 2024); and LibMTL's gradient-manipulation
+//! methods ([`libmtl_grad`]): `graddrop` (Chen et al. 2020), `moco` (Fernando et al. 2023),
+//! `modo` (Chen et al. 2023), `sdmgrad` (Xiao et al. 2023).
 //! `pcgrad`, `mgda`, `cagrad` and `nash` take `convention = "torchjd"` for TorchJD's form
 //! (checked against its reference vectors); the default `paper` keeps the original one.
 //!
@@ -33,22 +36,27 @@
 //! use the mean direction (every weight 1) and records why in [`Combined::fallback`]; the
 //! trainer lists those steps in the run's history.
 //!
-//! Not implemented from LibMTL's list: GradDrop (needs the gradients at the shared
-//! representation's activations), MoCo, MoDo, SDMGrad (stochastic double-sampling / tracking
-//! variables), FAMO (needs the losses after the update), ExcessMTL; RGW (random gradient
-//! weights) gives the same update as `rlw` here.
+//! FAMO needs the step's losses after the optimizer step: the trainer recomputes them on the
+//! same batch for a method that asks ([`Weighting::needs_losses_after_step`],
+//! [`Weighting::after_step`]). MoDo and SDMGrad sample three batches per step in their papers;
+//! here all three are the step's batch (documented on [`libmtl_grad::MoDo`]). GradDrop works on
+//! the gradients it is given, per coordinate (with `gramian = "representation"` the
+//! representation's, LibMTL's setting). LibMTL's RGW (random gradient weights) gives the same
+//! update as `rlw` here.
 
 mod config;
 mod gradient_based;
 pub mod jacobian_descent;
 pub mod libmtl;
+pub mod libmtl_grad;
 mod loss_based;
 pub mod solvers;
 
 pub use config::{
-    CaGradConfig, Convention, ConventionConfig, DbMtlConfig, DwaConfig, FairGradConfig,
-    GradNormConfig, GradVacConfig, KrumConfig, PcGradConfig, SeedConfig, StchConfig,
-    TrimmedMeanConfig, UncertaintyConfig, WeightingConfig,
+    CaGradConfig, Convention, ConventionConfig, DbMtlConfig, DwaConfig, ExcessMtlConfig,
+    FairGradConfig, FamoConfig, GradDropConfig, GradNormConfig, GradVacConfig, KrumConfig,
+    MoCoConfig, MoDoConfig, PcGradConfig, SdmGradConfig, SeedConfig, StchConfig, TrimmedMeanConfig,
+    UncertaintyConfig, WeightingConfig,
 };
 pub use gradient_based::{min_norm_weights, nash_weights, CaGrad, GradNorm, Mgda, NashMtl, PcGrad};
 pub use jacobian_descent::{GradVacState, JdKind, JdMethod};
@@ -173,6 +181,16 @@ pub trait Weighting: Send {
 
     /// Called at the end of each epoch with the epoch's mean training loss per task.
     fn end_epoch(&mut self, _mean_losses: &[f64]) {}
+
+    /// Whether the method needs the step's task losses again after the optimizer step, on the
+    /// same batch at the updated parameters ([`Weighting::after_step`]; FAMO does).
+    fn needs_losses_after_step(&self) -> bool {
+        false
+    }
+
+    /// Called after the optimizer step, when [`Weighting::needs_losses_after_step`] is true,
+    /// with the batch's task losses recomputed at the new parameters (a forward pass only).
+    fn after_step(&mut self, _new_losses: &[f64]) {}
 }
 
 /// A weighting that is a function of the Gramian of the per-task gradients alone (TorchJD's
@@ -215,7 +233,7 @@ pub fn aggregate(
 
 /// The method names (`method = "..."` in the `[weighting]` table), in the order of the
 /// README's tables.
-pub const METHODS: [&str; 23] = [
+pub const METHODS: [&str; 29] = [
     "equal",
     "uncertainty",
     "dwa",
@@ -239,7 +257,41 @@ pub const METHODS: [&str; 23] = [
     "imtl_l",
     "stch",
     "db_mtl",
+    "graddrop",
+    "moco",
+    "modo",
+    "sdmgrad",
+    "famo",
+    "excess_mtl",
 ];
+
+/// LibMTL's GradDrop, MoCo, MoDo, SDMGrad, FAMO and ExcessMTL from their options, checked
+/// ([`WeightingConfig::check_ranges`]: an error names the key); another method is an error
+/// naming `weighting.method`.
+fn build_libmtl_more(cfg: &WeightingConfig) -> Result<Box<dyn Weighting>> {
+    use WeightingConfig as W;
+    cfg.check_ranges()?;
+    Ok(match cfg {
+        W::GradDrop(g) => Box::new(libmtl_grad::GradDrop::new(g.leak, g.seed)),
+        W::MoCo(m) => Box::new(libmtl_grad::MoCo::new(
+            m.beta,
+            m.beta_sigma,
+            m.gamma,
+            m.gamma_sigma,
+            m.rho,
+        )),
+        W::MoDo(m) => Box::new(libmtl_grad::MoDo::new(m.gamma, m.rho)),
+        W::SdmGrad(sd) => Box::new(libmtl_grad::SdmGrad::new(sd.lamda, sd.niter)),
+        W::Famo(f) => Box::new(libmtl::Famo::new(f.w_lr, f.w_gamma)),
+        W::ExcessMtl(e) => Box::new(libmtl::ExcessMtl::new(e.robust_step_size)),
+        other => {
+            return Err(MtlError::value(
+                "weighting.method",
+                format!("{} is not one of LibMTL's later methods", other.method()),
+            ))
+        }
+    })
+}
 
 /// A value error of `weighting.<key>` unless `v` is a positive finite number.
 fn positive(key: &str, v: f64) -> Result<()> {
@@ -344,5 +396,8 @@ pub fn build(cfg: &WeightingConfig, tasks: usize) -> Result<Box<dyn Weighting>> 
             Box::new(libmtl::Stch::new(st.mu, st.warmup_epochs))
         }
         W::DbMtl(d) => Box::new(libmtl::DbMtl::new(d.beta, d.beta_sigma)),
+        W::GradDrop(_) | W::MoCo(_) | W::MoDo(_) | W::SdmGrad(_) | W::Famo(_) | W::ExcessMtl(_) => {
+            build_libmtl_more(cfg)?
+        }
     })
 }
