@@ -556,29 +556,7 @@ fn transfer_runs_match_one_process() {
     let dir = common::fresh_dir("metalearn-mpi", "transfer");
     let run = |name: &str, n: usize| {
         let out = dir.join(name);
-        let body = format!(
-            r#"name = "tiny"
-seeds = [0, 1]
-budgets = [10, 30]
-out_dir = {:?}
-[model]
-arch = "mlp"
-hidden = [32]
-[source]
-dataset = "mnist"
-train_limit = 600
-epochs = 1
-batch_size = 32
-[target]
-dataset = "fashion-mnist"
-test_limit = 200
-val_size = 50
-steps = 20
-batch_size = 10
-freeze_steps = 5
-"#,
-            out.display().to_string()
-        );
+        let body = common::tiny_transfer_config(&out);
         let cfg = write_config(&dir, name, &body);
         let args = ["transfer", "--config", cfg.to_str().unwrap(), "--json"];
         let o = if n == 1 {

@@ -29,30 +29,7 @@ fn write_transfer_search(s: &Path, extra: &str, out: &Path, space: &str) {
 }
 
 fn tiny(out: &Path) -> String {
-    format!(
-        r#"
-name = "tiny"
-seeds = [0, 1]
-budgets = [10, 30]
-out_dir = "{}"
-[model]
-arch = "mlp"
-hidden = [32]
-[source]
-dataset = "mnist"
-train_limit = 600
-epochs = 1
-batch_size = 32
-[target]
-dataset = "fashion-mnist"
-test_limit = 200
-val_size = 50
-steps = 20
-batch_size = 10
-freeze_steps = 5
-"#,
-        out.display()
-    )
+    common::tiny_transfer_config(out)
 }
 
 fn parse(text: &str) -> Result<TransferConfig, String> {

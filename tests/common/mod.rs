@@ -289,3 +289,31 @@ pub fn checkpoint_params(path: &Path) -> Vec<(String, Vec<f32>)> {
         .map(|(n, t)| (n.to_string(), t.to_vec()))
         .collect()
 }
+
+/// A small transfer experiment's TOML (MNIST -> Fashion-MNIST, an MLP of 32, 2 seeds x 2
+/// budgets, short source and target training) writing to `out`.
+pub fn tiny_transfer_config(out: &Path) -> String {
+    format!(
+        r#"name = "tiny"
+seeds = [0, 1]
+budgets = [10, 30]
+out_dir = {:?}
+[model]
+arch = "mlp"
+hidden = [32]
+[source]
+dataset = "mnist"
+train_limit = 600
+epochs = 1
+batch_size = 32
+[target]
+dataset = "fashion-mnist"
+test_limit = 200
+val_size = 50
+steps = 20
+batch_size = 10
+freeze_steps = 5
+"#,
+        out.display().to_string()
+    )
+}
