@@ -3,7 +3,7 @@
 //!
 //! The library talks to the other ranks only through a [`Collective`]: the process's world is
 //! [`SingleProcess`] unless the binary installs another ([`install`]; with the feature `mpi`,
-//! `metalearn`'s `main` installs [`mpi::MpiWorld`](crate::dist::mpi::MpiWorld)). Every rank runs
+//! `metalearn`'s `main` installs `dist::mpi::MpiWorld`). Every rank runs
 //! the same program on the same config and seed, so every rank draws the same episodes: no data
 //! is sent, only results.
 //!

@@ -14,7 +14,7 @@
 //!
 //! # Seeding
 //! Meta-batch `i` draws its episodes from ChaCha8 stream `i + 1` of `train.seed`
-//! ([`super::r#loop::step_rng`]). Its augmentation draws come from another generator,
+//! ([`step_rng`](super::loop::step_rng)). Its augmentation draws come from another generator,
 //! [`augment_rng`]: the same seed on stream `2^63 + i + 1`. The episode generator is never
 //! read for augmentation, so the episodes (and the learner's own draws after them) are those
 //! of the unaugmented run, and the augmented images depend on the seed and the iteration
