@@ -234,14 +234,7 @@ impl Famo {
 
     /// `softmax(xi)`.
     fn z(&self) -> Vec<f64> {
-        let m = self
-            .logits
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
-        let e: Vec<f64> = self.logits.iter().map(|v| (v - m).exp()).collect();
-        let s: f64 = e.iter().sum();
-        e.iter().map(|x| x / s).collect()
+        super::softmax(&self.logits)
     }
 
     /// `D = max(L, 0) + 1e-8`.

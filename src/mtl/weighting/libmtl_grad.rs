@@ -9,7 +9,7 @@
 //! A non-finite update (a NaN gradient, an overflowing state) makes the step use the mean
 //! direction ([`Combined::mean_fallback`]) and resets the method's state.
 
-use super::{gram, norm, weighted_sum, Combined, StepInfo, Weighting};
+use super::{gram, norm, softmax, weighted_sum, Combined, StepInfo, Weighting};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -29,14 +29,6 @@ pub fn project_simplex(v: &[f64]) -> Vec<f64> {
         }
     }
     v.iter().map(|x| (x - theta).max(0.0)).collect()
-}
-
-/// `softmax(a)`, shifted by the maximum.
-fn softmax(a: &[f64]) -> Vec<f64> {
-    let m = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = a.iter().map(|v| (v - m).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.iter().map(|x| x / s).collect()
 }
 
 /// The update with `shared` as the shared gradient and heads weighted 1, or the mean fallback

@@ -293,6 +293,14 @@ fn build_libmtl_more(cfg: &WeightingConfig) -> Result<Box<dyn Weighting>> {
     })
 }
 
+/// `softmax(a)_i = e^(a_i - m) / sum_j e^(a_j - m)`, `m = max_j a_j` (shifted against overflow).
+pub(crate) fn softmax(a: &[f64]) -> Vec<f64> {
+    let m = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = a.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|x| x / s).collect()
+}
+
 /// A value error of `weighting.<key>` unless `v` is a positive finite number.
 fn positive(key: &str, v: f64) -> Result<()> {
     if v.is_finite() && v > 0.0 {
