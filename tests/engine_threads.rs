@@ -62,6 +62,7 @@ fn conv4(in_channels: usize, image_size: usize, head: Option<usize>) -> Conv4 {
         image_size,
         head,
         downsample: DownsampleKind::MaxPool,
+        downsample_blocks: None,
     })
 }
 

@@ -40,6 +40,13 @@ pub trait Algorithm {
         Ok(())
     }
 
+    /// Checks that the method can work on the features of `body` (default: any backbone);
+    /// the error names the key to change.
+    fn check_backbone<B: Backbone>(config: &Self::Config, body: &B) -> Result<(), AlgorithmError> {
+        let _ = (config, body);
+        Ok(())
+    }
+
     /// The learner for `parts.task` on the backbone `parts.body`, its meta-parameters drawn
     /// from `parts.rng` and meta-trained at `parts.meta_lr` (the config, task and rate are
     /// already checked).
@@ -62,8 +69,8 @@ pub struct LearnerParts<'r, B> {
 }
 
 /// Checks `config`, the task (`n_way >= 2`, `outputs >= 1`, regression only for methods that
-/// regress) and `meta_lr` (finite, positive), builds the backbone `backbone` describes, then
-/// `A`'s learner on it.
+/// regress) and `meta_lr` (finite, positive), builds the backbone `backbone` describes, checks
+/// that `A` can use its features, then builds `A`'s learner on it.
 pub fn build_with<A: Algorithm, T: Float>(
     config: &A::Config,
     backbone: &BackboneConfig,
@@ -88,6 +95,7 @@ pub(super) fn build_listing<A: Algorithm, T: Float>(
     check_task::<A>(task, capable)?;
     check_meta_lr(A::NAME, meta_lr)?;
     let body = Body::from_config(backbone)?;
+    A::check_backbone(config, &body)?;
     let parts = LearnerParts {
         body,
         task,

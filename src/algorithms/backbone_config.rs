@@ -74,6 +74,9 @@ pub struct Conv4Backbone {
     pub downsample: DownsampleKind,
     /// Number of blocks (4).
     pub blocks: usize,
+    /// How many blocks, from the first, downsample (unset: all); the rest keep the side
+    /// (2 of 4 for Relation Networks' spatial relation module).
+    pub downsample_blocks: Option<usize>,
 }
 
 impl Default for Conv4Backbone {
@@ -84,6 +87,7 @@ impl Default for Conv4Backbone {
             image_size: 28,
             downsample: DownsampleKind::MaxPool,
             blocks: 4,
+            downsample_blocks: None,
         }
     }
 }
@@ -144,7 +148,8 @@ impl Conv4Backbone {
     /// of range.
     fn check(&self) -> Result<(), String> {
         let c = self;
-        let min_side = 1usize << c.blocks.min(12);
+        let halvings = c.downsample_blocks.unwrap_or(c.blocks).min(c.blocks);
+        let min_side = 1usize << halvings.min(12);
         Err(if !(1..=64).contains(&c.in_channels) {
             format!(
                 "`backbone.in_channels` = {} is out of range: expected an integer in [1, 64]",
@@ -160,10 +165,16 @@ impl Conv4Backbone {
                 "`backbone.blocks` = {} is out of range: expected an integer in [1, 8]",
                 c.blocks
             )
+        } else if c.downsample_blocks.is_some_and(|d| d > c.blocks) {
+            format!(
+                "`backbone.downsample_blocks` = {} is out of range: expected an integer in [0, {}] (`blocks`)",
+                c.downsample_blocks.unwrap_or(0),
+                c.blocks
+            )
         } else if !(min_side..=4096).contains(&c.image_size) {
             format!(
-                "`backbone.image_size` = {} is out of range: expected an integer in [{min_side}, 4096] ({} blocks halve the side {} times)",
-                c.image_size, c.blocks, c.blocks
+                "`backbone.image_size` = {} is out of range: expected an integer in [{min_side}, 4096] ({} blocks halve the side {halvings} times)",
+                c.image_size, c.blocks
             )
         } else {
             return Ok(());
@@ -270,7 +281,11 @@ impl Conv4Backbone {
             ));
         }
         let mut side = self.image_size;
-        for _ in 0..self.blocks {
+        for _ in 0..self
+            .downsample_blocks
+            .unwrap_or(self.blocks)
+            .min(self.blocks)
+        {
             if side < 2 {
                 return bad(format!(
                     "image_size {} is too small for {} downsampling blocks",
@@ -289,6 +304,7 @@ impl Conv4Backbone {
             image_size: self.image_size,
             head: None,
             downsample: self.downsample,
+            downsample_blocks: self.downsample_blocks,
         }))
     }
 }

@@ -11,6 +11,7 @@ use super::backbone_config::BackboneConfig;
 use super::error::AlgorithmError;
 use super::learner::FewShotLearner;
 use super::task::TaskKind;
+use crate::nn::Body;
 use crate::tensor::Float;
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,16 @@ macro_rules! algorithm_table {
             pub fn validate(&self) -> Result<(), AlgorithmError> {
                 match self {
                     $(AlgorithmConfig::$variant(c) => <$algorithm as Algorithm>::validate(c),)*
+                }
+            }
+
+            /// Checks that the method can work on the features of `body`
+            /// ([`Algorithm::check_backbone`]).
+            pub fn check_backbone(&self, body: &Body) -> Result<(), AlgorithmError> {
+                match self {
+                    $(AlgorithmConfig::$variant(c) => {
+                        <$algorithm as Algorithm>::check_backbone(c, body)
+                    })*
                 }
             }
 

@@ -605,6 +605,8 @@ impl RunConfig {
     pub fn validate(&self) -> Result<()> {
         self.algorithm.validate()?;
         self.backbone.validate()?;
+        let body = crate::nn::Body::from_config(&self.backbone)?;
+        self.algorithm.check_backbone(&body)?;
         self.validate_ranges()?;
         self.validate_schedule()?;
         super::data_options::validate_episode_options(&self.data)?;

@@ -31,6 +31,13 @@ pub trait Backbone: Send + Sync + 'static {
     /// The feature width `d`.
     fn feature_dim(&self) -> usize;
 
+    /// The shape `[channels, height, width]` of the feature maps that [`Backbone::embed`]
+    /// flattens (`d = channels * height * width`), or `None` (the default) when the features
+    /// are not maps (an MLP, averaged pooling). A relation module convolves them.
+    fn feature_map(&self) -> Option<[usize; 3]> {
+        None
+    }
+
     /// The number of parameter tensors [`Backbone::init_params`] returns.
     fn num_params(&self) -> usize;
 
@@ -57,6 +64,11 @@ impl Backbone for Conv4 {
 
     fn feature_dim(&self) -> usize {
         self.embedding_dim()
+    }
+
+    fn feature_map(&self) -> Option<[usize; 3]> {
+        let s = self.output_size();
+        Some([self.config.filters, s, s])
     }
 
     fn num_params(&self) -> usize {
@@ -138,6 +150,14 @@ impl Backbone for Body {
             Body::Conv4(c) => c.feature_dim(),
             Body::ResNet12(r) => r.feature_dim(),
             Body::Mlp(m) => m.feature_dim(),
+        }
+    }
+
+    fn feature_map(&self) -> Option<[usize; 3]> {
+        match self {
+            Body::Conv4(c) => c.feature_map(),
+            Body::ResNet12(r) => r.feature_map(),
+            Body::Mlp(m) => m.feature_map(),
         }
     }
 

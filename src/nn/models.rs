@@ -115,10 +115,16 @@ pub struct Conv4Config {
     pub head: Option<usize>,
     /// Pooling or strided convolutions.
     pub downsample: DownsampleKind,
+    /// How many of the blocks, counted from the first, downsample; the rest keep the side
+    /// (Sung et al.'s Relation Networks: 2 of 4, so a relation module sees 7x7 maps of a
+    /// 28x28 input). `None`: every block.
+    #[serde(default)]
+    pub downsample_blocks: Option<usize>,
 }
 
 /// Conv-4 (Vinyals et al. 2016): `blocks` x [conv 3x3 pad 1 -> batch norm (batch statistics)
-/// -> ReLU -> downsample 2], flatten, then an optional linear head.
+/// -> ReLU -> downsample 2], flatten, then an optional linear head. Blocks after the first
+/// `downsample_blocks` keep the side (conv 3x3 stride 1 pad 1 -> batch norm -> ReLU).
 /// Parameters `b{i}.conv.weight`, `b{i}.conv.bias`, `b{i}.bn.weight`, `b{i}.bn.bias`,
 /// `head.weight`, `head.bias` (the names of the reference vectors).
 #[derive(Clone, Debug)]
@@ -133,10 +139,16 @@ impl Conv4 {
         Conv4 { config }
     }
 
+    /// How many blocks downsample (`downsample_blocks`, at most `blocks`).
+    pub fn downsampling_blocks(&self) -> usize {
+        let c = &self.config;
+        c.downsample_blocks.unwrap_or(c.blocks).min(c.blocks)
+    }
+
     /// Spatial size after all blocks (28 -> 14 -> 7 -> 3 -> 1 with max-pool, floor mode).
     pub fn output_size(&self) -> usize {
         let mut s = self.config.image_size;
-        for _ in 0..self.config.blocks {
+        for _ in 0..self.downsampling_blocks() {
             s = match self.config.downsample {
                 DownsampleKind::MaxPool => s / 2,
                 DownsampleKind::Strided => (s + 2 - 3) / 2 + 1,
@@ -160,8 +172,13 @@ impl Conv4 {
         };
         for b in 0..self.config.blocks {
             let k = 4 * b;
-            h = h.conv2d(params.at(k), Some(params.at(k + 1)), stride, 1);
             let (gamma, beta) = (params.at(k + 2), params.at(k + 3));
+            if b >= self.downsampling_blocks() {
+                h = h.conv2d(params.at(k), Some(params.at(k + 1)), 1, 1);
+                h = h.batch_norm(gamma, beta, 1e-5).relu();
+                continue;
+            }
+            h = h.conv2d(params.at(k), Some(params.at(k + 1)), stride, 1);
             h = match self.config.downsample {
                 DownsampleKind::MaxPool => h.batch_norm_relu_max_pool2(gamma, beta, 1e-5),
                 DownsampleKind::Strided => h.batch_norm(gamma, beta, 1e-5).relu(),
@@ -202,8 +219,12 @@ impl<T: Float> Model<T> for Conv4 {
 
     fn describe(&self) -> String {
         let c = &self.config;
+        let partial = match c.downsample_blocks {
+            Some(d) if d < c.blocks => format!(" in the first {d} blocks"),
+            _ => String::new(),
+        };
         format!(
-            "conv4(in={}, filters={}, blocks={}, size={}, head={:?}, {:?})",
+            "conv4(in={}, filters={}, blocks={}, size={}, head={:?}, {:?}{partial})",
             c.in_channels, c.filters, c.blocks, c.image_size, c.head, c.downsample
         )
     }

@@ -174,6 +174,15 @@ impl Backbone for ResNet12 {
         }
     }
 
+    /// `[channels[3], s, s]` when the features are flattened maps; `None` when averaged.
+    fn feature_map(&self) -> Option<[usize; 3]> {
+        let s = self.output_size();
+        match self.config.pooling {
+            FeaturePooling::Flatten => Some([self.config.channels[3], s, s]),
+            FeaturePooling::Average => None,
+        }
+    }
+
     fn num_params(&self) -> usize {
         4 * PARAMS_PER_BLOCK
     }

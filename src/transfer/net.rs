@@ -49,6 +49,7 @@ impl Net {
                     image_size: h,
                     head: None,
                     downsample: DownsampleKind::MaxPool,
+                    downsample_blocks: None,
                 }))
             }
         };

@@ -94,6 +94,7 @@ pub fn w2_model() -> Conv4 {
         image_size: 28,
         head: Some(5),
         downsample: DownsampleKind::MaxPool,
+        downsample_blocks: None,
     })
 }
 
@@ -162,6 +163,7 @@ pub fn w4_model() -> Conv4 {
         image_size: 84,
         head: Some(5),
         downsample: DownsampleKind::MaxPool,
+        downsample_blocks: None,
     })
 }
 

@@ -226,5 +226,6 @@ pub(super) fn conv4_from_file(case: &Case, image_size: usize) -> Result<Conv4, S
         image_size,
         head,
         downsample: DownsampleKind::MaxPool,
+        downsample_blocks: None,
     }))
 }
