@@ -2,7 +2,8 @@
 //! downsamples only in its first blocks keeps feature maps, and the relation module convolves
 //! every (query, class) pair's concatenated maps. Checked against an independent composition of
 //! plain ops (the pair maps concatenated explicitly, unfused batch norm / ReLU / max-pool), by
-//! finite differences, and for the errors that name the keys.
+//! finite differences, and for the errors that name the keys; its reported query loss is the
+//! squared error it trains on.
 
 use metalearn::algorithms::relation::{RelationConfig, RelationNet};
 use metalearn::algorithms::{
@@ -137,6 +138,20 @@ fn relation_conv_scores_match_the_explicit_pair_concatenation() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max);
     assert!(err < 1e-12, "max difference {err}: {got:?} vs {want:?}");
+    // Validation and `eval` report the loss training minimises: the squared error of the scores
+    // against one-hot labels, here computed by hand.
+    let qy = vec![0, 2, 1, 0];
+    let mut sq = 0.0;
+    for (k, s) in want.data().iter().enumerate() {
+        let one = if qy[k / 3] == k % 3 { 1.0 } else { 0.0 };
+        sq += (s - one) * (s - one);
+    }
+    let reported = learner.query_loss(&got, &Target::Classes(qy)).item();
+    assert!(
+        (reported - sq / 12.0).abs() < 1e-12,
+        "{reported} vs {}",
+        sq / 12.0
+    );
 }
 
 #[test]

@@ -68,6 +68,13 @@ pub trait FewShotLearner<T: Float>: Send + Sync {
         query_x: &Tensor<T>,
     ) -> Tensor<T>;
 
+    /// The loss meta-training minimises, of [`FewShotLearner::predict`]'s output on the
+    /// queries (validation and `eval` report it beside the accuracy). Default: the target's
+    /// own loss, cross-entropy of logits or mean squared error of values.
+    fn query_loss(&self, predictions: &Tensor<T>, target: &Target<T>) -> Tensor<T> {
+        target.loss(predictions)
+    }
+
     /// Everything meta-training learns and a resumed run needs (meta-parameters, learned step
     /// sizes, optimizer state), as one named list for checkpoints.
     fn state(&self) -> Params<T>;
@@ -90,6 +97,12 @@ pub trait Method<T: Float>: Send + Sync {
     /// [`FewShotLearner::predict`] at the meta-parameters `p`, for the support set `(sx, sy)`
     /// and the queries `qx`.
     fn predict(&self, p: &Params<T>, sx: &Tensor<T>, sy: &Target<T>, qx: &Tensor<T>) -> Tensor<T>;
+
+    /// [`FewShotLearner::query_loss`]: the loss of [`Method::predict`]'s output (default:
+    /// the target's loss).
+    fn query_loss(&self, predictions: &Tensor<T>, target: &Target<T>) -> Tensor<T> {
+        target.loss(predictions)
+    }
 
     /// Whether the method's backbone draws training noise (DropBlock): [`MetaLearner`] then
     /// takes one seed per meta-training step from the step's generator and runs the step in
@@ -199,6 +212,10 @@ impl<T: Float, M: Method<T>> FewShotLearner<T> for MetaLearner<T, M> {
     ) -> Tensor<T> {
         self.method
             .predict(&self.meta.params, support_x, support_y, query_x)
+    }
+
+    fn query_loss(&self, predictions: &Tensor<T>, target: &Target<T>) -> Tensor<T> {
+        self.method.query_loss(predictions, target)
     }
 
     fn state(&self) -> Params<T> {

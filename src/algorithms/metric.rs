@@ -127,4 +127,10 @@ impl<T: Float, M: Metric<T>, B: Backbone> Method<T> for MetricNet<M, B> {
         let sy = sy.class_labels(self.metric.name());
         crate::autodiff::no_grad(|| self.scores(p, sx, sy, qx))
     }
+
+    /// The metric's own loss ([`Metric::loss`]: Relation Networks' squared error of scores).
+    fn query_loss(&self, predictions: &Tensor<T>, target: &Target<T>) -> Tensor<T> {
+        self.metric
+            .loss(predictions, target.class_labels(self.metric.name()))
+    }
 }

@@ -68,7 +68,7 @@ fn score_range(
             let _mode = crate::autodiff::set_grad_enabled(mode);
             let t = source.fixed_task(fixed, i)?;
             let out = learner.predict(&t.support_x, &t.support_y, &t.query_x);
-            let loss = t.query_y.loss(&out).item() as f64;
+            let loss = learner.query_loss(&out, &t.query_y).item() as f64;
             let metric = match &t.query_y {
                 Target::Classes(labels) => {
                     let pred = out.argmax_axis(-1);
