@@ -76,6 +76,7 @@ pub struct Conv4Backbone {
     pub blocks: usize,
     /// How many blocks, from the first, downsample (unset: all); the rest keep the side
     /// (2 of 4 for Relation Networks' spatial relation module).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub downsample_blocks: Option<usize>,
 }
 

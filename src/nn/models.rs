@@ -118,7 +118,7 @@ pub struct Conv4Config {
     /// How many of the blocks, counted from the first, downsample; the rest keep the side
     /// (Sung et al.'s Relation Networks: 2 of 4, so a relation module sees 7x7 maps of a
     /// 28x28 input). `None`: every block.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub downsample_blocks: Option<usize>,
 }
 
