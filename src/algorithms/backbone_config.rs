@@ -145,11 +145,18 @@ impl BackboneConfig {
 }
 
 impl Conv4Backbone {
+    /// How many blocks downsample: `downsample_blocks`, at most `blocks` (all when unset).
+    fn downsampling_blocks(&self) -> usize {
+        self.downsample_blocks
+            .unwrap_or(self.blocks)
+            .min(self.blocks)
+    }
+
     /// [`BackboneConfig::validate`] for Conv-4: the reason, naming the key, when a size is out
     /// of range.
     fn check(&self) -> Result<(), String> {
         let c = self;
-        let halvings = c.downsample_blocks.unwrap_or(c.blocks).min(c.blocks);
+        let halvings = c.downsampling_blocks();
         let min_side = 1usize << halvings.min(12);
         Err(if !(1..=64).contains(&c.in_channels) {
             format!(
@@ -282,11 +289,7 @@ impl Conv4Backbone {
             ));
         }
         let mut side = self.image_size;
-        for _ in 0..self
-            .downsample_blocks
-            .unwrap_or(self.blocks)
-            .min(self.blocks)
-        {
+        for _ in 0..self.downsampling_blocks() {
             if side < 2 {
                 return bad(format!(
                     "image_size {} is too small for {} downsampling blocks",
