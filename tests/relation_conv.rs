@@ -5,6 +5,8 @@
 //! finite differences, and for the errors that name the keys; its reported query loss is the
 //! squared error it trains on.
 
+mod common;
+
 use metalearn::algorithms::relation::{RelationConfig, RelationNet};
 use metalearn::algorithms::{
     build_learner_generic, AlgorithmConfig, BackboneConfig, Conv4Backbone, Target, TaskKind,
@@ -181,15 +183,10 @@ fn relation_conv_module_passes_gradcheck_and_gradgradcheck() {
     assert_gradients("relation conv module", &f, &inputs);
 }
 
-/// The error text of `[algorithm] algorithm` on `[backbone] backbone` (a config that must fail).
+/// The error text of a relation config with these `[algorithm]` and Conv-4 `[backbone]` lines.
 fn config_error(algorithm: &str, backbone: &str) -> String {
-    let text = format!(
-        "[algorithm]\nname = \"relation\"\n{algorithm}\n\n[backbone]\nname = \"conv4\"\n{backbone}\n\n[data]\ndataset = \"omniglot\"\n"
-    );
-    match RunConfig::from_toml_str(&text, Path::new("relation.toml")) {
-        Ok(_) => panic!("accepted: {algorithm} on {backbone}"),
-        Err(e) => e.to_string(),
-    }
+    let algorithm = format!("name = \"relation\"\n{algorithm}");
+    common::omniglot_config_error(&algorithm, &format!("name = \"conv4\"\n{backbone}"))
 }
 
 #[test]

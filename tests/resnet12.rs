@@ -502,13 +502,7 @@ fn omniglot_at_every_size_end_to_end() {
 }
 
 fn config_error(backbone: &str) -> String {
-    let text = format!(
-        "[algorithm]\nname = \"protonet\"\n\n[backbone]\n{backbone}\n\n[data]\ndataset = \"omniglot\"\n"
-    );
-    match RunConfig::from_toml_str(&text, Path::new("bad.toml")) {
-        Ok(_) => panic!("accepted: {backbone}"),
-        Err(e) => e.to_string(),
-    }
+    common::omniglot_config_error("name = \"protonet\"", backbone)
 }
 
 #[test]

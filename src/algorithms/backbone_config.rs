@@ -145,18 +145,24 @@ impl BackboneConfig {
 }
 
 impl Conv4Backbone {
-    /// How many blocks downsample: `downsample_blocks`, at most `blocks` (all when unset).
-    fn downsampling_blocks(&self) -> usize {
-        self.downsample_blocks
-            .unwrap_or(self.blocks)
-            .min(self.blocks)
+    /// The network's shape this section describes (no head), before any range check.
+    fn config(&self) -> Conv4Config {
+        Conv4Config {
+            in_channels: self.in_channels,
+            filters: self.filters,
+            blocks: self.blocks,
+            image_size: self.image_size,
+            head: None,
+            downsample: self.downsample,
+            downsample_blocks: self.downsample_blocks,
+        }
     }
 
     /// [`BackboneConfig::validate`] for Conv-4: the reason, naming the key, when a size is out
     /// of range.
     fn check(&self) -> Result<(), String> {
         let c = self;
-        let halvings = c.downsampling_blocks();
+        let halvings = c.config().downsampling_blocks();
         let min_side = 1usize << halvings.min(12);
         Err(if !(1..=64).contains(&c.in_channels) {
             format!(
@@ -288,8 +294,9 @@ impl Conv4Backbone {
                 self.in_channels, self.filters, self.blocks
             ));
         }
+        let config = self.config();
         let mut side = self.image_size;
-        for _ in 0..self.downsampling_blocks() {
+        for _ in 0..config.downsampling_blocks() {
             if side < 2 {
                 return bad(format!(
                     "image_size {} is too small for {} downsampling blocks",
@@ -301,15 +308,7 @@ impl Conv4Backbone {
                 DownsampleKind::Strided => (side - 1) / 2 + 1,
             };
         }
-        Ok(Conv4::new(Conv4Config {
-            in_channels: self.in_channels,
-            filters: self.filters,
-            blocks: self.blocks,
-            image_size: self.image_size,
-            head: None,
-            downsample: self.downsample,
-            downsample_blocks: self.downsample_blocks,
-        }))
+        Ok(Conv4::new(config))
     }
 }
 

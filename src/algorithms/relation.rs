@@ -130,12 +130,17 @@ fn pair_indices(nq: usize, n: usize) -> (Vec<usize>, Vec<usize>) {
     )
 }
 
+/// Each class's embedding `[N, d]`: the sum of its support embeddings `zs`.
+fn class_sums<T: Float>(zs: &Tensor<T>, sy: &[usize], n: usize) -> Tensor<T> {
+    one_hot::<T>(sy, n).matmul_tn(zs)
+}
+
 impl RelationModule {
     /// Every (query, class) pair's features `[Nq * N, 2d]`: the query's embedding, then the
     /// class's (the sum of its support embeddings), query-major.
     fn pairs<T: Float>(zs: &Tensor<T>, sy: &[usize], zq: &Tensor<T>) -> Tensor<T> {
         let n = num_classes(sy);
-        let classes = one_hot::<T>(sy, n).matmul_tn(zs); // [N, d], sums
+        let classes = class_sums(zs, sy, n);
         let (qi, ci) = pair_indices(zq.dim(0), n);
         Tensor::concat(&[zq.index_select(0, &qi), classes.index_select(0, &ci)], 1)
     }
@@ -152,7 +157,7 @@ impl RelationModule {
     ) -> Tensor<T> {
         let [c, h, w] = self.map;
         let (n, nq) = (num_classes(sy), zq.dim(0));
-        let classes = one_hot::<T>(sy, n).matmul_tn(zs).reshape(&[n, c, h, w]);
+        let classes = class_sums(zs, sy, n).reshape(&[n, c, h, w]);
         let queries = zq.reshape(&[nq, c, h, w]);
         let from_query = queries.conv2d(&p[0].narrow(1, 0, c), Some(&p[1]), 1, 1);
         let from_class = classes.conv2d(&p[0].narrow(1, c, c), None, 1, 1);

@@ -122,6 +122,15 @@ pub struct Conv4Config {
     pub downsample_blocks: Option<usize>,
 }
 
+impl Conv4Config {
+    /// How many blocks downsample: `downsample_blocks`, at most `blocks` (all when unset).
+    pub fn downsampling_blocks(&self) -> usize {
+        self.downsample_blocks
+            .unwrap_or(self.blocks)
+            .min(self.blocks)
+    }
+}
+
 /// Conv-4 (Vinyals et al. 2016): `blocks` x [conv 3x3 pad 1 -> batch norm (batch statistics)
 /// -> ReLU -> downsample 2], flatten, then an optional linear head. Blocks after the first
 /// `downsample_blocks` keep the side (conv 3x3 stride 1 pad 1 -> batch norm -> ReLU).
@@ -139,16 +148,10 @@ impl Conv4 {
         Conv4 { config }
     }
 
-    /// How many blocks downsample (`downsample_blocks`, at most `blocks`).
-    pub fn downsampling_blocks(&self) -> usize {
-        let c = &self.config;
-        c.downsample_blocks.unwrap_or(c.blocks).min(c.blocks)
-    }
-
     /// Spatial size after all blocks (28 -> 14 -> 7 -> 3 -> 1 with max-pool, floor mode).
     pub fn output_size(&self) -> usize {
         let mut s = self.config.image_size;
-        for _ in 0..self.downsampling_blocks() {
+        for _ in 0..self.config.downsampling_blocks() {
             s = match self.config.downsample {
                 DownsampleKind::MaxPool => s / 2,
                 DownsampleKind::Strided => (s + 2 - 3) / 2 + 1,
@@ -173,7 +176,7 @@ impl Conv4 {
         for b in 0..self.config.blocks {
             let k = 4 * b;
             let (gamma, beta) = (params.at(k + 2), params.at(k + 3));
-            if b >= self.downsampling_blocks() {
+            if b >= self.config.downsampling_blocks() {
                 h = h.conv2d(params.at(k), Some(params.at(k + 1)), 1, 1);
                 h = h.batch_norm(gamma, beta, 1e-5).relu();
                 continue;

@@ -317,3 +317,15 @@ freeze_steps = 5
         out.display().to_string()
     )
 }
+
+/// The error of an Omniglot run config with these `[algorithm]` and `[backbone]` sections
+/// (TOML lines, `name = ...` included); panics when the config is accepted.
+pub fn omniglot_config_error(algorithm: &str, backbone: &str) -> String {
+    let text = format!(
+        "[algorithm]\n{algorithm}\n\n[backbone]\n{backbone}\n\n[data]\ndataset = \"omniglot\"\n"
+    );
+    match metalearn::fewshot::RunConfig::from_toml_str(&text, Path::new("bad.toml")) {
+        Ok(_) => panic!("accepted: {algorithm} on {backbone}"),
+        Err(e) => e.to_string(),
+    }
+}
