@@ -102,6 +102,7 @@ pub fn gaussian_task(
         support_y,
         query_x,
         query_y,
+        classes: None,
     }
 }
 

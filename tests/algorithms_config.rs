@@ -133,6 +133,7 @@ fn toy_tasks(n: usize, seed: u64) -> Vec<TaskData<f64>> {
             support_y: Target::Classes(vec![0, 0, 1, 1, 2, 2]),
             query_x: Tensor::rand_normal(&[3, 4], 0.0, 1.0, &mut rng),
             query_y: Target::Classes(vec![0, 1, 2]),
+            classes: None,
         })
         .collect()
 }

@@ -39,6 +39,7 @@ fn episode() -> TaskData<f64> {
         support_y: Target::Classes(ep.support_y.clone()),
         query_x: t(&ep.query_x, ep.query_shape4().unwrap()),
         query_y: Target::Classes(ep.query_y.clone()),
+        classes: None,
     }
 }
 
@@ -137,6 +138,7 @@ fn maml_orders_selected_by_config() {
             support_y: Target::Values(y.narrow(0, 0, 3)),
             query_x: x.narrow(0, 3, 3),
             query_y: Target::Values(y.narrow(0, 3, 3)),
+            classes: None,
         }]
     };
     let mut params_after = Vec::new();
@@ -188,6 +190,7 @@ fn the_batched_meta_batch_equals_the_task_by_task_mean() {
             support_y: Target::Values(Tensor::rand_normal(&[6, 1], 0.0, 1.0, &mut rng)),
             query_x: Tensor::rand_uniform(&[7, 1], -5.0, 5.0, &mut rng),
             query_y: Target::Values(Tensor::rand_normal(&[7, 1], 0.0, 1.0, &mut rng)),
+            classes: None,
         })
         .collect();
     for order in [Order::Second, Order::First] {

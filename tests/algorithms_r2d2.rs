@@ -42,6 +42,7 @@ fn task(rng: &mut ChaCha8Rng) -> TaskData<f32> {
         support_y: Target::Classes(sy),
         query_x,
         query_y: Target::Classes(qy),
+        classes: None,
     }
 }
 

@@ -82,6 +82,7 @@ fn a_protonet_episode_is_bit_identical_at_any_thread_count() {
             support_y: classes(20, 2),
             query_x: Tensor::rand_normal(&[40, 1, 28, 28], 0.0, 1.0, &mut rng),
             query_y: classes(20, 2),
+            classes: None,
         };
         let mut loss = Vec::new();
         for _ in 0..2 {
@@ -106,6 +107,7 @@ fn a_second_order_maml_meta_step_is_bit_identical_at_any_thread_count() {
                 support_y: classes(5, 1),
                 query_x: Tensor::rand_normal(&[50, 1, 28, 28], 0.0, 1.0, &mut rng),
                 query_y: classes(5, 10),
+                classes: None,
             })
             .collect();
         let (grads, loss) = meta_gradient(&model, &theta, &tasks, 2, 0.4, Order::Second);

@@ -160,6 +160,7 @@ fn maml_second_order_through_resnet12_matches_finite_differences() {
         support_y: Target::Classes(vec![0, 1, 2]),
         query_x: Tensor::<f64>::rand_normal(&[6, 1, 16, 16], 0.0, 1.0, &mut rng),
         query_y: Target::Classes(vec![0, 1, 2, 0, 1, 2]),
+        classes: None,
     }];
     let (steps, lr) = (2, 0.1);
     let (g2, _) = meta_gradient(&model, &theta, &tasks, steps, lr, Order::Second);
@@ -277,6 +278,7 @@ fn random_tasks(size: usize, seed: u64) -> Vec<TaskData<f32>> {
             support_y: Target::Classes(vec![0, 1, 2]),
             query_x: Tensor::rand_normal(&[6, 1, size, size], 0.0, 1.0, &mut rng),
             query_y: Target::Classes(vec![0, 1, 2, 0, 1, 2]),
+            classes: None,
         })
         .collect()
 }

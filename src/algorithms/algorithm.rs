@@ -47,6 +47,13 @@ pub trait Algorithm {
         Ok(())
     }
 
+    /// Checks that the method can meta-train on a training split of `classes` classes
+    /// (default: any number); the error names the key to change.
+    fn check_training_classes(config: &Self::Config, classes: usize) -> Result<(), AlgorithmError> {
+        let _ = (config, classes);
+        Ok(())
+    }
+
     /// The learner for `parts.task` on the backbone `parts.body`, its meta-parameters drawn
     /// from `parts.rng` and meta-trained at `parts.meta_lr` (the config, task and rate are
     /// already checked).

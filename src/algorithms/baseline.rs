@@ -3,16 +3,20 @@
 //! each new task, freeze it and fit a new head on the support features. Baseline's heads are
 //! linear; Baseline++'s are cosine classifiers `scale * cos(z, w_c)`.
 //!
-//! Training has two entry points:
-//! - [`Baseline::pretrain_step`] (the paper's pre-training): one Adam step of cross-entropy of
-//!   the backbone + a global head over `base_classes` on a batch with GLOBAL labels. The
-//!   episodic [`TaskData`] has no global labels, so this is a separate method (the config must
-//!   set `base_classes`).
-//! - [`FewShotLearner::meta_train_step`](super::FewShotLearner::meta_train_step) (episodic training with the same head as at test
-//!   time): per task, a new head is initialised from the support features (imprinting, see
-//!   below), fine-tuned on the support set exactly as in `predict`, and the query loss is
-//!   back-propagated to the backbone through the imprinted head and the query features; the
-//!   fine-tuning delta is a constant (first order).
+//! Training is one of two kinds, chosen by the config:
+//! - with `base_classes` set, the paper's **base-class pre-training**: the backbone and a
+//!   global head over `base_classes` classes are trained by cross-entropy on batches labelled
+//!   by their dataset classes. In `metalearn train` each training episode is such a batch: its
+//!   support and query images, labelled by [`TaskData::classes`] (the training split's class
+//!   ids; `base_classes` must be at least the split's number of classes). Library code can
+//!   also call [`Baseline::pretrain_step`] on any batch with global labels.
+//! - without it, **episodic training** with the same head as at test time: per task, a new
+//!   head is initialised from the support features (imprinting, see below), fine-tuned on the
+//!   support set exactly as in `predict`, and the query loss is back-propagated to the backbone
+//!   through the imprinted head and the query features; the fine-tuning delta is a constant
+//!   (first order).
+//!
+//! Either way, validation and testing fit a new head on each task's support features.
 //!
 //! The new head is initialised by imprinting rather than randomly, so that predictions are
 //! deterministic: Baseline `W = 2 mu_c`, `b = -||mu_c||^2` (the linear head that equals
@@ -50,8 +54,8 @@ pub struct BaselineConfig {
     pub finetune_lr: f64,
     /// Cosine scale of Baseline++ (unset: 2 up to 200 classes, else 10). Ignored by Baseline.
     pub scale: Option<f64>,
-    /// Size of the global classifier used by `pretrain_step` (the number of base classes);
-    /// unset: no pre-training head.
+    /// Size of the global classifier of base-class pre-training (at least the number of
+    /// training classes); set, `train` pre-trains (Chen et al.), unset, it trains episodically.
     pub base_classes: Option<usize>,
 }
 
@@ -108,6 +112,20 @@ impl<const COSINE: bool> Algorithm for BaselineFamily<COSINE> {
 
     fn validate(config: &BaselineConfig) -> Result<(), AlgorithmError> {
         config.validate(Self::NAME)
+    }
+
+    /// Pre-training labels every image with its training class: `base_classes` must cover
+    /// them all.
+    fn check_training_classes(c: &BaselineConfig, classes: usize) -> Result<(), AlgorithmError> {
+        match c.base_classes {
+            Some(b) if b < classes => Err(AlgorithmError::InvalidOutputs {
+                algorithm: Self::NAME,
+                what: "base_classes (the number of classes of the training split)",
+                min: classes,
+                got: b,
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn build<T: Float, B: Backbone>(c: &BaselineConfig, p: LearnerParts<B>) -> Learner<T> {
@@ -180,10 +198,7 @@ impl<T: Float, B: Backbone> Baseline<T, B> {
             });
         }
         let theta = self.meta.leaves();
-        let m = &self.method;
-        let z = m.body.embed(&theta, x);
-        let out = m.head_logits(&z, &theta.tensors()[m.n_body..]);
-        let loss = out.cross_entropy(labels);
+        let (loss, out) = self.method.global_loss(&theta, x, labels);
         let grads = crate::grad(std::slice::from_ref(&loss), theta.tensors(), false);
         self.meta.step(&grads);
         Ok(StepStats {
@@ -208,6 +223,40 @@ impl<B: Backbone> BaselineMethod<B> {
         self.config
             .scale
             .unwrap_or(if classes <= 200 { 2.0 } else { 10.0 })
+    }
+
+    /// Cross-entropy of the global head on a batch `x` with global labels, and the logits.
+    fn global_loss<T: Float>(
+        &self,
+        theta: &Params<T>,
+        x: &Tensor<T>,
+        labels: &[usize],
+    ) -> (Tensor<T>, Tensor<T>) {
+        let z = self.body.embed(&theta.slice(0..self.n_body), x);
+        let out = self.head_logits(&z, &theta.tensors()[self.n_body..]);
+        (out.cross_entropy(labels), out)
+    }
+
+    /// A pre-training batch of a task: its support and query images, labelled by their
+    /// dataset classes. Panics when the task does not carry its classes or one is beyond the
+    /// global head (`train` checks both before training).
+    fn global_batch<T: Float>(&self, t: &TaskData<T>) -> (Tensor<T>, Vec<usize>) {
+        let name = self.label();
+        let classes = t.classes.as_deref().unwrap_or_else(|| {
+            panic!("`{name}` with `base_classes` pre-trains on global labels: the tasks must carry their dataset `classes`")
+        });
+        let base = self.config.base_classes.unwrap_or(0);
+        let labels: Vec<usize> = [t.support_y.class_labels(name), t.query_y.class_labels(name)]
+            .concat()
+            .iter()
+            .map(|&k| classes[k])
+            .collect();
+        if let Some(&c) = labels.iter().find(|&&c| c >= base) {
+            panic!(
+                "`{name}`: dataset class {c} is beyond the global head (`base_classes` = {base})"
+            );
+        }
+        (t.support_and_query_x(), labels)
     }
 
     /// Logits of features `z` under a head (`[w]` for cosine, `[w, b]` for linear).
@@ -267,6 +316,13 @@ impl<T: Float, B: Backbone> Method<T> for BaselineMethod<B> {
 
     fn batch_gradient(&self, params: &Params<T>, tasks: &[TaskData<T>]) -> MetaGradient<T> {
         let theta = params.requires_grad_();
+        if self.config.base_classes.is_some() {
+            return mean_over_tasks(tasks, |t| {
+                let (x, labels) = self.global_batch(t);
+                let (loss, out) = self.global_loss(&theta, &x, &labels);
+                TaskResult::from_loss(&loss, theta.tensors(), accuracy(&out, &labels))
+            });
+        }
         let body_params = theta.slice(0..self.n_body);
         let name = self.label();
         mean_over_tasks(tasks, |t| {

@@ -27,6 +27,7 @@ use crate::tensor::{Float, Tensor};
 ///     support_y: Target::Classes(vec![0, 0, 1, 1]),
 ///     query_x: Tensor::rand_normal(&[6, 4], 0.0, 1.0, &mut rng),
 ///     query_y: Target::Classes(vec![0, 0, 0, 1, 1, 1]),
+///     classes: None,
 /// };
 /// let stats = learner.meta_train_step(&[task.clone()], &mut rng);
 /// assert!(stats.loss.is_finite());

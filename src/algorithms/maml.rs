@@ -343,7 +343,7 @@ impl<T: Float, B: Backbone> Method<T> for MamlMethod<B> {
 ///     .map(|&a| {
 ///         let (support_x, support_y) = line(a, &[-1.0, 0.0, 1.0]);
 ///         let (query_x, query_y) = line(a, &[-0.5, 0.5]);
-///         TaskData { support_x, support_y, query_x, query_y }
+///         TaskData { support_x, support_y, query_x, query_y, classes: None }
 ///     })
 ///     .collect();
 /// let before = maml.meta_gradient(&tasks).1.loss;

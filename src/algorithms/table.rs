@@ -90,6 +90,16 @@ macro_rules! algorithm_table {
                 }
             }
 
+            /// Checks that the method can meta-train on a training split of `classes`
+            /// classes ([`Algorithm::check_training_classes`]).
+            pub fn check_training_classes(&self, classes: usize) -> Result<(), AlgorithmError> {
+                match self {
+                    $(AlgorithmConfig::$variant(c) => {
+                        <$algorithm as Algorithm>::check_training_classes(c, classes)
+                    })*
+                }
+            }
+
             /// Checks that the method can do regression, with the reason when it cannot.
             pub fn check_regression(&self) -> Result<(), AlgorithmError> {
                 match self {

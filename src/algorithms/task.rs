@@ -121,6 +121,11 @@ pub struct TaskData<T: Float> {
     pub query_x: Tensor<T>,
     /// Query targets.
     pub query_y: Target<T>,
+    /// The dataset class of each episode label (`classes[k]` is label `k`'s class in its
+    /// split), when the task is an episode of a dataset; `None` for tasks built by hand and
+    /// regression tasks. Baseline's base-class pre-training labels its global classifier with
+    /// them (Chen et al. 2019).
+    pub classes: Option<Vec<usize>>,
 }
 
 impl<T: Float> TaskData<T> {
@@ -140,6 +145,7 @@ impl From<Episode> for TaskData<f32> {
             support_y: Target::Classes(ep.support_y),
             query_x: Tensor::from_vec(ep.query_x, &query_shape),
             query_y: Target::Classes(ep.query_y),
+            classes: Some(ep.indices.classes),
         }
     }
 }
@@ -153,6 +159,7 @@ impl From<&SinusoidTask> for TaskData<f32> {
             support_y: Target::Values(column(&t.support_y)),
             query_x: column(&t.query_x),
             query_y: Target::Values(column(&t.query_y)),
+            classes: None,
         }
     }
 }

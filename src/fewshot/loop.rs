@@ -781,6 +781,9 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainReport> {
     let _lock = root.then(|| open_run_folder(cfg, opts)).transpose()?;
     let source = TaskSource::load(cfg)?;
     let sampler = source.train_sampler()?;
+    if let Some(classes) = source.train_classes() {
+        cfg.algorithm.check_training_classes(classes)?;
+    }
     let val = source.fixed(Split::Val, cfg.train.val_episodes, cfg.train.val_seed)?;
     let mut learner = build(cfg)?;
     let regression = cfg.data.is_regression();

@@ -61,6 +61,7 @@ pub fn episode_task(ep: Episode, layout: &InputLayout) -> TaskData<f32> {
         support_y: Target::Classes(ep.support_y),
         query_x: Tensor::from_vec(ep.query_x, &qs),
         query_y: Target::Classes(ep.query_y),
+        classes: Some(ep.indices.classes),
     }
 }
 
@@ -337,6 +338,14 @@ impl TaskSource {
                 })?;
                 constraints.apply(sampler, split.name()).map(Some)
             }
+        }
+    }
+
+    /// The number of classes of the training split (`None` for sinusoid tasks).
+    pub fn train_classes(&self) -> Option<usize> {
+        match self {
+            TaskSource::Sinusoid(_) => None,
+            TaskSource::Episodic(e) => Some(e.train.num_classes()),
         }
     }
 

@@ -44,6 +44,7 @@ fn random_image_tasks(
                     support_y: Target::Classes((0..5).collect()),
                     query_x: Tensor::rand_normal(&[75, c, h, w], 0.0, 1.0, rng),
                     query_y: Target::Classes(query_labels.to_vec()),
+                    classes: None,
                 })
                 .collect()
         })
@@ -68,6 +69,7 @@ pub fn bench_w1(warmup: usize, iters: usize) -> BenchResult {
                     support_y: Target::Values(Tensor::from_vec(t.support_y, &[10, 1])),
                     query_x: Tensor::from_vec(t.query_x, &[10, 1]),
                     query_y: Target::Values(Tensor::from_vec(t.query_y, &[10, 1])),
+                    classes: None,
                 })
                 .collect()
         })
@@ -145,6 +147,7 @@ pub fn bench_w3(warmup: usize, iters: usize) -> BenchResult {
             support_y: Target::Classes((0..WAYS * SHOT).map(|i| i / SHOT).collect()),
             query_x: Tensor::rand_normal(&[WAYS * QUERY, 1, 28, 28], 0.0, 1.0, &mut rng),
             query_y: Target::Classes((0..WAYS * QUERY).map(|i| i / QUERY).collect()),
+            classes: None,
         })
         .collect();
     time_iterations("W3_protonet", warmup, iters, |i| {
@@ -239,6 +242,7 @@ pub fn bench_resnet12(warmup: usize, iters: usize) -> (BenchResult, f64) {
             support_y: Target::Classes((0..WAYS).collect()),
             query_x: Tensor::rand_normal(&[WAYS * QUERY, 3, 84, 84], 0.0, 1.0, &mut rng),
             query_y: Target::Classes((0..WAYS * QUERY).map(|i| i / QUERY).collect()),
+            classes: None,
         })
         .collect();
     let result = time_iterations("ResNet12_protonet", warmup, iters, |i| {
